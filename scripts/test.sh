@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make test`: lints, static checks of the deployment files, then every test,
+# with Postgres (see with-postgres.sh). Called by the Makefile, which has set up
+# libtorch and the build environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "test tools"
+.venv/bin/python3 -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "deployment files"
+scripts/check-deploy.sh
+
+step "OpenAPI document validates (openapi-spec-validator)"
+cargo build --locked --quiet
+openapi=$(mktemp --suffix=.json)
+trap 'rm -f "$openapi"' EXIT
+target/debug/fugue openapi >"$openapi"
+.venv/bin/python3 -m openapi_spec_validator "$openapi"
+
+step "cargo test (SQLite and Postgres)"
+scripts/with-postgres.sh cargo test --locked

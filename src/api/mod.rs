@@ -1,0 +1,60 @@
+//! The HTTP API: one file per resource; this module assembles the routes and the
+//! OpenAPI document from the `#[utoipa::path]` annotations next to each handler.
+
+mod health;
+mod system;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fugue",
+        description = "Train LSTM music models on MIDI corpora and serve compositions.\n\n\
+            Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}`. When the \
+            server runs with `FUGUE_API_KEYS`, every `/v1` route needs `Authorization: Bearer <key>`.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Liveness, readiness and metrics"),
+        (name = "system", description = "What this server runs on"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the bearer scheme that `/v1` routes list under `security`.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every documented route, with its part of the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+        .routes(routes!(system::system))
+}
+
+/// The OpenAPI document served at `/openapi.json` and printed by `fugue openapi`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = routes().split_for_parts().1;
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document
+}

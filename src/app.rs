@@ -1,0 +1,177 @@
+//! The server: state, router, middleware stack, listener and graceful shutdown.
+//!
+//! [`App::build`] binds the listener (port 0 in tests) and exposes the bound address,
+//! so tests start the real server and learn where it listens.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api;
+use crate::config::ServeArgs;
+use crate::devices::DeviceReport;
+use crate::error::{ApiError, json_error_layer};
+use crate::model::artifact::ModelLibrary;
+use crate::observability::{HttpMetrics, track_requests};
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<HttpMetrics>,
+    pub models: ModelLibrary,
+    pub devices: DeviceReport,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    store: Store,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl App {
+    /// Opens the database (migrating it), builds the router and binds the listener.
+    pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
+        let store = Store::open(&args.storage.database_url()).await?;
+        let devices = DeviceReport::probe();
+        if !devices.cuda_library_loaded {
+            tracing::warn!("libtorch_cuda.so is not loaded: CUDA devices cannot be used by this build");
+        }
+        let state = AppState {
+            store: store.clone(),
+            metrics: HttpMetrics::new()?,
+            models: ModelLibrary::new(&args.storage.models_dir, &args.storage.default_model),
+            devices,
+        };
+        let router = router(state, args);
+        let listener =
+            TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+        Ok(App { listener, router, store })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address: this is a bug")
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), database = ?self.store.backend(), "listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn router(state: AppState, args: &ServeArgs) -> Router {
+    let (api_routes, openapi) = api::routes().split_for_parts();
+    let api_keys: Arc<[String]> = args.api_keys.iter().filter(|key| !key.is_empty()).cloned().collect();
+    let metrics = state.metrics.clone();
+
+    // Outermost first: every request gets an id before it is traced, and every
+    // answer, whichever layer produced it, leaves in the JSON error shape.
+    let middleware = ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let request_id =
+                request.headers().get(REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::map_response(json_error_layer))
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, args.request_timeout()))
+        .layer(middleware::from_fn_with_state(api_keys, require_api_key))
+        // Innermost: it changes the request body type, which only the router accepts.
+        .layer(RequestBodyLimitLayer::new(args.max_body_bytes));
+
+    Router::new()
+        .merge(api_routes)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback_service(ServeDir::new(&args.static_dir))
+        // The body limit above is the one limit; axum's own 2 MB default would undercut it.
+        .layer(DefaultBodyLimit::disable())
+        // Inside the router, so that the matched route template is known.
+        .layer(middleware::from_fn_with_state(metrics, track_requests))
+        .with_state(state)
+        .layer(middleware)
+}
+
+/// With API keys configured, every `/v1` path (known or not) needs a bearer token.
+async fn require_api_key(State(keys): State<Arc<[String]>>, request: Request, next: Next) -> Response {
+    let guarded = request.uri().path() == "/v1" || request.uri().path().starts_with("/v1/");
+    if keys.is_empty() || !guarded {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if keys.iter().any(|key| constant_time_eq(key.as_bytes(), token.as_bytes())) => {
+            next.run(request).await
+        }
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a key matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        tokio::signal::ctrl_c().await.expect("installing the SIGINT handler");
+    };
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler")
+            .recv()
+            .await;
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn keys_compare_exactly() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

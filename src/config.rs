@@ -1,0 +1,113 @@
+//! Command line and environment configuration.
+//!
+//! Every flag can also be given as an environment variable (`FUGUE_*`, plus the
+//! conventional `DATABASE_URL`); a flag on the command line wins over the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "fugue", version, about = "Train music models on MIDI corpora and serve compositions")]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API, the browser page and the generation engine.
+    Serve(ServeArgs),
+    /// Run a training worker that takes jobs from the shared queue.
+    Worker,
+    /// Train a model on a folder of MIDI files from the command line.
+    Train,
+    /// Generate a composition from the command line.
+    Generate,
+    /// Evaluate a model on a benchmark split.
+    Eval,
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+    /// Run the side-by-side speed benchmarks.
+    Bench,
+    /// List the compute devices libtorch sees, and whether CUDA support is loaded.
+    Devices,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoggingArgs {
+    /// Log line format.
+    #[arg(long, env = "FUGUE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, for example `info` or `fugue=debug,tower_http=info`.
+    #[arg(long, env = "FUGUE_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where fugue keeps its state.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the embedded database, datasets, checkpoints and compositions.
+    #[arg(long, env = "FUGUE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `postgres://...` or `sqlite://...`. Unset: `sqlite://<data dir>/fugue.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory of bundled and registered model artifacts.
+    #[arg(long, env = "FUGUE_MODELS_DIR", default_value = "./models")]
+    pub models_dir: PathBuf,
+    /// Name of the model in the models directory that serves when a request names none.
+    #[arg(long, env = "FUGUE_DEFAULT_MODEL", default_value = "default")]
+    pub default_model: String,
+}
+
+impl StorageArgs {
+    /// The database URL in force: the configured one, else the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("fugue.db").display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, env = "FUGUE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Directory of the browser page served at `/`.
+    #[arg(long, env = "FUGUE_STATIC_DIR", default_value = "./static")]
+    pub static_dir: PathBuf,
+    /// Comma-separated bearer tokens. When set, every `/v1` route requires one.
+    #[arg(long, env = "FUGUE_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "FUGUE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Longest time a request may take before it is answered 408, in seconds.
+    /// WebSocket streams are not bound by it once upgraded.
+    #[arg(long, env = "FUGUE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+}
+
+/// 64 MiB: a zipped corpus of a few thousand MIDI files fits.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+impl ServeArgs {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}

@@ -1,0 +1,18 @@
+//! fugue: train LSTM music models on MIDI corpora and serve compositions.
+
+/// HTTP handlers, one file per resource, and the OpenAPI document.
+pub mod api;
+/// Router, middleware, listener and graceful shutdown.
+pub mod app;
+/// Command line and `FUGUE_*` environment configuration.
+pub mod config;
+/// Compute devices: CPU and CUDA, as libtorch sees them.
+pub mod devices;
+/// The JSON error shape of every failed request.
+pub mod error;
+/// Model artifacts on disk.
+pub mod model;
+/// Tracing set-up and Prometheus metrics.
+pub mod observability;
+/// Storage: Postgres or SQLite, the only place with SQL.
+pub mod store;

@@ -1,0 +1,44 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use fugue::app::{App, shutdown_signal};
+use fugue::config::{Cli, Command};
+use fugue::devices::DeviceReport;
+use fugue::observability::init_tracing;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = init_tracing(&cli.logging) {
+        eprintln!("fugue: {error:#}");
+        return ExitCode::from(2);
+    }
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Openapi => print_json(&fugue::api::openapi()),
+        Command::Devices => print_json(&DeviceReport::probe()),
+        Command::Worker | Command::Train | Command::Generate | Command::Eval | Command::Bench => {
+            eprintln!("fugue: this command is not yet available in this version");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "fugue stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &fugue::config::ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let app = App::build(args).await?;
+        app.run(shutdown_signal()).await
+    })
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

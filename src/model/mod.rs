@@ -1,0 +1,3 @@
+//! Models: artifacts on disk (and, with training, the networks themselves).
+
+pub mod artifact;

@@ -1,0 +1,147 @@
+//! Storage: the only module with SQL.
+//!
+//! Postgres is the production database and SQLite the embedded default; both sit
+//! behind [`Store`] through sqlx's `Any` driver, so a query is written once with
+//! `$n` placeholders and portable SQL. Where the dialects must differ (the job queue
+//! claim, for one), a method branches on [`Backend`]. Values crossing the boundary
+//! are the types both agree on: TEXT, BIGINT, DOUBLE and BOOLEAN (times are Unix ms).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            bail!("unsupported database URL scheme (expected postgres:// or sqlite://)")
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date. A SQLite file and its parent
+    /// directory are created when missing.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let options = match backend {
+            Backend::Postgres => AnyConnectOptions::from_str(url)?,
+            Backend::Sqlite => sqlite_options(url)?,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to the {backend:?} database"))?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        if self.backend == Backend::Sqlite {
+            // WAL lets readers proceed while a writer commits; it persists in the file.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&self.pool).await?;
+        }
+        self.backend.migrator().run(&self.pool).await.context("applying database migrations")
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The newest applied migration.
+    pub async fn schema_version(&self) -> anyhow::Result<i64> {
+        let row = sqlx::query("SELECT MAX(version) AS version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("version")?.unwrap_or(0))
+    }
+
+    /// The newest migration this build knows; the schema is current when they match.
+    pub fn expected_schema_version(&self) -> i64 {
+        self.backend.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    pub async fn setting(&self, key: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("value")).transpose()?)
+    }
+
+    /// Inserts or replaces a setting in one statement.
+    pub async fn put_setting(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_options(url: &str) -> anyhow::Result<AnyConnectOptions> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if path != ":memory:"
+        && let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the data directory {}", parent.display()))?;
+    }
+    let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+    Ok(AnyConnectOptions::from_str(&url)?)
+}
+
+pub fn now_ms() -> i64 {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}

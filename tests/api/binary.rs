@@ -1,0 +1,131 @@
+//! The built `fugue` binary as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
+
+#[test]
+fn runs_without_ld_library_path_and_loads_cuda_support() {
+    // A clean environment: only the rpath can lead the loader to libtorch.
+    let output = Command::new(FUGUE).arg("devices").env_clear().output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["cuda_library_loaded"], true, "{report}");
+    assert!(report["devices"].as_array().is_some_and(|devices| !devices.is_empty()));
+}
+
+#[test]
+fn dynamic_section_needs_libtorch_cuda_and_names_the_rpath() {
+    let output = Command::new("readelf").args(["-d", FUGUE]).output().unwrap();
+    assert!(output.status.success());
+    let dynamic = String::from_utf8_lossy(&output.stdout);
+    assert!(dynamic.contains("Shared library: [libtorch_cuda.so]"), "{dynamic}");
+    assert!(dynamic.contains("Shared library: [libtorch_cpu.so]"), "{dynamic}");
+    let rpath_line = dynamic
+        .lines()
+        .find(|line| line.contains("(RUNPATH)") || line.contains("(RPATH)"))
+        .unwrap_or_else(|| panic!("no rpath in {dynamic}"));
+    assert!(rpath_line.contains("torch/lib"), "{rpath_line}");
+}
+
+#[test]
+fn serve_help_documents_every_environment_variable() {
+    let output = Command::new(FUGUE).args(["serve", "--help"]).output().unwrap();
+    // clap wraps lines; compare with the whitespace collapsed.
+    let help = String::from_utf8_lossy(&output.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    for var in [
+        "FUGUE_ADDR",
+        "FUGUE_DATA_DIR",
+        "DATABASE_URL",
+        "FUGUE_MODELS_DIR",
+        "FUGUE_DEFAULT_MODEL",
+        "FUGUE_STATIC_DIR",
+        "FUGUE_API_KEYS",
+        "FUGUE_MAX_BODY_BYTES",
+        "FUGUE_REQUEST_TIMEOUT_SECS",
+        "FUGUE_LOG_FORMAT",
+        "FUGUE_LOG",
+    ] {
+        assert!(help.contains(&format!("[env: {var}")), "{var} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn commands_of_later_releases_say_so() {
+    for command in ["worker", "train", "generate", "eval", "bench"] {
+        let output = Command::new(FUGUE).arg(command).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("not yet available"), "{command}");
+    }
+}
+
+#[test]
+fn openapi_command_prints_the_served_document() {
+    let output = Command::new(FUGUE).arg("openapi").output().unwrap();
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, serde_json::to_value(fugue::api::openapi()).unwrap());
+}
+
+/// A `fugue serve` process on a free port with its own data dir and JSON logs.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(FUGUE)
+            .arg("serve")
+            .env_clear()
+            .env("FUGUE_ADDR", "127.0.0.1:0")
+            .env("FUGUE_DATA_DIR", data_dir)
+            .env("FUGUE_LOG_FORMAT", "json")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let event: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            if event["message"] == "listening" {
+                addr = event["addr"].as_str().map(str::to_owned);
+                break;
+            }
+        }
+        // Keep draining, so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, addr: addr.expect("the server logs where it listens") }
+    }
+
+    /// Sends SIGTERM and waits, at most `limit`, for the process to exit.
+    fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "still running {limit:?} after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[tokio::test]
+async fn serves_the_embedded_default_and_stops_cleanly_on_sigterm() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(data_dir.path());
+    let health = reqwest::get(format!("http://{}/health", server.addr)).await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    // The embedded default: a SQLite file in the data dir, made on first start.
+    assert!(data_dir.path().join("fugue.db").exists());
+    let status = server.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: one binary (libtorch links once), one file per concern.
+//! Every test starts the real server on port 0 against a real database.
+
+mod auth;
+mod binary;
+mod errors;
+mod health;
+mod openapi;
+mod storage;
+mod support;

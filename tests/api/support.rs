@@ -1,0 +1,158 @@
+//! Starting the real server and giving each test a database of its own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use fugue::app::App;
+use fugue::config::{DEFAULT_MAX_BODY_BYTES, ServeArgs, StorageArgs};
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection};
+use tempfile::TempDir;
+
+/// The Postgres server tests may create databases on. `make test` sets it (see
+/// scripts/with-postgres.sh); run alone, the tests expect the local server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("FUGUE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database made for one test and dropped after it, whatever the outcome.
+pub enum TestDatabase {
+    Sqlite { _dir: TempDir, url: String },
+    Postgres { admin_url: String, name: String, url: String },
+}
+
+impl TestDatabase {
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("nested").join("fugue.db").display());
+        TestDatabase::Sqlite { _dir: dir, url }
+    }
+
+    pub async fn postgres() -> TestDatabase {
+        let admin_url = postgres_admin_url();
+        let name = format!("fugue_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
+            panic!("Postgres at {admin_url} is needed (make test provides one): {error}")
+        });
+        // `name` is our own hex uuid: safe to splice.
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("creating the test database");
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        TestDatabase::Postgres { admin_url, name, url }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let TestDatabase::Postgres { admin_url, name, .. } = self else { return };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on; a thread
+        // with its own small runtime does the clean-up.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let _ =
+                        sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                            .execute(&mut admin)
+                            .await;
+                }
+            });
+        })
+        .join()
+        .expect("dropping the test database");
+    }
+}
+
+/// How a test wants its server.
+pub struct Options {
+    pub database: TestDatabase,
+    pub api_keys: Vec<String>,
+    pub max_body_bytes: usize,
+    /// Write a readable default model artifact into the models directory.
+    pub with_default_model: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            database: TestDatabase::sqlite(),
+            api_keys: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            with_default_model: false,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    _database: TestDatabase,
+    _dir: TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request reaches the server")
+    }
+}
+
+pub async fn spawn_app(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let models_dir = dir.path().join("models");
+    if options.with_default_model {
+        write_model(&models_dir, "default");
+    }
+    let args = ServeArgs {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        storage: StorageArgs {
+            data_dir: dir.path().join("data"),
+            database_url: Some(options.database.url().to_owned()),
+            models_dir,
+            default_model: "default".to_owned(),
+        },
+        static_dir: project_path("static"),
+        api_keys: options.api_keys,
+        max_body_bytes: options.max_body_bytes,
+        request_timeout_secs: 30,
+    };
+    let app = App::build(&args).await.expect("the server starts");
+    let addr = app.local_addr();
+    tokio::spawn(app.run(std::future::pending()));
+    TestApp { addr, client: reqwest::Client::new(), _database: options.database, _dir: dir }
+}
+
+fn write_model(models_dir: &Path, name: &str) {
+    let dir = models_dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("meta.json"), r#"{"preset": "fugue"}"#).unwrap();
+}
+
+pub fn project_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The parsed JSON error body, after checking the shared shape.
+pub async fn error_body(response: reqwest::Response) -> serde_json::Value {
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("application/json"), "content type {content_type}");
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    let error = &body["error"];
+    assert!(error["code"].is_string(), "no error.code in {body}");
+    assert!(error["message"].is_string(), "no error.message in {body}");
+    body
+}
