@@ -20,7 +20,8 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --create-home --home-dir /var/lib/fugue fugue
+    && groupadd --system --gid 10001 fugue \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /var/lib/fugue fugue
 COPY --from=build /stage/.venv /src/.venv
 COPY --from=build /src/target/release/fugue /usr/local/bin/fugue
 COPY models /opt/fugue/models
@@ -29,10 +30,10 @@ ENV FUGUE_ADDR=0.0.0.0:8080 \
     FUGUE_DATA_DIR=/var/lib/fugue \
     FUGUE_MODELS_DIR=/opt/fugue/models \
     FUGUE_STATIC_DIR=/opt/fugue/static
-USER fugue
+USER 10001:10001
 WORKDIR /var/lib/fugue
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/health || exit 1
+    CMD ["curl", "--fail", "--silent", "--show-error", "--max-time", "2", "http://127.0.0.1:8080/health"]
 ENTRYPOINT ["fugue"]
 CMD ["serve"]
