@@ -88,12 +88,26 @@ impl App {
 
 fn router(state: AppState, args: &ServeArgs) -> Router {
     let (api_routes, openapi) = api::routes().split_for_parts();
-    let api_keys: Arc<[String]> = args.api_keys.iter().filter(|key| !key.is_empty()).cloned().collect();
     let metrics = state.metrics.clone();
+    let routes = Router::new()
+        .merge(api_routes)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback_service(ServeDir::new(&args.static_dir))
+        // The body limit of the service layers is the one limit; axum's own 2 MB
+        // default would undercut it.
+        .layer(DefaultBodyLimit::disable())
+        // Inside the router, so that the matched route template is known.
+        .layer(middleware::from_fn_with_state(metrics, track_requests))
+        .with_state(state);
+    with_service_layers(routes, args)
+}
 
-    // Outermost first: every request gets an id before it is traced, and every
-    // answer, whichever layer produced it, leaves in the JSON error shape.
-    let middleware = ServiceBuilder::new()
+/// The middleware every request passes, outermost first: it gets an id before it
+/// is traced, and every answer, whichever layer produced it, leaves in the JSON
+/// error shape.
+fn with_service_layers(routes: Router, args: &ServeArgs) -> Router {
+    let api_keys: Arc<[String]> = args.api_keys.iter().filter(|key| !key.is_empty()).cloned().collect();
+    let layers = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -108,17 +122,7 @@ fn router(state: AppState, args: &ServeArgs) -> Router {
         .layer(middleware::from_fn_with_state(api_keys, require_api_key))
         // Innermost: it changes the request body type, which only the router accepts.
         .layer(RequestBodyLimitLayer::new(args.max_body_bytes));
-
-    Router::new()
-        .merge(api_routes)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
-        .fallback_service(ServeDir::new(&args.static_dir))
-        // The body limit above is the one limit; axum's own 2 MB default would undercut it.
-        .layer(DefaultBodyLimit::disable())
-        // Inside the router, so that the matched route template is known.
-        .layer(middleware::from_fn_with_state(metrics, track_requests))
-        .with_state(state)
-        .layer(middleware)
+    routes.layer(layers)
 }
 
 /// With API keys configured, every `/v1` path (known or not) needs a bearer token.
@@ -165,7 +169,106 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::{get, post};
+    use clap::Parser;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Serve arguments as the command line would give them.
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Wrapper::parse_from(std::iter::once("fugue").chain(extra.iter().copied())).args
+    }
+
+    async fn call(router: Router, request: axum::http::Request<Body>) -> (StatusCode, Value) {
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_requests_time_out_with_json_408() {
+        let slow = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                "late"
+            }),
+        );
+        let router = with_service_layers(slow, &serve_args(&["--request-timeout-secs", "5"]));
+        let request = axum::http::Request::get("/slow").body(Body::empty()).unwrap();
+        let (status, body) = call(router, request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"]["code"], "request_timeout");
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[allow(dead_code, reason = "only its presence in the JSON matters here")]
+        name: String,
+    }
+
+    fn json_route() -> Router {
+        let route = Router::new().route("/named", post(|_: axum::Json<Named>| async { "ok" }));
+        with_service_layers(route, &serve_args(&[]))
+    }
+
+    fn post_named(content_type: &str, body: &'static str) -> axum::http::Request<Body> {
+        axum::http::Request::post("/named")
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn malformed_json_answers_json_400() {
+        let (status, body) = call(json_route(), post_named("application/json", "{\"name\": ")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert!(body["error"]["message"].as_str().unwrap().contains("EOF"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn json_of_the_wrong_shape_answers_json_422_naming_the_field() {
+        let (status, body) = call(json_route(), post_named("application/json", "{\"name\": 7}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["error"]["message"].as_str().unwrap().contains("name"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_content_type_answers_json_415() {
+        let (status, body) = call(json_route(), post_named("text/plain", "{\"name\": \"x\"}")).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
+
+    #[tokio::test]
+    async fn panics_answer_json_500_without_the_panic_message() {
+        let panicking = Router::new().route(
+            "/boom",
+            get(|| async {
+                if true {
+                    panic!("secret detail");
+                }
+                "unreachable"
+            }),
+        );
+        let router = with_service_layers(panicking, &serve_args(&[]));
+        let (status, body) =
+            call(router, axum::http::Request::get("/boom").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("secret detail"), "{body}");
+    }
 
     #[test]
     fn keys_compare_exactly() {
