@@ -10,6 +10,8 @@ pub mod config;
 pub mod devices;
 /// The JSON error shape of every failed request.
 pub mod error;
+/// MIDI files in and out, and the Score they are read into.
+pub mod midi;
 /// Model artifacts on disk.
 pub mod model;
 /// Tracing set-up and Prometheus metrics.

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod errors;
 mod health;
+mod midi;
 mod openapi;
 mod storage;
 mod support;

@@ -156,3 +156,24 @@ pub async fn error_body(response: reqwest::Response) -> serde_json::Value {
     assert!(error["message"].is_string(), "no error.message in {body}");
     body
 }
+
+/// A path under the shared data folder that sits beside the project.
+pub fn shared_data(relative: &str) -> PathBuf {
+    project_path("../shared/data").join(relative)
+}
+
+/// Every `.mid` file in a folder, sorted by name.
+pub fn midi_files(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "mid"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The project's Python (the one `make test` installs test tools into).
+pub fn venv_python() -> PathBuf {
+    project_path(".venv/bin/python3")
+}

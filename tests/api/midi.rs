@@ -1,0 +1,117 @@
+//! The MIDI reader and writer on real music, checked against an independent reader.
+
+use std::path::Path;
+use std::process::Command;
+
+use fugue::midi::{self, Score};
+use serde_json::{Value, json};
+
+use crate::support::{midi_files, project_path, shared_data, venv_python};
+
+fn chorales() -> Vec<std::path::PathBuf> {
+    let files = midi_files(&shared_data("bach-chorales-midi"));
+    assert_eq!(files.len(), 410, "the shared chorale corpus");
+    files
+}
+
+#[test]
+fn every_chorale_round_trips_exactly() {
+    for path in chorales() {
+        let first = midi::read(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(first.note_count() > 0, "{}", path.display());
+        let second = midi::read(&midi::write(&first)).unwrap();
+        assert_eq!(first, second, "{}", path.display());
+    }
+}
+
+/// mido's name of a key signature.
+fn key_name(sharps: i8, minor: bool) -> String {
+    const MAJOR: [&str; 15] =
+        ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"];
+    const MINOR: [&str; 15] =
+        ["Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#", "G#", "D#", "A#"];
+    let index = usize::try_from(sharps + 7).unwrap();
+    if minor { format!("{}m", MINOR[index]) } else { MAJOR[index].to_owned() }
+}
+
+/// fugue's score in the shape `tests/tools/midi_summary.py` prints.
+fn summary(score: &Score) -> Value {
+    let mut notes: Vec<[u64; 6]> = score
+        .parts
+        .iter()
+        .flat_map(|part| {
+            part.notes.iter().map(|n| {
+                let (channel, program) = (u64::from(part.channel), u64::from(part.program));
+                [channel, program, u64::from(n.pitch), u64::from(n.velocity), n.start, n.end()]
+            })
+        })
+        .collect();
+    notes.sort_unstable();
+    json!({
+        "ticks_per_beat": score.ticks_per_beat,
+        "tempos": score.tempos.iter().map(|t| json!([t.tick, t.micros_per_beat])).collect::<Vec<_>>(),
+        "time_signatures": score.time_signatures.iter().map(|t| json!([t.tick, t.numerator, t.denominator])).collect::<Vec<_>>(),
+        "key_signatures": score.key_signatures.iter().map(|k| json!([k.tick, key_name(k.sharps, k.minor)])).collect::<Vec<_>>(),
+        "notes": notes,
+    })
+}
+
+fn mido_summaries(paths: &[&Path]) -> Vec<Value> {
+    let output = Command::new(venv_python())
+        .arg(project_path("tests/tools/midi_summary.py"))
+        .args(paths)
+        .output()
+        .expect("the project venv's python (make test installs mido into it)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn mido_reads_what_fugue_writes_and_agrees_on_every_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scores = Vec::new();
+    let mut written = Vec::new();
+    for (index, path) in chorales().iter().enumerate() {
+        let score = midi::read(&std::fs::read(path).unwrap()).unwrap();
+        let out = dir.path().join(format!("{index}.mid"));
+        std::fs::write(&out, midi::write(&score)).unwrap();
+        scores.push(score);
+        written.push(out);
+    }
+    let paths: Vec<&Path> = written.iter().map(|p| p.as_path()).collect();
+    let summaries = mido_summaries(&paths);
+    assert_eq!(summaries.len(), scores.len());
+    for ((score, mut theirs), path) in scores.iter().zip(summaries).zip(&written) {
+        assert_eq!(theirs["type"], 1, "{}: fugue writes format 1", path.display());
+        theirs.as_object_mut().unwrap().remove("type");
+        assert_eq!(summary(score), theirs, "{}", path.display());
+    }
+}
+
+#[test]
+fn fugue_and_mido_agree_on_the_source_files() {
+    let sources = chorales();
+    let paths: Vec<&Path> = sources.iter().map(|p| p.as_path()).collect();
+    for (path, mut theirs) in sources.iter().zip(mido_summaries(&paths)) {
+        let ours = summary(&midi::read(&std::fs::read(path).unwrap()).unwrap());
+        theirs.as_object_mut().unwrap().remove("type");
+        assert_eq!(ours, theirs, "{}", path.display());
+    }
+}
+
+#[test]
+fn beats_and_seconds_follow_the_tempo_map() {
+    // jsb-mini: 480 ticks per beat at 100 bpm, so one beat lasts 0.6 s.
+    let path = shared_data("jsb-mini/train/jsb_train_000.mid");
+    let score = midi::read(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(score.ticks_per_beat, 480);
+    assert_eq!(score.tempos[0].bpm().round(), 100.0);
+    let map = score.tempo_map();
+    let last = score.parts[0].notes.last().unwrap();
+    let beats = score.beats(last.start);
+    assert!((map.seconds(last.start) - beats * 0.6).abs() < 1e-9);
+}
