@@ -16,5 +16,7 @@ pub mod midi;
 pub mod model;
 /// Tracing set-up and Prometheus metrics.
 pub mod observability;
+/// Representations: Score ⇄ training sequences.
+pub mod repr;
 /// Storage: Postgres or SQLite, the only place with SQL.
 pub mod store;

@@ -7,5 +7,6 @@ mod errors;
 mod health;
 mod midi;
 mod openapi;
+mod repr;
 mod storage;
 mod support;
