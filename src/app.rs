@@ -26,6 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
 use crate::config::ServeArgs;
+use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceReport;
 use crate::error::{ApiError, json_error_layer};
 use crate::model::artifact::ModelLibrary;
@@ -36,6 +37,7 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub datasets: Datasets,
     pub metrics: Arc<HttpMetrics>,
     pub models: ModelLibrary,
     pub devices: DeviceReport,
@@ -57,8 +59,10 @@ impl App {
         if !devices.cuda_library_loaded {
             tracing::warn!("libtorch_cuda.so is not loaded: CUDA devices cannot be used by this build");
         }
+        let blobs = BlobStore::new(&args.storage.data_dir);
         let state = AppState {
             store: store.clone(),
+            datasets: Datasets::new(store.clone(), blobs, IngestLimits::default()),
             metrics: HttpMetrics::new()?,
             models: ModelLibrary::new(&args.storage.models_dir, &args.storage.default_model),
             devices,

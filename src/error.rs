@@ -39,14 +39,17 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String, details: Option<Value> },
     #[error("{message}")]
     Validation { field: String, message: String },
+    /// A well-formed request that cannot be carried out, with structured details.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String, details: Value },
     #[error("missing or unknown API key")]
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
-    #[error("request body is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{0}")]
     Unavailable(String),
     /// Never shown to the client: the cause is logged and the answer says only "internal error".
@@ -58,11 +61,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation { .. } | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -74,12 +77,11 @@ impl ApiError {
             ApiError::Validation { field, .. } => {
                 ("validation_failed", Some(serde_json::json!({ "field": field })))
             }
+            ApiError::Unprocessable { code, details, .. } => (*code, Some(details.clone())),
             ApiError::Unauthorized => ("unauthorized", None),
             ApiError::NotFound(_) => ("not_found", None),
             ApiError::UnsupportedMediaType => ("unsupported_media_type", None),
-            ApiError::PayloadTooLarge { limit } => {
-                ("payload_too_large", Some(serde_json::json!({ "limit_bytes": limit })))
-            }
+            ApiError::PayloadTooLarge(_) => ("payload_too_large", None),
             ApiError::Unavailable(_) => ("unavailable", None),
             ApiError::Internal(_) => ("internal", None),
         };

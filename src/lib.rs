@@ -6,6 +6,8 @@ pub mod api;
 pub mod app;
 /// Command line and `FUGUE_*` environment configuration.
 pub mod config;
+/// Datasets: ingest of uploaded MIDI files and zips, reports, storage.
+pub mod datasets;
 /// Compute devices: CPU and CUDA, as libtorch sees them.
 pub mod devices;
 /// The JSON error shape of every failed request.

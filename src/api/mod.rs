@@ -1,6 +1,7 @@
 //! The HTTP API: one file per resource; this module assembles the routes and the
 //! OpenAPI document from the `#[utoipa::path]` annotations next to each handler.
 
+mod datasets;
 mod health;
 mod system;
 
@@ -26,6 +27,7 @@ use crate::error::ErrorBody;
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "system", description = "What this server runs on"),
+        (name = "datasets", description = "Corpora of MIDI files to train on"),
     )
 )]
 struct ApiDoc;
@@ -50,6 +52,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))
         .routes(routes!(system::system))
+        .routes(routes!(datasets::create_dataset, datasets::list_datasets))
+        .routes(routes!(datasets::get_dataset, datasets::delete_dataset))
 }
 
 /// The OpenAPI document served at `/openapi.json` and printed by `fugue openapi`.

@@ -4,7 +4,8 @@
 //! behind [`Store`] through sqlx's `Any` driver, so a query is written once with
 //! `$n` placeholders and portable SQL. Where the dialects must differ (the job queue
 //! claim, for one), a method branches on [`Backend`]. Values crossing the boundary
-//! are the types both agree on: TEXT, BIGINT, DOUBLE and BOOLEAN (times are Unix ms).
+//! are the types both agree on: TEXT, BIGINT and DOUBLE PRECISION. Times are Unix
+//! milliseconds; flags are BIGINT 0/1, as the Any driver cannot decode SQLite booleans.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,6 +15,10 @@ use anyhow::{Context, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
+
+mod datasets;
+
+pub use datasets::{DatasetFileRow, DatasetRow};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

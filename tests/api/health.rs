@@ -65,7 +65,8 @@ async fn system_describes_devices_and_database() {
     let app = spawn_app(Options::default()).await;
     let body: Value = app.get("/v1/system").await.json().await.unwrap();
     assert_eq!(body["database"], "sqlite");
-    assert_eq!(body["schema_version"], 1);
+    let migrations = std::fs::read_dir(crate::support::project_path("migrations/sqlite")).unwrap().count();
+    assert_eq!(body["schema_version"], migrations, "every migration applied");
     assert_eq!(body["default_model"], "default");
     assert_eq!(body["devices"]["devices"], serde_json::json!(["cpu"]));
     assert_eq!(body["devices"]["cuda_library_loaded"], true);

@@ -3,6 +3,7 @@
 
 mod auth;
 mod binary;
+mod datasets;
 mod errors;
 mod health;
 mod midi;

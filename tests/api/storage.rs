@@ -1,6 +1,6 @@
 //! One storage suite, run against both databases.
 
-use fugue::store::{Backend, Store};
+use fugue::store::{Backend, DatasetFileRow, DatasetRow, Store};
 
 use crate::support::TestDatabase;
 
@@ -88,4 +88,69 @@ async fn backends_are_told_apart_by_url() {
     assert_eq!(Backend::of_url("sqlite://data/fugue.db").unwrap(), Backend::Sqlite);
     let error = Store::open("mysql://h/db").await.unwrap_err().to_string();
     assert!(error.contains("unsupported database URL scheme"), "{error}");
+}
+
+fn dataset_row(id: &str) -> DatasetRow {
+    DatasetRow {
+        id: id.to_owned(),
+        name: "chorales".to_owned(),
+        include_drums: true,
+        file_count: 2,
+        note_count: 99,
+        report: r#"{"accepted":[]}"#.to_owned(),
+        created_at: 0,
+    }
+}
+
+fn file_row(name: &str, sha256: &str) -> DatasetFileRow {
+    DatasetFileRow { file_name: name.to_owned(), sha256: sha256.to_owned(), bytes: 10 }
+}
+
+#[tokio::test]
+async fn datasets_and_their_files_round_trip() {
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        let files = [file_row("b.mid", "hash-b"), file_row("a.mid", "hash-a")];
+        let inserted = store.insert_dataset(dataset_row("d1"), &files).await.unwrap();
+        assert!(inserted.created_at > 0);
+        assert_eq!(store.dataset("d1").await.unwrap(), Some(inserted.clone()));
+        assert_eq!(store.datasets().await.unwrap(), vec![inserted]);
+        assert_eq!(store.dataset_files("d1").await.unwrap(), files, "upload order is kept");
+        assert_eq!(store.dataset("nope").await.unwrap(), None);
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_dataset_reports_the_blobs_nobody_uses() {
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        store
+            .insert_dataset(dataset_row("d1"), &[file_row("a", "shared"), file_row("b", "own")])
+            .await
+            .unwrap();
+        store.insert_dataset(dataset_row("d2"), &[file_row("a", "shared")]).await.unwrap();
+        assert_eq!(store.delete_dataset("d1").await.unwrap(), Some(vec!["own".to_owned()]));
+        assert_eq!(store.dataset_files("d1").await.unwrap(), vec![]);
+        assert_eq!(store.delete_dataset("d1").await.unwrap(), None);
+        assert_eq!(store.delete_dataset("d2").await.unwrap(), Some(vec!["shared".to_owned()]));
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dataset_with_a_clashing_id_leaves_no_rows_behind() {
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        store.insert_dataset(dataset_row("d1"), &[file_row("a", "x")]).await.unwrap();
+        // Same id again: the dataset insert fails, and none of its files are kept.
+        assert!(
+            store.insert_dataset(dataset_row("d1"), &[file_row("b", "y"), file_row("c", "z")]).await.is_err()
+        );
+        assert_eq!(store.dataset_files("d1").await.unwrap(), vec![file_row("a", "x")]);
+        store.close().await;
+    })
+    .await;
 }

@@ -97,6 +97,7 @@ impl Default for Options {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    pub data_dir: PathBuf,
     _database: TestDatabase,
     _dir: TempDir,
 }
@@ -108,6 +109,23 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request reaches the server")
+    }
+
+    pub async fn post_form(&self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.client.post(self.url(path)).multipart(form).send().await.expect("request reaches the server")
+    }
+
+    /// Every file under the data dir's blob store.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() { walk(&path, found) } else { found.push(path) }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.data_dir.join("blobs"), &mut found);
+        found
     }
 }
 
@@ -133,7 +151,8 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let app = App::build(&args).await.expect("the server starts");
     let addr = app.local_addr();
     tokio::spawn(app.run(std::future::pending()));
-    TestApp { addr, client: reqwest::Client::new(), _database: options.database, _dir: dir }
+    let data_dir = args.storage.data_dir.clone();
+    TestApp { addr, client: reqwest::Client::new(), data_dir, _database: options.database, _dir: dir }
 }
 
 fn write_model(models_dir: &Path, name: &str) {

@@ -1,0 +1,402 @@
+//! Datasets: uploaded MIDI files (and zips of them) read, checked, reported on and
+//! stored immutably. Ingest is pure CPU work on bytes ([`ingest`]); [`Datasets`]
+//! adds storage: content-addressed blobs plus rows, with nothing left behind when
+//! any step fails.
+
+mod archive;
+mod blobs;
+mod report;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use self::blobs::{BlobStore, sha256_hex};
+pub use self::report::{AcceptedFile, IngestReport, Rejection, RepresentationTotals, Totals};
+use crate::store::{DatasetFileRow, DatasetRow, Store};
+
+/// One uploaded file, as received.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Bounds on one upload; see the limits table in the README.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    /// MIDI files per dataset, after unpacking archives.
+    pub max_files: usize,
+    /// Entries per zip archive.
+    pub max_zip_entries: usize,
+    /// Bytes of all files together, after unpacking archives.
+    pub max_uncompressed_bytes: u64,
+    /// Uncompressed to compressed size, per zip entry.
+    pub max_compression_ratio: u64,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_files: 10_000,
+            max_zip_entries: 10_000,
+            max_uncompressed_bytes: 512 * 1024 * 1024,
+            max_compression_ratio: 100,
+        }
+    }
+}
+
+/// Why a whole upload is refused (single files are rejected in the report instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("more than {limit} files in one dataset")]
+    TooManyFiles { limit: usize },
+    #[error("archive `{archive}` has more than {limit} entries")]
+    TooManyEntries { archive: String, limit: usize },
+    #[error("more than {limit} bytes of files once unpacked")]
+    TooManyBytes { limit: u64 },
+}
+
+/// What ingest makes of an upload: the report and the accepted files' bytes.
+pub struct Ingested {
+    pub report: IngestReport,
+    pub files: Vec<(AcceptedFile, Vec<u8>)>,
+}
+
+/// Unpacks, reads and examines every file. CPU-bound: call it off the async runtime.
+pub fn ingest(
+    uploads: Vec<Upload>,
+    include_drums: bool,
+    limits: &IngestLimits,
+) -> Result<Ingested, IngestError> {
+    let mut budget = archive::Budget { remaining: limits.max_uncompressed_bytes };
+    let (mut candidates, mut rejected) = (Vec::new(), Vec::new());
+    for upload in uploads {
+        if archive::is_zip(&upload) {
+            let (files, refused) = archive::unpack(&upload, limits, &mut budget)?;
+            candidates.extend(files);
+            rejected.extend(refused);
+        } else {
+            budget.remaining = budget
+                .remaining
+                .checked_sub(upload.bytes.len() as u64)
+                .ok_or(IngestError::TooManyBytes { limit: limits.max_uncompressed_bytes })?;
+            candidates.push(upload);
+        }
+        if candidates.len() > limits.max_files {
+            return Err(IngestError::TooManyFiles { limit: limits.max_files });
+        }
+    }
+    let examined = report::examine_all(&candidates, include_drums);
+    let mut accepted = Vec::new();
+    let mut files = Vec::new();
+    let mut summaries = Vec::new();
+    for (upload, outcome) in candidates.into_iter().zip(examined) {
+        match outcome {
+            Ok(examined) => {
+                accepted.push(examined.file.clone());
+                summaries.push(examined.tokens);
+                files.push((examined.file, upload.bytes));
+            }
+            Err(reason) => rejected.push(Rejection { file: upload.file_name, reason }),
+        }
+    }
+    let totals = report::totals(&accepted, &summaries);
+    Ok(Ingested { report: IngestReport { accepted, rejected, totals }, files })
+}
+
+/// A dataset as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Dataset {
+    #[schema(example = "0b9f6a1e-6c1a-4f55-9f87-0f3c2f7f6d11")]
+    pub id: String,
+    #[schema(example = "bach chorales")]
+    pub name: String,
+    /// Whether drum parts (channel 10) were kept.
+    pub include_drums: bool,
+    pub file_count: i64,
+    pub note_count: i64,
+    /// RFC 3339.
+    #[schema(example = "2026-11-21T23:50:00Z")]
+    pub created_at: String,
+    /// The ingest report; left out of lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<IngestReport>,
+}
+
+impl Dataset {
+    fn from_row(row: DatasetRow, with_report: bool) -> anyhow::Result<Dataset> {
+        let report = if with_report { Some(serde_json::from_str(&row.report)?) } else { None };
+        let created_at = chrono::DateTime::from_timestamp_millis(row.created_at)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Ok(Dataset {
+            id: row.id,
+            name: row.name,
+            include_drums: row.include_drums,
+            file_count: row.file_count,
+            note_count: row.note_count,
+            created_at,
+            report,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Refused(#[from] IngestError),
+    #[error("no file was accepted")]
+    NothingAccepted(Box<IngestReport>),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Datasets with their storage.
+#[derive(Clone)]
+pub struct Datasets {
+    store: Store,
+    blobs: BlobStore,
+    limits: IngestLimits,
+    /// Serialises creation and deletion in this process, so that deleting unused
+    /// blobs never races with a dataset that is about to reference them.
+    writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Datasets {
+    pub fn new(store: Store, blobs: BlobStore, limits: IngestLimits) -> Datasets {
+        Datasets { store, blobs, limits, writes: Arc::default() }
+    }
+
+    pub async fn create(
+        &self,
+        name: String,
+        uploads: Vec<Upload>,
+        include_drums: bool,
+    ) -> Result<Dataset, CreateError> {
+        let limits = self.limits.clone();
+        let ingested = tokio::task::spawn_blocking(move || ingest(uploads, include_drums, &limits))
+            .await
+            .map_err(anyhow::Error::from)??;
+        if ingested.files.is_empty() {
+            return Err(CreateError::NothingAccepted(Box::new(ingested.report)));
+        }
+        let _writes = self.writes.lock().await;
+        let blobs = self.blobs.clone();
+        let files: Vec<(String, Vec<u8>)> =
+            ingested.files.iter().map(|(file, bytes)| (file.sha256.clone(), bytes.clone())).collect();
+        let created = tokio::task::spawn_blocking(move || store_blobs(&blobs, &files))
+            .await
+            .map_err(anyhow::Error::from)??;
+        let rows: Vec<DatasetFileRow> = ingested
+            .files
+            .iter()
+            .map(|(file, bytes)| DatasetFileRow {
+                file_name: file.file.clone(),
+                sha256: file.sha256.clone(),
+                bytes: bytes.len() as i64,
+            })
+            .collect();
+        let row = DatasetRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            include_drums,
+            file_count: rows.len() as i64,
+            note_count: ingested.report.totals.notes as i64,
+            report: serde_json::to_string(&ingested.report).map_err(anyhow::Error::from)?,
+            created_at: 0,
+        };
+        match self.store.insert_dataset(row, &rows).await {
+            Ok(row) => Ok(Dataset::from_row(row, true)?),
+            Err(error) => {
+                self.remove_blobs(&created);
+                Err(CreateError::Internal(error))
+            }
+        }
+    }
+
+    pub async fn list(&self) -> anyhow::Result<Vec<Dataset>> {
+        self.store.datasets().await?.into_iter().map(|row| Dataset::from_row(row, false)).collect()
+    }
+
+    pub async fn get(&self, id: &str) -> anyhow::Result<Option<Dataset>> {
+        self.store.dataset(id).await?.map(|row| Dataset::from_row(row, true)).transpose()
+    }
+
+    /// Deletes the dataset and the blobs no other dataset uses. False when unknown.
+    pub async fn delete(&self, id: &str) -> anyhow::Result<bool> {
+        let _writes = self.writes.lock().await;
+        let Some(orphans) = self.store.delete_dataset(id).await? else { return Ok(false) };
+        self.remove_blobs(&orphans);
+        Ok(true)
+    }
+
+    fn remove_blobs(&self, hashes: &[String]) {
+        for hash in hashes {
+            if let Err(error) = self.blobs.remove(hash) {
+                tracing::warn!(%hash, error = %error, "could not remove an unused blob");
+            }
+        }
+    }
+}
+
+/// Writes every blob; on failure removes those this call created. Returns the
+/// hashes it created (the ones to remove if the rows cannot be written).
+fn store_blobs(blobs: &BlobStore, files: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<String>> {
+    let mut created = Vec::new();
+    for (hash, bytes) in files {
+        match blobs.put(hash, bytes) {
+            Ok(true) => created.push(hash.clone()),
+            Ok(false) => {}
+            Err(error) => {
+                for hash in &created {
+                    let _ = blobs.remove(hash);
+                }
+                return Err(anyhow::Error::from(error).context("storing dataset files"));
+            }
+        }
+    }
+    Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::midi::{Note, Part, Score};
+
+    fn midi_file(channel: u8, pitches: &[u8]) -> Vec<u8> {
+        let notes = pitches
+            .iter()
+            .zip(0u64..)
+            .map(|(&pitch, i)| Note { pitch, velocity: 80, start: i * 480, duration: 480 })
+            .collect();
+        let part = Part { name: None, program: 0, channel, is_drum: channel == 9, notes };
+        crate::midi::write(&Score {
+            ticks_per_beat: 480,
+            tempos: vec![],
+            time_signatures: vec![],
+            key_signatures: vec![],
+            parts: vec![part],
+        })
+    }
+
+    fn upload(name: &str, bytes: Vec<u8>) -> Upload {
+        Upload { file_name: name.to_owned(), bytes }
+    }
+
+    fn zip_of(entries: &[(&str, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, bytes) in entries {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(bytes).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    fn reasons(report: &IngestReport) -> Vec<(&str, &str)> {
+        report.rejected.iter().map(|r| (r.file.as_str(), r.reason.as_str())).collect()
+    }
+
+    #[test]
+    fn accepts_music_and_says_why_it_rejects_the_rest() {
+        let good = midi_file(0, &[60, 62, 64]);
+        let uploads = vec![
+            upload("a.mid", good.clone()),
+            upload("notes.txt", b"hello".to_vec()),
+            upload("drums.mid", midi_file(9, &[36, 38])),
+            upload("cut.mid", good[..good.len() - 5].to_vec()),
+        ];
+        let ingested = ingest(uploads, false, &IngestLimits::default()).unwrap();
+        let report = &ingested.report;
+        assert_eq!(report.accepted.len(), 1);
+        assert_eq!(report.accepted[0].notes, 3);
+        assert_eq!(report.accepted[0].pitch_range, [60, 64]);
+        assert_eq!(
+            reasons(report),
+            [
+                ("notes.txt", "not a MIDI file (no MThd header)"),
+                ("drums.mid", "drums only (drums are excluded)"),
+                ("cut.mid", "truncated: the file ends inside a track"),
+            ]
+        );
+        assert_eq!(report.totals.files, 1);
+        // One token per half beat from the first onset to the last: C4 R D4 R E4.
+        assert_eq!(report.totals.representations.note_chord_tokens, 5);
+        assert_eq!(ingested.files[0].1, good);
+
+        let with_drums =
+            ingest(vec![upload("drums.mid", midi_file(9, &[36]))], true, &IngestLimits::default());
+        assert_eq!(with_drums.unwrap().report.accepted.len(), 1);
+    }
+
+    #[test]
+    fn zips_are_unpacked_and_their_dangers_refused() {
+        let good = midi_file(0, &[60]);
+        let archive = zip_of(
+            &[
+                ("set/one.mid", good.clone()),
+                ("/etc/evil.mid", good.clone()),
+                ("../../evil.mid", good.clone()),
+                ("inner.zip", zip_of(&[("x.mid", good.clone())], zip::CompressionMethod::Stored)),
+                ("bomb.mid", vec![0u8; 1 << 20]),
+            ],
+            zip::CompressionMethod::Deflated,
+        );
+        let ingested = ingest(vec![upload("corpus.zip", archive)], false, &IngestLimits::default()).unwrap();
+        assert_eq!(ingested.report.accepted[0].file, "corpus.zip/set/one.mid");
+        assert_eq!(
+            reasons(&ingested.report),
+            [
+                ("corpus.zip//etc/evil.mid", "absolute paths are not accepted"),
+                ("corpus.zip/../../evil.mid", "paths with `..` are not accepted"),
+                ("corpus.zip/inner.zip", "nested archives are not accepted"),
+                ("corpus.zip/bomb.mid", "compression ratio above 100:1"),
+            ]
+        );
+        let broken = ingest(
+            vec![upload("broken.zip", b"PK\x03\x04garbage".to_vec())],
+            false,
+            &IngestLimits::default(),
+        );
+        assert!(reasons(&broken.unwrap().report)[0].1.starts_with("not a readable zip archive"));
+    }
+
+    #[test]
+    fn limits_refuse_the_whole_upload() {
+        let file = midi_file(0, &[60]);
+        let small = IngestLimits {
+            max_files: 2,
+            max_zip_entries: 2,
+            max_uncompressed_bytes: 1000,
+            max_compression_ratio: 100,
+        };
+        let three =
+            vec![upload("1.mid", file.clone()), upload("2.mid", file.clone()), upload("3.mid", file.clone())];
+        assert_eq!(ingest(three, false, &small).err(), Some(IngestError::TooManyFiles { limit: 2 }));
+
+        let entries = [("1.mid", file.clone()), ("2.mid", file.clone()), ("3.mid", file.clone())];
+        let archive = zip_of(&entries, zip::CompressionMethod::Stored);
+        assert_eq!(
+            ingest(vec![upload("c.zip", archive)], false, &small).err(),
+            Some(IngestError::TooManyEntries { archive: "c.zip".into(), limit: 2 })
+        );
+
+        let tight =
+            IngestLimits { max_uncompressed_bytes: file.len() as u64 + 10, ..IngestLimits::default() };
+        let two = vec![upload("1.mid", file.clone()), upload("2.mid", file.clone())];
+        assert_eq!(
+            ingest(two, false, &tight).err(),
+            Some(IngestError::TooManyBytes { limit: file.len() as u64 + 10 })
+        );
+        let zipped =
+            zip_of(&[("1.mid", file.clone()), ("2.mid", file.clone())], zip::CompressionMethod::Stored);
+        assert_eq!(
+            ingest(vec![upload("c.zip", zipped)], false, &tight).err(),
+            Some(IngestError::TooManyBytes { limit: file.len() as u64 + 10 })
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Examining each file and summing up the ingest report.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Upload;
+use super::blobs::sha256_hex;
+use crate::midi::{self, Score};
+use crate::repr::{events, note_chord, pianoroll};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IngestReport {
+    pub accepted: Vec<AcceptedFile>,
+    pub rejected: Vec<Rejection>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AcceptedFile {
+    /// As uploaded; files from a zip are named `archive.zip/path/in/archive.mid`.
+    #[schema(example = "chorales.zip/bwv1.6.mid")]
+    pub file: String,
+    pub sha256: String,
+    pub notes: u64,
+    pub parts: u64,
+    pub duration_seconds: f64,
+    /// Lowest and highest pitch, MIDI numbers.
+    #[schema(example = json!([43, 79]))]
+    pub pitch_range: [u8; 2],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Rejection {
+    #[schema(example = "notes.txt")]
+    pub file: String,
+    #[schema(example = "not a MIDI file (no MThd header)")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Totals {
+    pub files: u64,
+    pub notes: u64,
+    pub parts: u64,
+    pub duration_seconds: f64,
+    /// Lowest and highest pitch over all accepted files.
+    pub pitch_range: Option<[u8; 2]>,
+    pub representations: RepresentationTotals,
+}
+
+/// Sequence lengths and vocabulary sizes each representation gives this corpus,
+/// with its default settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepresentationTotals {
+    /// `note-chord` tokens at 0.5 beat per step.
+    pub note_chord_tokens: u64,
+    pub note_chord_vocabulary: u64,
+    /// `events` tokens on the 24-per-beat grid.
+    pub events_tokens: u64,
+    pub events_vocabulary: u64,
+    /// `pianoroll` frames on the quarter-note grid.
+    pub pianoroll_frames: u64,
+}
+
+/// The tokens of one file, for the corpus-wide vocabulary sizes.
+pub struct FileTokens {
+    note_chord: Vec<String>,
+    events: Vec<events::Token>,
+    pianoroll_frames: u64,
+}
+
+pub struct Examined {
+    pub file: AcceptedFile,
+    pub tokens: FileTokens,
+}
+
+/// Examines every file, using every core; the outcomes keep the input order.
+pub fn examine_all(candidates: &[Upload], include_drums: bool) -> Vec<Result<Examined, String>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = candidates.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|files| {
+                scope.spawn(move || files.iter().map(|f| examine(f, include_drums)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("examining a file does not panic"))
+            .collect()
+    })
+}
+
+/// Reads one file; the error is the reason it is rejected.
+fn examine(upload: &Upload, include_drums: bool) -> Result<Examined, String> {
+    let mut score = midi::read(&upload.bytes).map_err(|error| error.to_string())?;
+    let had_notes = score.note_count() > 0;
+    if !include_drums {
+        score.parts.retain(|part| !part.is_drum);
+    }
+    if score.note_count() == 0 {
+        return Err(if had_notes { "drums only (drums are excluded)" } else { "no notes" }.to_owned());
+    }
+    let (low, high) = score.pitch_range().unwrap_or((0, 0));
+    let file = AcceptedFile {
+        file: upload.file_name.clone(),
+        sha256: sha256_hex(&upload.bytes),
+        notes: score.note_count() as u64,
+        parts: score.parts.len() as u64,
+        duration_seconds: score.tempo_map().seconds(score.end_tick()),
+        pitch_range: [low, high],
+    };
+    Ok(Examined { file, tokens: tokens_of(&score) })
+}
+
+fn tokens_of(score: &Score) -> FileTokens {
+    FileTokens {
+        note_chord: note_chord::encode(score, &note_chord::NoteChordConfig::default()),
+        events: events::encode(score, &events::EventsConfig::default()),
+        pianoroll_frames: pianoroll::encode(score, pianoroll::Grid::Quarter).len() as u64,
+    }
+}
+
+pub fn totals(accepted: &[AcceptedFile], tokens: &[FileTokens]) -> Totals {
+    let note_chord: HashSet<&String> = tokens.iter().flat_map(|t| &t.note_chord).collect();
+    let event_kinds: HashSet<&events::Token> = tokens.iter().flat_map(|t| &t.events).collect();
+    let pitch_range =
+        accepted.iter().map(|file| file.pitch_range).reduce(|a, b| [a[0].min(b[0]), a[1].max(b[1])]);
+    Totals {
+        files: accepted.len() as u64,
+        notes: accepted.iter().map(|file| file.notes).sum(),
+        parts: accepted.iter().map(|file| file.parts).sum(),
+        duration_seconds: accepted.iter().map(|file| file.duration_seconds).sum(),
+        pitch_range,
+        representations: RepresentationTotals {
+            note_chord_tokens: tokens.iter().map(|t| t.note_chord.len() as u64).sum(),
+            note_chord_vocabulary: note_chord.len() as u64,
+            events_tokens: tokens.iter().map(|t| t.events.len() as u64).sum(),
+            events_vocabulary: event_kinds.len() as u64,
+            pianoroll_frames: tokens.iter().map(|t| t.pianoroll_frames).sum(),
+        },
+    }
+}
