@@ -33,9 +33,38 @@ pub enum Command {
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Run the side-by-side speed benchmarks.
-    Bench,
+    Bench(BenchArgs),
     /// List the compute devices libtorch sees, and whether CUDA support is loaded.
     Devices,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Dataset ingest (read + every representation): files/s and MB/s, and the
+    /// tutorials' music21 loop side by side.
+    Ingest(IngestBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestBenchArgs {
+    /// Folder of MIDI files to ingest.
+    #[arg(long, env = "FUGUE_BENCH_DATA", default_value = "../shared/data/bach-chorales-midi")]
+    pub data: PathBuf,
+    /// Timed runs; the best is reported.
+    #[arg(long, env = "FUGUE_BENCH_REPEAT", default_value_t = 5)]
+    pub repeat: u32,
+    /// Python with music21 installed, to time the tutorials' ingest in the same run.
+    #[arg(long, env = "FUGUE_BENCH_MUSIC21_PYTHON")]
+    pub music21_python: Option<PathBuf>,
+    /// How many of the files music21 parses (it manages a few per second).
+    #[arg(long, env = "FUGUE_BENCH_MUSIC21_FILES", default_value_t = 60)]
+    pub music21_files: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,6 +4,8 @@
 pub mod api;
 /// Router, middleware, listener and graceful shutdown.
 pub mod app;
+/// Side-by-side speed benchmarks (`fugue bench`).
+pub mod bench;
 /// Command line and `FUGUE_*` environment configuration.
 pub mod config;
 /// Datasets: ingest of uploaded MIDI files and zips, reports, storage.

@@ -16,7 +16,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Openapi => print_json(&fugue::api::openapi()),
         Command::Devices => print_json(&DeviceReport::probe()),
-        Command::Worker | Command::Train | Command::Generate | Command::Eval | Command::Bench => {
+        Command::Bench(args) => fugue::bench::run(&args),
+        Command::Worker | Command::Train | Command::Generate | Command::Eval => {
             eprintln!("fugue: this command is not yet available in this version");
             return ExitCode::from(2);
         }
