@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::config::{BenchArgs, BenchCommand, IngestBenchArgs};
-use crate::datasets::{IngestLimits, Upload, ingest};
+use crate::datasets::{IngestLimits, folder_uploads, ingest};
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match &args.which {
@@ -16,11 +16,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 fn ingest_bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
-    let paths = midi_paths(&args.data)?;
-    let uploads: Vec<Upload> = paths
-        .iter()
-        .map(|path| Ok(Upload { file_name: path.display().to_string(), bytes: std::fs::read(path)? }))
-        .collect::<anyhow::Result<_>>()?;
+    let uploads = folder_uploads(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    if uploads.is_empty() {
+        bail!("no MIDI files in {}", args.data.display());
+    }
     let bytes: usize = uploads.iter().map(|upload| upload.bytes.len()).sum();
     let limits = IngestLimits::default();
     let mut best = f64::INFINITY;
@@ -42,8 +41,9 @@ fn ingest_bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6 / best,
     );
     if let Some(python) = &args.music21_python {
-        let sample = &paths[..args.music21_files.min(paths.len())];
-        let reference = music21_rate(python, sample)?;
+        let sample: Vec<&str> =
+            uploads.iter().take(args.music21_files).map(|upload| upload.file_name.as_str()).collect();
+        let reference = music21_rate(python, &sample)?;
         println!(
             "music21 ingest: {} files in {:.2} s: {reference:.2} files/s",
             sample.len(),
@@ -55,7 +55,7 @@ fn ingest_bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `bench/music21_ingest.py` and returns its files per second.
-fn music21_rate(python: &Path, paths: &[std::path::PathBuf]) -> anyhow::Result<f64> {
+fn music21_rate(python: &Path, paths: &[&str]) -> anyhow::Result<f64> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/music21_ingest.py");
     let output = Command::new(python).arg(&script).args(paths).output().context("running music21")?;
     if !output.status.success() {
@@ -63,17 +63,4 @@ fn music21_rate(python: &Path, paths: &[std::path::PathBuf]) -> anyhow::Result<f
     }
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     report["files_per_second"].as_f64().context("music21 printed no files_per_second")
-}
-
-fn midi_paths(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .map(|entry| entry.map(|entry| entry.path()))
-        .collect::<Result<_, _>>()?;
-    paths.retain(|path| path.extension().is_some_and(|ext| ext == "mid" || ext == "midi"));
-    paths.sort();
-    if paths.is_empty() {
-        bail!("no .mid files in {}", dir.display());
-    }
-    Ok(paths)
 }

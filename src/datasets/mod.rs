@@ -7,6 +7,7 @@ mod archive;
 mod blobs;
 mod report;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,33 @@ pub enum IngestError {
     TooManyEntries { archive: String, limit: usize },
     #[error("more than {limit} bytes of files once unpacked")]
     TooManyBytes { limit: u64 },
+}
+
+/// Every `.mid`, `.midi` and `.zip` file under `dir` (recursively), sorted by path,
+/// as uploads named by their path: a dataset from a local folder.
+pub fn folder_uploads(dir: &Path) -> std::io::Result<Vec<Upload>> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, found)?;
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["mid", "midi", "zip"].contains(&e.to_ascii_lowercase().as_str()))
+            {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut paths = Vec::new();
+    walk(dir, &mut paths)?;
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| Ok(Upload { bytes: std::fs::read(&path)?, file_name: path.display().to_string() }))
+        .collect()
 }
 
 /// What ingest makes of an upload: the report and the accepted files' bytes.
@@ -363,6 +391,23 @@ mod tests {
             &IngestLimits::default(),
         );
         assert!(reasons(&broken.unwrap().report)[0].1.starts_with("not a readable zip archive"));
+    }
+
+    #[test]
+    fn a_folder_gives_its_music_files_recursively_in_path_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("b.MID"), b"b").unwrap();
+        std::fs::write(dir.path().join("sub").join("a.midi"), b"a").unwrap();
+        std::fs::write(dir.path().join("c.zip"), b"c").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        let uploads = folder_uploads(dir.path()).unwrap();
+        let names: Vec<String> = uploads
+            .iter()
+            .map(|u| Path::new(&u.file_name).strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["b.MID", "c.zip", "sub/a.midi"]);
+        assert_eq!(uploads[2].bytes, b"a");
     }
 
     #[test]
