@@ -24,18 +24,127 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a training worker that takes jobs from the shared queue.
     Worker,
-    /// Train a model on a folder of MIDI files from the command line.
-    Train,
-    /// Generate a composition from the command line.
-    Generate,
-    /// Evaluate a model on a benchmark split.
-    Eval,
+    /// Train a model on a folder of MIDI files or a benchmark JSON, with progress.
+    Train(TrainArgs),
+    /// Generate a composition from the command line and write it as a MIDI file.
+    Generate(GenerateArgs),
+    /// Score a model on a benchmark split; prints one JSON line.
+    Eval(EvalArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Run the side-by-side speed benchmarks.
     Bench(BenchArgs),
     /// List the compute devices libtorch sees, and whether CUDA support is loaded.
     Devices,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[arg(long, value_enum)]
+    pub preset: crate::model::presets::Preset,
+    /// A folder of MIDI files (and zips), or a piano-roll benchmark JSON with
+    /// `train` and `valid` splits.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where the model artifact is written (replaced atomically when it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Device to train on: `cpu` or `cuda:N`. Default: `cuda:0` when present, else `cpu`.
+    #[command(flatten)]
+    pub torch: TorchArgs,
+    /// Checkpoints go here; a run finds its checkpoint and resumes. Default: `<out>.checkpoint`.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: HyperparameterOverrides,
+}
+
+/// Where and how libtorch computes, for the commands that run models.
+#[derive(Debug, Clone, Args)]
+pub struct TorchArgs {
+    /// `cpu` or `cuda:N`. Default: `cuda:0` when present, else `cpu`.
+    #[arg(long, env = "FUGUE_DEVICE")]
+    pub device: Option<crate::devices::DeviceName>,
+    /// libtorch CPU threads. 1 avoids OpenMP spin-waiting when the machine is shared.
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+}
+
+/// Any preset hyperparameter, by name.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HyperparameterOverrides {
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    #[arg(long)]
+    pub learning_rate_decay: Option<f64>,
+    #[arg(long, value_enum)]
+    pub optimizer: Option<crate::model::optim::OptimizerKind>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub layers: Option<i64>,
+    #[arg(long)]
+    pub hidden_size: Option<i64>,
+    #[arg(long)]
+    pub nade_hidden_size: Option<i64>,
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub patience: Option<u32>,
+    #[arg(long)]
+    pub validation_fraction: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// The model artifact directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The MIDI file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Length in steps of the model's grid (frames for piano-roll models).
+    #[arg(long, default_value_t = 64)]
+    pub length: u32,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Tempo of the written file, in beats per minute.
+    #[arg(long, default_value_t = 100.0)]
+    pub tempo_bpm: f64,
+    #[command(flatten)]
+    pub torch: TorchArgs,
+}
+
+/// Longest `fugue generate --length`.
+pub const MAX_GENERATE_LENGTH: u32 = 10_000;
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The model artifact directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A piano-roll benchmark JSON (`train`, `valid`, `test`).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    #[command(flatten)]
+    pub torch: TorchArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Split {
+    Train,
+    Valid,
+    Test,
 }
 
 #[derive(Debug, Args)]

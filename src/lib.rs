@@ -6,6 +6,8 @@ pub mod api;
 pub mod app;
 /// Side-by-side speed benchmarks (`fugue bench`).
 pub mod bench;
+/// `fugue train` and `fugue eval`.
+pub mod cli;
 /// Command line and `FUGUE_*` environment configuration.
 pub mod config;
 /// Datasets: ingest of uploaded MIDI files and zips, reports, storage.
@@ -24,3 +26,5 @@ pub mod observability;
 pub mod repr;
 /// Storage: Postgres or SQLite, the only place with SQL.
 pub mod store;
+/// Training: the loop, checkpoints, early stopping, the piano-roll benchmark.
+pub mod train;

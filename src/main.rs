@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         Command::Openapi => print_json(&fugue::api::openapi()),
         Command::Devices => print_json(&DeviceReport::probe()),
         Command::Bench(args) => fugue::bench::run(&args),
-        Command::Worker | Command::Train | Command::Generate | Command::Eval => {
+        Command::Train(args) => fugue::cli::train(&args),
+        Command::Eval(args) => fugue::cli::eval(&args),
+        Command::Generate(args) => fugue::cli::generate(&args),
+        Command::Worker => {
             eprintln!("fugue: this command is not yet available in this version");
             return ExitCode::from(2);
         }

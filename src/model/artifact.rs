@@ -1,10 +1,120 @@
 //! Model artifacts on disk: one directory per model under the models directory,
-//! holding `meta.json` (what the model is and how it was trained) beside its weights.
+//! holding `meta.json` (what the model is and how it was trained) beside
+//! `model.safetensors` (its weights).
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+use tch::nn::VarStore;
+
+use super::pianoroll::{RollNet, RollNetConfig};
+use crate::repr::pianoroll::Grid;
+use crate::train::FitOutcome;
+use crate::train::checkpoint::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
+
 /// The file that makes a directory a model artifact.
 pub const META_FILE: &str = "meta.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Bumped when `meta.json` or the weight layout changes incompatibly.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactMeta {
+    pub format: u32,
+    pub fugue_version: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub preset: String,
+    pub representation: Representation,
+    pub network: Network,
+    /// The hyperparameters as trained, after defaults and overrides.
+    pub hyperparameters: serde_json::Value,
+    pub data: DataSource,
+    pub training: FitOutcome,
+    /// Scores on held-out data, by name (for example `test_nll`).
+    pub evaluation: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Representation {
+    Pianoroll { grid: Grid },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Network {
+    Roll(RollNetConfig),
+}
+
+/// What a model was trained on: a dataset id or a path, and the content hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSource {
+    pub source: String,
+    pub sha256: String,
+}
+
+/// A loaded model, ready on its device.
+pub struct LoadedModel {
+    pub meta: ArtifactMeta,
+    pub vs: VarStore,
+    pub net: Net,
+}
+
+pub enum Net {
+    Roll(RollNet),
+}
+
+impl LoadedModel {
+    pub fn load(dir: &Path, device: Device) -> anyhow::Result<LoadedModel> {
+        let meta = read_meta(dir)?;
+        let vs = VarStore::new(device);
+        let net = match &meta.network {
+            Network::Roll(config) => Net::Roll(RollNet::new(&vs.root(), config.clone())),
+        };
+        let weights = read_tensors(&dir.join(WEIGHTS_FILE))?;
+        copy_into(&vs, &weights).with_context(|| format!("{} does not fit its meta.json", dir.display()))?;
+        Ok(LoadedModel { meta, vs, net })
+    }
+}
+
+/// Reads and checks `meta.json`, naming what does not match this build.
+pub fn read_meta(dir: &Path) -> anyhow::Result<ArtifactMeta> {
+    let path = dir.join(META_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let format = value.get("format").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    if format != u64::from(FORMAT) {
+        bail!("{} has artifact format {format}; this fugue reads format {FORMAT}", path.display());
+    }
+    serde_json::from_value(value)
+        .with_context(|| format!("{} does not describe a model this fugue knows", path.display()))
+}
+
+/// Writes the artifact to `dir` atomically: everything goes into a temp directory
+/// beside it, which is synced and renamed into place (replacing an older model).
+pub fn save(dir: &Path, meta: &ArtifactMeta, vs: &VarStore) -> anyhow::Result<()> {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let staging = tempfile::Builder::new().prefix(".artifact-").tempdir_in(parent)?;
+    write_tensors(&staging.path().join(WEIGHTS_FILE), &named_variables(vs))?;
+    write_atomically(&staging.path().join(META_FILE), serde_json::to_string_pretty(meta)?.as_bytes())?;
+    std::fs::File::open(staging.path())?.sync_all()?;
+    let staged: PathBuf = staging.keep();
+    if dir.exists() {
+        let old = parent.join(format!(".replaced-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::rename(dir, &old)?;
+        std::fs::rename(&staged, dir)?;
+        std::fs::remove_dir_all(&old)?;
+    } else {
+        std::fs::rename(&staged, dir)?;
+    }
+    std::fs::File::open(parent)?.sync_all()?;
+    Ok(())
+}
 
 /// The models directory, and which of its models serves by default.
 #[derive(Debug, Clone)]
@@ -25,49 +135,83 @@ impl ModelLibrary {
     /// `ok` when the default model's artifact is present and its metadata readable,
     /// else what is wrong, for `/ready`.
     pub fn default_model_check(&self) -> String {
-        let meta = self.dir.join(&self.default_model).join(META_FILE);
-        match read_meta(&meta) {
+        match read_meta(&self.dir.join(&self.default_model)) {
             Ok(_) => "ok".to_owned(),
-            Err(reason) => format!("default model `{}`: {reason}", self.default_model),
+            Err(reason) => format!("default model `{}`: {reason:#}", self.default_model),
         }
-    }
-}
-
-fn read_meta(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{} unreadable: {e}", path.display()))?;
-    match serde_json::from_str(&text) {
-        Ok(serde_json::Value::Object(meta)) => Ok(meta),
-        Ok(_) => Err(format!("{} is not a JSON object", path.display())),
-        Err(e) => Err(format!("{} is not valid JSON: {e}", path.display())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::pianoroll::RollOutput;
 
-    #[test]
-    fn a_missing_default_model_says_where_it_looked() {
-        let dir = tempfile::tempdir().unwrap();
-        let check = ModelLibrary::new(dir.path(), "bach").default_model_check();
-        assert!(check.starts_with("default model `bach`: "), "{check}");
-        assert!(check.contains("bach/meta.json unreadable"), "{check}");
+    fn tiny(vs: &VarStore) -> ArtifactMeta {
+        let config = RollNetConfig { hidden: 4, layers: 1, dropout: 0.0, output: RollOutput::Independent };
+        RollNet::new(&vs.root(), config.clone());
+        ArtifactMeta {
+            format: FORMAT,
+            fugue_version: "test".into(),
+            created_at: "2026-11-21T00:00:00Z".into(),
+            preset: "pianoroll-lstm".into(),
+            representation: Representation::Pianoroll { grid: Grid::Quarter },
+            network: Network::Roll(config),
+            hyperparameters: serde_json::json!({"epochs": 1}),
+            data: DataSource { source: "test".into(), sha256: "00".into() },
+            training: FitOutcome {
+                history: vec![],
+                best_epoch: 1,
+                best_valid_loss: 9.5,
+                stopped_early: false,
+            },
+            evaluation: Default::default(),
+        }
     }
 
     #[test]
-    fn corrupt_metadata_is_not_ready() {
+    fn saves_and_loads_the_same_weights_and_meta() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("bach")).unwrap();
-        std::fs::write(dir.path().join("bach").join(META_FILE), "[1, 2").unwrap();
-        let check = ModelLibrary::new(dir.path(), "bach").default_model_check();
-        assert!(check.contains("not valid JSON"), "{check}");
+        let vs = VarStore::new(Device::Cpu);
+        let meta = tiny(&vs);
+        save(&dir.path().join("m"), &meta, &vs).unwrap();
+        // Saving again replaces the model in one step.
+        save(&dir.path().join("m"), &meta, &vs).unwrap();
+        let loaded = LoadedModel::load(&dir.path().join("m"), Device::Cpu).unwrap();
+        assert_eq!(loaded.meta, meta);
+        for (name, tensor) in vs.variables() {
+            assert!(loaded.vs.variables()[&name].equal(&tensor), "{name}");
+        }
+        let leftovers: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, ["m"], "no staging or replaced directories remain");
     }
 
     #[test]
-    fn readable_metadata_is_ready() {
+    fn loading_names_what_does_not_match() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("bach")).unwrap();
-        std::fs::write(dir.path().join("bach").join(META_FILE), r#"{"preset": "fugue"}"#).unwrap();
-        assert_eq!(ModelLibrary::new(dir.path(), "bach").default_model_check(), "ok");
+        let vs = VarStore::new(Device::Cpu);
+        let mut meta = tiny(&vs);
+        let path = dir.path().join("m");
+        save(&path, &meta, &vs).unwrap();
+
+        meta.network = Network::Roll(RollNetConfig {
+            hidden: 5,
+            layers: 1,
+            dropout: 0.0,
+            output: RollOutput::Independent,
+        });
+        std::fs::write(path.join(META_FILE), serde_json::to_string(&meta).unwrap()).unwrap();
+        let error = format!("{:#}", LoadedModel::load(&path, Device::Cpu).err().unwrap());
+        assert!(error.contains("does not fit its meta.json") && error.contains("shape"), "{error}");
+
+        std::fs::write(path.join(META_FILE), r#"{"format": 99}"#).unwrap();
+        let error = format!("{:#}", read_meta(&path).unwrap_err());
+        assert!(error.contains("artifact format 99; this fugue reads format 1"), "{error}");
+
+        let check = ModelLibrary::new(dir.path(), "absent").default_model_check();
+        assert!(check.starts_with("default model `absent`: reading"), "{check}");
+        std::fs::write(path.join(META_FILE), serde_json::to_string(&tiny(&vs)).unwrap()).unwrap();
+        assert_eq!(ModelLibrary::new(dir.path(), "m").default_model_check(), "ok");
     }
 }

@@ -1,3 +1,7 @@
-//! Models: artifacts on disk (and, with training, the networks themselves).
+//! Models: networks (tch), their optimizers, and artifacts on disk.
 
 pub mod artifact;
+pub mod lstm;
+pub mod optim;
+pub mod pianoroll;
+pub mod presets;

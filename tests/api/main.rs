@@ -11,3 +11,4 @@ mod openapi;
 mod repr;
 mod storage;
 mod support;
+mod training;

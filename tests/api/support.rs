@@ -155,10 +155,31 @@ pub async fn spawn_app(options: Options) -> TestApp {
     TestApp { addr, client: reqwest::Client::new(), data_dir, _database: options.database, _dir: dir }
 }
 
-fn write_model(models_dir: &Path, name: &str) {
-    let dir = models_dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("meta.json"), r#"{"preset": "fugue"}"#).unwrap();
+/// A real, tiny, untrained piano-roll model artifact.
+pub fn write_model(models_dir: &Path, name: &str) {
+    use fugue::model::artifact::{self, ArtifactMeta, DataSource, Network, Representation};
+    use fugue::model::pianoroll::{RollNet, RollNetConfig, RollOutput};
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let config = RollNetConfig { hidden: 4, layers: 1, dropout: 0.0, output: RollOutput::Independent };
+    RollNet::new(&vs.root(), config.clone());
+    let meta = ArtifactMeta {
+        format: artifact::FORMAT,
+        fugue_version: "test".into(),
+        created_at: "2026-11-21T00:00:00Z".into(),
+        preset: "pianoroll-lstm".into(),
+        representation: Representation::Pianoroll { grid: Default::default() },
+        network: Network::Roll(config),
+        hyperparameters: serde_json::json!({}),
+        data: DataSource { source: "none".into(), sha256: String::new() },
+        training: fugue::train::FitOutcome {
+            history: vec![],
+            best_epoch: 0,
+            best_valid_loss: 0.0,
+            stopped_early: false,
+        },
+        evaluation: Default::default(),
+    };
+    artifact::save(&models_dir.join(name), &meta, &vs).unwrap();
 }
 
 pub fn project_path(relative: &str) -> PathBuf {

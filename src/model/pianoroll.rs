@@ -1,0 +1,187 @@
+//! The piano-roll network: 88-key frames in, the next frame's 88 keys out.
+//!
+//! Two output layers:
+//! - `independent`: 88 sigmoids, each key on its own given the LSTM state (the
+//!   benchmark's "LSTM" row);
+//! - `nade`: an autoregressive NADE over the keys, low to high, conditioned on the
+//!   LSTM state (Boulanger-Lewandowski et al.'s RNN-NADE): each key also sees the
+//!   keys below it in the same frame, so chords are modelled jointly.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, Path};
+use tch::{Kind, Tensor};
+
+use super::lstm::{Lstm, LstmState};
+use crate::repr::pianoroll::KEYS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RollOutput {
+    Independent,
+    Nade { hidden: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollNetConfig {
+    pub hidden: i64,
+    pub layers: i64,
+    /// Dropout on the LSTM's input, between its layers and on its output.
+    pub dropout: f64,
+    pub output: RollOutput,
+}
+
+pub struct RollNet {
+    config: RollNetConfig,
+    lstm: Lstm,
+    head: Head,
+}
+
+enum Head {
+    Independent(nn::Linear),
+    Nade(Nade),
+}
+
+/// NADE parameters: per key, input weights `w` and output weights `v` into a hidden
+/// layer whose bias (`c`) and the keys' biases (`b`) come from the LSTM state.
+struct Nade {
+    w: Tensor,
+    v: Tensor,
+    c: nn::Linear,
+    b: nn::Linear,
+}
+
+impl RollNet {
+    pub fn new(vs: &Path, config: RollNetConfig) -> RollNet {
+        let lstm = Lstm::new(&(vs / "lstm"), KEYS as i64, config.hidden, config.layers);
+        let head = match config.output {
+            RollOutput::Independent => {
+                Head::Independent(nn::linear(vs / "out", config.hidden, KEYS as i64, Default::default()))
+            }
+            RollOutput::Nade { hidden } => {
+                let nade = vs / "nade";
+                let init = nn::Init::Randn { mean: 0.0, stdev: 0.01 };
+                Head::Nade(Nade {
+                    w: nade.var("w", &[KEYS as i64, hidden], init),
+                    v: nade.var("v", &[KEYS as i64, hidden], init),
+                    c: nn::linear(&nade / "c", config.hidden, hidden, Default::default()),
+                    b: nn::linear(&nade / "b", config.hidden, KEYS as i64, Default::default()),
+                })
+            }
+        };
+        RollNet { config, lstm, head }
+    }
+
+    pub fn config(&self) -> &RollNetConfig {
+        &self.config
+    }
+
+    /// Summed negative log-likelihood (nats) of each sequence's frames 2..T given
+    /// the frames before them, and the number of frames predicted.
+    ///
+    /// `frames`: (batch, time, 88) zeros and ones; `lengths`: frames per sequence.
+    pub fn nll(&self, frames: &Tensor, lengths: &[i64], train: bool) -> (Tensor, i64) {
+        let (batch, time) = (frames.size()[0], frames.size()[1]);
+        let device = frames.device();
+        let inputs = frames.narrow(1, 0, time - 1).dropout(self.config.dropout, train);
+        let state = self.lstm.zero_state(batch, device);
+        let (hidden, _) = self.lstm.forward(&inputs, &state, self.config.dropout, train);
+        let hidden = hidden.dropout(self.config.dropout, train);
+        let targets = frames.narrow(1, 1, time - 1);
+        // Only real frames count: frame t+1 exists when t + 1 < length.
+        let steps = Tensor::arange(time - 1, (Kind::Int64, device)).unsqueeze(0);
+        let limits = Tensor::from_slice(lengths).to_device(device).unsqueeze(1) - 1;
+        let mask = steps.lt_tensor(&limits);
+        let hidden = hidden.index(&[Some(&mask)]);
+        let targets = targets.index(&[Some(&mask)]);
+        let logits = self.logits(&hidden, &targets);
+        let nll =
+            logits.binary_cross_entropy_with_logits::<Tensor>(&targets, None, None, tch::Reduction::Sum);
+        (nll, hidden.size()[0])
+    }
+
+    /// Logits of each key given the LSTM state and, for NADE, the keys below it.
+    fn logits(&self, hidden: &Tensor, targets: &Tensor) -> Tensor {
+        match &self.head {
+            Head::Independent(out) => out.forward(hidden),
+            Head::Nade(nade) => {
+                // a_k = c + Σ_{j<k} x_j W_j, via an exclusive cumulative sum over keys.
+                let contributions = targets.unsqueeze(2) * nade.w.unsqueeze(0);
+                let before = contributions.cumsum(1, Kind::Float) - &contributions;
+                let activations = (nade.c.forward(hidden).unsqueeze(1) + before).sigmoid();
+                nade.b.forward(hidden)
+                    + (activations * nade.v.unsqueeze(0)).sum_dim_intlist(2, false, Kind::Float)
+            }
+        }
+    }
+
+    /// One step of generation: feeds `frame` (1, 88) and samples the next frame.
+    pub fn sample_next(&self, frame: &Tensor, state: &LstmState, temperature: f64) -> (Tensor, LstmState) {
+        let (hidden, state) = self.lstm.step(frame, state);
+        let next = match &self.head {
+            Head::Independent(out) => (out.forward(&hidden) / temperature).sigmoid().bernoulli(),
+            Head::Nade(nade) => {
+                let mut activation = nade.c.forward(&hidden);
+                let biases = nade.b.forward(&hidden);
+                let mut keys = Vec::with_capacity(KEYS);
+                for key in 0..KEYS as i64 {
+                    let h = activation.sigmoid();
+                    let logit =
+                        biases.select(1, key) + (h * nade.v.get(key)).sum_dim_intlist(1, false, Kind::Float);
+                    let on = (logit / temperature).sigmoid().bernoulli();
+                    activation += on.unsqueeze(1) * nade.w.get(key).unsqueeze(0);
+                    keys.push(on);
+                }
+                Tensor::stack(&keys, 1)
+            }
+        };
+        (next, state)
+    }
+
+    pub fn zero_state(&self, device: tch::Device) -> LstmState {
+        self.lstm.zero_state(1, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::Device;
+    use tch::nn::VarStore;
+
+    use super::*;
+
+    fn frames() -> Tensor {
+        tch::manual_seed(3);
+        Tensor::rand([2, 5, KEYS as i64], (Kind::Float, Device::Cpu)).gt(0.8).to_kind(Kind::Float)
+    }
+
+    #[test]
+    fn an_untrained_independent_head_costs_about_88_ln2_per_frame() {
+        let vs = VarStore::new(Device::Cpu);
+        let net = RollNet::new(
+            &vs.root(),
+            RollNetConfig { hidden: 16, layers: 1, dropout: 0.0, output: RollOutput::Independent },
+        );
+        let (nll, count) = net.nll(&frames(), &[5, 3], false);
+        assert_eq!(count, 4 + 2, "frames 2..T of each sequence");
+        let per_frame = f64::try_from(nll).unwrap() / count as f64;
+        assert!((per_frame - 88.0 * std::f64::consts::LN_2).abs() < 5.0, "{per_frame}");
+    }
+
+    #[test]
+    fn nade_logits_see_only_lower_keys() {
+        let vs = VarStore::new(Device::Cpu);
+        let net = RollNet::new(
+            &vs.root(),
+            RollNetConfig { hidden: 8, layers: 1, dropout: 0.0, output: RollOutput::Nade { hidden: 6 } },
+        );
+        let hidden = Tensor::randn([1, 8], (Kind::Float, Device::Cpu));
+        let x = Tensor::zeros([1, KEYS as i64], (Kind::Float, Device::Cpu));
+        let before = net.logits(&hidden, &x);
+        let _ = x.get(0).get(40).fill_(1.0);
+        let after = net.logits(&hidden, &x);
+        let changed = (after - before).abs().gt(1e-7).get(0);
+        let changed: Vec<bool> = (0..KEYS as i64).map(|k| changed.int64_value(&[k]) != 0).collect();
+        assert!(changed[..=40].iter().all(|c| !c), "key 40 and below ignore key 40");
+        assert!(changed[41..].iter().all(|c| *c), "keys above see it");
+    }
+}

@@ -1,0 +1,132 @@
+//! The training loop: epochs over shuffled batches, validation, early stopping on
+//! validation loss, a learning-rate schedule, and a checkpoint after every epoch
+//! from which a killed run resumes exactly.
+//!
+//! Randomness is derived from (seed, epoch): `tch::manual_seed(seed + epoch)` opens
+//! every epoch, so a resumed epoch draws the same dropout masks and batch order as
+//! an uninterrupted one, with no generator state to save.
+
+pub mod checkpoint;
+pub mod pianoroll;
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+use tch::nn::VarStore;
+use utoipa::ToSchema;
+
+use self::checkpoint::Checkpoint;
+use crate::model::optim::Optimizer;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitConfig {
+    pub epochs: u32,
+    /// Stop after this many epochs without a better validation loss.
+    pub patience: u32,
+    pub seed: u64,
+    /// The learning rate is multiplied by this after every epoch.
+    pub learning_rate_decay: f64,
+}
+
+/// What one epoch measured. Losses are per item: per frame (nats) for piano rolls,
+/// per token for token models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    /// Items (frames or tokens) trained on per second.
+    pub samples_per_second: f64,
+    pub learning_rate: f64,
+    pub seconds: f64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitOutcome {
+    pub history: Vec<EpochMetrics>,
+    pub best_epoch: u32,
+    pub best_valid_loss: f64,
+    pub stopped_early: bool,
+}
+
+/// Summed loss of a batch and how many items it covers.
+pub type LossFn<'a, B> = &'a dyn Fn(&B, bool) -> (Tensor, i64);
+
+/// Trains until `config.epochs`, or until validation stops improving, keeping the
+/// best weights in `vs` at the end. With a checkpoint in `dir`, resumes from it.
+/// `progress` sees every epoch as it ends.
+#[allow(clippy::too_many_arguments, reason = "each argument is one independent part of a run")]
+pub fn fit<B>(
+    vs: &VarStore,
+    optimizer: &mut Optimizer,
+    config: &FitConfig,
+    train_batches: &dyn Fn(u32) -> Vec<B>,
+    valid_batches: &[B],
+    loss: LossFn<'_, B>,
+    dir: &Path,
+    progress: &mut dyn FnMut(&EpochMetrics),
+) -> anyhow::Result<FitOutcome> {
+    let mut state = match Checkpoint::load(dir, vs, optimizer)? {
+        Some(state) => state,
+        None => Checkpoint::fresh(optimizer.learning_rate()),
+    };
+    optimizer.set_learning_rate(state.learning_rate);
+    while state.next_epoch <= config.epochs && state.epochs_since_best < config.patience.max(1) {
+        let epoch = state.next_epoch;
+        tch::manual_seed((config.seed + u64::from(epoch)) as i64);
+        let started = Instant::now();
+        let (mut train_sum, mut train_items) = (0.0, 0i64);
+        for batch in train_batches(epoch) {
+            let (sum, items) = loss(&batch, true);
+            if items == 0 {
+                continue;
+            }
+            optimizer.backward_step(&(&sum / items as f64));
+            train_sum += f64::try_from(&sum)?;
+            train_items += items;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        if !train_sum.is_finite() {
+            anyhow::bail!(
+                "training diverged at epoch {epoch} (the loss is not finite); lower the learning rate"
+            );
+        }
+        let valid_loss = evaluate(valid_batches, loss)?;
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss: train_sum / train_items.max(1) as f64,
+            valid_loss,
+            samples_per_second: train_items as f64 / seconds.max(1e-9),
+            learning_rate: optimizer.learning_rate(),
+            seconds,
+        };
+        progress(&metrics);
+        let best = state.record(metrics);
+        optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
+        state.learning_rate = optimizer.learning_rate();
+        state.save(dir, vs, optimizer, best)?;
+    }
+    state.restore_best(dir, vs)?;
+    Ok(FitOutcome {
+        stopped_early: state.next_epoch <= config.epochs,
+        best_epoch: state.best_epoch,
+        best_valid_loss: state.best_valid_loss,
+        history: state.history,
+    })
+}
+
+/// Mean loss per item over the batches, without gradients or dropout.
+pub fn evaluate<B>(batches: &[B], loss: LossFn<'_, B>) -> anyhow::Result<f64> {
+    tch::no_grad(|| {
+        let (mut sum, mut items) = (0.0, 0i64);
+        for batch in batches {
+            let (batch_sum, batch_items) = loss(batch, false);
+            sum += f64::try_from(&batch_sum)?;
+            items += batch_items;
+        }
+        Ok(sum / items.max(1) as f64)
+    })
+}

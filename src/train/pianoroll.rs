@@ -1,0 +1,83 @@
+//! Training and scoring piano-roll models on the JSB Chorales benchmark splits.
+//!
+//! The score is the benchmark's: frame-level negative log-likelihood in nats, the
+//! sum over every predicted frame of a split (all but each sequence's first)
+//! divided by the number of predicted frames.
+
+use tch::{Device, Kind, Tensor};
+
+use crate::model::pianoroll::RollNet;
+use crate::repr::pianoroll::{Frame, KEYS, LOWEST_KEY, to_binary};
+
+/// Sequences padded to one length: frames (batch, time, 88) and the real lengths.
+pub struct RollBatch {
+    pub frames: Tensor,
+    pub lengths: Vec<i64>,
+}
+
+/// Batches of `batch_size` sequences, taken in `order`.
+pub fn batches(
+    sequences: &[Vec<Frame>],
+    order: &[usize],
+    batch_size: usize,
+    device: Device,
+) -> Vec<RollBatch> {
+    order
+        .chunks(batch_size.max(1))
+        .map(|chunk| {
+            // Padding to a multiple of 32 keeps the set of tensor shapes small: oneDNN
+            // builds (slowly) one LSTM primitive per shape.
+            let longest = chunk.iter().map(|&i| sequences[i].len()).max().unwrap_or(0).next_multiple_of(32);
+            let mut data = vec![0f32; chunk.len() * longest * KEYS];
+            for (row, &index) in chunk.iter().enumerate() {
+                for (t, frame) in sequences[index].iter().enumerate() {
+                    let offset = (row * longest + t) * KEYS;
+                    data[offset..offset + KEYS].copy_from_slice(&to_binary(frame));
+                }
+            }
+            let frames = Tensor::from_slice(&data)
+                .view([chunk.len() as i64, longest as i64, KEYS as i64])
+                .to_device(device);
+            RollBatch { frames, lengths: chunk.iter().map(|&i| sequences[i].len() as i64).collect() }
+        })
+        .collect()
+}
+
+/// A random order of `n` items from libtorch's generator (seeded per epoch).
+pub fn shuffled(n: usize) -> Vec<usize> {
+    let permutation = Tensor::randperm(n as i64, (Kind::Int64, Device::Cpu));
+    Vec::<i64>::try_from(permutation).unwrap_or_default().into_iter().map(|i| i as usize).collect()
+}
+
+/// Sequences with fewer than two frames predict nothing and are left out.
+pub fn usable(sequences: &[Vec<Frame>]) -> Vec<Vec<Frame>> {
+    sequences.iter().filter(|sequence| sequence.len() >= 2).cloned().collect()
+}
+
+pub fn loss(net: &RollNet, batch: &RollBatch, train: bool) -> (Tensor, i64) {
+    net.nll(&batch.frames, &batch.lengths, train)
+}
+
+/// The benchmark score of `net` on `sequences`.
+pub fn frame_nll(net: &RollNet, sequences: &[Vec<Frame>], device: Device) -> anyhow::Result<f64> {
+    let sequences = usable(sequences);
+    let order: Vec<usize> = (0..sequences.len()).collect();
+    let batches = batches(&sequences, &order, 16, device);
+    crate::train::evaluate(&batches, &|batch, train| loss(net, batch, train))
+}
+
+/// Samples `length` frames, starting from silence.
+pub fn sample(net: &RollNet, length: u32, temperature: f64, device: Device) -> Vec<Frame> {
+    let mut frame = Tensor::zeros([1, KEYS as i64], (Kind::Float, device));
+    let mut state = net.zero_state(device);
+    let mut frames = Vec::with_capacity(length as usize);
+    for _ in 0..length {
+        let (next, next_state) = net.sample_next(&frame, &state, temperature);
+        let keys = Vec::<f32>::try_from(next.get(0).to_device(Device::Cpu)).unwrap_or_default();
+        frames.push(
+            keys.iter().zip(0u8..).filter(|(on, _)| **on > 0.5).map(|(_, key)| LOWEST_KEY + key).collect(),
+        );
+        (frame, state) = (next, next_state);
+    }
+    frames
+}

@@ -1,0 +1,131 @@
+//! `fugue train`, `generate` and `eval` as a user runs them, on tiny models.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::shared_data;
+
+const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
+
+/// A tiny, quick configuration of a preset on the jsb-mini MIDI files.
+fn train_command(preset: &str, out: &Path, epochs: u32) -> Command {
+    let mut command = Command::new(FUGUE);
+    command
+        .args(["train", "--preset", preset, "--out"])
+        .arg(out)
+        .arg("--data")
+        .arg(shared_data("jsb-mini/train"));
+    command.args([
+        "--epochs",
+        &epochs.to_string(),
+        "--hidden-size",
+        "16",
+        "--layers",
+        "1",
+        "--batch-size",
+        "4",
+    ]);
+    command.args(["--nade-hidden-size", "8", "--seed", "5"]);
+    command
+}
+
+fn run(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn meta(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_preset_trains_generates_and_evaluates() {
+    for preset in ["pianoroll-lstm", "pianoroll-nade"] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        run(train_command(preset, &model, 2));
+        let meta = meta(&model);
+        assert_eq!(meta["preset"], preset);
+        assert_eq!(meta["training"]["history"].as_array().unwrap().len(), 2);
+        assert!(!dir.path().join("model.checkpoint").exists(), "checkpoints are removed after success");
+
+        let song = dir.path().join("song.mid");
+        let mut generate = Command::new(FUGUE);
+        generate.args(["generate", "--model"]).arg(&model).arg("--out").arg(&song).args(["--length", "48"]);
+        run(generate);
+        let score =
+            fugue::midi::read(&std::fs::read(&song).unwrap()).expect("fugue's reader accepts the song");
+        assert_eq!(score.tempos[0].bpm().round(), 100.0);
+
+        let mut eval = Command::new(FUGUE);
+        eval.args(["eval", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(shared_data("jsb-chorales/jsb-chorales-quarter.json"));
+        let report: Value = serde_json::from_str(run(eval).trim()).unwrap();
+        let nll = report["nll"].as_f64().unwrap();
+        assert!(nll.is_finite() && nll > 0.0, "{report}");
+        assert_eq!(report["frames"], 4725 - 77, "every test frame but each sequence's first");
+    }
+}
+
+/// Losses per epoch, the part of the history that must not depend on timing.
+fn losses(meta: &Value) -> Vec<(f64, f64)> {
+    let history = meta["training"]["history"].as_array().unwrap();
+    history.iter().map(|e| (e["train_loss"].as_f64().unwrap(), e["valid_loss"].as_f64().unwrap())).collect()
+}
+
+#[test]
+fn a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    run(train_command("pianoroll-lstm", &whole, 4));
+
+    let resumed = dir.path().join("resumed");
+    let mut first = train_command("pianoroll-lstm", &resumed, 4);
+    let mut child = first.stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().starts_with("epoch   2/4") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!resumed.join("meta.json").exists(), "killed before the model was written");
+    let checkpoint = dir.path().join("resumed.checkpoint").join("checkpoint.json");
+    assert!(checkpoint.exists(), "an epoch's checkpoint survives the kill");
+
+    run(train_command("pianoroll-lstm", &resumed, 4));
+    assert_eq!(losses(&meta(&resumed)), losses(&meta(&whole)));
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert_eq!(weights(&resumed), weights(&whole), "the same weights, bit for bit");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut missing = Command::new(FUGUE);
+    missing.args(["generate", "--model"]).arg(dir.path()).arg("--out").arg(dir.path().join("x.mid"));
+    let output = missing.output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("meta.json"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut too_long = Command::new(FUGUE);
+    too_long
+        .args(["generate", "--model"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg("x.mid")
+        .args(["--length", "10001"]);
+    let output = too_long.output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--length must be 1 to 10000"));
+}
