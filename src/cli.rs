@@ -1,24 +1,36 @@
-//! The command-line commands that run outside the server: train and eval.
+//! The command-line commands that run models outside the server: train,
+//! generate and eval.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use tch::Device;
 use tch::nn::VarStore;
+use tch::{Device, Tensor};
 
 use crate::config::{
     EvalArgs, GenerateArgs, HyperparameterOverrides, MAX_GENERATE_LENGTH, Split, TorchArgs, TrainArgs,
 };
 use crate::datasets::{self, IngestLimits, folder_uploads, sha256_hex};
 use crate::devices::default_devices;
-use crate::midi::{self, TempoChange};
+use crate::midi::{self, Score, TempoChange};
 use crate::model::artifact::{self, ArtifactMeta, DataSource, LoadedModel, Net, Network, Representation};
 use crate::model::optim::Optimizer;
 use crate::model::pianoroll::RollNet;
-use crate::model::presets::Hyperparameters;
+use crate::model::presets::{Hyperparameters, Preset, TokenRepresentation};
+use crate::model::sampling::{Rng, Sampling, sample};
+use crate::model::tokens::TokenNet;
 use crate::repr::pianoroll::{self, BenchmarkSplits, Frame};
+use crate::repr::{Vocabulary, events, note_chord};
 use crate::train::checkpoint as artifact_io;
-use crate::train::{self, EpochMetrics, pianoroll as roll_training};
+use crate::train::{self, EpochMetrics, FitOutcome, pianoroll as roll_training, tokens as token_training};
+
+/// What a training run produced, before it is written as an artifact.
+struct Trained {
+    vs: VarStore,
+    representation: Representation,
+    network: Network,
+    outcome: FitOutcome,
+}
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
@@ -29,47 +41,33 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         args.preset.name(),
         checkpoints.display()
     );
-    let (splits, data) = roll_splits(&args.data, &hp)?;
-    let (train_set, valid_set) = (roll_training::usable(&splits.0), roll_training::usable(&splits.1));
-    if train_set.is_empty() || valid_set.is_empty() {
-        bail!(
-            "{}: needs sequences of two frames or more in both training and validation",
-            args.data.display()
-        );
-    }
-    let vs = VarStore::new(device);
-    let net = RollNet::new(&vs.root(), args.preset.roll_network(&hp));
-    let mut optimizer = Optimizer::new(&vs, hp.optimizer());
-    let valid_order: Vec<usize> = (0..valid_set.len()).collect();
-    let valid_batches = roll_training::batches(&valid_set, &valid_order, hp.batch_size, device);
-    let train_batches = |_epoch: u32| {
-        roll_training::batches(&train_set, &roll_training::shuffled(train_set.len()), hp.batch_size, device)
+    // Seeds the initial weights; each epoch reseeds itself (see train::fit).
+    tch::manual_seed(hp.seed as i64);
+    let (trained, data) = match args.preset.tokens() {
+        Some(representation) => {
+            let (scores, data) = corpus(&args.data)?;
+            (train_tokens(args.preset, &hp, representation, &scores, device, &checkpoints)?, data)
+        }
+        None => {
+            let (splits, data) = roll_splits(&args.data, &hp)?;
+            (train_roll(args.preset, &hp, splits, device, &checkpoints)?, data)
+        }
     };
-    let outcome = train::fit(
-        &vs,
-        &mut optimizer,
-        &hp.fit(),
-        &train_batches,
-        &valid_batches,
-        &|batch, train| roll_training::loss(&net, batch, train),
-        &checkpoints,
-        &mut |metrics| print_epoch(metrics, hp.epochs),
-    )?;
     let mut evaluation = serde_json::Map::new();
-    evaluation.insert("valid_nll".to_owned(), outcome.best_valid_loss.into());
+    evaluation.insert("valid_loss".to_owned(), trained.outcome.best_valid_loss.into());
     let meta = ArtifactMeta {
         format: artifact::FORMAT,
         fugue_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         preset: args.preset.name().to_owned(),
-        representation: Representation::Pianoroll { grid: hp.grid },
-        network: Network::Roll(net.config().clone()),
+        representation: trained.representation,
+        network: trained.network,
         hyperparameters: serde_json::to_value(&hp)?,
         data,
-        training: outcome,
+        training: trained.outcome,
         evaluation,
     };
-    artifact::save(&args.out, &meta, &vs)?;
+    artifact::save(&args.out, &meta, &trained.vs)?;
     std::fs::remove_dir_all(&checkpoints).with_context(|| format!("removing {}", checkpoints.display()))?;
     eprintln!(
         "fugue train: best validation loss {:.4} at epoch {}; model in {}",
@@ -78,6 +76,101 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+fn train_roll(
+    preset: Preset,
+    hp: &Hyperparameters,
+    (train_set, valid_set): Sequences,
+    device: Device,
+    checkpoints: &Path,
+) -> anyhow::Result<Trained> {
+    let (train_set, valid_set) = (roll_training::usable(&train_set), roll_training::usable(&valid_set));
+    if train_set.is_empty() || valid_set.is_empty() {
+        bail!("needs sequences of two frames or more in both training and validation");
+    }
+    let vs = VarStore::new(device);
+    let net = RollNet::new(&vs.root(), preset.roll_network(hp));
+    let mut optimizer = Optimizer::new(&vs, hp.optimizer());
+    let valid_batches = roll_training::batches(&valid_set, &in_order(valid_set.len()), hp.batch_size, device);
+    let train_batches = |_epoch: u32| {
+        roll_training::batches(&train_set, &roll_training::shuffled(train_set.len()), hp.batch_size, device)
+    };
+    let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
+    let outcome = train::fit(
+        &vs,
+        &mut optimizer,
+        &hp.fit(),
+        &train_batches,
+        &valid_batches,
+        &loss,
+        checkpoints,
+        &mut |metrics| print_epoch(metrics, hp.epochs),
+    )?;
+    let network = Network::Roll(net.config().clone());
+    Ok(Trained { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
+}
+
+fn train_tokens(
+    preset: Preset,
+    hp: &Hyperparameters,
+    representation: TokenRepresentation,
+    scores: &[Score],
+    device: Device,
+    checkpoints: &Path,
+) -> anyhow::Result<Trained> {
+    let sequences: Vec<Vec<String>> = scores.iter().map(|score| tokenize(&representation, score)).collect();
+    let vocabulary = Vocabulary::build(sequences.iter().map(Vec::as_slice));
+    let ids: Vec<Vec<i64>> = sequences
+        .iter()
+        .filter(|sequence| sequence.len() >= 2)
+        .map(|sequence| vocabulary.encode(sequence).map(|ids| ids.into_iter().map(i64::from).collect()))
+        .collect::<Result<_, _>>()
+        .map_err(|token| anyhow::anyhow!("token `{token}` missing from its own vocabulary"))?;
+    if ids.len() < 2 {
+        bail!("needs at least two files with two tokens or more");
+    }
+    let (train_ids, valid_ids) = split_by_file(ids, hp.validation_fraction, hp.seed);
+    let train_windows = token_training::windows(&train_ids, hp.window);
+    let valid_windows = token_training::windows(&valid_ids, hp.window);
+    let vs = VarStore::new(device);
+    let net = TokenNet::new(&vs.root(), preset.token_network(hp, vocabulary.len()));
+    let mut optimizer = Optimizer::new(&vs, hp.optimizer());
+    let valid_batches =
+        token_training::batches(&valid_windows, &in_order(valid_windows.len()), hp.batch_size, device);
+    let train_batches = |_epoch: u32| {
+        token_training::batches(
+            &train_windows,
+            &roll_training::shuffled(train_windows.len()),
+            hp.batch_size,
+            device,
+        )
+    };
+    let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
+    let outcome = train::fit(
+        &vs,
+        &mut optimizer,
+        &hp.fit(),
+        &train_batches,
+        &valid_batches,
+        &loss,
+        checkpoints,
+        &mut |metrics| print_epoch(metrics, hp.epochs),
+    )?;
+    let representation = match representation {
+        TokenRepresentation::Events(config) => Representation::Events { config, vocabulary },
+        TokenRepresentation::NoteChord(config) => Representation::NoteChord { config, vocabulary },
+    };
+    Ok(Trained { vs, representation, network: Network::Token(net.config().clone()), outcome })
+}
+
+fn tokenize(representation: &TokenRepresentation, score: &Score) -> Vec<String> {
+    match representation {
+        TokenRepresentation::Events(config) => {
+            events::encode(score, config).iter().map(ToString::to_string).collect()
+        }
+        TokenRepresentation::NoteChord(config) => note_chord::encode(score, config),
+    }
 }
 
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
@@ -93,32 +186,68 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
     let model = LoadedModel::load(&args.model, device)?;
     tch::manual_seed(args.seed as i64);
-    let (Net::Roll(net), Representation::Pianoroll { grid }) = (&model.net, &model.meta.representation);
-    let frames = tch::no_grad(|| roll_training::sample(net, args.length, args.temperature, device));
-    let mut score = pianoroll::decode(&frames, *grid);
-    score.tempos =
-        vec![TempoChange { tick: 0, micros_per_beat: (60_000_000.0 / args.tempo_bpm).round() as u32 }];
-    let bytes = midi::write(&score);
-    artifact_io::write_atomically(&args.out, &bytes)?;
-    eprintln!(
-        "fugue generate: {} notes in {} frames to {}",
-        score.note_count(),
-        frames.len(),
-        args.out.display()
-    );
+    let sampling = Sampling { temperature: args.temperature, ..Sampling::default() };
+    let mut rng = Rng::new(args.seed);
+    let mut score = tch::no_grad(|| match (&model.net, &model.meta.representation) {
+        (Net::Roll(net), Representation::Pianoroll { grid }) => {
+            Ok(pianoroll::decode(&roll_training::sample(net, args.length, args.temperature, device), *grid))
+        }
+        (Net::Token(net), Representation::Events { config, vocabulary }) => {
+            let tokens = sample_tokens(net, vocabulary, "Bar", args.length, &sampling, &mut rng, device);
+            let parsed: Vec<events::Token> = tokens.iter().filter_map(|token| token.parse().ok()).collect();
+            Ok(events::decode(&parsed, config))
+        }
+        (Net::Token(net), Representation::NoteChord { config, vocabulary }) => {
+            let tokens = sample_tokens(net, vocabulary, "", args.length, &sampling, &mut rng, device);
+            Ok(note_chord::decode(&tokens, config)?)
+        }
+        _ => Err(anyhow::anyhow!("{}: its network does not match its representation", args.model.display())),
+    })?;
+    if score.tempos.is_empty() {
+        score.tempos =
+            vec![TempoChange { tick: 0, micros_per_beat: (60_000_000.0 / args.tempo_bpm).round() as u32 }];
+    }
+    artifact_io::write_atomically(&args.out, &midi::write(&score))?;
+    eprintln!("fugue generate: {} notes to {}", score.note_count(), args.out.display());
     Ok(())
+}
+
+/// Samples `length` tokens after `start` (or, when the vocabulary lacks it, after
+/// a token drawn at random).
+fn sample_tokens(
+    net: &TokenNet,
+    vocabulary: &Vocabulary,
+    start: &str,
+    length: u32,
+    sampling: &Sampling,
+    rng: &mut Rng,
+    device: Device,
+) -> Vec<String> {
+    let first =
+        vocabulary.id(start).map_or_else(|| (rng.next_u64() % vocabulary.len() as u64) as i64, i64::from);
+    let mut tokens = vec![first];
+    let mut state = net.zero_state(1, device);
+    for _ in 0..length {
+        let input = Tensor::from_slice(&[*tokens.last().expect("starts non-empty")]).to_device(device);
+        let (logits, next) = net.step(&input, &state);
+        state = next;
+        tokens.push(sample(&logits, sampling, std::slice::from_mut(rng))[0]);
+    }
+    tokens.iter().filter_map(|&id| vocabulary.token(id as u32)).map(str::to_owned).collect()
 }
 
 pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
     let model = LoadedModel::load(&args.model, device)?;
+    let Net::Roll(net) = &model.net else {
+        bail!("{}: `fugue eval` scores piano-roll models on the benchmark", args.model.display());
+    };
     let splits = BenchmarkSplits::load(&args.data)?;
     let sequences = match args.split {
         Split::Train => &splits.train,
         Split::Valid => &splits.valid,
         Split::Test => &splits.test,
     };
-    let Net::Roll(net) = &model.net;
     let nll = roll_training::frame_nll(net, sequences, device)?;
     let frames: usize = sequences.iter().map(|s| s.len().saturating_sub(1)).sum();
     let report = serde_json::json!({
@@ -155,6 +284,8 @@ fn apply(mut hp: Hyperparameters, o: &HyperparameterOverrides) -> Hyperparameter
         layers,
         hidden_size,
         nade_hidden_size,
+        embedding_size,
+        window,
         dropout,
         patience,
         validation_fraction,
@@ -164,8 +295,10 @@ fn apply(mut hp: Hyperparameters, o: &HyperparameterOverrides) -> Hyperparameter
 }
 
 fn print_epoch(metrics: &EpochMetrics, epochs: u32) {
+    let accuracy =
+        metrics.valid_accuracy.map(|a| format!("  accuracy {:.1}%", a * 100.0)).unwrap_or_default();
     eprintln!(
-        "epoch {:>3}/{epochs}  train {:.4}  valid {:.4}  {:>8.0} items/s  lr {:.2e}  {:.1}s",
+        "epoch {:>3}/{epochs}  train {:.4}  valid {:.4}{accuracy}  {:>8.0} items/s  lr {:.2e}  {:.1}s",
         metrics.epoch,
         metrics.train_loss,
         metrics.valid_loss,
@@ -173,6 +306,29 @@ fn print_epoch(metrics: &EpochMetrics, epochs: u32) {
         metrics.learning_rate,
         metrics.seconds
     );
+}
+
+fn in_order(n: usize) -> Vec<usize> {
+    (0..n).collect()
+}
+
+/// The scores of a folder's MIDI files, and what identifies them.
+fn corpus(data: &Path) -> anyhow::Result<(Vec<Score>, DataSource)> {
+    let uploads = folder_uploads(data).with_context(|| format!("reading {}", data.display()))?;
+    let ingested = datasets::ingest(uploads, false, &IngestLimits::default())?;
+    let hashes: Vec<&str> = ingested.report.accepted.iter().map(|file| file.sha256.as_str()).collect();
+    let source =
+        DataSource { source: data.display().to_string(), sha256: sha256_hex(hashes.join("\n").as_bytes()) };
+    let scores = ingested
+        .files
+        .iter()
+        .map(|(_, bytes)| {
+            let mut score = midi::read(bytes)?;
+            score.parts.retain(|part| !part.is_drum);
+            Ok(score)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((scores, source))
 }
 
 type Sequences = (Vec<Vec<Frame>>, Vec<Vec<Frame>>);
@@ -186,23 +342,18 @@ fn roll_splits(data: &Path, hp: &Hyperparameters) -> anyhow::Result<(Sequences, 
         let source = DataSource { source: data.display().to_string(), sha256: sha256_hex(&bytes) };
         return Ok(((splits.train, splits.valid), source));
     }
-    let uploads = folder_uploads(data).with_context(|| format!("reading {}", data.display()))?;
-    let ingested = datasets::ingest(uploads, false, &IngestLimits::default())?;
-    let hashes: Vec<&str> = ingested.report.accepted.iter().map(|file| file.sha256.as_str()).collect();
-    let source =
-        DataSource { source: data.display().to_string(), sha256: sha256_hex(hashes.join("\n").as_bytes()) };
-    let rolls: Vec<Vec<Frame>> = ingested
-        .files
-        .iter()
-        .map(|(_, bytes)| Ok(pianoroll::encode(&midi::read(bytes)?, hp.grid)))
-        .collect::<anyhow::Result<_>>()?;
+    let (scores, source) = corpus(data)?;
+    let rolls: Vec<Vec<Frame>> = scores.iter().map(|score| pianoroll::encode(score, hp.grid)).collect();
     Ok((split_by_file(rolls, hp.validation_fraction, hp.seed), source))
 }
 
 /// Holds out `fraction` of the files (at least one), chosen by a seeded shuffle.
 fn split_by_file<T>(items: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
-    tch::manual_seed(seed as i64);
-    let order = roll_training::shuffled(items.len());
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
     let held_out =
         ((items.len() as f64 * fraction).round() as usize).clamp(1, items.len().saturating_sub(1).max(1));
     let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();

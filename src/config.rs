@@ -92,6 +92,10 @@ pub struct HyperparameterOverrides {
     #[arg(long)]
     pub nade_hidden_size: Option<i64>,
     #[arg(long)]
+    pub embedding_size: Option<i64>,
+    #[arg(long)]
+    pub window: Option<usize>,
+    #[arg(long)]
     pub dropout: Option<f64>,
     #[arg(long)]
     pub patience: Option<u32>,
@@ -109,7 +113,7 @@ pub struct GenerateArgs {
     /// The MIDI file to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// Length in steps of the model's grid (frames for piano-roll models).
+    /// Length in tokens, or frames for piano-roll models.
     #[arg(long, default_value_t = 64)]
     pub length: u32,
     #[arg(long, default_value_t = 1.0)]

@@ -10,6 +10,10 @@ use tch::Device;
 use tch::nn::VarStore;
 
 use super::pianoroll::{RollNet, RollNetConfig};
+use super::tokens::{TokenNet, TokenNetConfig};
+use crate::repr::Vocabulary;
+use crate::repr::events::EventsConfig;
+use crate::repr::note_chord::NoteChordConfig;
 use crate::repr::pianoroll::Grid;
 use crate::train::FitOutcome;
 use crate::train::checkpoint::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
@@ -41,12 +45,15 @@ pub struct ArtifactMeta {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Representation {
     Pianoroll { grid: Grid },
+    Events { config: EventsConfig, vocabulary: Vocabulary },
+    NoteChord { config: NoteChordConfig, vocabulary: Vocabulary },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Network {
     Roll(RollNetConfig),
+    Token(TokenNetConfig),
 }
 
 /// What a model was trained on: a dataset id or a path, and the content hash.
@@ -65,6 +72,7 @@ pub struct LoadedModel {
 
 pub enum Net {
     Roll(RollNet),
+    Token(TokenNet),
 }
 
 impl LoadedModel {
@@ -73,6 +81,7 @@ impl LoadedModel {
         let vs = VarStore::new(device);
         let net = match &meta.network {
             Network::Roll(config) => Net::Roll(RollNet::new(&vs.root(), config.clone())),
+            Network::Token(config) => Net::Token(TokenNet::new(&vs.root(), config.clone())),
         };
         let weights = read_tensors(&dir.join(WEIGHTS_FILE))?;
         copy_into(&vs, &weights).with_context(|| format!("{} does not fit its meta.json", dir.display()))?;

@@ -5,3 +5,5 @@ pub mod lstm;
 pub mod optim;
 pub mod pianoroll;
 pub mod presets;
+pub mod sampling;
+pub mod tokens;

@@ -5,12 +5,25 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::{OptimizerConfig, OptimizerKind};
 use super::pianoroll::{RollNetConfig, RollOutput};
+use super::tokens::{Head, TokenNetConfig};
+use crate::repr::events::EventsConfig;
+use crate::repr::note_chord::NoteChordConfig;
 use crate::repr::pianoroll::Grid;
 use crate::train::FitConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
+    /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo),
+    /// embedding → 2×256 LSTM → dense, gradient clipping, decaying learning rate.
+    Fugue,
+    /// The Bach note/chord tutorial: `note-chord` tokens, window 40, LSTM 300 ×2 →
+    /// batch norm → ReLU → dropout → dense; Adam, batch 64.
+    PlayBach,
+    /// The classical-piano tutorial: normal-order `note-chord` tokens, window 100,
+    /// LSTM 512 ×3 (dropout 0.3) → batch norm → dropout → dense 256 → ReLU → batch
+    /// norm → dropout → dense; RMSprop, batch 128.
+    ClassicalPiano,
     /// 88-key frames → LSTM → 88 independent sigmoids (the benchmark's LSTM row).
     PianorollLstm,
     /// 88-key frames → LSTM → NADE over the keys (the benchmark's RNN-NADE row).
@@ -31,6 +44,10 @@ pub struct Hyperparameters {
     pub hidden_size: i64,
     /// Hidden units of the NADE output layer (piano-roll NADE only).
     pub nade_hidden_size: i64,
+    /// Token embedding width (token presets).
+    pub embedding_size: i64,
+    /// Tokens per training window (token presets).
+    pub window: usize,
     pub dropout: f64,
     pub patience: u32,
     pub validation_fraction: f64,
@@ -41,6 +58,9 @@ pub struct Hyperparameters {
 impl Preset {
     pub fn name(self) -> &'static str {
         match self {
+            Preset::Fugue => "fugue",
+            Preset::PlayBach => "play-bach",
+            Preset::ClassicalPiano => "classical-piano",
             Preset::PianorollLstm => "pianoroll-lstm",
             Preset::PianorollNade => "pianoroll-nade",
         }
@@ -58,25 +78,97 @@ impl Preset {
             layers: 2,
             hidden_size: 256,
             nade_hidden_size: 0,
+            embedding_size: 0,
+            window: 0,
             dropout: 0.5,
             patience: 20,
             validation_fraction: 0.15,
             seed: 1,
             grid: Grid::Quarter,
         };
+        let tokens = Hyperparameters {
+            epochs: 50,
+            batch_size: 64,
+            learning_rate_decay: 1.0,
+            clip_grad_norm: None,
+            embedding_size: 64,
+            window: 40,
+            hidden_size: 300,
+            dropout: 0.3,
+            patience: 10,
+            ..roll.clone()
+        };
         match self {
+            Preset::Fugue => Hyperparameters {
+                epochs: 40,
+                batch_size: 32,
+                learning_rate: 2e-3,
+                learning_rate_decay: 0.95,
+                clip_grad_norm: Some(1.0),
+                embedding_size: 128,
+                window: 256,
+                hidden_size: 256,
+                patience: 5,
+                ..tokens
+            },
+            Preset::PlayBach => tokens,
+            Preset::ClassicalPiano => Hyperparameters {
+                epochs: 200,
+                batch_size: 128,
+                optimizer: OptimizerKind::Rmsprop,
+                layers: 3,
+                hidden_size: 512,
+                window: 100,
+                ..tokens
+            },
             Preset::PianorollLstm => roll,
             Preset::PianorollNade => Hyperparameters { nade_hidden_size: 150, ..roll },
         }
     }
 
+    /// The token representation of a token preset; `None` for piano-roll presets.
+    pub fn tokens(self) -> Option<TokenRepresentation> {
+        match self {
+            Preset::Fugue => Some(TokenRepresentation::Events(EventsConfig::default())),
+            Preset::PlayBach => Some(TokenRepresentation::NoteChord(NoteChordConfig::default())),
+            Preset::ClassicalPiano => Some(TokenRepresentation::NoteChord(NoteChordConfig {
+                normal_order: true,
+                ..Default::default()
+            })),
+            Preset::PianorollLstm | Preset::PianorollNade => None,
+        }
+    }
+
+    pub fn token_network(self, hp: &Hyperparameters, vocabulary: usize) -> TokenNetConfig {
+        let head = match self {
+            Preset::PlayBach => Head::BatchnormRelu,
+            Preset::ClassicalPiano => Head::Dense256,
+            _ => Head::Linear,
+        };
+        TokenNetConfig {
+            vocabulary: vocabulary as i64,
+            embedding: hp.embedding_size,
+            hidden: hp.hidden_size,
+            layers: hp.layers,
+            dropout: hp.dropout,
+            head,
+        }
+    }
+
     pub fn roll_network(self, hp: &Hyperparameters) -> RollNetConfig {
         let output = match self {
-            Preset::PianorollLstm => RollOutput::Independent,
             Preset::PianorollNade => RollOutput::Nade { hidden: hp.nade_hidden_size },
+            _ => RollOutput::Independent,
         };
         RollNetConfig { hidden: hp.hidden_size, layers: hp.layers, dropout: hp.dropout, output }
     }
+}
+
+/// How a token preset turns scores into tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TokenRepresentation {
+    Events(EventsConfig),
+    NoteChord(NoteChordConfig),
 }
 
 impl Hyperparameters {

@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod pianoroll;
+pub mod tokens;
 
 use std::path::Path;
 use std::time::Instant;
@@ -37,6 +38,9 @@ pub struct EpochMetrics {
     pub epoch: u32,
     pub train_loss: f64,
     pub valid_loss: f64,
+    /// Next-token accuracy (arg-max), for token models.
+    pub train_accuracy: Option<f64>,
+    pub valid_accuracy: Option<f64>,
     /// Items (frames or tokens) trained on per second.
     pub samples_per_second: f64,
     pub learning_rate: f64,
@@ -52,8 +56,42 @@ pub struct FitOutcome {
     pub stopped_early: bool,
 }
 
-/// Summed loss of a batch and how many items it covers.
-pub type LossFn<'a, B> = &'a dyn Fn(&B, bool) -> (Tensor, i64);
+/// A batch's summed loss, how many items it covers, and how many of them the
+/// model predicted right (for models with a notion of accuracy).
+pub struct BatchLoss {
+    pub sum: Tensor,
+    pub items: i64,
+    pub correct: Option<i64>,
+}
+
+pub type LossFn<'a, B> = &'a dyn Fn(&B, bool) -> BatchLoss;
+
+/// Running totals over an epoch's batches.
+#[derive(Default)]
+struct Tally {
+    sum: f64,
+    items: i64,
+    correct: Option<i64>,
+}
+
+impl Tally {
+    fn add(&mut self, batch: &BatchLoss) -> anyhow::Result<()> {
+        self.sum += f64::try_from(&batch.sum)?;
+        self.items += batch.items;
+        if let Some(correct) = batch.correct {
+            self.correct = Some(self.correct.unwrap_or(0) + correct);
+        }
+        Ok(())
+    }
+
+    fn loss(&self) -> f64 {
+        self.sum / self.items.max(1) as f64
+    }
+
+    fn accuracy(&self) -> Option<f64> {
+        self.correct.map(|correct| correct as f64 / self.items.max(1) as f64)
+    }
+}
 
 /// Trains until `config.epochs`, or until validation stops improving, keeping the
 /// best weights in `vs` at the end. With a checkpoint in `dir`, resumes from it.
@@ -78,28 +116,29 @@ pub fn fit<B>(
         let epoch = state.next_epoch;
         tch::manual_seed((config.seed + u64::from(epoch)) as i64);
         let started = Instant::now();
-        let (mut train_sum, mut train_items) = (0.0, 0i64);
+        let mut train = Tally::default();
         for batch in train_batches(epoch) {
-            let (sum, items) = loss(&batch, true);
-            if items == 0 {
+            let batch_loss = loss(&batch, true);
+            if batch_loss.items == 0 {
                 continue;
             }
-            optimizer.backward_step(&(&sum / items as f64));
-            train_sum += f64::try_from(&sum)?;
-            train_items += items;
+            optimizer.backward_step(&(&batch_loss.sum / batch_loss.items as f64));
+            train.add(&batch_loss)?;
         }
         let seconds = started.elapsed().as_secs_f64();
-        if !train_sum.is_finite() {
+        if !train.sum.is_finite() {
             anyhow::bail!(
                 "training diverged at epoch {epoch} (the loss is not finite); lower the learning rate"
             );
         }
-        let valid_loss = evaluate(valid_batches, loss)?;
+        let valid = tally(valid_batches, loss)?;
         let metrics = EpochMetrics {
             epoch,
-            train_loss: train_sum / train_items.max(1) as f64,
-            valid_loss,
-            samples_per_second: train_items as f64 / seconds.max(1e-9),
+            train_loss: train.loss(),
+            valid_loss: valid.loss(),
+            train_accuracy: train.accuracy(),
+            valid_accuracy: valid.accuracy(),
+            samples_per_second: train.items as f64 / seconds.max(1e-9),
             learning_rate: optimizer.learning_rate(),
             seconds,
         };
@@ -120,13 +159,15 @@ pub fn fit<B>(
 
 /// Mean loss per item over the batches, without gradients or dropout.
 pub fn evaluate<B>(batches: &[B], loss: LossFn<'_, B>) -> anyhow::Result<f64> {
+    Ok(tally(batches, loss)?.loss())
+}
+
+fn tally<B>(batches: &[B], loss: LossFn<'_, B>) -> anyhow::Result<Tally> {
     tch::no_grad(|| {
-        let (mut sum, mut items) = (0.0, 0i64);
+        let mut tally = Tally::default();
         for batch in batches {
-            let (batch_sum, batch_items) = loss(batch, false);
-            sum += f64::try_from(&batch_sum)?;
-            items += batch_items;
+            tally.add(&loss(batch, false))?;
         }
-        Ok(sum / items.max(1) as f64)
+        Ok(tally)
     })
 }

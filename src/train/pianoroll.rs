@@ -6,6 +6,7 @@
 
 use tch::{Device, Kind, Tensor};
 
+use super::BatchLoss;
 use crate::model::pianoroll::RollNet;
 use crate::repr::pianoroll::{Frame, KEYS, LOWEST_KEY, to_binary};
 
@@ -54,8 +55,9 @@ pub fn usable(sequences: &[Vec<Frame>]) -> Vec<Vec<Frame>> {
     sequences.iter().filter(|sequence| sequence.len() >= 2).cloned().collect()
 }
 
-pub fn loss(net: &RollNet, batch: &RollBatch, train: bool) -> (Tensor, i64) {
-    net.nll(&batch.frames, &batch.lengths, train)
+pub fn loss(net: &RollNet, batch: &RollBatch, train: bool) -> BatchLoss {
+    let (sum, items) = net.nll(&batch.frames, &batch.lengths, train);
+    BatchLoss { sum, items, correct: None }
 }
 
 /// The benchmark score of `net` on `sequences`.
