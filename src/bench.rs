@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::config::{BenchArgs, BenchCommand, IngestBenchArgs};
+use crate::config::{BenchArgs, BenchCommand, IngestBenchArgs, TrainBenchArgs};
 use crate::datasets::{IngestLimits, folder_uploads, ingest};
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match &args.which {
         BenchCommand::Ingest(args) => ingest_bench(args),
+        BenchCommand::Train(args) => train_bench(args),
     }
 }
 
@@ -63,4 +64,79 @@ fn music21_rate(python: &Path, paths: &[&str]) -> anyhow::Result<f64> {
     }
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     report["files_per_second"].as_f64().context("music21 printed no files_per_second")
+}
+
+/// The reference's training step, in fugue: embedding → LSTM (fused op) → dense on
+/// the last step → cross-entropy → backward → fugue's Adam.
+fn train_bench(args: &TrainBenchArgs) -> anyhow::Result<()> {
+    use tch::nn::{self, Module, VarStore};
+    use tch::{Device, Kind, Tensor};
+
+    use crate::model::lstm::Lstm;
+    use crate::model::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+
+    tch::set_num_threads(args.threads.max(1));
+    for size in &args.sizes {
+        let (layers, hidden) = size
+            .split_once('x')
+            .and_then(|(l, h)| Some((l.parse::<i64>().ok()?, h.parse::<i64>().ok()?)))
+            .with_context(|| format!("size `{size}` is not LAYERSxHIDDEN"))?;
+        tch::manual_seed(0);
+        let vs = VarStore::new(Device::Cpu);
+        let embedding = nn::embedding(vs.root() / "embedding", args.vocab, args.embed, Default::default());
+        let lstm = Lstm::new(&(vs.root() / "lstm"), args.embed, hidden, layers);
+        let out = nn::linear(vs.root() / "out", hidden, args.vocab, Default::default());
+        let config = OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            clip_grad_norm: None,
+        };
+        let mut optimizer = Optimizer::new(&vs, config);
+        let x = Tensor::randint(args.vocab, [args.batch, args.seq], (Kind::Int64, Device::Cpu));
+        let y = Tensor::randint(args.vocab, [args.batch], (Kind::Int64, Device::Cpu));
+        let mut step = || {
+            let (hidden, _) =
+                lstm.forward(&embedding.forward(&x), &lstm.zero_state(args.batch, Device::Cpu), 0.0, true);
+            let logits = out.forward(&hidden.select(1, args.seq - 1));
+            optimizer.backward_step(&logits.cross_entropy_for_logits(&y));
+        };
+        for _ in 0..5 {
+            step();
+        }
+        let started = Instant::now();
+        for _ in 0..args.steps {
+            step();
+        }
+        let ours = f64::from(args.steps) * args.batch as f64 / started.elapsed().as_secs_f64();
+        print!("train {size} batch {} seq {}: fugue {ours:.0} samples/s", args.batch, args.seq);
+        if let Some(python) = &args.python {
+            let reference = reference_train_rate(args, python, layers, hidden)?;
+            print!(", pytorch {reference:.0} samples/s, ratio {:.2}x", ours / reference);
+        }
+        println!();
+    }
+    Ok(())
+}
+
+fn reference_train_rate(
+    args: &TrainBenchArgs,
+    python: &Path,
+    layers: i64,
+    hidden: i64,
+) -> anyhow::Result<f64> {
+    let number = |n: i64| n.to_string();
+    let output = Command::new(python)
+        .arg(&args.reference)
+        .arg("train")
+        .args(["--batch", &number(args.batch), "--seq", &number(args.seq), "--vocab", &number(args.vocab)])
+        .args(["--embed", &number(args.embed), "--hidden", &number(hidden), "--layers", &number(layers)])
+        .args(["--steps", &(args.steps * 20).to_string(), "--threads", &args.threads.to_string()])
+        .output()
+        .context("running the PyTorch reference")?;
+    if !output.status.success() {
+        bail!("the PyTorch reference failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    report["samples_per_s"].as_f64().context("the reference printed no samples_per_s")
 }

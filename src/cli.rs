@@ -94,7 +94,7 @@ fn train_roll(
     let mut optimizer = Optimizer::new(&vs, hp.optimizer());
     let valid_batches = roll_training::batches(&valid_set, &in_order(valid_set.len()), hp.batch_size, device);
     let train_batches = |_epoch: u32| {
-        roll_training::batches(&train_set, &roll_training::shuffled(train_set.len()), hp.batch_size, device)
+        roll_training::batches(&train_set, &train::shuffled(train_set.len()), hp.batch_size, device)
     };
     let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
     let outcome = train::fit(
@@ -139,12 +139,7 @@ fn train_tokens(
     let valid_batches =
         token_training::batches(&valid_windows, &in_order(valid_windows.len()), hp.batch_size, device);
     let train_batches = |_epoch: u32| {
-        token_training::batches(
-            &train_windows,
-            &roll_training::shuffled(train_windows.len()),
-            hp.batch_size,
-            device,
-        )
+        token_training::batches(&train_windows, &train::shuffled(train_windows.len()), hp.batch_size, device)
     };
     let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
     let outcome = train::fit(

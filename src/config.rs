@@ -162,6 +162,35 @@ pub enum BenchCommand {
     /// Dataset ingest (read + every representation): files/s and MB/s, and the
     /// tutorials' music21 loop side by side.
     Ingest(IngestBenchArgs),
+    /// Training steps of an embedding → LSTM → dense next-token model: samples/s
+    /// next to the plain PyTorch loop (`pytorch_reference.py train`) in the same run.
+    Train(TrainBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainBenchArgs {
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Window length of one sample.
+    #[arg(long, default_value_t = 40)]
+    pub seq: i64,
+    /// Comma-separated layers x hidden sizes to measure, e.g. `2x300,2x512`.
+    #[arg(long, default_value = "2x300,2x512", value_delimiter = ',')]
+    pub sizes: Vec<String>,
+    #[arg(long, default_value_t = 130)]
+    pub vocab: i64,
+    #[arg(long, default_value_t = 64)]
+    pub embed: i64,
+    /// Timed training steps per size (after 5 warm-up steps).
+    #[arg(long, default_value_t = 25)]
+    pub steps: u32,
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+    /// Python with torch 2.13.0, to run the reference in the same run.
+    #[arg(long, env = "FUGUE_BENCH_PYTHON")]
+    pub python: Option<PathBuf>,
+    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
+    pub reference: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -157,6 +157,12 @@ pub fn fit<B>(
     })
 }
 
+/// A random order of `n` items from libtorch's generator, which `fit` seeds per epoch.
+pub fn shuffled(n: usize) -> Vec<usize> {
+    let permutation = Tensor::randperm(n as i64, (tch::Kind::Int64, tch::Device::Cpu));
+    Vec::<i64>::try_from(permutation).unwrap_or_default().into_iter().map(|i| i as usize).collect()
+}
+
 /// Mean loss per item over the batches, without gradients or dropout.
 pub fn evaluate<B>(batches: &[B], loss: LossFn<'_, B>) -> anyhow::Result<f64> {
     Ok(tally(batches, loss)?.loss())

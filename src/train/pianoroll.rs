@@ -44,12 +44,6 @@ pub fn batches(
         .collect()
 }
 
-/// A random order of `n` items from libtorch's generator (seeded per epoch).
-pub fn shuffled(n: usize) -> Vec<usize> {
-    let permutation = Tensor::randperm(n as i64, (Kind::Int64, Device::Cpu));
-    Vec::<i64>::try_from(permutation).unwrap_or_default().into_iter().map(|i| i as usize).collect()
-}
-
 /// Sequences with fewer than two frames predict nothing and are left out.
 pub fn usable(sequences: &[Vec<Frame>]) -> Vec<Vec<Frame>> {
     sequences.iter().filter(|sequence| sequence.len() >= 2).cloned().collect()
