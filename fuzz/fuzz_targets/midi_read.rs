@@ -19,5 +19,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let bytes = write(&score);
     let again = read(&bytes).expect("reading what fugue::midi::write wrote failed");
-    assert_eq!(again, score, "write → read does not reproduce the score");
+    assert_eq!(score, again, "write → read does not reproduce the score (left: first read, right: re-read)");
 });

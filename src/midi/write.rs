@@ -1,8 +1,13 @@
 //! [`Score`] → standard MIDI file (format 1).
 //!
-//! Track 0 is the conductor (time signatures, key signatures, tempos); every part
-//! follows as its own track with its name, program change and notes. At equal ticks
-//! note-offs come before note-ons, so a repeated pitch is not cut short.
+//! Track 0 is the conductor (time signatures, key signatures, tempos and program
+//! changes); every part follows as its own track with its name and notes. At equal
+//! ticks note-offs come before note-ons, so a repeated pitch is not cut short.
+//!
+//! Program changes sit in the conductor, per channel, where the program of the notes
+//! starting there changes: a program change belongs to a channel, not to a track, so
+//! parts sharing a channel with different programs (as the reader makes them) must
+//! not each announce theirs at tick 0. The fuzzer found that one.
 
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
@@ -40,6 +45,31 @@ fn conductor_events(score: &Score) -> Vec<Timed<'_>> {
         let micros = u24::new(tempo.micros_per_beat.clamp(1, 0xff_ffff));
         events.push((tempo.tick, 2, TrackEventKind::Meta(MetaMessage::Tempo(micros))));
     }
+    events.extend(program_changes(score));
+    events
+}
+
+/// Per channel, a program change before the first note and wherever the program
+/// of the notes starting at a tick differs from the one in force.
+fn program_changes(score: &Score) -> Vec<Timed<'static>> {
+    let mut onsets: Vec<(u8, u64, u8)> = score
+        .parts
+        .iter()
+        .flat_map(|part| {
+            part.notes.iter().map(move |note| (part.channel.min(15), note.start, part.program.min(127)))
+        })
+        .collect();
+    onsets.sort_unstable();
+    onsets.dedup();
+    let mut in_force: [Option<u8>; 16] = [None; 16];
+    let mut events = Vec::new();
+    for (channel, tick, program) in onsets {
+        if in_force[usize::from(channel)] != Some(program) {
+            in_force[usize::from(channel)] = Some(program);
+            let message = MidiMessage::ProgramChange { program: u7::new(program) };
+            events.push((tick, 3, TrackEventKind::Midi { channel: u4::new(channel), message }));
+        }
+    }
     events
 }
 
@@ -50,7 +80,6 @@ fn part_events(part: &Part) -> Vec<Timed<'_>> {
     if let Some(name) = &part.name {
         events.push((0, 0, TrackEventKind::Meta(MetaMessage::TrackName(name.as_bytes()))));
     }
-    events.push((0, 1, midi(MidiMessage::ProgramChange { program: u7::new(part.program.min(127)) })));
     for note in &part.notes {
         let key = u7::new(note.pitch.min(127));
         let vel = u7::new(note.velocity.clamp(1, 127));

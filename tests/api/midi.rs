@@ -115,3 +115,37 @@ fn beats_and_seconds_follow_the_tempo_map() {
     let beats = score.beats(last.start);
     assert!((map.seconds(last.start) - beats * 0.6).abs() < 1e-9);
 }
+
+#[test]
+fn inputs_the_fuzzer_broke_round_trip_now() {
+    let files = midi_files(&project_path("tests/fuzz-regressions/midi_read"));
+    assert!(files.len() >= 3, "the saved fuzz inputs");
+    for path in files {
+        let first = midi::read(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(midi::read(&midi::write(&first)).unwrap(), first, "{}", path.display());
+    }
+}
+
+#[test]
+fn parts_sharing_a_channel_keep_their_programs() {
+    use fugue::midi::{Note, Part};
+    let part = |program: u8, start: u64| Part {
+        name: None,
+        program,
+        channel: 0,
+        is_drum: false,
+        notes: vec![Note { pitch: 60, velocity: 90, start, duration: 100 }],
+    };
+    let score = Score {
+        ticks_per_beat: 96,
+        tempos: vec![],
+        time_signatures: vec![],
+        key_signatures: vec![],
+        parts: vec![part(0, 0), part(40, 200)],
+    };
+    let again = midi::read(&midi::write(&score)).unwrap();
+    assert_eq!(
+        again.parts.iter().map(|p| (p.program, p.notes[0].start)).collect::<Vec<_>>(),
+        [(0, 0), (40, 200)]
+    );
+}
