@@ -14,11 +14,13 @@ use crate::datasets::{self, IngestLimits, folder_uploads, sha256_hex};
 use crate::devices::default_devices;
 use crate::midi::{self, Score, TempoChange};
 use crate::model::artifact::{self, ArtifactMeta, DataSource, LoadedModel, Net, Network, Representation};
+use crate::model::melody::{MelodyNet, frame_id};
 use crate::model::optim::Optimizer;
 use crate::model::pianoroll::RollNet;
-use crate::model::presets::{Hyperparameters, Preset, TokenRepresentation};
+use crate::model::presets::{Family, Hyperparameters, Preset, TokenRepresentation};
 use crate::model::sampling::{Rng, Sampling, sample};
 use crate::model::tokens::TokenNet;
+use crate::repr::melody_chords::{self, Frame as MelodyFrame, MelodyChordsConfig};
 use crate::repr::pianoroll::{self, BenchmarkSplits, Frame};
 use crate::repr::{Vocabulary, events, note_chord};
 use crate::train::checkpoint as artifact_io;
@@ -43,12 +45,16 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     );
     // Seeds the initial weights; each epoch reseeds itself (see train::fit).
     tch::manual_seed(hp.seed as i64);
-    let (trained, data) = match args.preset.tokens() {
-        Some(representation) => {
+    let (trained, data) = match args.preset.family() {
+        Family::Tokens(representation) => {
             let (scores, data) = corpus(&args.data)?;
             (train_tokens(args.preset, &hp, representation, &scores, device, &checkpoints)?, data)
         }
-        None => {
+        Family::MelodyChords(config) => {
+            let (scores, data) = corpus(&args.data)?;
+            (train_melody(args.preset, &hp, config, &scores, device, &checkpoints)?, data)
+        }
+        Family::Pianoroll => {
             let (splits, data) = roll_splits(&args.data, &hp)?;
             (train_roll(args.preset, &hp, splits, device, &checkpoints)?, data)
         }
@@ -123,40 +129,73 @@ fn train_tokens(
     let vocabulary = Vocabulary::build(sequences.iter().map(Vec::as_slice));
     let ids: Vec<Vec<i64>> = sequences
         .iter()
-        .filter(|sequence| sequence.len() >= 2)
         .map(|sequence| vocabulary.encode(sequence).map(|ids| ids.into_iter().map(i64::from).collect()))
         .collect::<Result<_, _>>()
         .map_err(|token| anyhow::anyhow!("token `{token}` missing from its own vocabulary"))?;
-    if ids.len() < 2 {
-        bail!("needs at least two files with two tokens or more");
-    }
-    let (train_ids, valid_ids) = split_by_file(ids, hp.validation_fraction, hp.seed);
-    let train_windows = token_training::windows(&train_ids, hp.window);
-    let valid_windows = token_training::windows(&valid_ids, hp.window);
     let vs = VarStore::new(device);
     let net = TokenNet::new(&vs.root(), preset.token_network(hp, vocabulary.len()));
-    let mut optimizer = Optimizer::new(&vs, hp.optimizer());
-    let valid_batches =
-        token_training::batches(&valid_windows, &in_order(valid_windows.len()), hp.batch_size, device);
-    let train_batches = |_epoch: u32| {
-        token_training::batches(&train_windows, &train::shuffled(train_windows.len()), hp.batch_size, device)
-    };
     let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
-    let outcome = train::fit(
-        &vs,
-        &mut optimizer,
-        &hp.fit(),
-        &train_batches,
-        &valid_batches,
-        &loss,
-        checkpoints,
-        &mut |metrics| print_epoch(metrics, hp.epochs),
-    )?;
+    let outcome = fit_on_ids(hp, ids, &vs, &loss, checkpoints)?;
     let representation = match representation {
         TokenRepresentation::Events(config) => Representation::Events { config, vocabulary },
         TokenRepresentation::NoteChord(config) => Representation::NoteChord { config, vocabulary },
     };
     Ok(Trained { vs, representation, network: Network::Token(net.config().clone()), outcome })
+}
+
+fn train_melody(
+    preset: Preset,
+    hp: &Hyperparameters,
+    config: MelodyChordsConfig,
+    scores: &[Score],
+    device: Device,
+    checkpoints: &Path,
+) -> anyhow::Result<Trained> {
+    let ids: Vec<Vec<i64>> = scores
+        .iter()
+        .map(|score| melody_chords::encode(score, &config).into_iter().map(frame_id).collect())
+        .collect();
+    let vs = VarStore::new(device);
+    let net = MelodyNet::new(&vs.root(), preset.melody_network(hp));
+    let loss =
+        |batch: &token_training::TokenBatch, train: bool| token_training::melody_loss(&net, batch, train);
+    let outcome = fit_on_ids(hp, ids, &vs, &loss, checkpoints)?;
+    let representation = Representation::MelodyChords { config };
+    Ok(Trained { vs, representation, network: Network::Melody(net.config().clone()), outcome })
+}
+
+/// Splits id sequences by file, cuts them into windows and trains.
+fn fit_on_ids(
+    hp: &Hyperparameters,
+    ids: Vec<Vec<i64>>,
+    vs: &VarStore,
+    loss: train::LossFn<'_, token_training::TokenBatch>,
+    checkpoints: &Path,
+) -> anyhow::Result<FitOutcome> {
+    let ids: Vec<Vec<i64>> = ids.into_iter().filter(|sequence| sequence.len() >= 2).collect();
+    if ids.len() < 2 {
+        bail!("needs at least two files with two tokens or more");
+    }
+    let device = vs.device();
+    let (train_ids, valid_ids) = split_by_file(ids, hp.validation_fraction, hp.seed);
+    let train_windows = token_training::windows(&train_ids, hp.window);
+    let valid_windows = token_training::windows(&valid_ids, hp.window);
+    let mut optimizer = Optimizer::new(vs, hp.optimizer());
+    let valid_batches =
+        token_training::batches(&valid_windows, &in_order(valid_windows.len()), hp.batch_size, device);
+    let train_batches = |_epoch: u32| {
+        token_training::batches(&train_windows, &train::shuffled(train_windows.len()), hp.batch_size, device)
+    };
+    train::fit(
+        vs,
+        &mut optimizer,
+        &hp.fit(),
+        &train_batches,
+        &valid_batches,
+        loss,
+        checkpoints,
+        &mut |metrics| print_epoch(metrics, hp.epochs),
+    )
 }
 
 fn tokenize(representation: &TokenRepresentation, score: &Score) -> Vec<String> {
@@ -196,6 +235,10 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
             let tokens = sample_tokens(net, vocabulary, "", args.length, &sampling, &mut rng, device);
             Ok(note_chord::decode(&tokens, config)?)
         }
+        (Net::Melody(net), Representation::MelodyChords { config }) => {
+            let frames = sample_frames(net, args.length, &sampling, &mut rng, device);
+            Ok(melody_chords::decode(&frames, config))
+        }
         _ => Err(anyhow::anyhow!("{}: its network does not match its representation", args.model.display())),
     })?;
     if score.tempos.is_empty() {
@@ -229,6 +272,29 @@ fn sample_tokens(
         tokens.push(sample(&logits, sampling, std::slice::from_mut(rng))[0]);
     }
     tokens.iter().filter_map(|&id| vocabulary.token(id as u32)).map(str::to_owned).collect()
+}
+
+/// Samples `length` melody-and-chord frames after a silent one.
+fn sample_frames(
+    net: &MelodyNet,
+    length: u32,
+    sampling: &Sampling,
+    rng: &mut Rng,
+    device: Device,
+) -> Vec<MelodyFrame> {
+    let mut frame = MelodyFrame { melody: 0, chord: 0 };
+    let mut state = net.zero_state(1, device);
+    let mut frames = Vec::with_capacity(length as usize);
+    for _ in 0..length {
+        let input = Tensor::from_slice(&[frame_id(frame)]).to_device(device);
+        let (melody, chord, next) = net.step(&input, &state);
+        state = next;
+        let melody = sample(&melody, sampling, std::slice::from_mut(rng))[0];
+        let chord = sample(&chord, sampling, std::slice::from_mut(rng))[0];
+        frame = MelodyFrame { melody: melody as u8, chord: chord as u8 };
+        frames.push(frame);
+    }
+    frames
 }
 
 pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {

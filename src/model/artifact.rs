@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 use tch::nn::VarStore;
 
+use super::melody::{MelodyNet, MelodyNetConfig};
 use super::pianoroll::{RollNet, RollNetConfig};
 use super::tokens::{TokenNet, TokenNetConfig};
 use crate::repr::Vocabulary;
 use crate::repr::events::EventsConfig;
+use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::NoteChordConfig;
 use crate::repr::pianoroll::Grid;
 use crate::train::FitOutcome;
@@ -47,6 +49,7 @@ pub enum Representation {
     Pianoroll { grid: Grid },
     Events { config: EventsConfig, vocabulary: Vocabulary },
     NoteChord { config: NoteChordConfig, vocabulary: Vocabulary },
+    MelodyChords { config: MelodyChordsConfig },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +57,7 @@ pub enum Representation {
 pub enum Network {
     Roll(RollNetConfig),
     Token(TokenNetConfig),
+    Melody(MelodyNetConfig),
 }
 
 /// What a model was trained on: a dataset id or a path, and the content hash.
@@ -73,6 +77,7 @@ pub struct LoadedModel {
 pub enum Net {
     Roll(RollNet),
     Token(TokenNet),
+    Melody(MelodyNet),
 }
 
 impl LoadedModel {
@@ -82,6 +87,7 @@ impl LoadedModel {
         let net = match &meta.network {
             Network::Roll(config) => Net::Roll(RollNet::new(&vs.root(), config.clone())),
             Network::Token(config) => Net::Token(TokenNet::new(&vs.root(), config.clone())),
+            Network::Melody(config) => Net::Melody(MelodyNet::new(&vs.root(), config.clone())),
         };
         let weights = read_tensors(&dir.join(WEIGHTS_FILE))?;
         copy_into(&vs, &weights).with_context(|| format!("{} does not fit its meta.json", dir.display()))?;

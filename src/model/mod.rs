@@ -2,6 +2,7 @@
 
 pub mod artifact;
 pub mod lstm;
+pub mod melody;
 pub mod optim;
 pub mod pianoroll;
 pub mod presets;

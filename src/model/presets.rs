@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::melody::MelodyNetConfig;
 use super::optim::{OptimizerConfig, OptimizerKind};
 use super::pianoroll::{RollNetConfig, RollOutput};
 use super::tokens::{Head, TokenNetConfig};
 use crate::repr::events::EventsConfig;
+use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::NoteChordConfig;
 use crate::repr::pianoroll::Grid;
 use crate::train::FitConfig;
@@ -24,6 +26,9 @@ pub enum Preset {
     /// LSTM 512 ×3 (dropout 0.3) → batch norm → dropout → dense 256 → ReLU → batch
     /// norm → dropout → dense; RMSprop, batch 128.
     ClassicalPiano,
+    /// The folk-RNN style: `melody-chords` frames (8th notes), an LSTM with two
+    /// softmax heads, one for the melody and one for the chord.
+    FolkRnn,
     /// 88-key frames → LSTM → 88 independent sigmoids (the benchmark's LSTM row).
     PianorollLstm,
     /// 88-key frames → LSTM → NADE over the keys (the benchmark's RNN-NADE row).
@@ -61,6 +66,7 @@ impl Preset {
             Preset::Fugue => "fugue",
             Preset::PlayBach => "play-bach",
             Preset::ClassicalPiano => "classical-piano",
+            Preset::FolkRnn => "folk-rnn",
             Preset::PianorollLstm => "pianoroll-lstm",
             Preset::PianorollNade => "pianoroll-nade",
         }
@@ -121,21 +127,33 @@ impl Preset {
                 window: 100,
                 ..tokens
             },
+            Preset::FolkRnn => {
+                Hyperparameters { batch_size: 32, embedding_size: 32, window: 64, hidden_size: 256, ..tokens }
+            }
             Preset::PianorollLstm => roll,
             Preset::PianorollNade => Hyperparameters { nade_hidden_size: 150, ..roll },
         }
     }
 
-    /// The token representation of a token preset; `None` for piano-roll presets.
-    pub fn tokens(self) -> Option<TokenRepresentation> {
+    pub fn family(self) -> Family {
         match self {
-            Preset::Fugue => Some(TokenRepresentation::Events(EventsConfig::default())),
-            Preset::PlayBach => Some(TokenRepresentation::NoteChord(NoteChordConfig::default())),
-            Preset::ClassicalPiano => Some(TokenRepresentation::NoteChord(NoteChordConfig {
+            Preset::Fugue => Family::Tokens(TokenRepresentation::Events(EventsConfig::default())),
+            Preset::PlayBach => Family::Tokens(TokenRepresentation::NoteChord(NoteChordConfig::default())),
+            Preset::ClassicalPiano => Family::Tokens(TokenRepresentation::NoteChord(NoteChordConfig {
                 normal_order: true,
                 ..Default::default()
             })),
-            Preset::PianorollLstm | Preset::PianorollNade => None,
+            Preset::FolkRnn => Family::MelodyChords(MelodyChordsConfig::default()),
+            Preset::PianorollLstm | Preset::PianorollNade => Family::Pianoroll,
+        }
+    }
+
+    pub fn melody_network(self, hp: &Hyperparameters) -> MelodyNetConfig {
+        MelodyNetConfig {
+            embedding: hp.embedding_size,
+            hidden: hp.hidden_size,
+            layers: hp.layers,
+            dropout: hp.dropout,
         }
     }
 
@@ -162,6 +180,13 @@ impl Preset {
         };
         RollNetConfig { hidden: hp.hidden_size, layers: hp.layers, dropout: hp.dropout, output }
     }
+}
+
+/// What kind of sequence a preset trains on.
+pub enum Family {
+    Tokens(TokenRepresentation),
+    MelodyChords(MelodyChordsConfig),
+    Pianoroll,
 }
 
 /// How a token preset turns scores into tokens.

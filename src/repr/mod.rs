@@ -3,6 +3,7 @@
 //! vocabulary) so that a model can be saved with exactly what it was trained on.
 
 pub mod events;
+pub mod melody_chords;
 pub mod note_chord;
 pub mod pianoroll;
 mod vocab;

@@ -1,9 +1,10 @@
-//! Token models: sequences cut into windows, padded into batches, scored by
-//! next-token cross-entropy and accuracy.
+//! Token models (and folk-RNN frames, which travel as ids): sequences cut into
+//! windows, padded into batches, scored by next-token cross-entropy and accuracy.
 
 use tch::{Device, Tensor};
 
 use super::BatchLoss;
+use crate::model::melody::MelodyNet;
 use crate::model::tokens::{IGNORE, TokenNet, token_loss};
 
 /// Inputs (batch, window) and targets (the inputs shifted by one; padding ignored).
@@ -46,6 +47,11 @@ pub fn batches(windows: &[Vec<i64>], order: &[usize], batch_size: usize, device:
             }
         })
         .collect()
+}
+
+pub fn melody_loss(net: &MelodyNet, batch: &TokenBatch, train: bool) -> BatchLoss {
+    let (sum, items, correct) = net.loss(&batch.inputs, &batch.targets, train);
+    BatchLoss { sum, items, correct: Some(correct) }
 }
 
 pub fn loss(net: &TokenNet, batch: &TokenBatch, train: bool) -> BatchLoss {

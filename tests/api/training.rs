@@ -44,7 +44,7 @@ fn meta(dir: &Path) -> Value {
 
 #[test]
 fn every_preset_trains_and_generates_music() {
-    for preset in ["fugue", "play-bach", "classical-piano", "pianoroll-lstm", "pianoroll-nade"] {
+    for preset in ["fugue", "play-bach", "classical-piano", "folk-rnn", "pianoroll-lstm", "pianoroll-nade"] {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model");
         run(train_command(preset, &model, 2));
