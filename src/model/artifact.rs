@@ -117,6 +117,7 @@ pub fn save(dir: &Path, meta: &ArtifactMeta, vs: &VarStore) -> anyhow::Result<()
     let staging = tempfile::Builder::new().prefix(".artifact-").tempdir_in(parent)?;
     write_tensors(&staging.path().join(WEIGHTS_FILE), &named_variables(vs))?;
     write_atomically(&staging.path().join(META_FILE), serde_json::to_string_pretty(meta)?.as_bytes())?;
+    std::fs::set_permissions(staging.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     std::fs::File::open(staging.path())?.sync_all()?;
     let staged: PathBuf = staging.keep();
     if dir.exists() {

@@ -117,19 +117,27 @@ pub fn copy_into(vs: &VarStore, tensors: &BTreeMap<String, Tensor>) -> anyhow::R
 
 /// Writes safetensors through a temp file in the same directory, then renames.
 pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a tensor file lives in a directory")?;
-    let temp = tempfile::Builder::new().suffix(".safetensors").tempfile_in(dir)?;
+    let temp = tempfile::Builder::new().suffix(".safetensors").tempfile_in(directory_of(path))?;
     Tensor::write_safetensors(tensors, temp.path())?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|error| error.error)?;
-    Ok(())
+    persist(temp, path)
 }
 
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let dir = path.parent().context("a file lives in a directory")?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(directory_of(path))?;
     temp.write_all(bytes)?;
+    persist(temp, path)
+}
+
+fn directory_of(path: &Path) -> &Path {
+    path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Syncs and renames into place, readable by all (temp files start private), so a
+/// model or song can be served or shipped by another user.
+fn persist(temp: tempfile::NamedTempFile, path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|error| error.error)?;
     Ok(())
