@@ -127,3 +127,27 @@ async fn serves_the_embedded_default_and_stops_cleanly_on_sigterm() {
     let status = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn benchmarks_print_their_figures() {
+    let data = crate::support::shared_data("jsb-mini/train");
+    let output =
+        Command::new(FUGUE).args(["bench", "ingest", "--repeat", "1", "--data"]).arg(&data).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("8 files") && printed.contains("files/s") && printed.contains("MB/s"),
+        "{printed}"
+    );
+
+    let output = Command::new(FUGUE)
+        .args(["bench", "train", "--sizes", "1x8", "--batch", "2", "--seq", "4", "--steps", "2"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.starts_with("train 1x8 batch 2 seq 4: fugue ") && printed.contains("samples/s"),
+        "{printed}"
+    );
+}
