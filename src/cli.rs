@@ -8,9 +8,10 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 use crate::config::{
-    EvalArgs, GenerateArgs, HyperparameterOverrides, MAX_GENERATE_LENGTH, Split, TorchArgs, TrainArgs,
+    EvalArgs, GenerateArgs, HyperparameterOverrides, MAX_GENERATE_LENGTH, Split, StorageArgs, TorchArgs,
+    TrainArgs,
 };
-use crate::datasets::{self, IngestLimits, folder_uploads, sha256_hex};
+use crate::datasets::{self, BlobStore, IngestLimits, folder_uploads, sha256_hex};
 use crate::devices::default_devices;
 use crate::midi::{self, Score, TempoChange};
 use crate::model::artifact::{self, ArtifactMeta, DataSource, LoadedModel, Net, Network, Representation};
@@ -23,6 +24,7 @@ use crate::model::tokens::TokenNet;
 use crate::repr::melody_chords::{self, Frame as MelodyFrame, MelodyChordsConfig};
 use crate::repr::pianoroll::{self, BenchmarkSplits, Frame};
 use crate::repr::{Vocabulary, events, note_chord};
+use crate::store::Store;
 use crate::train::checkpoint as artifact_io;
 use crate::train::{self, EpochMetrics, FitOutcome, pianoroll as roll_training, tokens as token_training};
 
@@ -45,18 +47,27 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     );
     // Seeds the initial weights; each epoch reseeds itself (see train::fit).
     tch::manual_seed(hp.seed as i64);
-    let (trained, data) = match args.preset.family() {
-        Family::Tokens(representation) => {
-            let (scores, data) = corpus(&args.data)?;
+    let benchmark = args.data.as_deref().filter(|data| data.extension().is_some_and(|ext| ext == "json"));
+    let (trained, data) = match (args.preset.family(), benchmark) {
+        (Family::Pianoroll, Some(json)) => {
+            let (splits, data) = benchmark_splits(json)?;
+            (train_roll(args.preset, &hp, splits, device, &checkpoints)?, data)
+        }
+        (_, Some(json)) => bail!("{}: a benchmark JSON trains piano-roll presets only", json.display()),
+        (Family::Pianoroll, None) => {
+            let (scores, data) = corpus(args)?;
+            let rolls: Vec<Vec<Frame>> =
+                scores.iter().map(|score| pianoroll::encode(score, hp.grid)).collect();
+            let splits = split_by_file(rolls, hp.validation_fraction, hp.seed);
+            (train_roll(args.preset, &hp, splits, device, &checkpoints)?, data)
+        }
+        (Family::Tokens(representation), None) => {
+            let (scores, data) = corpus(args)?;
             (train_tokens(args.preset, &hp, representation, &scores, device, &checkpoints)?, data)
         }
-        Family::MelodyChords(config) => {
-            let (scores, data) = corpus(&args.data)?;
+        (Family::MelodyChords(config), None) => {
+            let (scores, data) = corpus(args)?;
             (train_melody(args.preset, &hp, config, &scores, device, &checkpoints)?, data)
-        }
-        Family::Pianoroll => {
-            let (splits, data) = roll_splits(&args.data, &hp)?;
-            (train_roll(args.preset, &hp, splits, device, &checkpoints)?, data)
         }
     };
     let mut evaluation = serde_json::Map::new();
@@ -373,39 +384,62 @@ fn in_order(n: usize) -> Vec<usize> {
     (0..n).collect()
 }
 
-/// The scores of a folder's MIDI files, and what identifies them.
-fn corpus(data: &Path) -> anyhow::Result<(Vec<Score>, DataSource)> {
-    let uploads = folder_uploads(data).with_context(|| format!("reading {}", data.display()))?;
-    let ingested = datasets::ingest(uploads, false, &IngestLimits::default())?;
-    let hashes: Vec<&str> = ingested.report.accepted.iter().map(|file| file.sha256.as_str()).collect();
-    let source =
-        DataSource { source: data.display().to_string(), sha256: sha256_hex(hashes.join("\n").as_bytes()) };
-    let scores = ingested
-        .files
+/// The scores to train on, drums left out, and what identifies them: a local
+/// folder, or an uploaded dataset from the store.
+fn corpus(args: &TrainArgs) -> anyhow::Result<(Vec<Score>, DataSource)> {
+    let (files, include_drums, source) = match (&args.data, &args.dataset) {
+        (Some(folder), _) => {
+            let uploads = folder_uploads(folder).with_context(|| format!("reading {}", folder.display()))?;
+            let ingested = datasets::ingest(uploads, false, &IngestLimits::default())?;
+            let files: Vec<(String, Vec<u8>)> =
+                ingested.files.into_iter().map(|(file, bytes)| (file.sha256, bytes)).collect();
+            (files, false, folder.display().to_string())
+        }
+        (None, Some(id)) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (files, include_drums) = runtime.block_on(dataset_files(&args.storage, id))?;
+            (files, include_drums, format!("dataset {id}"))
+        }
+        (None, None) => bail!("--data or --dataset is required"),
+    };
+    let hashes: Vec<&str> = files.iter().map(|(hash, _)| hash.as_str()).collect();
+    let source = DataSource { source, sha256: sha256_hex(hashes.join("\n").as_bytes()) };
+    let scores = files
         .iter()
         .map(|(_, bytes)| {
             let mut score = midi::read(bytes)?;
-            score.parts.retain(|part| !part.is_drum);
+            score.parts.retain(|part| include_drums || !part.is_drum);
             Ok(score)
         })
         .collect::<anyhow::Result<_>>()?;
     Ok((scores, source))
 }
 
+/// An uploaded dataset's files (hash and bytes), and whether it keeps drums.
+async fn dataset_files(storage: &StorageArgs, id: &str) -> anyhow::Result<(Vec<(String, Vec<u8>)>, bool)> {
+    let store = Store::open(&storage.database_url()).await?;
+    let dataset = store.dataset(id).await?.with_context(|| format!("no dataset `{id}`"))?;
+    let blobs = BlobStore::new(&storage.data_dir);
+    let files = store
+        .dataset_files(id)
+        .await?
+        .into_iter()
+        .map(|file| {
+            Ok((file.sha256.clone(), blobs.get(&file.sha256).with_context(|| file.file_name.clone())?))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    store.close().await;
+    Ok((files, dataset.include_drums))
+}
+
 type Sequences = (Vec<Vec<Frame>>, Vec<Vec<Frame>>);
 
-/// Training and validation rolls: a benchmark JSON's own splits, or a folder of
-/// MIDI files split by file (never by window), seeded.
-fn roll_splits(data: &Path, hp: &Hyperparameters) -> anyhow::Result<(Sequences, DataSource)> {
-    if data.extension().is_some_and(|ext| ext == "json") {
-        let bytes = std::fs::read(data).with_context(|| format!("reading {}", data.display()))?;
-        let splits = BenchmarkSplits::load(data)?;
-        let source = DataSource { source: data.display().to_string(), sha256: sha256_hex(&bytes) };
-        return Ok(((splits.train, splits.valid), source));
-    }
-    let (scores, source) = corpus(data)?;
-    let rolls: Vec<Vec<Frame>> = scores.iter().map(|score| pianoroll::encode(score, hp.grid)).collect();
-    Ok((split_by_file(rolls, hp.validation_fraction, hp.seed), source))
+/// A benchmark JSON's own training and validation splits.
+fn benchmark_splits(json: &Path) -> anyhow::Result<(Sequences, DataSource)> {
+    let bytes = std::fs::read(json).with_context(|| format!("reading {}", json.display()))?;
+    let splits = BenchmarkSplits::load(json)?;
+    let source = DataSource { source: json.display().to_string(), sha256: sha256_hex(&bytes) };
+    Ok(((splits.train, splits.valid), source))
 }
 
 /// Holds out `fraction` of the files (at least one), chosen by a seeded shuffle.

@@ -44,8 +44,13 @@ pub struct TrainArgs {
     pub preset: crate::model::presets::Preset,
     /// A folder of MIDI files (and zips), or a piano-roll benchmark JSON with
     /// `train` and `valid` splits.
+    #[arg(long, required_unless_present = "dataset", conflicts_with = "dataset")]
+    pub data: Option<PathBuf>,
+    /// An uploaded dataset's id, read from the database and data dir (see `--data-dir`).
     #[arg(long)]
-    pub data: PathBuf,
+    pub dataset: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// Where the model artifact is written (replaced atomically when it exists).
     #[arg(long)]
     pub out: PathBuf,

@@ -98,6 +98,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
+    pub database_url: String,
     _database: TestDatabase,
     _dir: TempDir,
 }
@@ -152,7 +153,15 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let addr = app.local_addr();
     tokio::spawn(app.run(std::future::pending()));
     let data_dir = args.storage.data_dir.clone();
-    TestApp { addr, client: reqwest::Client::new(), data_dir, _database: options.database, _dir: dir }
+    let database_url = options.database.url().to_owned();
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        data_dir,
+        database_url,
+        _database: options.database,
+        _dir: dir,
+    }
 }
 
 /// A real, tiny, untrained piano-roll model artifact.

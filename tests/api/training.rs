@@ -141,3 +141,42 @@ fn bad_arguments_are_refused_with_reasons() {
     let output = too_long.output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("--length must be 1 to 10000"));
 }
+
+#[tokio::test]
+async fn an_uploaded_dataset_trains_by_its_id() {
+    let app = crate::support::spawn_app(crate::support::Options::default()).await;
+    let mut form = reqwest::multipart::Form::new().text("name", "mini");
+    for path in crate::support::midi_files(&shared_data("jsb-mini/train")) {
+        let part = reqwest::multipart::Part::bytes(std::fs::read(&path).unwrap()).file_name("x.mid");
+        form = form.part("files", part);
+    }
+    let dataset: Value = app.post_form("/v1/datasets", form).await.json().await.unwrap();
+    let id = dataset["id"].as_str().unwrap().to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let mut train = Command::new(FUGUE);
+    train.args(["train", "--preset", "fugue", "--dataset", &id, "--out"]).arg(&model);
+    train.arg("--data-dir").arg(&app.data_dir).args(["--database-url", &app.database_url]);
+    train.args([
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "8",
+        "--layers",
+        "1",
+        "--embedding-size",
+        "4",
+        "--window",
+        "16",
+    ]);
+    let output = tokio::task::spawn_blocking(move || train.output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(meta(&model)["data"]["source"], format!("dataset {id}"));
+
+    let mut unknown = Command::new(FUGUE);
+    unknown.args(["train", "--preset", "fugue", "--dataset", "nope", "--out"]).arg(dir.path().join("x"));
+    unknown.arg("--data-dir").arg(&app.data_dir).args(["--database-url", &app.database_url]);
+    let output = tokio::task::spawn_blocking(move || unknown.output().unwrap()).await.unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no dataset `nope`"));
+}
