@@ -25,7 +25,7 @@ pub enum Command {
     /// Run a training worker that takes jobs from the shared queue.
     Worker,
     /// Train a model on a folder of MIDI files or a benchmark JSON, with progress.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Generate a composition from the command line and write it as a MIDI file.
     Generate(GenerateArgs),
     /// Score a model on a benchmark split; prints one JSON line.
