@@ -20,13 +20,17 @@ use crate::model::optim::Optimizer;
 use crate::model::pianoroll::RollNet;
 use crate::model::presets::{Family, Hyperparameters, Preset, TokenRepresentation};
 use crate::model::sampling::{Rng, Sampling, sample};
+use crate::model::seq2seq::Seq2Seq;
 use crate::model::tokens::TokenNet;
 use crate::repr::melody_chords::{self, Frame as MelodyFrame, MelodyChordsConfig};
-use crate::repr::pianoroll::{self, BenchmarkSplits, Frame};
+use crate::repr::pianoroll::{self, BenchmarkSplits, Frame, KEYS, to_binary};
 use crate::repr::{Vocabulary, events, note_chord};
 use crate::store::Store;
 use crate::train::checkpoint as artifact_io;
-use crate::train::{self, EpochMetrics, FitOutcome, pianoroll as roll_training, tokens as token_training};
+use crate::train::{
+    self, EpochMetrics, FitOutcome, pianoroll as roll_training, seq2seq as seq2seq_training,
+    tokens as token_training,
+};
 
 /// What a training run produced, before it is written as an artifact.
 struct Trained {
@@ -48,24 +52,29 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     // Seeds the initial weights; each epoch reseeds itself (see train::fit).
     tch::manual_seed(hp.seed as i64);
     let benchmark = args.data.as_deref().filter(|data| data.extension().is_some_and(|ext| ext == "json"));
-    let (trained, data) = match (args.preset.family(), benchmark) {
-        (Family::Pianoroll, Some(json)) => {
-            let (splits, data) = benchmark_splits(json)?;
-            (train_roll(args.preset, &hp, splits, device, &checkpoints)?, data)
+    let (trained, data) = match args.preset.family() {
+        family @ (Family::Pianoroll | Family::PianorollSeq2seq) => {
+            let (splits, data) = match benchmark {
+                Some(json) => benchmark_splits(json)?,
+                None => {
+                    let (scores, data) = corpus(args)?;
+                    let rolls: Vec<Vec<Frame>> =
+                        scores.iter().map(|score| pianoroll::encode(score, hp.grid)).collect();
+                    (split_by_file(rolls, hp.validation_fraction, hp.seed), data)
+                }
+            };
+            let trained = match family {
+                Family::Pianoroll => train_roll(args.preset, &hp, splits, device, &checkpoints)?,
+                _ => train_seq2seq(args.preset, &hp, splits, device, &checkpoints)?,
+            };
+            (trained, data)
         }
-        (_, Some(json)) => bail!("{}: a benchmark JSON trains piano-roll presets only", json.display()),
-        (Family::Pianoroll, None) => {
-            let (scores, data) = corpus(args)?;
-            let rolls: Vec<Vec<Frame>> =
-                scores.iter().map(|score| pianoroll::encode(score, hp.grid)).collect();
-            let splits = split_by_file(rolls, hp.validation_fraction, hp.seed);
-            (train_roll(args.preset, &hp, splits, device, &checkpoints)?, data)
-        }
-        (Family::Tokens(representation), None) => {
+        _ if benchmark.is_some() => bail!("a benchmark JSON trains piano-roll presets only"),
+        Family::Tokens(representation) => {
             let (scores, data) = corpus(args)?;
             (train_tokens(args.preset, &hp, representation, &scores, device, &checkpoints)?, data)
         }
-        (Family::MelodyChords(config), None) => {
+        Family::MelodyChords(config) => {
             let (scores, data) = corpus(args)?;
             (train_melody(args.preset, &hp, config, &scores, device, &checkpoints)?, data)
         }
@@ -125,6 +134,51 @@ fn train_roll(
         &mut |metrics| print_epoch(metrics, hp.epochs),
     )?;
     let network = Network::Roll(net.config().clone());
+    Ok(Trained { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
+}
+
+fn train_seq2seq(
+    preset: Preset,
+    hp: &Hyperparameters,
+    (train_set, valid_set): Sequences,
+    device: Device,
+    checkpoints: &Path,
+) -> anyhow::Result<Trained> {
+    let (train_pairs, valid_pairs) =
+        (seq2seq_training::pairs(&train_set, hp.window), seq2seq_training::pairs(&valid_set, hp.window));
+    if train_pairs.is_empty() || valid_pairs.is_empty() {
+        bail!(
+            "needs sequences of at least two windows ({} frames) in training and validation",
+            2 * hp.window
+        );
+    }
+    let vs = VarStore::new(device);
+    let net = Seq2Seq::new(&vs.root(), preset.seq2seq_network(hp));
+    let mut optimizer = Optimizer::new(&vs, hp.optimizer());
+    let valid_batches =
+        seq2seq_training::batches(&valid_pairs, &in_order(valid_pairs.len()), hp.batch_size, 0.0, device);
+    let train_batches = |epoch: u32| {
+        let ratio = hp.teacher_forcing * hp.teacher_forcing_decay.powi(epoch as i32 - 1);
+        seq2seq_training::batches(
+            &train_pairs,
+            &train::shuffled(train_pairs.len()),
+            hp.batch_size,
+            ratio,
+            device,
+        )
+    };
+    let loss = |batch: &seq2seq_training::PairBatch, train: bool| seq2seq_training::loss(&net, batch, train);
+    let outcome = train::fit(
+        &vs,
+        &mut optimizer,
+        &hp.fit(),
+        &train_batches,
+        &valid_batches,
+        &loss,
+        checkpoints,
+        &mut |metrics| print_epoch(metrics, hp.epochs),
+    )?;
+    let network = Network::Seq2seq(net.config().clone());
     Ok(Trained { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
 }
 
@@ -236,6 +290,19 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     let mut score = tch::no_grad(|| match (&model.net, &model.meta.representation) {
         (Net::Roll(net), Representation::Pianoroll { grid }) => {
             Ok(pianoroll::decode(&roll_training::sample(net, args.length, args.temperature, device), *grid))
+        }
+        (Net::Seq2seq(net), Representation::Pianoroll { grid }) => {
+            let window = net.config().window.max(1);
+            let mut frames: Vec<Frame> = vec![Vec::new(); window as usize];
+            while frames.len() < args.length as usize + window as usize {
+                let source: Vec<f32> =
+                    frames[frames.len() - window as usize..].iter().flat_map(|f| to_binary(f)).collect();
+                let source = Tensor::from_slice(&source).view([1, window, KEYS as i64]).to_device(device);
+                frames.extend(net.sample(&source, window, args.temperature, &mut rng));
+            }
+            frames.drain(..window as usize);
+            frames.truncate(args.length as usize);
+            Ok(pianoroll::decode(&frames, *grid))
         }
         (Net::Token(net), Representation::Events { config, vocabulary }) => {
             let tokens = sample_tokens(net, vocabulary, "Bar", args.length, &sampling, &mut rng, device);

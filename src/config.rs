@@ -103,6 +103,14 @@ pub struct HyperparameterOverrides {
     #[arg(long)]
     pub dropout: Option<f64>,
     #[arg(long)]
+    pub teacher_forcing: Option<f64>,
+    #[arg(long)]
+    pub teacher_forcing_decay: Option<f64>,
+    #[arg(long)]
+    pub focal_gamma: Option<f64>,
+    #[arg(long)]
+    pub focal_alpha: Option<f64>,
+    #[arg(long)]
     pub patience: Option<u32>,
     #[arg(long)]
     pub validation_fraction: Option<f64>,

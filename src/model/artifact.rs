@@ -11,6 +11,7 @@ use tch::nn::VarStore;
 
 use super::melody::{MelodyNet, MelodyNetConfig};
 use super::pianoroll::{RollNet, RollNetConfig};
+use super::seq2seq::{Seq2Seq, Seq2SeqConfig};
 use super::tokens::{TokenNet, TokenNetConfig};
 use crate::repr::Vocabulary;
 use crate::repr::events::EventsConfig;
@@ -58,6 +59,7 @@ pub enum Network {
     Roll(RollNetConfig),
     Token(TokenNetConfig),
     Melody(MelodyNetConfig),
+    Seq2seq(Seq2SeqConfig),
 }
 
 /// What a model was trained on: a dataset id or a path, and the content hash.
@@ -78,6 +80,7 @@ pub enum Net {
     Roll(RollNet),
     Token(TokenNet),
     Melody(MelodyNet),
+    Seq2seq(Seq2Seq),
 }
 
 impl LoadedModel {
@@ -88,6 +91,7 @@ impl LoadedModel {
             Network::Roll(config) => Net::Roll(RollNet::new(&vs.root(), config.clone())),
             Network::Token(config) => Net::Token(TokenNet::new(&vs.root(), config.clone())),
             Network::Melody(config) => Net::Melody(MelodyNet::new(&vs.root(), config.clone())),
+            Network::Seq2seq(config) => Net::Seq2seq(Seq2Seq::new(&vs.root(), config.clone())),
         };
         let weights = read_tensors(&dir.join(WEIGHTS_FILE))?;
         copy_into(&vs, &weights).with_context(|| format!("{} does not fit its meta.json", dir.display()))?;

@@ -7,4 +7,5 @@ pub mod optim;
 pub mod pianoroll;
 pub mod presets;
 pub mod sampling;
+pub mod seq2seq;
 pub mod tokens;

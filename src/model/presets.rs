@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::melody::MelodyNetConfig;
 use super::optim::{OptimizerConfig, OptimizerKind};
 use super::pianoroll::{RollNetConfig, RollOutput};
+use super::seq2seq::{RollLoss, Seq2SeqConfig};
 use super::tokens::{Head, TokenNetConfig};
 use crate::repr::events::EventsConfig;
 use crate::repr::melody_chords::MelodyChordsConfig;
@@ -29,6 +30,10 @@ pub enum Preset {
     /// The folk-RNN style: `melody-chords` frames (8th notes), an LSTM with two
     /// softmax heads, one for the melody and one for the chord.
     FolkRnn,
+    /// 88-key frames, a window in, the next window out: encoder LSTM 512 ×2 →
+    /// decoder LSTM 512 ×2 → dense 256 → ReLU → dropout → 88 logits; BCE or focal
+    /// loss; decaying teacher forcing.
+    PianorollSeq2seq,
     /// 88-key frames → LSTM → 88 independent sigmoids (the benchmark's LSTM row).
     PianorollLstm,
     /// 88-key frames → LSTM → NADE over the keys (the benchmark's RNN-NADE row).
@@ -54,6 +59,14 @@ pub struct Hyperparameters {
     /// Tokens per training window (token presets).
     pub window: usize,
     pub dropout: f64,
+    /// Share of batches that start with teacher forcing (piano-roll seq2seq).
+    pub teacher_forcing: f64,
+    /// The teacher-forcing share is multiplied by this after every epoch.
+    pub teacher_forcing_decay: f64,
+    /// Focal loss γ; 0 trains with plain binary cross-entropy (piano-roll seq2seq).
+    pub focal_gamma: f64,
+    /// Focal loss α, the weight of keys that are on.
+    pub focal_alpha: f64,
     pub patience: u32,
     pub validation_fraction: f64,
     pub seed: u64,
@@ -67,6 +80,7 @@ impl Preset {
             Preset::PlayBach => "play-bach",
             Preset::ClassicalPiano => "classical-piano",
             Preset::FolkRnn => "folk-rnn",
+            Preset::PianorollSeq2seq => "pianoroll-seq2seq",
             Preset::PianorollLstm => "pianoroll-lstm",
             Preset::PianorollNade => "pianoroll-nade",
         }
@@ -87,6 +101,10 @@ impl Preset {
             embedding_size: 0,
             window: 0,
             dropout: 0.5,
+            teacher_forcing: 1.0,
+            teacher_forcing_decay: 0.95,
+            focal_gamma: 0.0,
+            focal_alpha: 0.25,
             patience: 20,
             validation_fraction: 0.15,
             seed: 1,
@@ -130,6 +148,15 @@ impl Preset {
             Preset::FolkRnn => {
                 Hyperparameters { batch_size: 32, embedding_size: 32, window: 64, hidden_size: 256, ..tokens }
             }
+            Preset::PianorollSeq2seq => Hyperparameters {
+                epochs: 50,
+                batch_size: 32,
+                hidden_size: 512,
+                window: 16,
+                dropout: 0.3,
+                patience: 10,
+                ..roll
+            },
             Preset::PianorollLstm => roll,
             Preset::PianorollNade => Hyperparameters { nade_hidden_size: 150, ..roll },
         }
@@ -145,6 +172,22 @@ impl Preset {
             })),
             Preset::FolkRnn => Family::MelodyChords(MelodyChordsConfig::default()),
             Preset::PianorollLstm | Preset::PianorollNade => Family::Pianoroll,
+            Preset::PianorollSeq2seq => Family::PianorollSeq2seq,
+        }
+    }
+
+    pub fn seq2seq_network(self, hp: &Hyperparameters) -> Seq2SeqConfig {
+        let loss = if hp.focal_gamma > 0.0 {
+            RollLoss::Focal { alpha: hp.focal_alpha, gamma: hp.focal_gamma }
+        } else {
+            RollLoss::Bce
+        };
+        Seq2SeqConfig {
+            window: hp.window as i64,
+            hidden: hp.hidden_size,
+            layers: hp.layers,
+            dropout: hp.dropout,
+            loss,
         }
     }
 
@@ -187,6 +230,7 @@ pub enum Family {
     Tokens(TokenRepresentation),
     MelodyChords(MelodyChordsConfig),
     Pianoroll,
+    PianorollSeq2seq,
 }
 
 /// How a token preset turns scores into tokens.

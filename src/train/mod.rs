@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod pianoroll;
+pub mod seq2seq;
 pub mod tokens;
 
 use std::path::Path;
@@ -41,6 +42,14 @@ pub struct EpochMetrics {
     /// Next-token accuracy (arg-max), for token models.
     pub train_accuracy: Option<f64>,
     pub valid_accuracy: Option<f64>,
+    /// Of the keys predicted on (probability above one half), the share that are on,
+    /// for piano-roll seq2seq models.
+    pub valid_precision: Option<f64>,
+    /// Of the keys that are on, the share predicted on.
+    pub valid_recall: Option<f64>,
+    /// Keys predicted on per frame (the data's own density is `valid_true_density`).
+    pub valid_density: Option<f64>,
+    pub valid_true_density: Option<f64>,
     /// Items (frames or tokens) trained on per second.
     pub samples_per_second: f64,
     pub learning_rate: f64,
@@ -62,6 +71,15 @@ pub struct BatchLoss {
     pub sum: Tensor,
     pub items: i64,
     pub correct: Option<i64>,
+    pub keys: Option<KeyCounts>,
+}
+
+/// Piano-roll keys: predicted on and truly on, and the overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub predicted: i64,
+    pub actual: i64,
+    pub both: i64,
 }
 
 pub type LossFn<'a, B> = &'a dyn Fn(&B, bool) -> BatchLoss;
@@ -72,6 +90,7 @@ struct Tally {
     sum: f64,
     items: i64,
     correct: Option<i64>,
+    keys: Option<KeyCounts>,
 }
 
 impl Tally {
@@ -81,7 +100,17 @@ impl Tally {
         if let Some(correct) = batch.correct {
             self.correct = Some(self.correct.unwrap_or(0) + correct);
         }
+        if let Some(keys) = batch.keys {
+            let total = self.keys.get_or_insert_with(KeyCounts::default);
+            total.predicted += keys.predicted;
+            total.actual += keys.actual;
+            total.both += keys.both;
+        }
         Ok(())
+    }
+
+    fn key_ratio(&self, ratio: impl Fn(KeyCounts) -> (i64, i64)) -> Option<f64> {
+        self.keys.map(ratio).map(|(part, whole)| part as f64 / whole.max(1) as f64)
     }
 
     fn loss(&self) -> f64 {
@@ -138,6 +167,10 @@ pub fn fit<B>(
             valid_loss: valid.loss(),
             train_accuracy: train.accuracy(),
             valid_accuracy: valid.accuracy(),
+            valid_precision: valid.key_ratio(|k| (k.both, k.predicted)),
+            valid_recall: valid.key_ratio(|k| (k.both, k.actual)),
+            valid_density: valid.key_ratio(|k| (k.predicted, valid.items)),
+            valid_true_density: valid.key_ratio(|k| (k.actual, valid.items)),
             samples_per_second: train.items as f64 / seconds.max(1e-9),
             learning_rate: optimizer.learning_rate(),
             seconds,

@@ -51,7 +51,7 @@ pub fn usable(sequences: &[Vec<Frame>]) -> Vec<Vec<Frame>> {
 
 pub fn loss(net: &RollNet, batch: &RollBatch, train: bool) -> BatchLoss {
     let (sum, items) = net.nll(&batch.frames, &batch.lengths, train);
-    BatchLoss { sum, items, correct: None }
+    BatchLoss { sum, items, correct: None, keys: None }
 }
 
 /// The benchmark score of `net` on `sequences`.

@@ -51,13 +51,13 @@ pub fn batches(windows: &[Vec<i64>], order: &[usize], batch_size: usize, device:
 
 pub fn melody_loss(net: &MelodyNet, batch: &TokenBatch, train: bool) -> BatchLoss {
     let (sum, items, correct) = net.loss(&batch.inputs, &batch.targets, train);
-    BatchLoss { sum, items, correct: Some(correct) }
+    BatchLoss { sum, items, correct: Some(correct), keys: None }
 }
 
 pub fn loss(net: &TokenNet, batch: &TokenBatch, train: bool) -> BatchLoss {
     let logits = net.forward(&batch.inputs, train);
     let (sum, items, correct) = token_loss(&logits, &batch.targets);
-    BatchLoss { sum, items, correct: Some(correct) }
+    BatchLoss { sum, items, correct: Some(correct), keys: None }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ fn train_command(preset: &str, out: &Path, epochs: u32) -> Command {
         "--batch-size",
         "4",
     ]);
-    command.args(["--nade-hidden-size", "8", "--embedding-size", "8", "--window", "32", "--seed", "5"]);
+    command.args(["--nade-hidden-size", "8", "--embedding-size", "8", "--window", "8", "--seed", "5"]);
     command
 }
 
@@ -44,7 +44,15 @@ fn meta(dir: &Path) -> Value {
 
 #[test]
 fn every_preset_trains_and_generates_music() {
-    for preset in ["fugue", "play-bach", "classical-piano", "folk-rnn", "pianoroll-lstm", "pianoroll-nade"] {
+    for preset in [
+        "fugue",
+        "play-bach",
+        "classical-piano",
+        "folk-rnn",
+        "pianoroll-lstm",
+        "pianoroll-nade",
+        "pianoroll-seq2seq",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model");
         run(train_command(preset, &model, 2));
@@ -52,8 +60,17 @@ fn every_preset_trains_and_generates_music() {
         assert_eq!(meta["preset"], preset);
         assert_eq!(meta["training"]["history"].as_array().unwrap().len(), 2);
         assert!(!dir.path().join("model.checkpoint").exists(), "checkpoints are removed after success");
-        let accuracy = &meta["training"]["history"][0]["valid_accuracy"];
-        assert_eq!(accuracy.is_number(), !preset.starts_with("pianoroll"), "{preset}: {accuracy}");
+        let epoch = &meta["training"]["history"][0];
+        assert_eq!(
+            epoch["valid_accuracy"].is_number(),
+            !preset.starts_with("pianoroll"),
+            "{preset}: {epoch}"
+        );
+        if preset == "pianoroll-seq2seq" {
+            for metric in ["valid_precision", "valid_recall", "valid_density", "valid_true_density"] {
+                assert!(epoch[metric].is_number(), "{metric}: {epoch}");
+            }
+        }
 
         let song = dir.path().join("song.mid");
         let mut generate = Command::new(FUGUE);
