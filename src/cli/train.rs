@@ -110,22 +110,12 @@ fn train_roll(
     }
     let vs = VarStore::new(device);
     let net = RollNet::new(&vs.root(), preset.roll_network(hp));
-    let mut optimizer = Optimizer::new(&vs, hp.optimizer());
     let valid_batches = roll_training::batches(&valid_set, &in_order(valid_set.len()), hp.batch_size, device);
     let train_batches = |_epoch: u32| {
         roll_training::batches(&train_set, &train::shuffled(train_set.len()), hp.batch_size, device)
     };
     let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
-    let outcome = train::fit(
-        &vs,
-        &mut optimizer,
-        &hp.fit(),
-        &train_batches,
-        &valid_batches,
-        &loss,
-        checkpoints,
-        &mut |metrics| print_epoch(metrics, hp.epochs),
-    )?;
+    let outcome = fit(&vs, hp, &train_batches, &valid_batches, &loss, checkpoints)?;
     let network = Network::Roll(net.config().clone());
     Ok(Trained { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
 }
@@ -147,7 +137,6 @@ fn train_seq2seq(
     }
     let vs = VarStore::new(device);
     let net = Seq2Seq::new(&vs.root(), preset.seq2seq_network(hp));
-    let mut optimizer = Optimizer::new(&vs, hp.optimizer());
     let valid_batches =
         seq2seq_training::batches(&valid_pairs, &in_order(valid_pairs.len()), hp.batch_size, 0.0, device);
     let train_batches = |epoch: u32| {
@@ -161,16 +150,7 @@ fn train_seq2seq(
         )
     };
     let loss = |batch: &seq2seq_training::PairBatch, train: bool| seq2seq_training::loss(&net, batch, train);
-    let outcome = train::fit(
-        &vs,
-        &mut optimizer,
-        &hp.fit(),
-        &train_batches,
-        &valid_batches,
-        &loss,
-        checkpoints,
-        &mut |metrics| print_epoch(metrics, hp.epochs),
-    )?;
+    let outcome = fit(&vs, hp, &train_batches, &valid_batches, &loss, checkpoints)?;
     let network = Network::Seq2seq(net.config().clone());
     Ok(Trained { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
 }
@@ -238,22 +218,12 @@ fn fit_on_ids(
     let (train_ids, valid_ids) = split_by_file(ids, hp.validation_fraction, hp.seed);
     let train_windows = token_training::windows(&train_ids, hp.window);
     let valid_windows = token_training::windows(&valid_ids, hp.window);
-    let mut optimizer = Optimizer::new(vs, hp.optimizer());
     let valid_batches =
         token_training::batches(&valid_windows, &in_order(valid_windows.len()), hp.batch_size, device);
     let train_batches = |_epoch: u32| {
         token_training::batches(&train_windows, &train::shuffled(train_windows.len()), hp.batch_size, device)
     };
-    train::fit(
-        vs,
-        &mut optimizer,
-        &hp.fit(),
-        &train_batches,
-        &valid_batches,
-        loss,
-        checkpoints,
-        &mut |metrics| print_epoch(metrics, hp.epochs),
-    )
+    fit(vs, hp, &train_batches, &valid_batches, loss, checkpoints)
 }
 
 fn tokenize(representation: &TokenRepresentation, score: &Score) -> Vec<String> {
@@ -287,6 +257,20 @@ fn apply(mut hp: Hyperparameters, o: &HyperparameterOverrides) -> Hyperparameter
         seed
     );
     hp
+}
+
+/// The training loop with a fresh optimizer and a line per epoch on stderr.
+fn fit<B>(
+    vs: &VarStore,
+    hp: &Hyperparameters,
+    train_batches: &dyn Fn(u32) -> Vec<B>,
+    valid_batches: &[B],
+    loss: train::LossFn<'_, B>,
+    checkpoints: &Path,
+) -> anyhow::Result<FitOutcome> {
+    let mut optimizer = Optimizer::new(vs, hp.optimizer());
+    let progress = &mut |metrics: &EpochMetrics| print_epoch(metrics, hp.epochs);
+    train::fit(vs, &mut optimizer, &hp.fit(), train_batches, valid_batches, loss, checkpoints, progress)
 }
 
 fn print_epoch(metrics: &EpochMetrics, epochs: u32) {

@@ -302,13 +302,7 @@ mod tests {
             .map(|(&pitch, i)| Note { pitch, velocity: 80, start: i * 480, duration: 480 })
             .collect();
         let part = Part { name: None, program: 0, channel, is_drum: channel == 9, notes };
-        crate::midi::write(&Score {
-            ticks_per_beat: 480,
-            tempos: vec![],
-            time_signatures: vec![],
-            key_signatures: vec![],
-            parts: vec![part],
-        })
+        crate::midi::write(&Score::of_parts(480, vec![part]))
     }
 
     fn upload(name: &str, bytes: Vec<u8>) -> Upload {

@@ -74,6 +74,13 @@ pub struct Note {
     pub duration: u64,
 }
 
+impl Part {
+    /// An unnamed, pitched part.
+    pub fn new(channel: u8, program: u8, notes: Vec<Note>) -> Part {
+        Part { name: None, program, channel, is_drum: false, notes }
+    }
+}
+
 impl Note {
     pub fn end(&self) -> u64 {
         self.start + self.duration
@@ -81,6 +88,17 @@ impl Note {
 }
 
 impl Score {
+    /// A score of these parts with no tempo, meter or key events (120 bpm, 4/4).
+    pub fn of_parts(ticks_per_beat: u16, parts: Vec<Part>) -> Score {
+        Score {
+            ticks_per_beat,
+            tempos: Vec::new(),
+            time_signatures: Vec::new(),
+            key_signatures: Vec::new(),
+            parts,
+        }
+    }
+
     pub fn tempo_map(&self) -> TempoMap {
         TempoMap::new(self.ticks_per_beat, &self.tempos)
     }

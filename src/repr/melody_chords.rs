@@ -124,20 +124,8 @@ pub fn decode(frames: &[Frame], config: &MelodyChordsConfig) -> Score {
     }
     flush_chord(&mut chords, current_chord, frames.len() as u64);
     chords.sort_by_key(|n| (n.start, n.pitch));
-    let part = |channel: u8, program: u8, notes: Vec<Note>| Part {
-        name: None,
-        program,
-        channel,
-        is_drum: false,
-        notes,
-    };
-    Score {
-        ticks_per_beat: DECODED_TICKS_PER_BEAT,
-        tempos: Vec::new(),
-        time_signatures: Vec::new(),
-        key_signatures: Vec::new(),
-        parts: [part(0, 0, melody), part(1, 0, chords)].into_iter().filter(|p| !p.notes.is_empty()).collect(),
-    }
+    let parts = [Part::new(0, 0, melody), Part::new(1, 0, chords)];
+    Score::of_parts(DECODED_TICKS_PER_BEAT, parts.into_iter().filter(|p| !p.notes.is_empty()).collect())
 }
 
 #[cfg(test)]
@@ -147,13 +135,7 @@ mod tests {
     fn score(notes: &[(u8, u64, u64)]) -> Score {
         let notes =
             notes.iter().map(|&(pitch, start, duration)| Note { pitch, velocity: 80, start, duration });
-        Score {
-            ticks_per_beat: 480,
-            tempos: vec![],
-            time_signatures: vec![],
-            key_signatures: vec![],
-            parts: vec![Part { name: None, program: 0, channel: 0, is_drum: false, notes: notes.collect() }],
-        }
+        Score::of_parts(480, vec![Part::new(0, 0, notes.collect())])
     }
 
     #[test]

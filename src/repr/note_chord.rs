@@ -121,13 +121,7 @@ pub fn decode(tokens: &[String], config: &NoteChordConfig) -> Result<Score, Unkn
     }
     notes.sort_by_key(|note| (note.start, note.pitch));
     notes.dedup_by_key(|note| (note.start, note.pitch));
-    Ok(Score {
-        ticks_per_beat: DECODED_TICKS_PER_BEAT,
-        tempos: Vec::new(),
-        time_signatures: Vec::new(),
-        key_signatures: Vec::new(),
-        parts: vec![Part { name: None, program: 0, channel: 0, is_drum: false, notes }],
-    })
+    Ok(Score::of_parts(DECODED_TICKS_PER_BEAT, vec![Part::new(0, 0, notes)]))
 }
 
 #[cfg(test)]
@@ -137,13 +131,7 @@ mod tests {
     fn score(notes: &[(u8, u64, u64)]) -> Score {
         let notes =
             notes.iter().map(|&(pitch, start, duration)| Note { pitch, velocity: 64, start, duration });
-        Score {
-            ticks_per_beat: 480,
-            tempos: vec![],
-            time_signatures: vec![],
-            key_signatures: vec![],
-            parts: vec![Part { name: None, program: 0, channel: 0, is_drum: false, notes: notes.collect() }],
-        }
+        Score::of_parts(480, vec![Part::new(0, 0, notes.collect())])
     }
 
     #[test]

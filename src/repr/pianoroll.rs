@@ -94,13 +94,7 @@ pub fn decode(frames: &[Frame], grid: Grid) -> Score {
         close(pitch, start, frames.len() as u64);
     }
     notes.sort_by_key(|note| (note.start, note.pitch));
-    Score {
-        ticks_per_beat: DECODED_TICKS_PER_BEAT,
-        tempos: Vec::new(),
-        time_signatures: Vec::new(),
-        key_signatures: Vec::new(),
-        parts: vec![Part { name: None, program: 0, channel: 0, is_drum: false, notes }],
-    }
+    Score::of_parts(DECODED_TICKS_PER_BEAT, vec![Part::new(0, 0, notes)])
 }
 
 /// The benchmark's JSON: `{"train", "valid", "test"}` → sequences → frames → pitches.
@@ -135,13 +129,7 @@ mod tests {
             Note { pitch: 67, velocity: 90, start: 720, duration: 240 }, // an eighth off the beat
             Note { pitch: 10, velocity: 90, start: 0, duration: 480 }, // below the keyboard
         ];
-        let score = Score {
-            ticks_per_beat: 480,
-            tempos: vec![],
-            time_signatures: vec![],
-            key_signatures: vec![],
-            parts: vec![Part { name: None, program: 0, channel: 0, is_drum: false, notes }],
-        };
+        let score = Score::of_parts(480, vec![Part::new(0, 0, notes)]);
         assert_eq!(encode(&score, Grid::Quarter), vec![vec![60], vec![60, 64]]);
         assert_eq!(encode(&score, Grid::Eighth), vec![vec![60], vec![60], vec![60, 64], vec![60, 67]]);
         let decoded = decode(&encode(&score, Grid::Eighth), Grid::Eighth);

@@ -129,20 +129,10 @@ fn inputs_the_fuzzer_broke_round_trip_now() {
 #[test]
 fn parts_sharing_a_channel_keep_their_programs() {
     use fugue::midi::{Note, Part};
-    let part = |program: u8, start: u64| Part {
-        name: None,
-        program,
-        channel: 0,
-        is_drum: false,
-        notes: vec![Note { pitch: 60, velocity: 90, start, duration: 100 }],
+    let part = |program: u8, start: u64| {
+        Part::new(0, program, vec![Note { pitch: 60, velocity: 90, start, duration: 100 }])
     };
-    let score = Score {
-        ticks_per_beat: 96,
-        tempos: vec![],
-        time_signatures: vec![],
-        key_signatures: vec![],
-        parts: vec![part(0, 0), part(40, 200)],
-    };
+    let score = Score::of_parts(96, vec![part(0, 0), part(40, 200)]);
     let again = midi::read(&midi::write(&score)).unwrap();
     assert_eq!(
         again.parts.iter().map(|p| (p.program, p.notes[0].start)).collect::<Vec<_>>(),
