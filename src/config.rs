@@ -103,6 +103,8 @@ pub struct HyperparameterOverrides {
     #[arg(long)]
     pub dropout: Option<f64>,
     #[arg(long)]
+    pub transpose: Option<u8>,
+    #[arg(long)]
     pub teacher_forcing: Option<f64>,
     #[arg(long)]
     pub teacher_forcing_decay: Option<f64>,

@@ -112,7 +112,14 @@ fn train_roll(
     let net = RollNet::new(&vs.root(), preset.roll_network(hp));
     let valid_batches = roll_training::batches(&valid_set, &in_order(valid_set.len()), hp.batch_size, device);
     let train_batches = |_epoch: u32| {
-        roll_training::batches(&train_set, &train::shuffled(train_set.len()), hp.batch_size, device)
+        let order = train::shuffled(train_set.len());
+        match hp.transpose {
+            0 => roll_training::batches(&train_set, &order, hp.batch_size, device),
+            semitones => {
+                let moved = roll_training::transposed(&train_set, semitones);
+                roll_training::batches(&moved, &order, hp.batch_size, device)
+            }
+        }
     };
     let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
     let outcome = fit(&vs, hp, &train_batches, &valid_batches, &loss, checkpoints)?;
@@ -252,6 +259,7 @@ fn apply(mut hp: Hyperparameters, o: &HyperparameterOverrides) -> Hyperparameter
         embedding_size,
         window,
         dropout,
+        transpose,
         patience,
         validation_fraction,
         seed

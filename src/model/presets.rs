@@ -59,6 +59,9 @@ pub struct Hyperparameters {
     /// Tokens per training window (token presets).
     pub window: usize,
     pub dropout: f64,
+    /// Transpose each training sequence by a random shift of up to this many
+    /// semitones every epoch (piano-roll presets); 0 leaves the data as it is.
+    pub transpose: u8,
     /// Share of batches that start with teacher forcing (piano-roll seq2seq).
     pub teacher_forcing: f64,
     /// The teacher-forcing share is multiplied by this after every epoch.
@@ -101,6 +104,7 @@ impl Preset {
             embedding_size: 0,
             window: 0,
             dropout: 0.5,
+            transpose: 0,
             teacher_forcing: 1.0,
             teacher_forcing_decay: 0.95,
             focal_gamma: 0.0,

@@ -44,6 +44,25 @@ pub fn batches(
         .collect()
 }
 
+/// Each sequence moved by its own random shift of up to ±`semitones` (libtorch's
+/// generator, seeded per epoch), dropping pitches that leave the keyboard: more
+/// harmony to learn from the same chorales. For training only.
+pub fn transposed(sequences: &[Vec<Frame>], semitones: u8) -> Vec<Vec<Frame>> {
+    let span = 2 * i64::from(semitones) + 1;
+    let shifts =
+        Tensor::randint(span, [sequences.len() as i64], (Kind::Int64, Device::Cpu)) - i64::from(semitones);
+    let shifts = Vec::<i64>::try_from(shifts).unwrap_or_default();
+    sequences
+        .iter()
+        .zip(shifts)
+        .map(|(sequence, shift)| {
+            let moved = |pitch: &u8| u8::try_from(i64::from(*pitch) + shift).ok();
+            let keyboard = |pitch: &u8| (LOWEST_KEY..LOWEST_KEY + KEYS as u8).contains(pitch);
+            sequence.iter().map(|frame| frame.iter().filter_map(moved).filter(keyboard).collect()).collect()
+        })
+        .collect()
+}
+
 /// Sequences with fewer than two frames predict nothing and are left out.
 pub fn usable(sequences: &[Vec<Frame>]) -> Vec<Vec<Frame>> {
     sequences.iter().filter(|sequence| sequence.len() >= 2).cloned().collect()
@@ -76,4 +95,24 @@ pub fn sample(net: &RollNet, length: u32, temperature: f64, device: Device) -> V
         (frame, state) = (next, next_state);
     }
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repr::pianoroll::HIGHEST_KEY;
+
+    #[test]
+    fn transposition_moves_whole_sequences_within_the_keyboard() {
+        tch::manual_seed(4);
+        let sequences = vec![vec![vec![60, 64, 67], vec![107]]; 50];
+        let moved = transposed(&sequences, 3);
+        for sequence in &moved {
+            let shift = i16::from(sequence[0][0]) - 60;
+            assert!((-3..=3).contains(&shift));
+            assert_eq!(sequence[0], [60, 64, 67].map(|p: i16| (p + shift) as u8));
+            assert!(sequence[1].iter().all(|&p| p <= HIGHEST_KEY), "pitches past the top are dropped");
+        }
+        assert!(moved.iter().any(|s| s[0][0] != 60), "some sequences move");
+    }
 }
