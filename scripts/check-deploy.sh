@@ -15,7 +15,7 @@ docker-compose -f docker-compose.yml config --quiet
 docker-compose -f docker-compose.yml -f docker-compose.gpu.yml config --quiet
 
 missing=0
-for var in $(grep -rhoE '"FUGUE_[A-Z_]+"' src | tr -d '"' | sort -u); do
+for var in $(grep -rhoE '"FUGUE_[A-Z0-9_]+"' src | tr -d '"' | sort -u); do
   if ! grep -q "$var" docker-compose.yml README.md; then
     echo "check-deploy: $var is read by the code but documented in neither docker-compose.yml nor README.md" >&2
     missing=1
