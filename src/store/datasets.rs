@@ -48,7 +48,7 @@ impl Store {
         files: &[DatasetFileRow],
     ) -> anyhow::Result<DatasetRow> {
         let dataset = DatasetRow { created_at: now_ms(), ..dataset };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO datasets (id, name, include_drums, file_count, note_count, report, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -113,7 +113,7 @@ impl Store {
     /// Deletes the dataset and its file rows in one transaction. Returns `None` when
     /// there was no such dataset, else the blobs that no dataset references any more.
     pub async fn delete_dataset(&self, id: &str) -> anyhow::Result<Option<Vec<String>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let hashes: Vec<String> =
             sqlx::query("SELECT DISTINCT sha256 FROM dataset_files WHERE dataset_id = $1")
                 .bind(id)

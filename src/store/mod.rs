@@ -128,6 +128,17 @@ impl Store {
         Ok(())
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), where waiting for a busy database works; a deferred one
+    /// that reads first and then writes fails with "database is locked" as soon as
+    /// another connection wrote in between.
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

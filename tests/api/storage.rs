@@ -154,3 +154,29 @@ async fn a_dataset_with_a_clashing_id_leaves_no_rows_behind() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_dataset_writes_all_succeed() {
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        let workers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for round in 0..5 {
+                        let id = format!("d{i}-{round}");
+                        store.insert_dataset(dataset_row(&id), &[file_row("a", "shared")]).await?;
+                        store.delete_dataset(&id).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.unwrap().expect("no write is refused for a busy database");
+        }
+        assert_eq!(store.datasets().await.unwrap(), vec![]);
+        store.close().await;
+    })
+    .await;
+}
