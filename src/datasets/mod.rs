@@ -207,18 +207,11 @@ impl Datasets {
         let ingested = tokio::task::spawn_blocking(move || ingest(uploads, include_drums, &limits))
             .await
             .map_err(anyhow::Error::from)??;
-        if ingested.files.is_empty() {
-            return Err(CreateError::NothingAccepted(Box::new(ingested.report)));
+        let Ingested { report, files } = ingested;
+        if files.is_empty() {
+            return Err(CreateError::NothingAccepted(Box::new(report)));
         }
-        let _writes = self.writes.lock().await;
-        let blobs = self.blobs.clone();
-        let files: Vec<(String, Vec<u8>)> =
-            ingested.files.iter().map(|(file, bytes)| (file.sha256.clone(), bytes.clone())).collect();
-        let created = tokio::task::spawn_blocking(move || store_blobs(&blobs, &files))
-            .await
-            .map_err(anyhow::Error::from)??;
-        let rows: Vec<DatasetFileRow> = ingested
-            .files
+        let rows: Vec<DatasetFileRow> = files
             .iter()
             .map(|(file, bytes)| DatasetFileRow {
                 file_name: file.file.clone(),
@@ -231,10 +224,18 @@ impl Datasets {
             name,
             include_drums,
             file_count: rows.len() as i64,
-            note_count: ingested.report.totals.notes as i64,
-            report: serde_json::to_string(&ingested.report).map_err(anyhow::Error::from)?,
+            note_count: report.totals.notes as i64,
+            report: serde_json::to_string(&report).map_err(anyhow::Error::from)?,
             created_at: 0,
         };
+        let _writes = self.writes.lock().await;
+        let blobs = self.blobs.clone();
+        // The bytes move into the writer: an upload can be hundreds of megabytes.
+        let contents: Vec<(String, Vec<u8>)> =
+            files.into_iter().map(|(file, bytes)| (file.sha256, bytes)).collect();
+        let created = tokio::task::spawn_blocking(move || store_blobs(&blobs, &contents))
+            .await
+            .map_err(anyhow::Error::from)??;
         match self.store.insert_dataset(row, &rows).await {
             Ok(row) => Ok(Dataset::from_row(row, true)?),
             Err(error) => {
