@@ -124,15 +124,6 @@ impl Score {
             Some((low, high)) => Some((low.min(note.pitch), high.max(note.pitch))),
         })
     }
-
-    /// The meter in force at tick 0 (4/4 when the file sets none).
-    pub fn initial_time_signature(&self) -> TimeSignature {
-        self.time_signatures.first().filter(|ts| ts.tick == 0).copied().unwrap_or(TimeSignature {
-            tick: 0,
-            numerator: 4,
-            denominator: 4,
-        })
-    }
 }
 
 /// Ticks to seconds through the tempo changes.

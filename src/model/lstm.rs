@@ -23,17 +23,6 @@ pub struct LstmState {
     pub c: Tensor,
 }
 
-impl LstmState {
-    /// Keeps the rows of `index` (a 1-D Long tensor): sessions leaving a batch.
-    pub fn select(&self, index: &Tensor) -> LstmState {
-        LstmState { h: self.h.index_select(1, index), c: self.c.index_select(1, index) }
-    }
-
-    pub fn detach(&self) -> LstmState {
-        LstmState { h: self.h.detach(), c: self.c.detach() }
-    }
-}
-
 impl Lstm {
     /// PyTorch's initialisation: uniform in ±1/√hidden.
     pub fn new(vs: &Path, input: i64, hidden: i64, layers: i64) -> Lstm {
@@ -55,10 +44,6 @@ impl Lstm {
 
     pub fn layers(&self) -> i64 {
         self.weights.len() as i64
-    }
-
-    pub fn hidden(&self) -> i64 {
-        self.hidden
     }
 
     pub fn zero_state(&self, batch: i64, device: tch::Device) -> LstmState {

@@ -33,10 +33,6 @@ pub fn frame_id(frame: Frame) -> i64 {
     i64::from(frame.melody) * CHORD_CLASSES + i64::from(frame.chord)
 }
 
-pub fn frame_of(id: i64) -> Frame {
-    Frame { melody: (id / CHORD_CLASSES) as u8, chord: (id % CHORD_CLASSES) as u8 }
-}
-
 /// Splits frame ids into melody and chord ids, keeping padding as padding.
 fn split(ids: &Tensor) -> (Tensor, Tensor) {
     let padding = ids.eq(IGNORE);
@@ -98,6 +94,10 @@ mod tests {
     use tch::nn::VarStore;
 
     use super::*;
+
+    fn frame_of(id: i64) -> Frame {
+        Frame { melody: (id / CHORD_CLASSES) as u8, chord: (id % CHORD_CLASSES) as u8 }
+    }
 
     #[test]
     fn frames_travel_as_one_id() {

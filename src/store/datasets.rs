@@ -140,13 +140,4 @@ impl Store {
         tx.commit().await?;
         Ok(Some(orphans))
     }
-
-    /// Whether any dataset references the blob.
-    pub async fn blob_in_use(&self, sha256: &str) -> anyhow::Result<bool> {
-        let row = sqlx::query("SELECT 1 AS used FROM dataset_files WHERE sha256 = $1 LIMIT 1")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
 }

@@ -148,15 +148,19 @@ fn bad_arguments_are_refused_with_reasons() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let mut too_long = Command::new(FUGUE);
-    too_long
-        .args(["generate", "--model"])
-        .arg(dir.path())
-        .arg("--out")
-        .arg("x.mid")
-        .args(["--length", "10001"]);
-    let output = too_long.output().unwrap();
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--length must be 1 to 10000"));
+    for (flag, value, message) in [
+        ("--length", "10001", "--length must be 1 to 10000"),
+        ("--length", "0", "--length must be 1 to 10000"),
+        ("--temperature", "0", "--temperature must be above 0 and at most 10"),
+        ("--temperature", "11", "--temperature must be above 0 and at most 10"),
+        ("--tempo-bpm", "19", "--tempo-bpm must be 20 to 400"),
+    ] {
+        let mut refused = Command::new(FUGUE);
+        refused.args(["generate", "--model"]).arg(dir.path()).arg("--out").arg("x.mid").args([flag, value]);
+        let output = refused.output().unwrap();
+        assert!(!output.status.success(), "{flag} {value}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(message), "{flag} {value}");
+    }
 }
 
 #[tokio::test]
