@@ -27,13 +27,13 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let device = args.torch.apply();
     let model = LoadedModel::load(&args.model, device)?;
-    tch::manual_seed(args.seed as i64);
     let sampling = Sampling { temperature: args.temperature, ..Sampling::default() };
     let mut rng = Rng::new(args.seed);
     let mut score = tch::no_grad(|| match (&model.net, &model.meta.representation) {
-        (Net::Roll(net), Representation::Pianoroll { grid }) => {
-            Ok(pianoroll::decode(&roll_training::sample(net, args.length, args.temperature, device), *grid))
-        }
+        (Net::Roll(net), Representation::Pianoroll { grid }) => Ok(pianoroll::decode(
+            &roll_training::sample(net, args.length, args.temperature, &mut rng, device),
+            *grid,
+        )),
         (Net::Seq2seq(net), Representation::Pianoroll { grid }) => {
             let window = net.config().window.max(1);
             let mut frames: Vec<Frame> = vec![Vec::new(); window as usize];

@@ -12,6 +12,7 @@ use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
 use super::lstm::{Lstm, LstmState};
+use super::sampling::{Rng, draw_keys};
 use crate::repr::pianoroll::KEYS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -114,11 +115,18 @@ impl RollNet {
         }
     }
 
-    /// One step of generation: feeds `frame` (1, 88) and samples the next frame.
-    pub fn sample_next(&self, frame: &Tensor, state: &LstmState, temperature: f64) -> (Tensor, LstmState) {
+    /// One step of generation: feeds `frame` (1, 88) and samples the next frame,
+    /// every key drawn from the stream's own generator.
+    pub fn sample_next(
+        &self,
+        frame: &Tensor,
+        state: &LstmState,
+        temperature: f64,
+        rng: &mut Rng,
+    ) -> (Tensor, LstmState) {
         let (hidden, state) = self.lstm.step(frame, state);
         let next = match &self.head {
-            Head::Independent(out) => (out.forward(&hidden) / temperature).sigmoid().bernoulli(),
+            Head::Independent(out) => draw_keys(&(out.forward(&hidden) / temperature).sigmoid(), rng),
             Head::Nade(nade) => {
                 let mut activation = nade.c.forward(&hidden);
                 let biases = nade.b.forward(&hidden);
@@ -127,7 +135,7 @@ impl RollNet {
                     let h = activation.sigmoid();
                     let logit =
                         biases.select(1, key) + (h * nade.v.get(key)).sum_dim_intlist(1, false, Kind::Float);
-                    let on = (logit / temperature).sigmoid().bernoulli();
+                    let on = draw_keys(&(logit / temperature).sigmoid(), rng);
                     activation += on.unsqueeze(1) * nade.w.get(key).unsqueeze(0);
                     keys.push(on);
                 }

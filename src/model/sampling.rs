@@ -55,6 +55,16 @@ pub fn sample(logits: &Tensor, sampling: &Sampling, rngs: &mut [Rng]) -> Vec<i64
     rows.iter().zip(rngs).map(|(row, rng)| draw(row, rng.next_f64())).collect()
 }
 
+/// One draw per key: 1 where the stream's generator falls below the key's
+/// probability, else 0; same shape and device as `probabilities`.
+pub fn draw_keys(probabilities: &Tensor, rng: &mut Rng) -> Tensor {
+    let cpu = probabilities.to_kind(Kind::Float).to_device(tch::Device::Cpu);
+    let values = Vec::<f32>::try_from(cpu.view([-1])).expect("probabilities are floats: this is a bug");
+    let drawn: Vec<f32> =
+        values.iter().map(|&p| if rng.next_f64() < f64::from(p) { 1.0 } else { 0.0 }).collect();
+    Tensor::from_slice(&drawn).view(probabilities.size().as_slice()).to_device(probabilities.device())
+}
+
 /// Inverse CDF: the first id whose cumulative probability passes `u`.
 fn draw(probabilities: &[f32], u: f64) -> i64 {
     let total: f64 = probabilities.iter().map(|&p| f64::from(p)).sum();
@@ -139,6 +149,19 @@ mod tests {
         let singles: Vec<i64> =
             (0..50).map(|_| sample(&logits(), &Sampling::default(), &mut alone)[0]).collect();
         assert_eq!(pairs.iter().map(|pair| pair[1]).collect::<Vec<_>>(), singles);
+    }
+
+    #[test]
+    fn keys_are_drawn_from_their_own_probabilities() {
+        let probabilities = Tensor::from_slice(&[0.0f32, 1.0, 0.5]).view([1, 3]);
+        let mut rng = Rng::new(9);
+        let draws: Vec<Vec<f32>> = (0..2000)
+            .map(|_| Vec::<f32>::try_from(draw_keys(&probabilities, &mut rng).view([-1])).unwrap())
+            .collect();
+        assert!(draws.iter().all(|d| d[0] == 0.0 && d[1] == 1.0));
+        let half = draws.iter().filter(|d| d[2] == 1.0).count() as f64 / 2000.0;
+        assert!((half - 0.5).abs() < 0.05, "{half}");
+        assert_eq!(draw_keys(&probabilities, &mut Rng::new(9)).size(), [1, 3]);
     }
 
     #[test]

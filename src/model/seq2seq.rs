@@ -9,8 +9,8 @@ use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
 use super::lstm::Lstm;
-use super::sampling::Rng;
-use crate::repr::pianoroll::{KEYS, LOWEST_KEY};
+use super::sampling::{Rng, draw_keys};
+use crate::repr::pianoroll::{KEYS, from_binary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -100,16 +100,10 @@ impl Seq2Seq {
         for _ in 0..steps {
             let (hidden, next) = self.decoder.step(&previous, &state);
             state = next;
-            let probabilities =
-                (self.head(&hidden, false) / temperature).sigmoid().to_device(tch::Device::Cpu);
-            let probabilities = Vec::<f32>::try_from(probabilities.view([-1])).unwrap_or_default();
-            let on: Vec<f32> = probabilities
-                .iter()
-                .map(|&p| if rng.next_f64() < f64::from(p) { 1.0 } else { 0.0 })
-                .collect();
-            frames
-                .push((0u8..).zip(&on).filter(|(_, v)| **v > 0.5).map(|(key, _)| LOWEST_KEY + key).collect());
-            previous = Tensor::from_slice(&on).view([1, KEYS as i64]).to_device(device);
+            previous = draw_keys(&(self.head(&hidden, false) / temperature).sigmoid(), rng);
+            let on =
+                Vec::<f32>::try_from(previous.view([-1]).to_device(tch::Device::Cpu)).unwrap_or_default();
+            frames.push(from_binary(&on));
         }
         frames
     }

@@ -68,6 +68,11 @@ pub fn to_binary(frame: &[u8]) -> [f32; KEYS] {
     keys
 }
 
+/// The frame a binary 88-key vector stands for: the keys above one half.
+pub fn from_binary(keys: &[f32]) -> Frame {
+    (LOWEST_KEY..=HIGHEST_KEY).zip(keys).filter(|(_, on)| **on > 0.5).map(|(pitch, _)| pitch).collect()
+}
+
 pub fn decode(frames: &[Frame], grid: Grid) -> Score {
     let step = u64::from(DECODED_TICKS_PER_BEAT) / grid.frames_per_beat();
     let mut sounding: BTreeMap<u8, u64> = BTreeMap::new();
@@ -142,5 +147,6 @@ mod tests {
         let keys = to_binary(&[21, 60, 108, 120]);
         assert_eq!(keys.iter().sum::<f32>(), 3.0);
         assert_eq!((keys[0], keys[39], keys[87]), (1.0, 1.0, 1.0));
+        assert_eq!(from_binary(&keys), [21, 60, 108]);
     }
 }

@@ -8,7 +8,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::BatchLoss;
 use crate::model::pianoroll::RollNet;
-use crate::repr::pianoroll::{Frame, KEYS, LOWEST_KEY, to_binary};
+use crate::model::sampling::Rng;
+use crate::repr::pianoroll::{Frame, KEYS, LOWEST_KEY, from_binary, to_binary};
 
 /// Sequences padded to one length: frames (batch, time, 88) and the real lengths.
 pub struct RollBatch {
@@ -82,16 +83,14 @@ pub fn frame_nll(net: &RollNet, sequences: &[Vec<Frame>], device: Device) -> any
 }
 
 /// Samples `length` frames, starting from silence.
-pub fn sample(net: &RollNet, length: u32, temperature: f64, device: Device) -> Vec<Frame> {
+pub fn sample(net: &RollNet, length: u32, temperature: f64, rng: &mut Rng, device: Device) -> Vec<Frame> {
     let mut frame = Tensor::zeros([1, KEYS as i64], (Kind::Float, device));
     let mut state = net.zero_state(device);
     let mut frames = Vec::with_capacity(length as usize);
     for _ in 0..length {
-        let (next, next_state) = net.sample_next(&frame, &state, temperature);
+        let (next, next_state) = net.sample_next(&frame, &state, temperature, rng);
         let keys = Vec::<f32>::try_from(next.get(0).to_device(Device::Cpu)).unwrap_or_default();
-        frames.push(
-            keys.iter().zip(0u8..).filter(|(on, _)| **on > 0.5).map(|(_, key)| LOWEST_KEY + key).collect(),
-        );
+        frames.push(from_binary(&keys));
         (frame, state) = (next, next_state);
     }
     frames

@@ -76,6 +76,15 @@ fn every_preset_trains_and_generates_music() {
         let mut generate = Command::new(FUGUE);
         generate.args(["generate", "--model"]).arg(&model).arg("--out").arg(&song).args(["--length", "64"]);
         run(generate);
+        let again = dir.path().join("again.mid");
+        let mut repeat = Command::new(FUGUE);
+        repeat.args(["generate", "--model"]).arg(&model).arg("--out").arg(&again).args(["--length", "64"]);
+        run(repeat);
+        assert_eq!(
+            std::fs::read(&song).unwrap(),
+            std::fs::read(&again).unwrap(),
+            "{preset}: one seed, one song"
+        );
         let score =
             fugue::midi::read(&std::fs::read(&song).unwrap()).expect("fugue's reader accepts the song");
         assert!(score.note_count() > 0, "{preset} generated no notes");
