@@ -14,6 +14,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -29,7 +30,9 @@ use crate::config::ServeArgs;
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceReport;
 use crate::error::{ApiError, json_error_layer};
-use crate::model::artifact::ModelLibrary;
+use crate::jobs::worker::{WorkerContext, run_pool, worker_devices, worker_name};
+use crate::jobs::{Jobs, QueueConfig};
+use crate::model::registry::ModelRegistry;
 use crate::observability::{HttpMetrics, track_requests};
 use crate::store::Store;
 
@@ -39,14 +42,18 @@ pub struct AppState {
     pub store: Store,
     pub datasets: Datasets,
     pub metrics: Arc<HttpMetrics>,
-    pub models: ModelLibrary,
+    pub models: ModelRegistry,
+    pub jobs: Jobs,
     pub devices: DeviceReport,
+    /// Most queued jobs before submissions answer 429.
+    pub max_queued_jobs: i64,
 }
 
 pub struct App {
     listener: TcpListener,
     router: Router,
     store: Store,
+    workers: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -59,18 +66,41 @@ impl App {
         if !devices.cuda_library_loaded {
             tracing::warn!("libtorch_cuda.so is not loaded: CUDA devices cannot be used by this build");
         }
-        let blobs = BlobStore::new(&args.storage.data_dir);
+        let storage = &args.storage;
+        let datasets =
+            Datasets::new(store.clone(), BlobStore::new(&storage.data_dir), IngestLimits::default());
+        let jobs = Jobs::new(store.clone(), QueueConfig::of(&args.queue));
         let state = AppState {
             store: store.clone(),
-            datasets: Datasets::new(store.clone(), blobs, IngestLimits::default()),
+            datasets: datasets.clone(),
             metrics: HttpMetrics::new()?,
-            models: ModelLibrary::new(&args.storage.models_dir, &args.storage.default_model),
+            models: ModelRegistry::new(
+                store.clone(),
+                &storage.models_dir,
+                &storage.data_dir,
+                &storage.default_model,
+            ),
+            jobs: jobs.clone(),
             devices,
+            max_queued_jobs: args.max_queued_jobs,
         };
         let router = router(state, args);
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
-        Ok(App { listener, router, store })
+        let workers = (args.workers.train_workers > 0).then(|| {
+            let context =
+                WorkerContext { jobs, datasets, data_dir: storage.data_dir.clone(), name: worker_name() };
+            let (stop, stopped) = watch::channel(false);
+            let pool = run_pool(
+                context,
+                worker_devices(&args.workers),
+                args.workers.train_workers,
+                storage.postgres_url(),
+                stopped,
+            );
+            (stop, tokio::spawn(pool))
+        });
+        Ok(App { listener, router, store, workers })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -84,6 +114,10 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
+        if let Some((stop, pool)) = self.workers {
+            let _ = stop.send(true);
+            let _ = pool.await;
+        }
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -22,8 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API, the browser page and the generation engine.
     Serve(ServeArgs),
-    /// Run a training worker that takes jobs from the shared queue.
-    Worker,
+    /// Run training workers alone, taking jobs from the shared queue (scale-out).
+    Worker(WorkerArgs),
     /// Train a model on a folder of MIDI files or a benchmark JSON, with progress.
     Train(Box<TrainArgs>),
     /// Generate a composition from the command line and write it as a MIDI file.
@@ -75,49 +75,175 @@ pub struct TorchArgs {
     pub threads: i32,
 }
 
-/// Any preset hyperparameter, by name.
-#[derive(Debug, Clone, Default, Args)]
+/// Any preset hyperparameter, by name: flags of `fugue train`, and the
+/// `hyperparameters` object of `POST /v1/training-jobs`. Each has a range
+/// ([`HyperparameterOverrides::validate`]); unknown names are refused.
+#[derive(Debug, Clone, Default, PartialEq, Args, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HyperparameterOverrides {
+    /// 1 to 1000.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<u32>,
+    /// 1 to 1024.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Above 0, at most 1.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub learning_rate: Option<f64>,
+    /// Multiplies the learning rate after every epoch: above 0, at most 1.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub learning_rate_decay: Option<f64>,
     #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<crate::model::optim::OptimizerKind>,
+    /// 0 to 1.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
+    /// 1 to 8.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<i64>,
+    /// 1 to 4096.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden_size: Option<i64>,
+    /// 1 to 4096 (piano-roll NADE only).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nade_hidden_size: Option<i64>,
+    /// 1 to 2048.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding_size: Option<i64>,
+    /// 2 to 2048.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<usize>,
+    /// 0 to 0.9.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    /// 0 to 12 semitones.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub transpose: Option<u8>,
+    /// 0 to 1.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub teacher_forcing: Option<f64>,
+    /// 0 to 1.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub teacher_forcing_decay: Option<f64>,
+    /// 0 to 10.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub focal_gamma: Option<f64>,
+    /// 0 to 1.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub focal_alpha: Option<f64>,
+    /// 1 to 1000 epochs.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub patience: Option<u32>,
+    /// Above 0, at most 0.5.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub validation_fraction: Option<f64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<crate::repr::pianoroll::Grid>,
+}
+
+/// A hyperparameter outside its range: the field and what is allowed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct OutOfRange {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl HyperparameterOverrides {
+    /// The first value outside its documented range, if any.
+    pub fn validate(&self) -> Result<(), OutOfRange> {
+        fn check<T: PartialOrd + Copy + std::fmt::Display>(
+            field: &'static str,
+            value: Option<T>,
+            low: T,
+            high: T,
+            low_inclusive: bool,
+        ) -> Result<(), OutOfRange> {
+            let Some(value) = value else { return Ok(()) };
+            let above_low = if low_inclusive { value >= low } else { value > low };
+            if above_low && value <= high {
+                return Ok(());
+            }
+            let from = if low_inclusive { "from" } else { "above" };
+            Err(OutOfRange { field, message: format!("must be {from} {low} up to {high}, got {value}") })
+        }
+        let float = |value: Option<f64>| value.map(|v| if v.is_finite() { v } else { f64::NAN });
+        check("epochs", self.epochs, 1, 1000, true)?;
+        check("batch_size", self.batch_size, 1, 1024, true)?;
+        check("learning_rate", float(self.learning_rate), 0.0, 1.0, false)?;
+        check("learning_rate_decay", float(self.learning_rate_decay), 0.0, 1.0, false)?;
+        check("weight_decay", float(self.weight_decay), 0.0, 1.0, true)?;
+        check("layers", self.layers, 1, 8, true)?;
+        check("hidden_size", self.hidden_size, 1, 4096, true)?;
+        check("nade_hidden_size", self.nade_hidden_size, 1, 4096, true)?;
+        check("embedding_size", self.embedding_size, 1, 2048, true)?;
+        check("window", self.window, 2, 2048, true)?;
+        check("dropout", float(self.dropout), 0.0, 0.9, true)?;
+        check("transpose", self.transpose, 0, 12, true)?;
+        check("teacher_forcing", float(self.teacher_forcing), 0.0, 1.0, true)?;
+        check("teacher_forcing_decay", float(self.teacher_forcing_decay), 0.0, 1.0, true)?;
+        check("focal_gamma", float(self.focal_gamma), 0.0, 10.0, true)?;
+        check("focal_alpha", float(self.focal_alpha), 0.0, 1.0, true)?;
+        check("patience", self.patience, 1, 1000, true)?;
+        check("validation_fraction", float(self.validation_fraction), 0.0, 0.5, false)
+    }
+
+    /// The preset's hyperparameters with these overrides in place.
+    pub fn apply_to(
+        &self,
+        mut hp: crate::model::presets::Hyperparameters,
+    ) -> crate::model::presets::Hyperparameters {
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(value) = self.$field { hp.$field = value; })* };
+        }
+        set!(
+            epochs,
+            batch_size,
+            learning_rate,
+            learning_rate_decay,
+            optimizer,
+            weight_decay,
+            layers,
+            hidden_size,
+            nade_hidden_size,
+            embedding_size,
+            window,
+            dropout,
+            transpose,
+            teacher_forcing,
+            teacher_forcing_decay,
+            focal_gamma,
+            focal_alpha,
+            patience,
+            validation_fraction,
+            seed,
+            grid
+        );
+        hp
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -258,6 +384,13 @@ pub struct StorageArgs {
 }
 
 impl StorageArgs {
+    /// The database URL when it is Postgres (for LISTEN/NOTIFY).
+    pub fn postgres_url(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    }
+
     /// The database URL in force: the configured one, else the embedded SQLite file.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -287,6 +420,60 @@ pub struct ServeArgs {
     /// WebSocket streams are not bound by it once upgraded.
     #[arg(long, env = "FUGUE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    #[command(flatten)]
+    pub workers: TrainWorkerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Most jobs waiting in the queue; a submission over it answers 429.
+    #[arg(long, env = "FUGUE_MAX_QUEUED_JOBS", default_value_t = 100)]
+    pub max_queued_jobs: i64,
+}
+
+/// `fugue worker`: training workers without the HTTP server, sharing the database
+/// and the data dir (datasets, checkpoints, models) with the servers.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub workers: TrainWorkerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// How many training workers run here, and on which devices.
+#[derive(Debug, Clone, Args)]
+pub struct TrainWorkerArgs {
+    /// Training workers in this process; 0 runs none (jobs wait for `fugue worker`s).
+    #[arg(long, env = "FUGUE_TRAIN_WORKERS", default_value_t = 1)]
+    pub train_workers: usize,
+    /// Comma-separated devices the workers take in turn, e.g. `cuda:0,cuda:1`.
+    /// Default: every CUDA device, else the CPU.
+    #[arg(long, env = "FUGUE_TRAIN_DEVICES", value_delimiter = ',')]
+    pub train_devices: Vec<crate::devices::DeviceName>,
+    /// libtorch CPU threads. 1 avoids OpenMP spin-waiting when the machine is shared.
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+}
+
+/// The job queue's timing: leases, heartbeats, polling and retries.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// A running job whose worker has not heartbeaten for this long is requeued.
+    #[arg(long, env = "FUGUE_LEASE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub lease_timeout_ms: u64,
+    /// How often a worker renews its lease (and sees cancellation).
+    #[arg(long, env = "FUGUE_HEARTBEAT_MS", default_value_t = 5_000)]
+    pub heartbeat_ms: u64,
+    /// How often idle workers look for work when no notification wakes them.
+    #[arg(long, env = "FUGUE_QUEUE_POLL_MS", default_value_t = 2_000)]
+    pub queue_poll_ms: u64,
+    /// Attempts a job gets before a crash fails it for good.
+    #[arg(long, env = "FUGUE_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Wait before the first retry after a crash; doubled for each later one (at most 10 minutes).
+    #[arg(long, env = "FUGUE_RETRY_BACKOFF_MS", default_value_t = 5_000)]
+    pub retry_backoff_ms: u64,
 }
 
 /// 64 MiB: a zipped corpus of a few thousand MIDI files fits.

@@ -46,6 +46,14 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
+    /// The request clashes with the resource's current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Over a limit on concurrent work; try again after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -64,6 +72,9 @@ impl ApiError {
             ApiError::Validation { .. } | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -80,6 +91,11 @@ impl ApiError {
             ApiError::Unprocessable { code, details, .. } => (*code, Some(details.clone())),
             ApiError::Unauthorized => ("unauthorized", None),
             ApiError::NotFound(_) => ("not_found", None),
+            ApiError::Conflict(_) => ("conflict", None),
+            ApiError::NotAcceptable(_) => ("not_acceptable", None),
+            ApiError::TooManyRequests { retry_after_secs, .. } => {
+                ("too_many_requests", Some(serde_json::json!({ "retry_after_secs": retry_after_secs })))
+            }
             ApiError::UnsupportedMediaType => ("unsupported_media_type", None),
             ApiError::PayloadTooLarge(_) => ("payload_too_large", None),
             ApiError::Unavailable(_) => ("unavailable", None),
@@ -99,8 +115,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?cause, "internal error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match &self {
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after_secs, .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

@@ -16,9 +16,11 @@ pub mod datasets;
 pub mod devices;
 /// The JSON error shape of every failed request.
 pub mod error;
+/// Training jobs: the queue's workers and the job views clients follow.
+pub mod jobs;
 /// MIDI files in and out, and the Score they are read into.
 pub mod midi;
-/// Model artifacts on disk.
+/// Model artifacts on disk and the model registry.
 pub mod model;
 /// Tracing set-up and Prometheus metrics.
 pub mod observability;

@@ -20,10 +20,7 @@ fn main() -> ExitCode {
         Command::Train(args) => fugue::cli::train(&args),
         Command::Eval(args) => fugue::cli::eval(&args),
         Command::Generate(args) => fugue::cli::generate(&args),
-        Command::Worker => {
-            eprintln!("fugue: this command is not yet available in this version");
-            return ExitCode::from(2);
-        }
+        Command::Worker(args) => worker(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,6 +37,10 @@ fn serve(args: &fugue::config::ServeArgs) -> anyhow::Result<()> {
         let app = App::build(args).await?;
         app.run(shutdown_signal()).await
     })
+}
+
+fn worker(args: &fugue::config::WorkerArgs) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(fugue::jobs::worker::run_standalone(args))
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::datasets::{CreateError, Dataset, IngestError, Upload};
 use crate::error::{ApiError, ErrorBody};
+use crate::store::DatasetDeletion;
 
 /// Longest accepted dataset name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -107,15 +108,18 @@ pub async fn get_dataset(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such dataset", body = ErrorBody),
+        (status = 409, description = "A queued or running training job needs it", body = ErrorBody),
     ))]
 pub async fn delete_dataset(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.datasets.delete(&id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("no dataset `{id}`")))
+    match state.datasets.delete(&id).await? {
+        DatasetDeletion::Deleted { .. } => Ok(StatusCode::NO_CONTENT),
+        DatasetDeletion::NotFound => Err(ApiError::NotFound(format!("no dataset `{id}`"))),
+        DatasetDeletion::InUse => Err(ApiError::Conflict(format!(
+            "dataset `{id}` is used by a queued or running training job; cancel it first"
+        ))),
     }
 }
 

@@ -42,7 +42,7 @@ pub struct Readiness {
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let mut checks = BTreeMap::new();
     checks.insert("database".to_owned(), database_check(&state).await);
-    checks.insert("default_model".to_owned(), state.models.default_model_check());
+    checks.insert("default_model".to_owned(), state.models.default_model_check().await);
     let ready = checks.values().all(|outcome| outcome == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(Readiness { ready, checks }))

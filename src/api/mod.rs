@@ -3,7 +3,10 @@
 
 mod datasets;
 mod health;
+pub mod json;
+mod models;
 mod system;
+mod training_jobs;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -22,12 +25,14 @@ use crate::error::ErrorBody;
             server runs with `FUGUE_API_KEYS`, every `/v1` route needs `Authorization: Bearer <key>`.",
         license(name = "MIT OR Apache-2.0")
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::jobs::events::JobEvent)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "system", description = "What this server runs on"),
         (name = "datasets", description = "Corpora of MIDI files to train on"),
+        (name = "training", description = "Training jobs: queued, leased to workers, resumable, followable live"),
+        (name = "models", description = "Trained and bundled models, and the default"),
     )
 )]
 struct ApiDoc;
@@ -54,6 +59,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::system))
         .routes(routes!(datasets::create_dataset, datasets::list_datasets))
         .routes(routes!(datasets::get_dataset, datasets::delete_dataset))
+        .routes(routes!(training_jobs::create_training_job, training_jobs::list_training_jobs))
+        .routes(routes!(training_jobs::get_training_job))
+        .routes(routes!(training_jobs::cancel_training_job))
+        .routes(routes!(training_jobs::training_job_events))
+        .routes(routes!(models::list_models))
+        .routes(routes!(models::get_model, models::delete_model))
+        .routes(routes!(models::set_default_model))
 }
 
 /// The OpenAPI document served at `/openapi.json` and printed by `fugue openapi`.

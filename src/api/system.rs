@@ -36,6 +36,6 @@ pub async fn system(State(state): State<AppState>) -> Result<Json<SystemInfo>, A
         database: state.store.backend(),
         schema_version: state.store.schema_version().await?,
         devices: state.devices.clone(),
-        default_model: state.models.default_model().to_owned(),
+        default_model: state.models.default_id().await?,
     }))
 }

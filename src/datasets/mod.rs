@@ -10,12 +10,14 @@ mod report;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use self::blobs::{BlobStore, sha256_hex};
 pub use self::report::{AcceptedFile, IngestReport, Rejection, RepresentationTotals, Totals};
-use crate::store::{DatasetFileRow, DatasetRow, Store};
+use crate::store::{DatasetDeletion, DatasetFileRow, DatasetRow, Store};
+use crate::train::data::TrainingData;
 
 /// One uploaded file, as received.
 #[derive(Debug, Clone)]
@@ -253,12 +255,34 @@ impl Datasets {
         self.store.dataset(id).await?.map(|row| Dataset::from_row(row, true)).transpose()
     }
 
-    /// Deletes the dataset and the blobs no other dataset uses. False when unknown.
-    pub async fn delete(&self, id: &str) -> anyhow::Result<bool> {
+    /// The dataset's files read back from the blob store, ready to train on.
+    pub async fn training_data(&self, id: &str) -> anyhow::Result<Option<TrainingData>> {
+        let Some(dataset) = self.store.dataset(id).await? else { return Ok(None) };
+        let rows = self.store.dataset_files(id).await?;
+        let blobs = self.blobs.clone();
+        let files = tokio::task::spawn_blocking(move || {
+            rows.into_iter()
+                .map(|file| {
+                    let bytes =
+                        blobs.get(&file.sha256).with_context(|| format!("reading {}", file.file_name))?;
+                    Ok((file.sha256, bytes))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .await??;
+        let source = format!("dataset {id}");
+        Ok(Some(TrainingData::Files { files, include_drums: dataset.include_drums, source }))
+    }
+
+    /// Deletes the dataset and the blobs no other dataset uses, unless a queued or
+    /// running training job needs it.
+    pub async fn delete(&self, id: &str) -> anyhow::Result<DatasetDeletion> {
         let _writes = self.writes.lock().await;
-        let Some(orphans) = self.store.delete_dataset(id).await? else { return Ok(false) };
-        self.remove_blobs(&orphans);
-        Ok(true)
+        let deletion = self.store.delete_dataset(id).await?;
+        if let DatasetDeletion::Deleted { orphans } = &deletion {
+            self.remove_blobs(orphans);
+        }
+        Ok(deletion)
     }
 
     fn remove_blobs(&self, hashes: &[String]) {

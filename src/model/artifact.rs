@@ -136,32 +136,6 @@ pub fn save(dir: &Path, meta: &ArtifactMeta, vs: &VarStore) -> anyhow::Result<()
     Ok(())
 }
 
-/// The models directory, and which of its models serves by default.
-#[derive(Debug, Clone)]
-pub struct ModelLibrary {
-    dir: PathBuf,
-    default_model: String,
-}
-
-impl ModelLibrary {
-    pub fn new(dir: impl Into<PathBuf>, default_model: impl Into<String>) -> ModelLibrary {
-        ModelLibrary { dir: dir.into(), default_model: default_model.into() }
-    }
-
-    pub fn default_model(&self) -> &str {
-        &self.default_model
-    }
-
-    /// `ok` when the default model's artifact is present and its metadata readable,
-    /// else what is wrong, for `/ready`.
-    pub fn default_model_check(&self) -> String {
-        match read_meta(&self.dir.join(&self.default_model)) {
-            Ok(_) => "ok".to_owned(),
-            Err(reason) => format!("default model `{}`: {reason:#}", self.default_model),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,10 +202,5 @@ mod tests {
         std::fs::write(path.join(META_FILE), r#"{"format": 99}"#).unwrap();
         let error = format!("{:#}", read_meta(&path).unwrap_err());
         assert!(error.contains("artifact format 99; this fugue reads format 1"), "{error}");
-
-        let check = ModelLibrary::new(dir.path(), "absent").default_model_check();
-        assert!(check.starts_with("default model `absent`: reading"), "{check}");
-        std::fs::write(path.join(META_FILE), serde_json::to_string(&tiny(&vs)).unwrap()).unwrap();
-        assert_eq!(ModelLibrary::new(dir.path(), "m").default_model_check(), "ok");
     }
 }

@@ -6,6 +6,7 @@ pub mod melody;
 pub mod optim;
 pub mod pianoroll;
 pub mod presets;
+pub mod registry;
 pub mod sampling;
 pub mod seq2seq;
 pub mod tokens;

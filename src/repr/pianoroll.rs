@@ -19,7 +19,9 @@ pub const KEYS: usize = 88;
 const DECODED_VELOCITY: u8 = 80;
 
 /// Frames per beat (quarter note).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Grid {
     #[default]

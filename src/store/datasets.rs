@@ -110,9 +110,9 @@ impl Store {
         Ok(rows.iter().map(file).collect::<sqlx::Result<_>>()?)
     }
 
-    /// Deletes the dataset and its file rows in one transaction. Returns `None` when
-    /// there was no such dataset, else the blobs that no dataset references any more.
-    pub async fn delete_dataset(&self, id: &str) -> anyhow::Result<Option<Vec<String>>> {
+    /// Deletes the dataset and its file rows in one transaction, unless a queued or
+    /// running training job needs it. Reports the blobs no dataset references any more.
+    pub async fn delete_dataset(&self, id: &str) -> anyhow::Result<DatasetDeletion> {
         let mut tx = self.begin_write().await?;
         let hashes: Vec<String> =
             sqlx::query("SELECT DISTINCT sha256 FROM dataset_files WHERE dataset_id = $1")
@@ -122,11 +122,22 @@ impl Store {
                 .iter()
                 .map(|row| row.try_get("sha256"))
                 .collect::<sqlx::Result<_>>()?;
-        sqlx::query("DELETE FROM dataset_files WHERE dataset_id = $1").bind(id).execute(&mut *tx).await?;
+        // The row goes first: on Postgres this waits for a job submission that holds
+        // the dataset row (FOR SHARE), so the check below sees that job.
         let deleted = sqlx::query("DELETE FROM datasets WHERE id = $1").bind(id).execute(&mut *tx).await?;
         if deleted.rows_affected() == 0 {
-            return Ok(None);
+            return Ok(DatasetDeletion::NotFound);
         }
+        let needed = sqlx::query(
+            "SELECT 1 AS needed FROM training_jobs WHERE dataset_id = $1 AND state IN ('queued', 'running') LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if needed.is_some() {
+            return Ok(DatasetDeletion::InUse);
+        }
+        sqlx::query("DELETE FROM dataset_files WHERE dataset_id = $1").bind(id).execute(&mut *tx).await?;
         let mut orphans = Vec::new();
         for hash in hashes {
             let still_used = sqlx::query("SELECT 1 AS used FROM dataset_files WHERE sha256 = $1 LIMIT 1")
@@ -138,6 +149,18 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(Some(orphans))
+        Ok(DatasetDeletion::Deleted { orphans })
     }
+}
+
+/// What deleting a dataset did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatasetDeletion {
+    NotFound,
+    /// A queued or running training job needs it; nothing was deleted.
+    InUse,
+    /// Deleted; these blobs are no longer referenced by any dataset.
+    Deleted {
+        orphans: Vec<String>,
+    },
 }

@@ -17,8 +17,12 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
 mod datasets;
+mod jobs;
+mod models;
 
-pub use datasets::{DatasetFileRow, DatasetRow};
+pub use datasets::{DatasetDeletion, DatasetFileRow, DatasetRow};
+pub use jobs::{Claim, Enqueued, EpochRow, JOBS_CHANNEL, JobRow, JobState, LeaseCheck, NewJob, Reaped};
+pub use models::{ModelDeletion, ModelRow};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

@@ -7,11 +7,14 @@
 //! an uninterrupted one, with no generator state to save.
 
 pub mod checkpoint;
+pub mod data;
 pub mod pianoroll;
+pub mod run;
 pub mod seq2seq;
 pub mod tokens;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +87,21 @@ pub struct KeyCounts {
 
 pub type LossFn<'a, B> = &'a dyn Fn(&B, bool) -> BatchLoss;
 
+/// How the caller follows and stops a run.
+pub struct Control<'a> {
+    /// Sees every epoch as it ends, before its checkpoint is written. An error
+    /// ends the run there, and that epoch is not checkpointed: the job runner
+    /// uses this to stop a worker that lost its lease from writing anything.
+    pub progress: &'a mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
+    /// Checked before every batch; once set, the run ends with [`Interrupted`].
+    pub stop: &'a AtomicBool,
+}
+
+/// The run was stopped through [`Control::stop`]; its last checkpoint stands.
+#[derive(Debug, thiserror::Error)]
+#[error("training was stopped")]
+pub struct Interrupted;
+
 /// Running totals over an epoch's batches.
 #[derive(Default)]
 struct Tally {
@@ -124,7 +142,6 @@ impl Tally {
 
 /// Trains until `config.epochs`, or until validation stops improving, keeping the
 /// best weights in `vs` at the end. With a checkpoint in `dir`, resumes from it.
-/// `progress` sees every epoch as it ends.
 #[allow(clippy::too_many_arguments, reason = "each argument is one independent part of a run")]
 pub fn fit<B>(
     vs: &VarStore,
@@ -134,7 +151,7 @@ pub fn fit<B>(
     valid_batches: &[B],
     loss: LossFn<'_, B>,
     dir: &Path,
-    progress: &mut dyn FnMut(&EpochMetrics),
+    control: &mut Control<'_>,
 ) -> anyhow::Result<FitOutcome> {
     let mut state = match Checkpoint::load(dir, vs, optimizer)? {
         Some(state) => state,
@@ -147,6 +164,9 @@ pub fn fit<B>(
         let started = Instant::now();
         let mut train = Tally::default();
         for batch in train_batches(epoch) {
+            if control.stop.load(Ordering::Relaxed) {
+                return Err(Interrupted.into());
+            }
             let batch_loss = loss(&batch, true);
             if batch_loss.items == 0 {
                 continue;
@@ -175,7 +195,7 @@ pub fn fit<B>(
             learning_rate: optimizer.learning_rate(),
             seconds,
         };
-        progress(&metrics);
+        (control.progress)(&metrics)?;
         let best = state.record(metrics);
         optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
         state.learning_rate = optimizer.learning_rate();

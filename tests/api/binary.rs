@@ -54,10 +54,16 @@ fn serve_help_documents_every_environment_variable() {
 }
 
 #[test]
-fn commands_of_later_releases_say_so() {
-    let output = Command::new(FUGUE).arg("worker").output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not yet available"));
+fn a_worker_without_a_usable_database_says_why_and_exits() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(FUGUE)
+        .arg("worker")
+        .env("DATABASE_URL", "mysql://127.0.0.1/fugue")
+        .env("FUGUE_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL scheme"));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! One storage suite, run against both databases.
 
-use fugue::store::{Backend, DatasetFileRow, DatasetRow, Store};
+use fugue::store::{Backend, DatasetDeletion, DatasetFileRow, DatasetRow, Store};
 
 use crate::support::TestDatabase;
 
@@ -131,13 +131,17 @@ async fn deleting_a_dataset_reports_the_blobs_nobody_uses() {
             .await
             .unwrap();
         store.insert_dataset(dataset_row("d2"), &[file_row("a", "shared")]).await.unwrap();
-        assert_eq!(store.delete_dataset("d1").await.unwrap(), Some(vec!["own".to_owned()]));
+        assert_eq!(store.delete_dataset("d1").await.unwrap(), deleted(&["own"]));
         assert_eq!(store.dataset_files("d1").await.unwrap(), vec![]);
-        assert_eq!(store.delete_dataset("d1").await.unwrap(), None);
-        assert_eq!(store.delete_dataset("d2").await.unwrap(), Some(vec!["shared".to_owned()]));
+        assert_eq!(store.delete_dataset("d1").await.unwrap(), DatasetDeletion::NotFound);
+        assert_eq!(store.delete_dataset("d2").await.unwrap(), deleted(&["shared"]));
         store.close().await;
     })
     .await;
+}
+
+fn deleted(orphans: &[&str]) -> DatasetDeletion {
+    DatasetDeletion::Deleted { orphans: orphans.iter().map(|hash| hash.to_string()).collect() }
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fugue::app::App;
-use fugue::config::{DEFAULT_MAX_BODY_BYTES, ServeArgs, StorageArgs};
+use fugue::config::{DEFAULT_MAX_BODY_BYTES, QueueArgs, ServeArgs, StorageArgs, TrainWorkerArgs};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 use tempfile::TempDir;
@@ -81,6 +81,9 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// Write a readable default model artifact into the models directory.
     pub with_default_model: bool,
+    /// In-process training workers (0: jobs stay queued).
+    pub train_workers: usize,
+    pub max_queued_jobs: i64,
 }
 
 impl Default for Options {
@@ -90,6 +93,8 @@ impl Default for Options {
             api_keys: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             with_default_model: false,
+            train_workers: 0,
+            max_queued_jobs: 100,
         }
     }
 }
@@ -148,6 +153,13 @@ pub async fn spawn_app(options: Options) -> TestApp {
         api_keys: options.api_keys,
         max_body_bytes: options.max_body_bytes,
         request_timeout_secs: 30,
+        workers: TrainWorkerArgs {
+            train_workers: options.train_workers,
+            train_devices: Vec::new(),
+            threads: 1,
+        },
+        queue: fast_queue(),
+        max_queued_jobs: options.max_queued_jobs,
     };
     let app = App::build(&args).await.expect("the server starts");
     let addr = app.local_addr();
@@ -162,6 +174,29 @@ pub async fn spawn_app(options: Options) -> TestApp {
         _database: options.database,
         _dir: dir,
     }
+}
+
+/// Queue timings for tests: leases of 1.5 s, heartbeats every 200 ms.
+pub fn fast_queue() -> QueueArgs {
+    QueueArgs {
+        lease_timeout_ms: 1500,
+        heartbeat_ms: 200,
+        queue_poll_ms: 200,
+        max_attempts: 3,
+        retry_backoff_ms: 100,
+    }
+}
+
+/// The same timings as `fugue` environment variables, for worker processes.
+pub fn fast_queue_env() -> Vec<(&'static str, String)> {
+    let queue = fast_queue();
+    vec![
+        ("FUGUE_LEASE_TIMEOUT_MS", queue.lease_timeout_ms.to_string()),
+        ("FUGUE_HEARTBEAT_MS", queue.heartbeat_ms.to_string()),
+        ("FUGUE_QUEUE_POLL_MS", queue.queue_poll_ms.to_string()),
+        ("FUGUE_MAX_ATTEMPTS", queue.max_attempts.to_string()),
+        ("FUGUE_RETRY_BACKOFF_MS", queue.retry_backoff_ms.to_string()),
+    ]
 }
 
 /// A real, tiny, untrained piano-roll model artifact.

@@ -1,0 +1,259 @@
+//! Training jobs: submit (idempotently), list, read, cancel, and follow live over a
+//! WebSocket or Server-Sent Events.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use utoipa::IntoParams;
+
+use super::json::ValidJson;
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::jobs::events::{JobEvent, follow};
+use crate::jobs::{
+    MAX_IDEMPOTENCY_KEY_CHARS, MAX_JOB_NAME_CHARS, MAX_LISTED_JOBS, Submission, TrainingJob,
+    TrainingJobRequest,
+};
+use crate::store::{Enqueued, JobState};
+
+/// Submit a training job.
+///
+/// With an `Idempotency-Key` header, submitting the same request again returns
+/// the job the first submission made (202, same id); the same key with a
+/// different request is refused (409). Progress follows on
+/// `GET /v1/training-jobs/{id}/events`.
+#[utoipa::path(post, path = "/v1/training-jobs", tag = "training",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Up to 200 characters; makes retries safe")),
+    request_body(content = TrainingJobRequest, example = json!({"dataset_id": "5b0f4c8e-…", "preset": "fugue", "hyperparameters": {"epochs": 20}, "name": "chorales"})),
+    responses(
+        (status = 202, description = "Queued (or the job this idempotency key made earlier)", body = TrainingJob),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with a different request", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid or out of range, or the dataset does not exist; `details.field` names it", body = ErrorBody),
+        (status = 429, description = "The queue is full; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+pub async fn create_training_job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ValidJson(request): ValidJson<TrainingJobRequest>,
+) -> Result<(StatusCode, Json<TrainingJob>), ApiError> {
+    let submission = Submission { idempotency_key: idempotency_key(&headers)?, request };
+    check(&submission.request)?;
+    let job = state.jobs.new_job(&submission)?;
+    let row = match state.store.enqueue_job(job, state.max_queued_jobs).await? {
+        Enqueued::Created(row) => {
+            state.jobs.wake.notify_waiters();
+            row
+        }
+        Enqueued::Existing(row) => row,
+        Enqueued::KeyReused(row) => {
+            return Err(ApiError::Conflict(format!(
+                "Idempotency-Key was already used for job `{}` with a different request",
+                row.id
+            )));
+        }
+        Enqueued::NoDataset => {
+            return Err(ApiError::Validation {
+                field: "dataset_id".to_owned(),
+                message: format!("no dataset `{}`", submission.request.dataset_id),
+            });
+        }
+        Enqueued::QueueFull(queued) => {
+            return Err(ApiError::TooManyRequests {
+                message: format!("{queued} jobs are already queued (the limit); try again later"),
+                retry_after_secs: 60,
+            });
+        }
+    };
+    let view = state.jobs.view(&row.id).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let invalid = || ApiError::Validation {
+        field: "Idempotency-Key".to_owned(),
+        message: format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters"),
+    };
+    let key = value.to_str().map_err(|_| invalid())?.trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(invalid());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn check(request: &TrainingJobRequest) -> Result<(), ApiError> {
+    if let Some(name) = &request.name
+        && (name.trim().is_empty() || name.chars().count() > MAX_JOB_NAME_CHARS)
+    {
+        return Err(ApiError::Validation {
+            field: "name".to_owned(),
+            message: format!("must be 1 to {MAX_JOB_NAME_CHARS} characters"),
+        });
+    }
+    if let Some(overrides) = &request.hyperparameters {
+        overrides.validate().map_err(|out_of_range| ApiError::Validation {
+            field: format!("hyperparameters.{}", out_of_range.field),
+            message: out_of_range.message,
+        })?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    state: Option<JobState>,
+    /// At most this many, newest first (1 to 500, default 100).
+    limit: Option<i64>,
+}
+
+/// List training jobs, newest first.
+#[utoipa::path(get, path = "/v1/training-jobs", tag = "training",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The jobs", body = Vec<TrainingJob>),
+        (status = 400, description = "Unknown state or bad limit", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+    ))]
+pub async fn list_training_jobs(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<TrainingJob>>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LISTED_JOBS).contains(&limit) {
+        return Err(ApiError::Validation {
+            field: "limit".to_owned(),
+            message: format!("must be 1 to {MAX_LISTED_JOBS}"),
+        });
+    }
+    let mut jobs = Vec::new();
+    for row in state.store.jobs(query.state, limit).await? {
+        let epochs = state.store.job_epochs(&row.id).await?;
+        jobs.push(TrainingJob::of(row, &epochs));
+    }
+    Ok(Json(jobs))
+}
+
+/// One training job, with its metrics so far.
+#[utoipa::path(get, path = "/v1/training-jobs/{id}", tag = "training",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = TrainingJob),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ))]
+pub async fn get_training_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TrainingJob>, ApiError> {
+    state.jobs.view(&id).await?.map(Json).ok_or_else(|| no_job(&id))
+}
+
+/// Cancel a training job.
+///
+/// A queued job is cancelled at once. A running one stops within one heartbeat
+/// (`FUGUE_HEARTBEAT_MS`) and then reads `cancelled`; until then it shows
+/// `cancel_requested`.
+#[utoipa::path(post, path = "/v1/training-jobs/{id}/cancel", tag = "training",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "Cancelled, or cancellation requested", body = TrainingJob),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job has already ended", body = ErrorBody),
+    ))]
+pub async fn cancel_training_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<TrainingJob>), ApiError> {
+    let Some(before) = state.store.job(&id).await? else { return Err(no_job(&id)) };
+    if before.state.is_terminal() {
+        return Err(ApiError::Conflict(format!("job `{id}` has already ended ({})", before.state.as_str())));
+    }
+    state.store.request_cancel(&id).await?;
+    let view = state.jobs.view(&id).await?.ok_or_else(|| no_job(&id))?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Follow a training job live.
+///
+/// A WebSocket (send the upgrade headers) or Server-Sent Events (`Accept:
+/// text/event-stream`). Either way the messages are `JobEvent`s as JSON: first a
+/// `snapshot` of the job, then `state` and `epoch` messages as they happen, and
+/// `end` once the job is over, after which the stream closes.
+#[utoipa::path(get, path = "/v1/training-jobs/{id}/events", tag = "training",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 101, description = "WebSocket: one `JobEvent` per text message"),
+        (status = 200, description = "Server-Sent Events: one `JobEvent` per `data:` line", content_type = "text/event-stream", body = JobEvent),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 406, description = "Neither a WebSocket upgrade nor `Accept: text/event-stream`", body = ErrorBody),
+    ))]
+pub async fn training_job_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let wants_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"));
+    if upgrade.is_err() && !wants_sse {
+        return Err(ApiError::NotAcceptable(
+            "open a WebSocket, or send `Accept: text/event-stream` for Server-Sent Events".to_owned(),
+        ));
+    }
+    let job = state.jobs.view(&id).await?.ok_or_else(|| no_job(&id))?;
+    let events = follow(state.jobs.clone(), job);
+    Ok(match upgrade {
+        Ok(upgrade) => upgrade.on_upgrade(move |socket| stream_to_socket(socket, events)).into_response(),
+        Err(_) => {
+            let stream = ReceiverStream::new(events)
+                .map(|event| Ok::<_, Infallible>(Event::default().json_data(event).unwrap_or_default()));
+            Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+        }
+    })
+}
+
+async fn stream_to_socket(mut socket: WebSocket, mut events: mpsc::Receiver<JobEvent>) {
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                let Ok(text) = serde_json::to_string(&event) else { break };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+fn no_job(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no training job `{id}`"))
+}

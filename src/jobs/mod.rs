@@ -1,0 +1,253 @@
+//! Training jobs: submission, the views clients read, and the workers that run them.
+//!
+//! The queue itself (claims, leases, fencing, reaping) is SQL in `store::jobs`;
+//! [`worker`] runs claimed jobs on devices, [`events`] follows a job for clients.
+
+pub mod events;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+
+use crate::config::{HyperparameterOverrides, QueueArgs};
+use crate::model::presets::Preset;
+use crate::store::{EpochRow, JobRow, JobState, NewJob, Store};
+use crate::train::EpochMetrics;
+
+/// Longest job name, in characters.
+pub const MAX_JOB_NAME_CHARS: usize = 200;
+/// Longest `Idempotency-Key`, in characters.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+/// Most jobs listed at once.
+pub const MAX_LISTED_JOBS: i64 = 500;
+
+/// `POST /v1/training-jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingJobRequest {
+    /// The dataset to train on.
+    pub dataset_id: String,
+    /// `fugue`, `play-bach`, `classical-piano`, `folk-rnn`, `pianoroll-seq2seq`,
+    /// `pianoroll-lstm` or `pianoroll-nade`.
+    #[schema(value_type = String, example = "fugue")]
+    pub preset: Preset,
+    /// Overrides of the preset's hyperparameters, by name.
+    pub hyperparameters: Option<HyperparameterOverrides>,
+    /// 1 to 200 characters; default: the preset and dataset.
+    pub name: Option<String>,
+}
+
+/// A training job as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TrainingJob {
+    pub id: String,
+    pub name: String,
+    pub dataset_id: String,
+    #[schema(example = "fugue")]
+    pub preset: String,
+    /// The hyperparameters in force: the preset's, with the request's overrides.
+    #[schema(value_type = Object)]
+    pub hyperparameters: serde_json::Value,
+    pub state: JobState,
+    /// Claims so far (1 on the first run; more after a worker crashed).
+    pub attempt: i64,
+    pub max_attempts: i64,
+    /// The worker and device of the current or last attempt.
+    pub worker: Option<String>,
+    pub device: Option<String>,
+    pub cancel_requested: bool,
+    /// Every finished epoch's metrics, in order.
+    pub epochs: Vec<EpochMetrics>,
+    /// The most epochs it will run (early stopping may end it sooner).
+    pub epochs_planned: u32,
+    /// Seconds until the last planned epoch at the pace so far, while running.
+    pub eta_seconds: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The registered model, once succeeded.
+    pub model_id: Option<String>,
+    /// RFC 3339 times.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub updated_at: String,
+    /// When a requeued job becomes due again (after a crash, with backoff).
+    pub next_attempt_at: Option<String>,
+}
+
+impl TrainingJob {
+    pub fn of(row: JobRow, epochs: &[EpochRow]) -> TrainingJob {
+        let hyperparameters: serde_json::Value =
+            serde_json::from_str(&row.hyperparameters).unwrap_or_default();
+        let epochs_planned =
+            hyperparameters.get("epochs").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+        let epochs: Vec<EpochMetrics> =
+            epochs.iter().filter_map(|epoch| serde_json::from_str(&epoch.metrics).ok()).collect();
+        let eta_seconds = (row.state == JobState::Running && !epochs.is_empty()).then(|| {
+            let per_epoch = epochs.iter().map(|m| m.seconds).sum::<f64>() / epochs.len() as f64;
+            let done = epochs.last().map_or(0, |m| m.epoch);
+            per_epoch * f64::from(epochs_planned.saturating_sub(done))
+        });
+        TrainingJob {
+            next_attempt_at: (row.state == JobState::Queued && row.attempt > 0)
+                .then(|| rfc3339(row.run_after)),
+            id: row.id,
+            name: row.name,
+            dataset_id: row.dataset_id,
+            preset: row.preset,
+            hyperparameters,
+            state: row.state,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            worker: row.worker,
+            device: row.device,
+            cancel_requested: row.cancel_requested,
+            epochs,
+            epochs_planned,
+            eta_seconds,
+            error: row.error,
+            model_id: row.model_id,
+            created_at: rfc3339(row.created_at),
+            started_at: row.started_at.map(rfc3339),
+            finished_at: row.finished_at.map(rfc3339),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+/// Unix milliseconds as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// How the queue behaves: leases, heartbeats, retries.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub lease_timeout: Duration,
+    pub heartbeat: Duration,
+    pub poll: Duration,
+    pub max_attempts: i64,
+    /// The first retry waits this long; each later one twice as long, up to 10 minutes.
+    pub retry_backoff: Duration,
+}
+
+impl QueueConfig {
+    pub fn of(args: &QueueArgs) -> QueueConfig {
+        QueueConfig {
+            lease_timeout: Duration::from_millis(args.lease_timeout_ms),
+            heartbeat: Duration::from_millis(args.heartbeat_ms),
+            poll: Duration::from_millis(args.queue_poll_ms),
+            max_attempts: i64::from(args.max_attempts),
+            retry_backoff: Duration::from_millis(args.retry_backoff_ms),
+        }
+    }
+
+    /// Milliseconds a job waits before its next attempt, after `attempt` attempts.
+    pub fn backoff_ms(&self, attempt: i64) -> i64 {
+        const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
+        let base = i64::try_from(self.retry_backoff.as_millis()).unwrap_or(MAX_BACKOFF_MS);
+        let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        base.saturating_mul(1 << doublings).min(MAX_BACKOFF_MS)
+    }
+}
+
+/// Submitting and reading jobs; shared by the API and the in-process workers.
+#[derive(Clone)]
+pub struct Jobs {
+    pub store: Store,
+    pub config: QueueConfig,
+    /// Wakes this process's idle workers when a job is submitted here.
+    pub wake: Arc<Notify>,
+}
+
+/// A request checked and resolved, ready to enqueue.
+pub struct Submission {
+    pub request: TrainingJobRequest,
+    pub idempotency_key: Option<String>,
+}
+
+impl Jobs {
+    pub fn new(store: Store, config: QueueConfig) -> Jobs {
+        Jobs { store, config, wake: Arc::new(Notify::new()) }
+    }
+
+    pub fn new_job(&self, submission: &Submission) -> anyhow::Result<NewJob> {
+        let request = &submission.request;
+        let overrides = request.hyperparameters.clone().unwrap_or_default();
+        let hyperparameters = overrides.apply_to(request.preset.defaults());
+        let name = request
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{} on {}", request.preset.name(), request.dataset_id));
+        Ok(NewJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            dataset_id: request.dataset_id.clone(),
+            preset: request.preset.name().to_owned(),
+            hyperparameters: serde_json::to_string(&hyperparameters)?,
+            idempotency_key: submission.idempotency_key.clone(),
+            request_sha256: request_sha256(request)?,
+            max_attempts: self.config.max_attempts,
+        })
+    }
+
+    pub async fn view(&self, id: &str) -> anyhow::Result<Option<TrainingJob>> {
+        let Some(row) = self.store.job(id).await? else { return Ok(None) };
+        let epochs = self.store.job_epochs(id).await?;
+        Ok(Some(TrainingJob::of(row, &epochs)))
+    }
+}
+
+/// The request's fingerprint for idempotency: its JSON with keys in order.
+fn request_sha256(request: &TrainingJobRequest) -> anyhow::Result<String> {
+    // serde_json's Value keeps object keys sorted, so equal requests hash equal.
+    let canonical = serde_json::to_vec(&serde_json::to_value(request)?)?;
+    Ok(format!("{:x}", Sha256::digest(canonical)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(backoff_ms: u64) -> QueueConfig {
+        QueueConfig {
+            lease_timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            poll: Duration::from_secs(2),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(backoff_ms),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_per_attempt_and_is_capped() {
+        let queue = config(1000);
+        assert_eq!([1, 2, 3, 4].map(|attempt| queue.backoff_ms(attempt)), [1000, 2000, 4000, 8000]);
+        assert_eq!(queue.backoff_ms(40), 600_000);
+        assert_eq!(config(0).backoff_ms(5), 0);
+    }
+
+    #[test]
+    fn equal_requests_hash_equal_whatever_the_key_order() {
+        let a: TrainingJobRequest = serde_json::from_str(
+            r#"{"dataset_id":"d","preset":"fugue","hyperparameters":{"epochs":2,"seed":3}}"#,
+        )
+        .unwrap();
+        let b: TrainingJobRequest = serde_json::from_str(
+            r#"{"hyperparameters":{"seed":3,"epochs":2},"preset":"fugue","dataset_id":"d"}"#,
+        )
+        .unwrap();
+        let c: TrainingJobRequest =
+            serde_json::from_str(r#"{"dataset_id":"d","preset":"fugue","hyperparameters":{"epochs":3}}"#)
+                .unwrap();
+        assert_eq!(request_sha256(&a).unwrap(), request_sha256(&b).unwrap());
+        assert_ne!(request_sha256(&a).unwrap(), request_sha256(&c).unwrap());
+    }
+}

@@ -1,0 +1,493 @@
+//! The training-job queue.
+//!
+//! A worker claims the oldest due job and gets a fresh lease token. Every write it
+//! makes afterwards names the token in its `WHERE` clause, so once the lease has
+//! passed to someone else (the reaper requeued the job, another worker claimed it)
+//! the stale worker's heartbeats, epoch metrics and finished model all match no
+//! row and are rejected. No transaction stays open while a job trains.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::models::{ModelRow, insert_model};
+use super::{Backend, Store, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// A job as submitted.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub name: String,
+    pub dataset_id: String,
+    pub preset: String,
+    /// Resolved hyperparameters as JSON.
+    pub hyperparameters: String,
+    pub idempotency_key: Option<String>,
+    pub request_sha256: String,
+    pub max_attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    pub dataset_id: String,
+    pub preset: String,
+    pub hyperparameters: String,
+    pub state: JobState,
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub run_after: i64,
+    pub worker: Option<String>,
+    pub device: Option<String>,
+    pub heartbeat_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub model_id: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+const JOB_COLUMNS: &str = "id, name, dataset_id, preset, hyperparameters, state, attempt, max_attempts, \
+    run_after, worker, device, heartbeat_at, cancel_requested, error, model_id, created_at, started_at, \
+    finished_at, updated_at";
+
+impl JobRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<JobRow> {
+        let state: String = row.try_get("state")?;
+        Ok(JobRow {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            dataset_id: row.try_get("dataset_id")?,
+            preset: row.try_get("preset")?,
+            hyperparameters: row.try_get("hyperparameters")?,
+            state: JobState::parse(&state)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state `{state}`").into()))?,
+            attempt: row.try_get("attempt")?,
+            max_attempts: row.try_get("max_attempts")?,
+            run_after: row.try_get("run_after")?,
+            worker: row.try_get("worker")?,
+            device: row.try_get("device")?,
+            heartbeat_at: row.try_get("heartbeat_at")?,
+            cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+            error: row.try_get("error")?,
+            model_id: row.try_get("model_id")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// One finished epoch of a job: which attempt ran it, and its metrics as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRow {
+    pub epoch: i64,
+    pub attempt: i64,
+    pub metrics: String,
+}
+
+/// What submitting did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    Created(JobRow),
+    /// The idempotency key was used before, with the same request: that job.
+    Existing(JobRow),
+    /// The idempotency key was used before with a different request.
+    KeyReused(JobRow),
+    /// The dataset does not exist (any more).
+    NoDataset,
+    /// The queue already holds this many jobs.
+    QueueFull(i64),
+}
+
+/// A claimed job and the lease token that guards every write about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub job: JobRow,
+    pub token: String,
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseCheck {
+    Held {
+        cancel_requested: bool,
+    },
+    /// The lease is gone (expired and taken, or the job ended): stop, write nothing.
+    Lost,
+}
+
+/// A job whose lease expired and what the reaper made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reaped {
+    pub id: String,
+    pub state: JobState,
+    pub run_after: i64,
+}
+
+/// Postgres channel that wakes idle workers when a job becomes due.
+pub const JOBS_CHANNEL: &str = "fugue_training_jobs";
+
+impl Store {
+    /// Inserts a queued job, or finds the one its idempotency key already made.
+    /// Refused when `max_queued` jobs are already waiting.
+    pub async fn enqueue_job(&self, job: NewJob, max_queued: i64) -> anyhow::Result<Enqueued> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        // FOR SHARE makes a concurrent dataset deletion wait for this submission.
+        let lock = if self.backend == Backend::Postgres { " FOR SHARE" } else { "" };
+        let dataset =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM datasets WHERE id = $1{lock}")))
+                .bind(&job.dataset_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if dataset.is_none() {
+            return Ok(Enqueued::NoDataset);
+        }
+        let queued: i64 = sqlx::query("SELECT COUNT(*) AS queued FROM training_jobs WHERE state = 'queued'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("queued")?;
+        let key_known = match &job.idempotency_key {
+            Some(key) => sqlx::query("SELECT 1 AS known FROM training_jobs WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        if queued >= max_queued && !key_known {
+            return Ok(Enqueued::QueueFull(queued));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO training_jobs (id, name, dataset_id, preset, hyperparameters, idempotency_key, \
+             request_sha256, state, attempt, max_attempts, run_after, cancel_requested, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, 0, $9, $9) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(&job.dataset_id)
+        .bind(&job.preset)
+        .bind(&job.hyperparameters)
+        .bind(&job.idempotency_key)
+        .bind(&job.request_sha256)
+        .bind(job.max_attempts)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            self.notify_workers(&mut tx, &job.id).await?;
+            tx.commit().await?;
+            let created = self.job(&job.id).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
+            return Ok(Enqueued::Created(created));
+        }
+        tx.rollback().await?;
+        let sql =
+            format!("SELECT {JOB_COLUMNS}, request_sha256 FROM training_jobs WHERE idempotency_key = $1");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&job.idempotency_key).fetch_one(&self.pool).await?;
+        let earlier = JobRow::from_row(&row)?;
+        let same_request = row.try_get::<String, _>("request_sha256")? == job.request_sha256;
+        Ok(if same_request { Enqueued::Existing(earlier) } else { Enqueued::KeyReused(earlier) })
+    }
+
+    async fn notify_workers(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: &str,
+    ) -> sqlx::Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(JOBS_CHANNEL).bind(id).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn job(&self, id: &str) -> anyhow::Result<Option<JobRow>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM training_jobs WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(JobRow::from_row).transpose()?)
+    }
+
+    /// Newest first, optionally only those in `state`; at most `limit`.
+    pub async fn jobs(&self, state: Option<JobState>, limit: i64) -> anyhow::Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM training_jobs WHERE ($1 = '' OR state = $1) \
+             ORDER BY created_at DESC, id LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.map_or("", JobState::as_str))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(JobRow::from_row).collect::<sqlx::Result<_>>()?)
+    }
+
+    /// Every recorded epoch of a job, in order.
+    pub async fn job_epochs(&self, id: &str) -> anyhow::Result<Vec<EpochRow>> {
+        let rows = sqlx::query(
+            "SELECT epoch, attempt, metrics FROM training_job_epochs WHERE job_id = $1 ORDER BY epoch",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let epoch = |row: &AnyRow| -> sqlx::Result<EpochRow> {
+            Ok(EpochRow {
+                epoch: row.try_get("epoch")?,
+                attempt: row.try_get("attempt")?,
+                metrics: row.try_get("metrics")?,
+            })
+        };
+        Ok(rows.iter().map(epoch).collect::<sqlx::Result<_>>()?)
+    }
+
+    /// Takes the oldest due queued job, if any, under a fresh lease `token`.
+    pub async fn claim_job(&self, worker: &str, device: &str, token: &str) -> anyhow::Result<Option<Claim>> {
+        let now = now_ms();
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE training_jobs SET state = 'running', attempt = attempt + 1, lease_token = $1, worker = $2, \
+             device = $3, heartbeat_at = $4, started_at = COALESCE(started_at, $4), updated_at = $4 \
+             WHERE state = 'queued' AND id = (SELECT id FROM training_jobs WHERE state = 'queued' \
+             AND run_after <= $4 ORDER BY run_after, created_at, id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
+        );
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token)
+            .bind(worker)
+            .bind(device)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row.as_ref().map(JobRow::from_row).transpose()?.map(|job| Claim { job, token: token.to_owned() }))
+    }
+
+    /// Renews the lease and reports whether cancellation was asked for.
+    pub async fn heartbeat(&self, id: &str, token: &str) -> anyhow::Result<LeaseCheck> {
+        let row = sqlx::query(
+            "UPDATE training_jobs SET heartbeat_at = $3, updated_at = $3 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => {
+                LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 }
+            }
+            None => LeaseCheck::Lost,
+        })
+    }
+
+    /// Records an epoch's metrics (replacing a redone epoch) and renews the lease,
+    /// in one transaction; nothing is written when the lease is lost.
+    pub async fn record_epoch(
+        &self,
+        id: &str,
+        token: &str,
+        epoch: i64,
+        metrics: &str,
+    ) -> anyhow::Result<LeaseCheck> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE training_jobs SET heartbeat_at = $3, updated_at = $3 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING attempt, cancel_requested",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(LeaseCheck::Lost) };
+        sqlx::query(
+            "INSERT INTO training_job_epochs (job_id, epoch, attempt, metrics) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (job_id, epoch) DO UPDATE SET attempt = excluded.attempt, metrics = excluded.metrics",
+        )
+        .bind(id)
+        .bind(epoch)
+        .bind(row.try_get::<i64, _>("attempt")?)
+        .bind(metrics)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+    }
+
+    /// Registers the trained model and marks the job succeeded, in one transaction
+    /// guarded by the lease. False (and nothing written) when the lease is lost.
+    pub async fn complete_job(&self, id: &str, token: &str, model: &ModelRow) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE training_jobs SET state = 'succeeded', model_id = $3, lease_token = NULL, \
+             finished_at = $4, updated_at = $4 WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(&model.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_model(&mut tx, &ModelRow { created_at: now, ..model.clone() }).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends a running job as failed or cancelled. False when the lease is lost.
+    pub async fn end_job(
+        &self,
+        id: &str,
+        token: &str,
+        state: JobState,
+        error: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let updated = sqlx::query(
+            "UPDATE training_jobs SET state = $3, error = $4, lease_token = NULL, finished_at = $5, updated_at = $5 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(state.as_str())
+        .bind(error)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Gives a running job back to the queue at once, without counting the attempt
+    /// (a worker shutting down cleanly). False when the lease is lost.
+    pub async fn release_job(&self, id: &str, token: &str) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE training_jobs SET state = 'queued', attempt = attempt - 1, lease_token = NULL, worker = NULL, \
+             device = NULL, heartbeat_at = NULL, run_after = $3, updated_at = $3 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        self.notify_workers(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Cancels a queued job at once; asks a running one to stop (its worker sees
+    /// the request at its next heartbeat). Returns the job as it now stands.
+    pub async fn request_cancel(&self, id: &str) -> anyhow::Result<Option<JobRow>> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE training_jobs SET \
+             cancel_requested = CASE WHEN state = 'running' THEN 1 ELSE cancel_requested END, \
+             finished_at = CASE WHEN state = 'queued' THEN $2 ELSE finished_at END, \
+             state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, \
+             updated_at = $2 WHERE id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.job(id).await
+    }
+
+    /// Running jobs whose last heartbeat is older than `lease_timeout_ms`: each goes
+    /// back to the queue after `backoff(attempt)` ms, or ends as failed once it has
+    /// used its attempts, or as cancelled when cancellation was asked for.
+    pub async fn reap_expired_leases(
+        &self,
+        lease_timeout_ms: i64,
+        backoff: impl Fn(i64) -> i64,
+    ) -> anyhow::Result<Vec<Reaped>> {
+        let now = now_ms();
+        let expired = sqlx::query(
+            "SELECT id, lease_token, attempt, max_attempts, cancel_requested FROM training_jobs \
+             WHERE state = 'running' AND heartbeat_at < $1",
+        )
+        .bind(now - lease_timeout_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut reaped = Vec::new();
+        for row in expired {
+            let (id, token): (String, String) = (row.try_get("id")?, row.try_get("lease_token")?);
+            let attempt: i64 = row.try_get("attempt")?;
+            let (state, error) = if row.try_get::<i64, _>("cancel_requested")? != 0 {
+                (JobState::Cancelled, None)
+            } else if attempt >= row.try_get::<i64, _>("max_attempts")? {
+                let error = format!("the worker stopped responding on each of {attempt} attempts");
+                (JobState::Failed, Some(error))
+            } else {
+                (JobState::Queued, None)
+            };
+            let run_after = now + backoff(attempt);
+            let finished_at = state.is_terminal().then_some(now);
+            let mut tx = self.begin_write().await?;
+            // Guarded by the token read above: a heartbeat or another reaper in between wins.
+            let updated = sqlx::query(
+                "UPDATE training_jobs SET state = $3, error = $4, run_after = $5, finished_at = $6, \
+                 lease_token = NULL, worker = NULL, heartbeat_at = NULL, updated_at = $7 \
+                 WHERE id = $1 AND lease_token = $2 AND state = 'running' AND heartbeat_at < $8",
+            )
+            .bind(&id)
+            .bind(&token)
+            .bind(state.as_str())
+            .bind(error)
+            .bind(run_after)
+            .bind(finished_at)
+            .bind(now)
+            .bind(now - lease_timeout_ms)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 1 {
+                self.notify_workers(&mut tx, &id).await?;
+                reaped.push(Reaped { id, state, run_after });
+            }
+            tx.commit().await?;
+        }
+        Ok(reaped)
+    }
+}

@@ -1,0 +1,131 @@
+//! Registered (trained) models. A row is written only together with its job's
+//! success (see `complete_job`), after the artifact is in place on disk.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Store;
+
+/// The settings key naming the default model (a JSON string).
+const DEFAULT_MODEL_SETTING: &str = "default_model";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRow {
+    pub id: String,
+    pub name: String,
+    pub preset: String,
+    pub job_id: Option<String>,
+    pub dataset_id: Option<String>,
+    /// Headline figures as JSON.
+    pub summary: String,
+    pub created_at: i64,
+}
+
+const MODEL_COLUMNS: &str = "id, name, preset, job_id, dataset_id, summary, created_at";
+
+impl ModelRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<ModelRow> {
+        Ok(ModelRow {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            preset: row.try_get("preset")?,
+            job_id: row.try_get("job_id")?,
+            dataset_id: row.try_get("dataset_id")?,
+            summary: row.try_get("summary")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+pub(super) async fn insert_model(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    model: &ModelRow,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO models (id, name, preset, job_id, dataset_id, summary, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&model.id)
+    .bind(&model.name)
+    .bind(&model.preset)
+    .bind(&model.job_id)
+    .bind(&model.dataset_id)
+    .bind(&model.summary)
+    .bind(model.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Newest first.
+    pub async fn models(&self) -> anyhow::Result<Vec<ModelRow>> {
+        let sql = format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at DESC, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(ModelRow::from_row).collect::<sqlx::Result<_>>()?)
+    }
+
+    pub async fn model(&self, id: &str) -> anyhow::Result<Option<ModelRow>> {
+        let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(ModelRow::from_row).transpose()?)
+    }
+
+    /// Makes `id` the default model. A trained model (`registered`) must still have
+    /// its row, checked in the same transaction as the write, so a model deleted
+    /// meanwhile never becomes the default. False when it has no row.
+    pub async fn set_default_model(&self, id: &str, registered: bool) -> anyhow::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        if registered {
+            let exists = sqlx::query("SELECT 1 AS present FROM models WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(DEFAULT_MODEL_SETTING)
+        .bind(serde_json::to_string(id)?)
+        .bind(super::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The model chosen with `set_default_model`, if any.
+    pub async fn default_model(&self) -> anyhow::Result<Option<String>> {
+        let value = self.setting(DEFAULT_MODEL_SETTING).await?;
+        Ok(value.and_then(|value| serde_json::from_str(&value).ok()))
+    }
+
+    /// Deletes the row unless the model is the default (the setting `default_model`),
+    /// checked in the same transaction. True when a row was deleted.
+    pub async fn delete_model_unless_default(&self, id: &str) -> anyhow::Result<ModelDeletion> {
+        let mut tx = self.begin_write().await?;
+        let default = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(DEFAULT_MODEL_SETTING)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get::<String, _>("value"))
+            .transpose()?;
+        if default.and_then(|value| serde_json::from_str::<String>(&value).ok()).as_deref() == Some(id) {
+            return Ok(ModelDeletion::IsDefault);
+        }
+        let deleted = sqlx::query("DELETE FROM models WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(if deleted.rows_affected() == 1 { ModelDeletion::Deleted } else { ModelDeletion::NotFound })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelDeletion {
+    Deleted,
+    NotFound,
+    IsDefault,
+}

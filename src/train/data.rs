@@ -1,0 +1,66 @@
+//! What a run trains on: MIDI files (from a folder or an uploaded dataset) or a
+//! piano-roll benchmark JSON; and the seeded split by file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::datasets::sha256_hex;
+use crate::midi::{self, Score};
+use crate::model::artifact::DataSource;
+use crate::model::sampling::Rng;
+use crate::repr::pianoroll::{BenchmarkSplits, Frame};
+
+pub enum TrainingData {
+    /// A benchmark JSON with its own `train` and `valid` splits (piano-roll presets).
+    Benchmark(PathBuf),
+    /// MIDI files as (content hash, bytes), in the dataset's order.
+    Files { files: Vec<(String, Vec<u8>)>, include_drums: bool, source: String },
+}
+
+pub type Sequences = (Vec<Vec<Frame>>, Vec<Vec<Frame>>);
+
+impl TrainingData {
+    /// The parsed scores (drums left out unless kept) and what identifies them.
+    pub fn scores(&self) -> anyhow::Result<(Vec<Score>, DataSource)> {
+        let TrainingData::Files { files, include_drums, source } = self else {
+            anyhow::bail!("a benchmark JSON trains piano-roll presets only");
+        };
+        let hashes: Vec<&str> = files.iter().map(|(hash, _)| hash.as_str()).collect();
+        let source = DataSource { source: source.clone(), sha256: sha256_hex(hashes.join("\n").as_bytes()) };
+        let scores = files
+            .iter()
+            .map(|(hash, bytes)| {
+                let mut score = midi::read(bytes).with_context(|| format!("file {hash}"))?;
+                score.parts.retain(|part| *include_drums || !part.is_drum);
+                Ok(score)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((scores, source))
+    }
+
+    /// The benchmark JSON's own training and validation splits, when it is one.
+    pub fn benchmark_splits(&self) -> anyhow::Result<Option<(Sequences, DataSource)>> {
+        let TrainingData::Benchmark(json) = self else { return Ok(None) };
+        let bytes = std::fs::read(json).with_context(|| format!("reading {}", json.display()))?;
+        let splits = BenchmarkSplits::load(json)?;
+        let source = DataSource { source: json.display().to_string(), sha256: sha256_hex(&bytes) };
+        Ok(Some(((splits.train, splits.valid), source)))
+    }
+}
+
+/// Holds out `fraction` of the files (at least one), chosen by a seeded shuffle.
+pub fn split_by_file<T>(items: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    let held_out =
+        ((items.len() as f64 * fraction).round() as usize).clamp(1, items.len().saturating_sub(1).max(1));
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    let mut take = |indices: &[usize]| indices.iter().filter_map(|&i| slots[i].take()).collect::<Vec<T>>();
+    let valid = take(&order[..held_out]);
+    let train = take(&order[held_out..]);
+    (train, valid)
+}

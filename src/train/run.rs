@@ -1,0 +1,250 @@
+//! One training run, whatever the preset: data in, a trained model and its
+//! artifact metadata out. The CLI (`fugue train`) and the job workers both call
+//! [`train`]; they differ only in where progress goes and what stops a run.
+
+use std::path::Path;
+
+use anyhow::bail;
+use tch::Device;
+use tch::nn::VarStore;
+
+use super::data::{Sequences, TrainingData, split_by_file};
+use super::{
+    Control, FitOutcome, LossFn, pianoroll as roll_training, seq2seq as seq2seq_training,
+    tokens as token_training,
+};
+use crate::midi::Score;
+use crate::model::artifact::{self, ArtifactMeta, Network, Representation};
+use crate::model::melody::{MelodyNet, frame_id};
+use crate::model::optim::Optimizer;
+use crate::model::pianoroll::RollNet;
+use crate::model::presets::{Family, Hyperparameters, Preset, TokenRepresentation};
+use crate::model::seq2seq::Seq2Seq;
+use crate::model::tokens::TokenNet;
+use crate::repr::melody_chords::{self, MelodyChordsConfig};
+use crate::repr::pianoroll::{self, Frame};
+use crate::repr::{Vocabulary, events, note_chord};
+
+/// What to train, on what, where; checkpoints go to (and resume from) `checkpoints`.
+pub struct TrainingRun<'a> {
+    pub preset: Preset,
+    pub hyperparameters: Hyperparameters,
+    pub data: &'a TrainingData,
+    pub device: Device,
+    pub checkpoints: &'a Path,
+}
+
+/// A trained model: its weights (the best epoch's) and its artifact metadata.
+pub struct Trained {
+    pub vs: VarStore,
+    pub meta: ArtifactMeta,
+}
+
+/// What a family's trainer hands back before the metadata is assembled.
+struct Fitted {
+    vs: VarStore,
+    representation: Representation,
+    network: Network,
+    outcome: FitOutcome,
+}
+
+/// Trains `run` to the end (or until `control` stops it).
+pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result<Trained> {
+    let hp = &run.hyperparameters;
+    // Seeds the initial weights; each epoch reseeds itself (see train::fit).
+    tch::manual_seed(hp.seed as i64);
+    let (fitted, data) = match run.preset.family() {
+        family @ (Family::Pianoroll | Family::PianorollSeq2seq) => {
+            let (splits, data) = match run.data.benchmark_splits()? {
+                Some(benchmark) => benchmark,
+                None => {
+                    let (scores, data) = run.data.scores()?;
+                    let rolls: Vec<Vec<Frame>> =
+                        scores.iter().map(|score| pianoroll::encode(score, hp.grid)).collect();
+                    (split_by_file(rolls, hp.validation_fraction, hp.seed), data)
+                }
+            };
+            let fitted = match family {
+                Family::Pianoroll => train_roll(run, splits, control)?,
+                _ => train_seq2seq(run, splits, control)?,
+            };
+            (fitted, data)
+        }
+        Family::Tokens(representation) => {
+            let (scores, data) = run.data.scores()?;
+            (train_tokens(run, representation, &scores, control)?, data)
+        }
+        Family::MelodyChords(config) => {
+            let (scores, data) = run.data.scores()?;
+            (train_melody(run, config, &scores, control)?, data)
+        }
+    };
+    let mut evaluation = serde_json::Map::new();
+    evaluation.insert("valid_loss".to_owned(), fitted.outcome.best_valid_loss.into());
+    let meta = ArtifactMeta {
+        format: artifact::FORMAT,
+        fugue_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        preset: run.preset.name().to_owned(),
+        representation: fitted.representation,
+        network: fitted.network,
+        hyperparameters: serde_json::to_value(hp)?,
+        data,
+        training: fitted.outcome,
+        evaluation,
+    };
+    Ok(Trained { vs: fitted.vs, meta })
+}
+
+fn train_roll(
+    run: &TrainingRun<'_>,
+    (train_set, valid_set): Sequences,
+    control: &mut Control<'_>,
+) -> anyhow::Result<Fitted> {
+    let (hp, device) = (&run.hyperparameters, run.device);
+    let (train_set, valid_set) = (roll_training::usable(&train_set), roll_training::usable(&valid_set));
+    if train_set.is_empty() || valid_set.is_empty() {
+        bail!("needs sequences of two frames or more in both training and validation");
+    }
+    let vs = VarStore::new(device);
+    let net = RollNet::new(&vs.root(), run.preset.roll_network(hp));
+    let valid_batches = roll_training::batches(&valid_set, &in_order(valid_set.len()), hp.batch_size, device);
+    let train_batches = |_epoch: u32| {
+        let order = super::shuffled(train_set.len());
+        match hp.transpose {
+            0 => roll_training::batches(&train_set, &order, hp.batch_size, device),
+            semitones => {
+                let moved = roll_training::transposed(&train_set, semitones);
+                roll_training::batches(&moved, &order, hp.batch_size, device)
+            }
+        }
+    };
+    let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
+    let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
+    let network = Network::Roll(net.config().clone());
+    Ok(Fitted { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
+}
+
+fn train_seq2seq(
+    run: &TrainingRun<'_>,
+    (train_set, valid_set): Sequences,
+    control: &mut Control<'_>,
+) -> anyhow::Result<Fitted> {
+    let (hp, device) = (&run.hyperparameters, run.device);
+    let (train_pairs, valid_pairs) =
+        (seq2seq_training::pairs(&train_set, hp.window), seq2seq_training::pairs(&valid_set, hp.window));
+    if train_pairs.is_empty() || valid_pairs.is_empty() {
+        bail!(
+            "needs sequences of at least two windows ({} frames) in training and validation",
+            2 * hp.window
+        );
+    }
+    let vs = VarStore::new(device);
+    let net = Seq2Seq::new(&vs.root(), run.preset.seq2seq_network(hp));
+    let valid_batches =
+        seq2seq_training::batches(&valid_pairs, &in_order(valid_pairs.len()), hp.batch_size, 0.0, device);
+    let train_batches = |epoch: u32| {
+        let ratio = hp.teacher_forcing * hp.teacher_forcing_decay.powi(epoch as i32 - 1);
+        let order = super::shuffled(train_pairs.len());
+        seq2seq_training::batches(&train_pairs, &order, hp.batch_size, ratio, device)
+    };
+    let loss = |batch: &seq2seq_training::PairBatch, train: bool| seq2seq_training::loss(&net, batch, train);
+    let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
+    let network = Network::Seq2seq(net.config().clone());
+    Ok(Fitted { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
+}
+
+fn train_tokens(
+    run: &TrainingRun<'_>,
+    representation: TokenRepresentation,
+    scores: &[Score],
+    control: &mut Control<'_>,
+) -> anyhow::Result<Fitted> {
+    let sequences: Vec<Vec<String>> = scores.iter().map(|score| tokenize(&representation, score)).collect();
+    let vocabulary = Vocabulary::build(sequences.iter().map(Vec::as_slice));
+    let ids: Vec<Vec<i64>> = sequences
+        .iter()
+        .map(|sequence| vocabulary.encode(sequence).map(|ids| ids.into_iter().map(i64::from).collect()))
+        .collect::<Result<_, _>>()
+        .map_err(|token| anyhow::anyhow!("token `{token}` missing from its own vocabulary"))?;
+    let vs = VarStore::new(run.device);
+    let net = TokenNet::new(&vs.root(), run.preset.token_network(&run.hyperparameters, vocabulary.len()));
+    let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
+    let outcome = fit_on_ids(run, ids, &vs, &loss, control)?;
+    let representation = match representation {
+        TokenRepresentation::Events(config) => Representation::Events { config, vocabulary },
+        TokenRepresentation::NoteChord(config) => Representation::NoteChord { config, vocabulary },
+    };
+    Ok(Fitted { vs, representation, network: Network::Token(net.config().clone()), outcome })
+}
+
+fn train_melody(
+    run: &TrainingRun<'_>,
+    config: MelodyChordsConfig,
+    scores: &[Score],
+    control: &mut Control<'_>,
+) -> anyhow::Result<Fitted> {
+    let ids: Vec<Vec<i64>> = scores
+        .iter()
+        .map(|score| melody_chords::encode(score, &config).into_iter().map(frame_id).collect())
+        .collect();
+    let vs = VarStore::new(run.device);
+    let net = MelodyNet::new(&vs.root(), run.preset.melody_network(&run.hyperparameters));
+    let loss =
+        |batch: &token_training::TokenBatch, train: bool| token_training::melody_loss(&net, batch, train);
+    let outcome = fit_on_ids(run, ids, &vs, &loss, control)?;
+    let representation = Representation::MelodyChords { config };
+    Ok(Fitted { vs, representation, network: Network::Melody(net.config().clone()), outcome })
+}
+
+/// Splits id sequences by file, cuts them into windows and trains.
+fn fit_on_ids(
+    run: &TrainingRun<'_>,
+    ids: Vec<Vec<i64>>,
+    vs: &VarStore,
+    loss: LossFn<'_, token_training::TokenBatch>,
+    control: &mut Control<'_>,
+) -> anyhow::Result<FitOutcome> {
+    let hp = &run.hyperparameters;
+    let ids: Vec<Vec<i64>> = ids.into_iter().filter(|sequence| sequence.len() >= 2).collect();
+    if ids.len() < 2 {
+        bail!("needs at least two files with two tokens or more");
+    }
+    let device = vs.device();
+    let (train_ids, valid_ids) = split_by_file(ids, hp.validation_fraction, hp.seed);
+    let train_windows = token_training::windows(&train_ids, hp.window);
+    let valid_windows = token_training::windows(&valid_ids, hp.window);
+    let valid_batches =
+        token_training::batches(&valid_windows, &in_order(valid_windows.len()), hp.batch_size, device);
+    let train_batches = |_epoch: u32| {
+        token_training::batches(&train_windows, &super::shuffled(train_windows.len()), hp.batch_size, device)
+    };
+    fit(run, vs, &train_batches, &valid_batches, loss, control)
+}
+
+fn tokenize(representation: &TokenRepresentation, score: &Score) -> Vec<String> {
+    match representation {
+        TokenRepresentation::Events(config) => {
+            events::encode(score, config).iter().map(ToString::to_string).collect()
+        }
+        TokenRepresentation::NoteChord(config) => note_chord::encode(score, config),
+    }
+}
+
+/// The training loop with a fresh optimizer.
+fn fit<B>(
+    run: &TrainingRun<'_>,
+    vs: &VarStore,
+    train_batches: &dyn Fn(u32) -> Vec<B>,
+    valid_batches: &[B],
+    loss: LossFn<'_, B>,
+    control: &mut Control<'_>,
+) -> anyhow::Result<FitOutcome> {
+    let hp = &run.hyperparameters;
+    let mut optimizer = Optimizer::new(vs, hp.optimizer());
+    super::fit(vs, &mut optimizer, &hp.fit(), train_batches, valid_batches, loss, run.checkpoints, control)
+}
+
+fn in_order(n: usize) -> Vec<usize> {
+    (0..n).collect()
+}

@@ -1,0 +1,376 @@
+//! Training jobs and the model registry through the HTTP API, with in-process
+//! workers, on SQLite and Postgres.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use crate::support::{Options, TestApp, TestDatabase, error_body, midi_files, shared_data, spawn_app};
+
+/// Uploads jsb-mini's training files as a dataset; returns its id.
+pub async fn upload_mini(app: &TestApp) -> String {
+    let mut form = Form::new().text("name", "mini");
+    for path in midi_files(&shared_data("jsb-mini/train")) {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        form = form.part("files", Part::bytes(std::fs::read(&path).unwrap()).file_name(name));
+    }
+    let response = app.post_form("/v1/datasets", form).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// A `fugue` preset job small enough to train in a second.
+pub fn tiny_job(dataset_id: &str, epochs: u32) -> Value {
+    json!({
+        "dataset_id": dataset_id,
+        "preset": "fugue",
+        "name": "tiny",
+        "hyperparameters": {"epochs": epochs, "hidden_size": 16, "layers": 1, "embedding_size": 8,
+                            "window": 16, "batch_size": 8, "seed": 3}
+    })
+}
+
+async fn submit(app: &TestApp, body: &Value, key: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.post(app.url("/v1/training-jobs")).json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn job(app: &TestApp, id: &str) -> Value {
+    let response = app.get(&format!("/v1/training-jobs/{id}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Polls until the job is in a final state (at most a minute).
+pub async fn finished(app: &TestApp, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = job(app, id).await;
+        if ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job did not finish: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn with_worker(database: TestDatabase) -> TestApp {
+    spawn_app(Options { database, train_workers: 1, with_default_model: true, ..Options::default() }).await
+}
+
+async fn a_job_trains_registers_a_model_and_streams_its_progress(database: TestDatabase) {
+    let app = with_worker(database).await;
+    let dataset = upload_mini(&app).await;
+    let response = submit(&app, &tiny_job(&dataset, 3), None).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let submitted: Value = response.json().await.unwrap();
+    let id = submitted["id"].as_str().unwrap().to_owned();
+    assert_eq!(submitted["epochs_planned"], 3);
+    assert_eq!(submitted["hyperparameters"]["hidden_size"], 16);
+
+    // Follow it over the WebSocket from the start.
+    let url = format!("ws://{}/v1/training-jobs/{id}/events", app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket opens");
+    let mut events = Vec::new();
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(60), socket.next()).await.unwrap() {
+        match message.unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                events.push(serde_json::from_str::<Value>(&text).unwrap())
+            }
+            tokio_tungstenite::tungstenite::Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let kinds: Vec<&str> = events.iter().map(|event| event["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"snapshot"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
+    assert_eq!(events.last().unwrap()["state"], "succeeded");
+    let streamed_epochs: Vec<u64> = events
+        .iter()
+        .filter(|event| event["type"] == "epoch")
+        .map(|event| event["metrics"]["epoch"].as_u64().unwrap())
+        .collect();
+    let snapshot_epochs = events[0]["job"]["epochs"].as_array().unwrap().len() as u64;
+    let expected: Vec<u64> = (snapshot_epochs + 1..=3).collect();
+    assert_eq!(streamed_epochs, expected, "every epoch after the snapshot, once, in order");
+    assert!(kinds.contains(&"state"), "{kinds:?}");
+    let _ = socket.close(None).await;
+
+    let done = finished(&app, &id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["attempt"], 1);
+    assert_eq!(done["device"], "cpu");
+    assert_eq!(done["epochs"].as_array().unwrap().len(), 3);
+    let model_id = done["model_id"].as_str().unwrap().to_owned();
+    assert!(app.data_dir.join("models").join(&model_id).join("model.safetensors").is_file());
+    assert!(!app.data_dir.join("checkpoints").join(&id).exists(), "checkpoints go once the model is safe");
+
+    // The registry lists it beside the bundled default.
+    let models: Value = app.get("/v1/models").await.json().await.unwrap();
+    let listed: Vec<(&str, &str, bool)> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (m["id"].as_str().unwrap(), m["source"].as_str().unwrap(), m["is_default"].as_bool().unwrap())
+        })
+        .collect();
+    assert_eq!(listed, [(model_id.as_str(), "trained", false), ("default", "bundled", true)]);
+    let detail: Value = app.get(&format!("/v1/models/{model_id}")).await.json().await.unwrap();
+    assert_eq!(detail["job_id"], id.as_str());
+    assert_eq!(detail["dataset_id"], dataset.as_str());
+    assert_eq!(detail["preset"], "fugue");
+    assert_eq!(detail["history"].as_array().unwrap().len(), 3);
+    assert_eq!(detail["representation"], "events");
+
+    // The default moves to it; the default cannot be deleted, another model can.
+    let put = app.client.put(app.url(&format!("/v1/models/{model_id}/default"))).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let system: Value = app.get("/v1/system").await.json().await.unwrap();
+    assert_eq!(system["default_model"], model_id.as_str());
+    let delete = |id: String| app.client.delete(app.url(&format!("/v1/models/{id}"))).send();
+    let refused = delete(model_id.clone()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(error_body(refused).await["error"]["message"].as_str().unwrap().contains("default"));
+    let bundled = delete("default".to_owned()).await.unwrap();
+    assert_eq!(bundled.status(), StatusCode::CONFLICT, "bundled models are read-only");
+    let put = app.client.put(app.url("/v1/models/default/default")).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(delete(model_id.clone()).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert!(!app.data_dir.join("models").join(&model_id).exists());
+    assert_eq!(app.get(&format!("/v1/models/{model_id}")).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_job_trains_registers_a_model_and_streams_its_progress_on_sqlite() {
+    a_job_trains_registers_a_model_and_streams_its_progress(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_job_trains_registers_a_model_and_streams_its_progress_on_postgres() {
+    a_job_trains_registers_a_model_and_streams_its_progress(TestDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn server_sent_events_carry_the_same_messages() {
+    let app = with_worker(TestDatabase::sqlite()).await;
+    let dataset = upload_mini(&app).await;
+    let submitted: Value = submit(&app, &tiny_job(&dataset, 2), None).await.json().await.unwrap();
+    let id = submitted["id"].as_str().unwrap();
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/training-jobs/{id}/events")))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let body = tokio::time::timeout(Duration::from_secs(60), response.text()).await.unwrap().unwrap();
+    let events: Vec<Value> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|data| serde_json::from_str(data.trim()).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["type"], "snapshot");
+    assert_eq!(events.last().unwrap(), &json!({"type": "end", "state": "succeeded"}));
+
+    // Neither WebSocket nor SSE: told how to ask.
+    let plain = app.get(&format!("/v1/training-jobs/{id}/events")).await;
+    assert_eq!(plain.status(), StatusCode::NOT_ACCEPTABLE);
+    let missing =
+        app.client.get(app.url("/v1/training-jobs/nope/events")).header("Accept", "text/event-stream");
+    assert_eq!(missing.send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn idempotency_keys_make_retries_safe() {
+    let app = spawn_app(Options::default()).await;
+    let dataset = upload_mini(&app).await;
+    let body = tiny_job(&dataset, 2);
+    let first: Value = submit(&app, &body, Some("key-1")).await.json().await.unwrap();
+    let again = submit(&app, &body, Some("key-1")).await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"], "the same job, not a second one");
+
+    let mut different = body.clone();
+    different["hyperparameters"]["epochs"] = json!(3);
+    let clash = submit(&app, &different, Some("key-1")).await;
+    assert_eq!(clash.status(), StatusCode::CONFLICT);
+    assert!(error_body(clash).await["error"]["message"].as_str().unwrap().contains("Idempotency-Key"));
+
+    // Without a key every submission is a new job.
+    let other: Value = submit(&app, &body, None).await.json().await.unwrap();
+    assert_ne!(other["id"], first["id"]);
+    let jobs: Value = app.get("/v1/training-jobs").await.json().await.unwrap();
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+
+    // Concurrent retries of one submission still make one job.
+    let attempts = (0..8).map(|_| async {
+        let response = submit(&app, &body, Some("key-2")).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        response.json::<Value>().await.unwrap()["id"].clone()
+    });
+    let ids = futures_util::future::join_all(attempts).await;
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    let jobs: Value = app.get("/v1/training-jobs").await.json().await.unwrap();
+    assert_eq!(jobs.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn bad_submissions_name_the_field_at_fault() {
+    let app = spawn_app(Options { max_queued_jobs: 2, ..Options::default() }).await;
+    let dataset = upload_mini(&app).await;
+    let cases = [
+        (json!({"preset": "fugue"}), "dataset_id"),
+        (json!({"dataset_id": dataset, "preset": "mozart"}), "preset"),
+        (json!({"dataset_id": "no-such-dataset", "preset": "fugue"}), "dataset_id"),
+        (
+            json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"epochs": 0}}),
+            "hyperparameters.epochs",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"dropout": 0.95}}),
+            "hyperparameters.dropout",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"batch_size": "8"}}),
+            "hyperparameters.batch_size",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"depth": 3}}),
+            "hyperparameters.depth",
+        ),
+        (json!({"dataset_id": dataset, "preset": "fugue", "name": ""}), "name"),
+        (json!({"dataset_id": dataset, "preset": "fugue", "colour": "red"}), "colour"),
+    ];
+    for (body, field) in cases {
+        let response = submit(&app, &body, None).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let error = error_body(response).await;
+        assert_eq!(error["error"]["details"]["field"], field, "{body}: {error}");
+    }
+    let long_key = "k".repeat(201);
+    let response = submit(&app, &tiny_job(&dataset, 1), Some(&long_key)).await;
+    assert_eq!(error_body(response).await["error"]["details"]["field"], "Idempotency-Key");
+
+    let malformed = app
+        .client
+        .post(app.url("/v1/training-jobs"))
+        .header("content-type", "application/json")
+        .body("{\"dataset_id\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_body(malformed).await["error"]["code"], "invalid_json");
+    let not_json = app.client.post(app.url("/v1/training-jobs")).body("dataset_id=x").send().await.unwrap();
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Nothing above was queued; the queue limit (2 here) answers 429 with Retry-After.
+    let jobs: Value = app.get("/v1/training-jobs").await.json().await.unwrap();
+    assert_eq!(jobs, json!([]));
+    for _ in 0..2 {
+        assert_eq!(submit(&app, &tiny_job(&dataset, 1), None).await.status(), StatusCode::ACCEPTED);
+    }
+    let full = submit(&app, &tiny_job(&dataset, 1), None).await;
+    assert_eq!(full.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(full.headers()["retry-after"], "60");
+    assert_eq!(error_body(full).await["error"]["code"], "too_many_requests");
+    let bad_filter = app.get("/v1/training-jobs?state=sleeping").await;
+    assert_eq!(bad_filter.status(), StatusCode::BAD_REQUEST);
+    let bad_limit = app.get("/v1/training-jobs?limit=0").await;
+    assert_eq!(error_body(bad_limit).await["error"]["details"]["field"], "limit");
+}
+
+#[tokio::test]
+async fn cancelling_queued_and_running_jobs() {
+    // No workers: jobs stay queued.
+    let app = spawn_app(Options::default()).await;
+    let dataset = upload_mini(&app).await;
+    let queued: Value = submit(&app, &tiny_job(&dataset, 1), None).await.json().await.unwrap();
+    let id = queued["id"].as_str().unwrap();
+
+    // A dataset a queued job needs cannot be deleted.
+    let delete = app.client.delete(app.url(&format!("/v1/datasets/{dataset}"))).send().await.unwrap();
+    assert_eq!(delete.status(), StatusCode::CONFLICT);
+
+    let cancel = |id: String| app.client.post(app.url(&format!("/v1/training-jobs/{id}/cancel"))).send();
+    let response = cancel(id.to_owned()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.json::<Value>().await.unwrap()["state"], "cancelled");
+    assert_eq!(cancel(id.to_owned()).await.unwrap().status(), StatusCode::CONFLICT, "already ended");
+    assert_eq!(cancel("nope".to_owned()).await.unwrap().status(), StatusCode::NOT_FOUND);
+    let cancelled: Value = app.get("/v1/training-jobs?state=cancelled").await.json().await.unwrap();
+    assert_eq!(cancelled.as_array().unwrap().len(), 1);
+
+    // Now the dataset can go.
+    let delete = app.client.delete(app.url(&format!("/v1/datasets/{dataset}"))).send().await.unwrap();
+    assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_running_job_stops_within_a_heartbeat_of_cancel() {
+    let app = with_worker(TestDatabase::sqlite()).await;
+    let dataset = upload_mini(&app).await;
+    let mut body = tiny_job(&dataset, 200);
+    body["hyperparameters"]["patience"] = json!(200);
+    let submitted: Value = submit(&app, &body, None).await.json().await.unwrap();
+    let id = submitted["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&app, id).await["epochs"].as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no epoch finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    let response = app.client.post(app.url(&format!("/v1/training-jobs/{id}/cancel"))).send().await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["cancel_requested"], true);
+    let done = finished(&app, id).await;
+    let took = asked.elapsed();
+    assert_eq!(done["state"], "cancelled", "{done}");
+    assert!(done["epochs"].as_array().unwrap().len() < 200);
+    assert_eq!(done["model_id"], Value::Null);
+    assert!(!app.data_dir.join("checkpoints").join(id).exists());
+    eprintln!("cancel took effect after {} ms", took.as_millis());
+
+    // The worker is free again: the next job runs.
+    let next: Value = submit(&app, &tiny_job(&dataset, 1), None).await.json().await.unwrap();
+    assert_eq!(finished(&app, next["id"].as_str().unwrap()).await["state"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_job_on_a_dataset_too_small_to_train_fails_with_a_readable_error() {
+    let app = with_worker(TestDatabase::sqlite()).await;
+    let mut form = Form::new().text("name", "one file");
+    let path = &midi_files(&shared_data("jsb-mini/train"))[0];
+    form = form.part("files", Part::bytes(std::fs::read(path).unwrap()).file_name("one.mid"));
+    let dataset: Value = app.post_form("/v1/datasets", form).await.json().await.unwrap();
+    let submitted: Value =
+        submit(&app, &tiny_job(dataset["id"].as_str().unwrap(), 1), None).await.json().await.unwrap();
+    let done = finished(&app, submitted["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "failed");
+    assert!(done["error"].as_str().unwrap().contains("at least two files"), "{done}");
+    assert_eq!(done["attempt"], 1, "a deterministic failure is not retried");
+}
+
+#[tokio::test]
+async fn websocket_clients_can_leave_early() {
+    let app = spawn_app(Options::default()).await;
+    let dataset = upload_mini(&app).await;
+    let submitted: Value = submit(&app, &tiny_job(&dataset, 1), None).await.json().await.unwrap();
+    let url = format!("ws://{}/v1/training-jobs/{}/events", app.addr, submitted["id"].as_str().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let first = socket.next().await.unwrap().unwrap();
+    let snapshot: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["job"]["state"], "queued");
+    socket.send(tokio_tungstenite::tungstenite::Message::Close(None)).await.unwrap();
+    // The server is still fine.
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+}
