@@ -26,10 +26,13 @@ use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
-use crate::config::ServeArgs;
+use crate::config::{GenerationArgs, ServeArgs};
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceReport;
+use crate::devices::default_devices;
 use crate::error::{ApiError, json_error_layer};
+use crate::generate::compose::Composer;
+use crate::generate::engine::{Engine, EngineConfig};
 use crate::jobs::worker::{WorkerContext, run_pool, worker_devices, worker_name};
 use crate::jobs::{Jobs, QueueConfig};
 use crate::model::registry::ModelRegistry;
@@ -44,6 +47,7 @@ pub struct AppState {
     pub metrics: Arc<HttpMetrics>,
     pub models: ModelRegistry,
     pub jobs: Jobs,
+    pub composer: Composer,
     pub devices: DeviceReport,
     /// Most queued jobs before submissions answer 429.
     pub max_queued_jobs: i64,
@@ -70,17 +74,22 @@ impl App {
         let datasets =
             Datasets::new(store.clone(), BlobStore::new(&storage.data_dir), IngestLimits::default());
         let jobs = Jobs::new(store.clone(), QueueConfig::of(&args.queue));
+        let models =
+            ModelRegistry::new(store.clone(), &storage.models_dir, &storage.data_dir, &storage.default_model);
+        let composer = Composer {
+            engine: Engine::start(&engine_config(&args.generation)),
+            models: models.clone(),
+            store: store.clone(),
+            blobs: BlobStore::new(&storage.data_dir),
+            datasets: datasets.clone(),
+        };
         let state = AppState {
             store: store.clone(),
             datasets: datasets.clone(),
             metrics: HttpMetrics::new()?,
-            models: ModelRegistry::new(
-                store.clone(),
-                &storage.models_dir,
-                &storage.data_dir,
-                &storage.default_model,
-            ),
+            models,
             jobs: jobs.clone(),
+            composer,
             devices,
             max_queued_jobs: args.max_queued_jobs,
         };
@@ -121,6 +130,19 @@ impl App {
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+fn engine_config(args: &GenerationArgs) -> EngineConfig {
+    let devices = if args.generate_devices.is_empty() {
+        default_devices(usize::try_from(tch::Cuda::device_count()).unwrap_or(0))
+    } else {
+        args.generate_devices.clone()
+    };
+    EngineConfig {
+        devices,
+        max_sessions_per_worker: args.max_sessions_per_worker.max(1),
+        cache_bytes: args.model_cache_mb.saturating_mul(1024 * 1024),
     }
 }
 

@@ -424,9 +424,26 @@ pub struct ServeArgs {
     pub workers: TrainWorkerArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
+    #[command(flatten)]
+    pub generation: GenerationArgs,
     /// Most jobs waiting in the queue; a submission over it answers 429.
     #[arg(long, env = "FUGUE_MAX_QUEUED_JOBS", default_value_t = 100)]
     pub max_queued_jobs: i64,
+}
+
+/// The generation engine: its devices and limits.
+#[derive(Debug, Clone, Args)]
+pub struct GenerationArgs {
+    /// Comma-separated devices, one generation worker each. Default: every CUDA
+    /// device, else the CPU.
+    #[arg(long, env = "FUGUE_GENERATE_DEVICES", value_delimiter = ',')]
+    pub generate_devices: Vec<crate::devices::DeviceName>,
+    /// Live generation sessions per worker; more answer 429.
+    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 64)]
+    pub max_sessions_per_worker: usize,
+    /// Model parameters each generation worker keeps loaded, in MiB (least recently used go first).
+    #[arg(long, env = "FUGUE_MODEL_CACHE_MB", default_value_t = 1024)]
+    pub model_cache_mb: u64,
 }
 
 /// `fugue worker`: training workers without the HTTP server, sharing the database

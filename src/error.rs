@@ -82,7 +82,7 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> ErrorBody {
+    pub fn body(&self) -> ErrorBody {
         let (code, details) = match self {
             ApiError::BadRequest { code, details, .. } => (*code, details.clone()),
             ApiError::Validation { field, .. } => {

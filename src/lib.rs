@@ -16,6 +16,8 @@ pub mod datasets;
 pub mod devices;
 /// The JSON error shape of every failed request.
 pub mod error;
+/// Generation: requests, constrained decoding, the batching device engine.
+pub mod generate;
 /// Training jobs: the queue's workers and the job views clients follow.
 pub mod jobs;
 /// MIDI files in and out, and the Score they are read into.

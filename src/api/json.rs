@@ -46,24 +46,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
     }
 }
 
+/// Parses JSON text first (a syntax error is a 400), then its shape (a 422 naming
+/// the field): serde_json reports some shape errors, such as two keys where an
+/// enum takes one, as syntax errors when it reads text and types in one pass.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let invalid_json = |error: serde_json::Error| ApiError::BadRequest {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| ApiError::BadRequest {
         code: "invalid_json",
         message: error.to_string(),
         details: None,
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return invalid_json(inner);
-        }
-        let message = inner.to_string();
-        ApiError::Validation { field: field_at_fault(&path, &message), message }
     })?;
-    deserializer.end().map_err(invalid_json)?;
-    Ok(value)
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        ApiError::Validation { field: field_at_fault(&path, &message), message }
+    })
 }
 
 /// serde reports a missing field at its parent's path; the field itself is more useful.

@@ -1,7 +1,9 @@
 //! The HTTP API: one file per resource; this module assembles the routes and the
 //! OpenAPI document from the `#[utoipa::path]` annotations next to each handler.
 
+mod compositions;
 mod datasets;
+mod generate;
 mod health;
 pub mod json;
 mod models;
@@ -25,7 +27,7 @@ use crate::error::ErrorBody;
             server runs with `FUGUE_API_KEYS`, every `/v1` route needs `Authorization: Bearer <key>`.",
         license(name = "MIT OR Apache-2.0")
     ),
-    components(schemas(ErrorBody, crate::jobs::events::JobEvent)),
+    components(schemas(ErrorBody, crate::jobs::events::JobEvent, generate::StreamMessage)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
@@ -33,6 +35,7 @@ use crate::error::ErrorBody;
         (name = "datasets", description = "Corpora of MIDI files to train on"),
         (name = "training", description = "Training jobs: queued, leased to workers, resumable, followable live"),
         (name = "models", description = "Trained and bundled models, and the default"),
+        (name = "generate", description = "Compositions: generated over REST or streamed over a WebSocket, downloadable as MIDI"),
     )
 )]
 struct ApiDoc;
@@ -66,6 +69,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(models::list_models))
         .routes(routes!(models::get_model, models::delete_model))
         .routes(routes!(models::set_default_model))
+        .routes(routes!(generate::generate))
+        .routes(routes!(generate::generate_stream))
+        .routes(routes!(compositions::list_compositions))
+        .routes(routes!(compositions::get_composition))
+        .routes(routes!(compositions::composition_midi))
 }
 
 /// The OpenAPI document served at `/openapi.json` and printed by `fugue openapi`.

@@ -16,10 +16,12 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
+mod compositions;
 mod datasets;
 mod jobs;
 mod models;
 
+pub use compositions::CompositionRow;
 pub use datasets::{DatasetDeletion, DatasetFileRow, DatasetRow};
 pub use jobs::{Claim, Enqueued, EpochRow, JOBS_CHANNEL, JobRow, JobState, LeaseCheck, NewJob, Reaped};
 pub use models::{ModelDeletion, ModelRow};

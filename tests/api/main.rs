@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod datasets;
 mod errors;
+mod generate;
 mod health;
 mod jobs;
 mod midi;

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fugue::app::App;
-use fugue::config::{DEFAULT_MAX_BODY_BYTES, QueueArgs, ServeArgs, StorageArgs, TrainWorkerArgs};
+use fugue::config::{
+    DEFAULT_MAX_BODY_BYTES, GenerationArgs, QueueArgs, ServeArgs, StorageArgs, TrainWorkerArgs,
+};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 use tempfile::TempDir;
@@ -84,6 +86,9 @@ pub struct Options {
     /// In-process training workers (0: jobs stay queued).
     pub train_workers: usize,
     pub max_queued_jobs: i64,
+    /// Serve the project's own `models/` (the bundled default and benchmark models).
+    pub bundled_models: bool,
+    pub max_sessions_per_worker: usize,
 }
 
 impl Default for Options {
@@ -95,6 +100,8 @@ impl Default for Options {
             with_default_model: false,
             train_workers: 0,
             max_queued_jobs: 100,
+            bundled_models: false,
+            max_sessions_per_worker: 64,
         }
     }
 }
@@ -137,8 +144,9 @@ impl TestApp {
 
 pub async fn spawn_app(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let models_dir = dir.path().join("models");
+    let models_dir = if options.bundled_models { project_path("models") } else { dir.path().join("models") };
     if options.with_default_model {
+        assert!(!options.bundled_models, "the project's bundled models are never overwritten");
         write_model(&models_dir, "default");
     }
     let args = ServeArgs {
@@ -160,6 +168,11 @@ pub async fn spawn_app(options: Options) -> TestApp {
         },
         queue: fast_queue(),
         max_queued_jobs: options.max_queued_jobs,
+        generation: GenerationArgs {
+            generate_devices: Vec::new(),
+            max_sessions_per_worker: options.max_sessions_per_worker,
+            model_cache_mb: 256,
+        },
     };
     let app = App::build(&args).await.expect("the server starts");
     let addr = app.local_addr();

@@ -1,0 +1,185 @@
+//! `POST /v1/generate` and its WebSocket twin, `GET /v1/generate/stream`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio::time::Instant;
+use utoipa::ToSchema;
+
+use super::json::{ValidJson, parse};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::generate::compose::{Composer, Composition, Started};
+use crate::generate::engine::SessionEvent;
+use crate::generate::request::{GenerateRequest, Pacing};
+use crate::generate::{GeneratedNote, Piece};
+
+/// How long a WebSocket client has to send its request.
+const REQUEST_WAIT: Duration = Duration::from_secs(10);
+
+/// Generate a composition.
+///
+/// Answers 201 with the composition (notes in beats and seconds, the seed used,
+/// statistics, and where its MIDI file downloads from); with `Accept: audio/midi`
+/// the MIDI file itself. Same model, seed and request: same notes.
+#[utoipa::path(post, path = "/v1/generate", tag = "generate",
+    security(("bearer" = [])),
+    request_body = GenerateRequest,
+    responses(
+        (status = 201, description = "Composed", body = Composition,
+            headers(("Location" = String, description = "The composition's URL"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid, out of range, or not something the model can do; `details.field` names it", body = ErrorBody),
+        (status = 429, description = "Every generation worker is full; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+pub async fn generate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ValidJson(request): ValidJson<GenerateRequest>,
+) -> Result<Response, ApiError> {
+    let mut started = state.composer.start(request).await?;
+    let piece = loop {
+        match started.events.recv().await {
+            Some(SessionEvent::Notes(_)) => {}
+            Some(SessionEvent::Finished(piece)) => break piece,
+            Some(SessionEvent::Failed(message)) => return Err(anyhow::anyhow!(message).into()),
+            None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
+        }
+    };
+    let composition = state.composer.keep(&started, piece).await?;
+    let location = HeaderValue::from_str(&format!("/v1/compositions/{}", composition.composition_id))
+        .map_err(anyhow::Error::from)?;
+    let wants_midi = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("audio/midi"));
+    let mut response = if wants_midi {
+        let (_, hash) = state
+            .composer
+            .composition(&composition.composition_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("composition vanished"))?;
+        super::compositions::midi_response(state.composer.midi(&hash).await?, &composition.composition_id)
+    } else {
+        Json(&composition).into_response()
+    };
+    *response.status_mut() = StatusCode::CREATED;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// One message of `GET /v1/generate/stream`, tagged by `type`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamMessage {
+    /// The session started: the model and the seed in use.
+    Start { model: String, seed: u64 },
+    /// Notes as they are sampled (or, with `realtime` pacing, as they sound).
+    Notes { notes: Vec<GeneratedNote> },
+    /// The piece is done and stored; the socket closes after this.
+    End { composition: Box<Composition> },
+    /// The request was refused or failed; the socket closes after this.
+    Error { error: ErrorDetail },
+}
+
+/// Stream a composition note by note.
+///
+/// Open a WebSocket and send one text message: the same JSON as `POST /v1/generate`
+/// takes. Messages come back as `StreamMessage`s: `start`, then `notes` as they are
+/// sampled (`"pacing": "realtime"` sends each note when it would sound), then `end`
+/// with the stored composition. A bad request or a full server gets an `error`
+/// message (the same code and `details` as the REST answer, such as
+/// `retry_after_secs`) and the socket closes.
+#[utoipa::path(get, path = "/v1/generate/stream", tag = "generate",
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "WebSocket: send a GenerateRequest, receive StreamMessages"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody),
+    ))]
+pub async fn generate_stream(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| stream(socket, state.composer))
+}
+
+async fn stream(mut socket: WebSocket, composer: Composer) {
+    let request = match tokio::time::timeout(REQUEST_WAIT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => parse::<GenerateRequest>(text.as_bytes()),
+        Ok(Some(Ok(_))) => Err(ApiError::BadRequest {
+            code: "bad_request",
+            message: "send the request as one JSON text message".to_owned(),
+            details: None,
+        }),
+        Ok(_) => return,
+        Err(_) => Err(ApiError::BadRequest {
+            code: "request_timeout",
+            message: format!("no request within {} s", REQUEST_WAIT.as_secs()),
+            details: None,
+        }),
+    };
+    let started = match request {
+        Ok(request) => composer.start(request).await,
+        Err(error) => Err(error),
+    };
+    match started {
+        Ok(started) => {
+            if let Err(error) = follow(&mut socket, &composer, started).await {
+                let _ = send(&mut socket, &StreamMessage::Error { error: error.body().error }).await;
+            }
+        }
+        Err(error) => {
+            let _ = send(&mut socket, &StreamMessage::Error { error: error.body().error }).await;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Relays the session to the socket until the end; a client that leaves drops the
+/// session (the engine sees its channel close).
+async fn follow(socket: &mut WebSocket, composer: &Composer, mut started: Started) -> Result<(), ApiError> {
+    let seed = started.checked.seed;
+    if send(socket, &StreamMessage::Start { model: started.model.clone(), seed }).await.is_err() {
+        return Ok(());
+    }
+    let began = Instant::now();
+    let realtime = started.checked.pacing == Pacing::Realtime;
+    let piece: Piece = loop {
+        let event = tokio::select! {
+            event = started.events.recv() => event,
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),
+                Some(Ok(_)) => continue,
+            },
+        };
+        match event {
+            Some(SessionEvent::Notes(notes)) => {
+                if realtime && let Some(first) = notes.first() {
+                    tokio::time::sleep_until(began + Duration::from_secs_f64(first.start_seconds)).await;
+                }
+                if send(socket, &StreamMessage::Notes { notes }).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Some(SessionEvent::Finished(piece)) => break piece,
+            Some(SessionEvent::Failed(message)) => return Err(anyhow::anyhow!(message).into()),
+            None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
+        }
+    };
+    if realtime {
+        tokio::time::sleep_until(began + Duration::from_secs_f64(piece.seconds())).await;
+    }
+    let composition = composer.keep(&started, piece).await?;
+    let _ = send(socket, &StreamMessage::End { composition: Box::new(composition) }).await;
+    Ok(())
+}
+
+async fn send(socket: &mut WebSocket, message: &StreamMessage) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(message).unwrap_or_default();
+    socket.send(Message::Text(text.into())).await
+}

@@ -1,0 +1,284 @@
+//! From a request to a stored composition: resolve the model and primer, check the
+//! model can honour the request, start an engine session, and keep what it made.
+//! The REST endpoint and the WebSocket stream both go through [`Composer`].
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+
+use super::engine::{Engine, SessionEvent, SessionRequest};
+use super::request::{Checked, GenerateRequest, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote};
+use super::{GeneratedNote, Piece};
+use crate::datasets::{BlobStore, Datasets, sha256_hex};
+use crate::error::ApiError;
+use crate::jobs::rfc3339;
+use crate::midi::{self, Note, Part, Score};
+use crate::model::artifact::{Representation, read_meta};
+use crate::model::registry::ModelRegistry;
+use crate::model::sampling::Rng;
+use crate::store::{CompositionRow, Store};
+
+/// A generated piece, as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Composition {
+    pub composition_id: String,
+    /// The model that made it.
+    pub model: String,
+    /// The seed used (the request's, or the one drawn for it).
+    pub seed: u64,
+    pub notes: Vec<GeneratedNote>,
+    pub stats: Stats,
+    /// Where the MIDI file downloads from.
+    #[schema(example = "/v1/compositions/3f2a…/midi")]
+    pub midi_url: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct Stats {
+    pub notes: usize,
+    /// Model steps taken.
+    pub tokens: u32,
+    /// Length of the music.
+    pub seconds: f64,
+    /// Wall time from request to the last note.
+    pub elapsed_ms: u64,
+    pub tokens_per_second: f64,
+    /// Most sessions stepped together while this one ran.
+    pub peak_batch: usize,
+}
+
+/// A session under way.
+pub struct Started {
+    pub model: String,
+    pub checked: Checked,
+    pub events: mpsc::UnboundedReceiver<SessionEvent>,
+    request: GenerateRequest,
+    began: Instant,
+}
+
+#[derive(Clone)]
+pub struct Composer {
+    pub engine: Engine,
+    pub models: ModelRegistry,
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub datasets: Datasets,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Validation { field: field.to_owned(), message: message.into() }
+}
+
+impl Composer {
+    /// Checks the request against its limits and the model, and starts a session.
+    pub async fn start(&self, request: GenerateRequest) -> Result<Started, ApiError> {
+        let checked = request
+            .check(rand_seed())
+            .map_err(|invalid| ApiError::Validation { field: invalid.field, message: invalid.message })?;
+        let model = match &request.model {
+            Some(model) => model.clone(),
+            None => self.models.default_id().await?,
+        };
+        let Some((dir, _)) = self.models.path(&model).await? else {
+            return Err(invalid("model", format!("no model `{model}`")));
+        };
+        let meta = read_meta(&dir)
+            .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
+        supports(&meta.representation, &checked)?;
+        let primer = match &request.primer {
+            Some(primer) => Some(self.primer(primer, &meta.data.source, checked.seed).await?),
+            None => None,
+        };
+        let hold = self
+            .models
+            .hold(&model)
+            .ok_or_else(|| invalid("model", format!("model `{model}` is being deleted")))?;
+        let session = SessionRequest {
+            model_id: model.clone(),
+            model_dir: dir,
+            checked: checked.clone(),
+            primer,
+            hold,
+        };
+        let events = self.engine.submit(session).map_err(|_| ApiError::TooManyRequests {
+            message: "every generation worker is at its session limit; try again shortly".to_owned(),
+            retry_after_secs: 1,
+        })?;
+        Ok(Started { model, checked, events, request, began: Instant::now() })
+    }
+
+    /// Stores the finished piece: the MIDI blob first, then the row.
+    pub async fn keep(&self, started: &Started, piece: Piece) -> Result<Composition, ApiError> {
+        let elapsed = started.began.elapsed();
+        let midi = midi::write(&piece.score());
+        let hash = sha256_hex(&midi);
+        let blobs = self.blobs.clone();
+        let put = hash.clone();
+        tokio::task::spawn_blocking(move || blobs.put(&put, &midi))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(anyhow::Error::from)?;
+        let stats = Stats {
+            notes: piece.notes.len(),
+            tokens: piece.tokens,
+            seconds: piece.seconds(),
+            elapsed_ms: elapsed.as_millis() as u64,
+            tokens_per_second: f64::from(piece.tokens) / elapsed.as_secs_f64().max(1e-9),
+            peak_batch: piece.peak_batch,
+        };
+        let row = CompositionRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            model_id: started.model.clone(),
+            seed: started.checked.seed.to_string(),
+            request: serde_json::to_string(&started.request).map_err(anyhow::Error::from)?,
+            notes: serde_json::to_string(&piece.notes).map_err(anyhow::Error::from)?,
+            stats: serde_json::to_string(&stats).map_err(anyhow::Error::from)?,
+            midi_sha256: hash,
+            created_at: 0,
+        };
+        let row = self.store.insert_composition(row).await?;
+        Ok(composition_of(&row)?)
+    }
+
+    pub async fn composition(&self, id: &str) -> Result<Option<(Composition, String)>, ApiError> {
+        let Some(row) = self.store.composition(id).await? else { return Ok(None) };
+        Ok(Some((composition_of(&row)?, row.midi_sha256)))
+    }
+
+    pub async fn midi(&self, hash: &str) -> Result<Vec<u8>, ApiError> {
+        let blobs = self.blobs.clone();
+        let hash = hash.to_owned();
+        Ok(tokio::task::spawn_blocking(move || blobs.get(&hash))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(anyhow::Error::from)?)
+    }
+
+    async fn primer(&self, primer: &Primer, corpus_source: &str, seed: u64) -> Result<Score, ApiError> {
+        match primer {
+            Primer::Notes(notes) => Ok(score_of_notes(notes)),
+            Primer::MidiBase64(text) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|error| invalid("primer.midi_base64", format!("not base64: {error}")))?;
+                if bytes.len() > MAX_PRIMER_MIDI_BYTES {
+                    return Err(invalid("primer.midi_base64", "must decode to at most 1 MiB"));
+                }
+                midi::read(&bytes).map_err(|error| {
+                    invalid("primer.midi_base64", format!("not a usable MIDI file: {error:#}"))
+                })
+            }
+            Primer::CompositionId(id) => {
+                let Some((_, hash)) = self.composition(id).await? else {
+                    return Err(invalid("primer.composition_id", format!("no composition `{id}`")));
+                };
+                let bytes = self.midi(&hash).await?;
+                Ok(midi::read(&bytes).map_err(anyhow::Error::from)?)
+            }
+            Primer::Corpus(_) => self.corpus_window(corpus_source, seed).await,
+        }
+    }
+
+    /// Eight bars (32 beats) from a random file of the model's training dataset.
+    async fn corpus_window(&self, source: &str, seed: u64) -> Result<Score, ApiError> {
+        let unavailable =
+            || invalid("primer.corpus", "the model's training corpus is not a dataset on this server");
+        let id = source.strip_prefix("dataset ").ok_or_else(unavailable)?;
+        let data = self.datasets.training_data(id).await?.ok_or_else(unavailable)?;
+        let crate::train::data::TrainingData::Files { files, .. } = data else { return Err(unavailable()) };
+        let mut rng = Rng::new(seed);
+        let (_, bytes) = &files[(rng.next_u64() % files.len().max(1) as u64) as usize];
+        let score = midi::read(bytes).map_err(anyhow::Error::from)?;
+        let beat = u64::from(score.ticks_per_beat.max(1));
+        let bars = score.end_tick() / (4 * beat);
+        let from = (rng.next_u64() % bars.saturating_sub(8).max(1)) * 4 * beat;
+        Ok(window(&score, from, from + 32 * beat))
+    }
+}
+
+/// The notes of `score` starting in [from, to), moved to start at 0.
+fn window(score: &Score, from: u64, to: u64) -> Score {
+    let mut cut = score.clone();
+    for part in &mut cut.parts {
+        part.notes.retain(|note| (from..to).contains(&note.start));
+        for note in &mut part.notes {
+            note.start -= from;
+        }
+    }
+    cut.tempos.retain(|t| t.tick <= from);
+    for tempo in &mut cut.tempos {
+        tempo.tick = 0;
+    }
+    cut.tempos.dedup_by_key(|t| t.tick);
+    cut.time_signatures.clear();
+    cut.key_signatures.clear();
+    cut
+}
+
+fn score_of_notes(notes: &[PrimerNote]) -> Score {
+    let ticks = |beats: f64| (beats * 480.0).round() as u64;
+    let mut notes: Vec<Note> = notes
+        .iter()
+        .map(|note| Note {
+            pitch: note.pitch,
+            velocity: note.velocity.unwrap_or(80),
+            start: ticks(note.start_beat),
+            duration: ticks(note.duration_beats).max(1),
+        })
+        .collect();
+    notes.sort_by_key(|note| (note.start, note.pitch));
+    Score::of_parts(480, vec![Part::new(0, 0, notes)])
+}
+
+/// Refuses what the model's representation cannot do, naming the field.
+fn supports(representation: &Representation, checked: &Checked) -> Result<(), ApiError> {
+    let (kind, constraints, lengths): (&str, &[&str], &[&str]) = match representation {
+        Representation::Events { .. } => return Ok(()),
+        Representation::NoteChord { .. } => ("note-chord", &["pitch_range", "key"], &["notes", "tokens"]),
+        Representation::MelodyChords { .. } => ("melody-chords", &[], &["notes", "tokens"]),
+        Representation::Pianoroll { .. } => ("pianoroll", &[], &["notes", "tokens"]),
+    };
+    if let Some(field) = checked.constrained.iter().find(|field| !constraints.contains(field)) {
+        return Err(invalid(
+            field,
+            format!("a {kind} model cannot honour `{field}`; use an events model (the `fugue` preset)"),
+        ));
+    }
+    let length = match checked.length {
+        Length::Notes(_) => "notes",
+        Length::Tokens(_) => "tokens",
+        Length::Bars(_) => "bars",
+        Length::Seconds(_) => "seconds",
+    };
+    if !lengths.contains(&length) {
+        return Err(invalid(
+            &format!("length.{length}"),
+            format!("a {kind} model takes its length in notes or tokens"),
+        ));
+    }
+    Ok(())
+}
+
+fn composition_of(row: &CompositionRow) -> anyhow::Result<Composition> {
+    Ok(Composition {
+        composition_id: row.id.clone(),
+        model: row.model_id.clone(),
+        seed: row.seed.parse()?,
+        notes: serde_json::from_str(&row.notes)?,
+        stats: serde_json::from_str(&row.stats)?,
+        midi_url: format!("/v1/compositions/{}/midi", row.id),
+        created_at: rfc3339(row.created_at),
+    })
+}
+
+/// A seed for requests that bring none.
+fn rand_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
+    u64::from_le_bytes(bytes)
+}

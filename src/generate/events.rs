@@ -1,0 +1,456 @@
+//! Decoding `events` tokens one at a time under the request's constraints.
+//!
+//! [`EventsDecoder`] knows where it is (bar, position, the note being written) and
+//! says, before every step, which tokens may come next: the grammar of the
+//! representation (a `Vel` after a `Pitch`, positions moving forward within the
+//! bar, ...) intersected with the musical controls (pitches of the key and range,
+//! no new note past the polyphony limit, no tempo or meter change when fixed, a
+//! bar line to end on). The model only ever chooses among allowed tokens, so the
+//! constraints hold by construction rather than by filtering afterwards.
+
+use crate::generate::GeneratedNote;
+use crate::generate::request::{Checked, Length};
+use crate::repr::Vocabulary;
+use crate::repr::events::{EventsConfig, Token};
+
+/// The vocabulary's tokens, parsed once per model.
+#[derive(Debug)]
+pub struct EventsGrammar {
+    tokens: Vec<Option<Token>>,
+    config: EventsConfig,
+}
+
+impl EventsGrammar {
+    pub fn new(vocabulary: &Vocabulary, config: &EventsConfig) -> EventsGrammar {
+        let tokens = (0..vocabulary.len() as u32)
+            .map(|id| vocabulary.token(id).and_then(|text| text.parse().ok()))
+            .collect();
+        EventsGrammar { tokens, config: config.clone() }
+    }
+
+    pub fn id_of(&self, token: Token) -> Option<i64> {
+        self.tokens.iter().position(|t| *t == Some(token)).map(|id| id as i64)
+    }
+
+    pub fn has(&self, wanted: impl Fn(Token) -> bool) -> bool {
+        self.tokens.iter().flatten().any(|&token| wanted(token))
+    }
+
+    pub fn token(&self, id: i64) -> Option<Token> {
+        usize::try_from(id).ok().and_then(|id| self.tokens.get(id).copied().flatten())
+    }
+
+    /// Grid units per beat.
+    pub fn grid_per_beat(&self) -> f64 {
+        f64::from(self.config.grid_per_beat.max(1))
+    }
+}
+
+/// A note whose duration tokens are still coming.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    pitch: u8,
+    velocity: u8,
+    /// Grid units from the start of the piece.
+    start: u64,
+    duration: u64,
+}
+
+/// Where a piece being generated stands.
+#[derive(Debug)]
+pub struct EventsDecoder {
+    checked: Checked,
+    last: Option<Token>,
+    bars: u32,
+    bar_start: u64,
+    bar_units: u64,
+    meter: (u8, u8),
+    position: Option<u64>,
+    /// Lowest pitch the next note at this position may have (notes ascend within a position).
+    next_pitch_floor: u8,
+    pending: Option<Pending>,
+    /// Ends (grid units) of the notes written so far, for the polyphony limit.
+    ends: Vec<(u64, u64)>,
+    /// Tempo changes (grid units, bpm).
+    tempos: Vec<(u64, f64)>,
+    meters: Vec<(u64, u8, u8)>,
+    notes: u32,
+    tokens: u32,
+    /// The budget is spent: finish the note and, when asked, reach a bar line.
+    closing: bool,
+    done: bool,
+}
+
+/// Longest single note, in beats (a guard against endless duration tokens).
+const MAX_NOTE_BEATS: u64 = 16;
+
+impl EventsDecoder {
+    pub fn new(checked: Checked, grammar: &EventsGrammar) -> EventsDecoder {
+        let meter = checked.time_signature.unwrap_or((4, 4));
+        let tempo = checked.tempo_bpm.unwrap_or(120.0);
+        EventsDecoder {
+            bar_units: bar_units(meter, grammar.config.grid_per_beat),
+            meter,
+            checked,
+            last: None,
+            bars: 0,
+            bar_start: 0,
+            position: None,
+            next_pitch_floor: 0,
+            pending: None,
+            ends: Vec::new(),
+            tempos: vec![(0, tempo)],
+            meters: vec![(0, meter.0, meter.1)],
+            notes: 0,
+            tokens: 0,
+            closing: false,
+            done: false,
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    pub fn tempos(&self) -> &[(u64, f64)] {
+        &self.tempos
+    }
+
+    pub fn meters(&self) -> &[(u64, u8, u8)] {
+        &self.meters
+    }
+
+    /// A 0/−∞ mask over the vocabulary: which ids may come next.
+    pub fn mask(&self, grammar: &EventsGrammar) -> Vec<f32> {
+        let allowed: Vec<bool> =
+            grammar.tokens.iter().map(|token| token.is_some_and(|t| self.allows(t, grammar))).collect();
+        // A dead end (the model's vocabulary cannot continue under these
+        // constraints) falls back to a bar line, or failing that, anything parsable.
+        let any = allowed.iter().any(|&a| a);
+        allowed
+            .iter()
+            .zip(&grammar.tokens)
+            .map(|(&ok, token)| {
+                let ok = ok || (!any && matches!(token, Some(Token::Bar)));
+                if ok { 0.0 } else { f32::NEG_INFINITY }
+            })
+            .collect()
+    }
+
+    fn allows(&self, token: Token, grammar: &EventsGrammar) -> bool {
+        let checked = &self.checked;
+        let longest = MAX_NOTE_BEATS * u64::from(grammar.config.grid_per_beat);
+        if self.closing {
+            // The budget is spent: finish the note being written, then a bar line.
+            return match (self.last, token) {
+                (Some(Token::Pitch(_)), Token::Vel(_)) | (Some(Token::Vel(_)), Token::Dur(_)) => true,
+                (Some(Token::Pitch(_) | Token::Vel(_)), _) => false,
+                (Some(Token::Dur(_)), Token::Dur(_)) => self.pending_units() < longest,
+                (_, token) => token == Token::Bar,
+            };
+        }
+        match (self.last, token) {
+            (None, Token::Bar) => true,
+            (None, _) => false,
+            (Some(Token::Pitch(_)), token) => matches!(token, Token::Vel(_)),
+            (Some(Token::Vel(_)), token) => matches!(token, Token::Dur(_)),
+            (_, Token::Vel(_)) => false,
+            (Some(Token::Bar), Token::TimeSig(n, d)) => {
+                checked.time_signature.is_none_or(|fixed| fixed == (n, d) && self.bars == 1)
+            }
+            (_, Token::TimeSig(..)) => false,
+            (Some(Token::Dur(_)), Token::Dur(_)) => self.pending_units() < longest,
+            (_, Token::Dur(_)) => false,
+            (_, Token::Bar) => !matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_))),
+            (_, Token::Pos(p)) => {
+                let p = u64::from(p);
+                p < self.bar_units
+                    && self.position.is_none_or(|at| p > at - self.bar_start)
+                    && !matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_)))
+            }
+            (_, Token::Tempo(_)) => checked.tempo_bpm.is_none() && matches!(self.last, Some(Token::Pos(_))),
+            (_, Token::Prog(p)) => {
+                p == checked.program
+                    && matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Dur(_)))
+            }
+            (_, Token::Pitch(p)) => {
+                self.position.is_some()
+                    && matches!(
+                        self.last,
+                        Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_) | Token::Dur(_))
+                    )
+                    && p >= self.next_pitch_floor
+                    && checked.pitches.get(usize::from(p)).copied().unwrap_or(false)
+                    && checked.max_polyphony.is_none_or(|max| self.sounding() < usize::from(max))
+            }
+        }
+    }
+
+    fn pending_units(&self) -> u64 {
+        self.pending.map_or(0, |note| note.duration)
+    }
+
+    /// Notes sounding at the current position (the one being written included).
+    fn sounding(&self) -> usize {
+        let Some(at) = self.position else { return 0 };
+        let finished = self.ends.iter().filter(|&&(start, end)| start <= at && at < end).count();
+        finished + usize::from(self.pending.is_some_and(|note| note.start == at))
+    }
+
+    /// Takes the chosen token; returns the note it completed, if any.
+    pub fn accept(&mut self, token: Token, grammar: &EventsGrammar) -> Option<GeneratedNote> {
+        self.tokens += 1;
+        let completed =
+            if matches!(token, Token::Vel(_) | Token::Dur(_)) { None } else { self.finish_note(grammar) };
+        self.last = Some(token);
+        match token {
+            Token::Bar => {
+                if self.bars > 0 {
+                    self.bar_start += self.bar_units;
+                }
+                self.bars += 1;
+                self.position = None;
+            }
+            Token::TimeSig(n, d) => {
+                self.meter = (n, d);
+                self.bar_units = bar_units(self.meter, grammar.config.grid_per_beat);
+                self.meters.retain(|&(at, ..)| at != self.bar_start);
+                self.meters.push((self.bar_start, n, d));
+            }
+            Token::Pos(p) => {
+                self.position = Some(self.bar_start + u64::from(p));
+                self.next_pitch_floor = 0;
+            }
+            Token::Tempo(bpm) => {
+                if let Some(at) = self.position {
+                    self.tempos.retain(|&(t, _)| t != at);
+                    self.tempos.push((at, f64::from(bpm)));
+                }
+            }
+            Token::Prog(_) => self.next_pitch_floor = 0,
+            Token::Pitch(pitch) => {
+                if let Some(start) = self.position {
+                    self.pending = Some(Pending { pitch, velocity: 64, start, duration: 0 });
+                    self.next_pitch_floor = pitch.saturating_add(1);
+                }
+            }
+            Token::Vel(velocity) => {
+                if let Some(note) = &mut self.pending {
+                    note.velocity = velocity.clamp(1, 127);
+                }
+            }
+            Token::Dur(units) => {
+                if let Some(note) = &mut self.pending {
+                    if note.duration == 0 {
+                        self.notes += 1;
+                    }
+                    note.duration += u64::from(units);
+                }
+            }
+        }
+        self.closing = self.closing || self.budget_spent(grammar);
+        if self.closing {
+            self.done = if self.checked.end_on_bar {
+                token == Token::Bar
+            } else {
+                !matches!(token, Token::Pitch(_) | Token::Vel(_))
+            };
+        }
+        completed
+    }
+
+    /// The piece's notes as kept: when it ends on a bar line, notes that would ring
+    /// past that line are cut there (streamed notes went out as sampled).
+    pub fn closed(&self, mut notes: Vec<GeneratedNote>, grammar: &EventsGrammar) -> Vec<GeneratedNote> {
+        if !(self.done && self.checked.end_on_bar) {
+            return notes;
+        }
+        let per_beat = grammar.grid_per_beat();
+        let end = self.bar_start;
+        for note in &mut notes {
+            let start = (note.start_beat * per_beat).round() as u64;
+            if start + (note.duration_beats * per_beat).round() as u64 > end && start < end {
+                note.duration_beats = (end - start) as f64 / per_beat;
+                note.duration_seconds = seconds_at(&self.tempos, end, per_beat) - note.start_seconds;
+            }
+        }
+        notes
+    }
+
+    /// Ends the piece where it stands; returns the note being written, if any.
+    pub fn finish(&mut self, grammar: &EventsGrammar) -> Option<GeneratedNote> {
+        self.done = true;
+        self.finish_note(grammar)
+    }
+
+    fn budget_spent(&self, grammar: &EventsGrammar) -> bool {
+        match self.checked.length {
+            Length::Notes(n) => self.notes >= n,
+            Length::Tokens(n) => self.tokens >= n,
+            // Spent when the bar after the last one asked for has begun.
+            Length::Bars(n) => self.bars > n,
+            Length::Seconds(s) => {
+                let at = self.position.unwrap_or(self.bar_start);
+                seconds_at(&self.tempos, at, grammar.grid_per_beat()) >= s
+            }
+        }
+    }
+
+    fn finish_note(&mut self, grammar: &EventsGrammar) -> Option<GeneratedNote> {
+        let note = self.pending.take().filter(|note| note.duration > 0)?;
+        let end = note.start + note.duration;
+        self.ends.push((note.start, end));
+        let per_beat = grammar.grid_per_beat();
+        let start_seconds = seconds_at(&self.tempos, note.start, per_beat);
+        Some(GeneratedNote {
+            pitch: note.pitch,
+            velocity: note.velocity,
+            program: self.checked.program,
+            start_beat: note.start as f64 / per_beat,
+            duration_beats: (end - note.start) as f64 / per_beat,
+            start_seconds,
+            duration_seconds: seconds_at(&self.tempos, end, per_beat) - start_seconds,
+        })
+    }
+}
+
+fn bar_units((numerator, denominator): (u8, u8), grid_per_beat: u16) -> u64 {
+    let units = u64::from(numerator) * u64::from(grid_per_beat) * 4;
+    if denominator == 0 || units % u64::from(denominator) != 0 {
+        return 4 * u64::from(grid_per_beat);
+    }
+    (units / u64::from(denominator)).max(1)
+}
+
+/// Seconds at grid position `at` under the tempo changes (sorted by position).
+pub fn seconds_at(tempos: &[(u64, f64)], at: u64, units_per_beat: f64) -> f64 {
+    let mut seconds = 0.0;
+    let mut sorted: Vec<(u64, f64)> = tempos.to_vec();
+    sorted.sort_by_key(|&(t, _)| t);
+    for (index, &(from, bpm)) in sorted.iter().enumerate() {
+        if from >= at {
+            break;
+        }
+        let to = sorted.get(index + 1).map_or(at, |&(next, _)| next.min(at));
+        seconds += (to - from) as f64 / units_per_beat * 60.0 / bpm;
+    }
+    seconds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::request::GenerateRequest;
+
+    fn grammar() -> EventsGrammar {
+        let tokens = [
+            "Bar",
+            "Dur_12",
+            "Dur_24",
+            "Pitch_60",
+            "Pitch_62",
+            "Pitch_64",
+            "Pos_0",
+            "Pos_12",
+            "Pos_24",
+            "Pos_36",
+            "Pos_48",
+            "Pos_72",
+            "Tempo_96",
+            "TimeSig_3/4",
+            "TimeSig_4/4",
+            "Vel_90",
+        ];
+        let vocabulary = Vocabulary::from(tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>());
+        EventsGrammar::new(&vocabulary, &EventsConfig::default())
+    }
+
+    /// Runs the decoder choosing, at every step, the allowed token `choose` picks.
+    fn run(
+        request: serde_json::Value,
+        choose: impl Fn(&[Token]) -> Token,
+    ) -> (Vec<Token>, Vec<GeneratedNote>) {
+        let grammar = grammar();
+        let checked = serde_json::from_value::<GenerateRequest>(request).unwrap().check(1).unwrap();
+        let mut decoder = EventsDecoder::new(checked, &grammar);
+        let (mut tokens, mut notes) = (vec![Token::Bar], Vec::new());
+        notes.extend(decoder.accept(Token::Bar, &grammar));
+        while !decoder.done() && tokens.len() < 500 {
+            let mask = decoder.mask(&grammar);
+            let allowed: Vec<Token> =
+                (0..mask.len()).filter(|&i| mask[i] == 0.0).filter_map(|i| grammar.token(i as i64)).collect();
+            let token = choose(&allowed);
+            tokens.push(token);
+            notes.extend(decoder.accept(token, &grammar));
+        }
+        notes.extend(decoder.finish(&grammar));
+        (tokens, decoder.closed(notes, &grammar))
+    }
+
+    /// A chooser that picks uniformly among the allowed tokens, seeded.
+    fn random(seed: u64) -> impl Fn(&[Token]) -> Token {
+        let rng = std::cell::RefCell::new(crate::model::sampling::Rng::new(seed));
+        move |allowed| allowed[(rng.borrow_mut().next_u64() % allowed.len() as u64) as usize]
+    }
+
+    #[test]
+    fn the_grammar_holds_whatever_the_model_picks() {
+        for seed in 0..20 {
+            let (tokens, notes) = run(serde_json::json!({"length": {"notes": 12}}), random(seed));
+            for pair in tokens.windows(2) {
+                match pair[0] {
+                    Token::Pitch(_) => assert!(matches!(pair[1], Token::Vel(_)), "{tokens:?}"),
+                    Token::Vel(_) => assert!(matches!(pair[1], Token::Dur(_)), "{tokens:?}"),
+                    _ => {}
+                }
+                if let (Token::Pos(a), Token::Pos(b)) = (pair[0], pair[1]) {
+                    panic!("two positions in a row: {a} {b}");
+                }
+            }
+            assert_eq!(notes.len(), 12, "{tokens:?}");
+            assert_eq!(tokens.last(), Some(&Token::Bar), "ends on a bar line");
+            let bars = tokens.iter().filter(|t| **t == Token::Bar).count() as f64;
+            let end = (bars - 1.0) * 4.0;
+            assert!(
+                notes.iter().all(|n| n.start_beat + n.duration_beats <= end + 1e-9),
+                "no note rings past the end"
+            );
+        }
+    }
+
+    #[test]
+    fn key_range_polyphony_tempo_and_meter_are_obeyed() {
+        let request = serde_json::json!({"length": {"notes": 20}, "key": "D", "scale": "major",
+            "pitch_range": [61, 64], "max_polyphony": 1, "tempo_bpm": 60, "time_signature": [3, 4]});
+        for seed in 0..20 {
+            let (tokens, notes) = run(request.clone(), random(seed));
+            // D major within 61..=64: C#4 and D4 and E4 (61, 62, 64); the grammar's
+            // vocabulary holds 60, 62 and 64.
+            assert!(notes.iter().all(|n| [62, 64].contains(&n.pitch)), "{notes:?}");
+            assert!(!tokens.iter().any(|t| matches!(t, Token::Tempo(_))));
+            assert!(!tokens.contains(&Token::TimeSig(4, 4)));
+            assert!(tokens.iter().all(|t| !matches!(t, Token::Pos(p) if *p >= 72)), "3/4 bars are 72 units");
+            for (a, b) in notes.iter().zip(notes.iter().skip(1)) {
+                assert!(
+                    a.start_beat + a.duration_beats <= b.start_beat + 1e-9,
+                    "one note at a time: {a:?} {b:?}"
+                );
+            }
+            // At 60 bpm a beat is a second.
+            assert!(notes.iter().all(|n| (n.start_seconds - n.start_beat).abs() < 1e-9));
+        }
+    }
+
+    #[test]
+    fn bars_seconds_and_tokens_budgets_stop_where_asked() {
+        let (tokens, notes) = run(serde_json::json!({"length": {"bars": 2}}), random(1));
+        assert_eq!(tokens.iter().filter(|t| **t == Token::Bar).count(), 3, "two bars and the closing line");
+        assert!(notes.iter().all(|n| n.start_beat + n.duration_beats <= 8.0 + 1e-9));
+        let (_, notes) = run(serde_json::json!({"length": {"seconds": 3.0}, "tempo_bpm": 120}), random(2));
+        let end = notes.iter().map(|n| n.start_seconds + n.duration_seconds).fold(0.0, f64::max);
+        assert!((3.0..=5.0).contains(&end) || notes.iter().any(|n| n.start_seconds >= 3.0 - 1e-9), "{end}");
+        let (tokens, _) = run(serde_json::json!({"length": {"tokens": 30}, "end_on_bar": false}), random(3));
+        assert!((30..=33).contains(&tokens.len()), "stops once the note is whole: {}", tokens.len());
+        assert!(!matches!(tokens.last(), Some(Token::Pitch(_) | Token::Vel(_))), "no note left half-written");
+    }
+}

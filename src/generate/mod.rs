@@ -1,0 +1,168 @@
+//! Generation: the request, the constrained decoders, the device engine that steps
+//! every live session of a model together, and the compositions it produces.
+
+pub mod compose;
+pub mod engine;
+pub mod events;
+pub mod offline;
+pub mod request;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::midi::{Note, Part, Score, TempoChange, TimeSignature};
+use crate::repr::DECODED_TICKS_PER_BEAT;
+
+/// One generated note, in beats and in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GeneratedNote {
+    /// MIDI pitch.
+    pub pitch: u8,
+    pub velocity: u8,
+    /// General MIDI program of its part.
+    pub program: u8,
+    pub start_beat: f64,
+    pub duration_beats: f64,
+    pub start_seconds: f64,
+    pub duration_seconds: f64,
+}
+
+/// What a finished session produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub notes: Vec<GeneratedNote>,
+    /// (beat, bpm); at least one, at beat 0.
+    pub tempos: Vec<(f64, f64)>,
+    /// (beat, numerator, denominator).
+    pub meters: Vec<(f64, u8, u8)>,
+    /// Model steps taken.
+    pub tokens: u32,
+    /// Most sessions stepped together while this one ran.
+    pub peak_batch: usize,
+}
+
+impl Piece {
+    /// The piece as a score (480 ticks per beat), one part per program.
+    pub fn score(&self) -> Score {
+        let ticks = |beats: f64| (beats * f64::from(DECODED_TICKS_PER_BEAT)).round() as u64;
+        let mut programs: Vec<u8> = self.notes.iter().map(|note| note.program).collect();
+        programs.sort_unstable();
+        programs.dedup();
+        let channels = (0u8..16).filter(|&channel| channel != 9);
+        let parts = programs
+            .into_iter()
+            .zip(channels)
+            .map(|(program, channel)| {
+                let mut notes: Vec<Note> = self
+                    .notes
+                    .iter()
+                    .filter(|note| note.program == program)
+                    .map(|note| Note {
+                        pitch: note.pitch,
+                        velocity: note.velocity.clamp(1, 127),
+                        start: ticks(note.start_beat),
+                        duration: ticks(note.duration_beats).max(1),
+                    })
+                    .collect();
+                notes.sort_by_key(|note| (note.start, note.pitch));
+                Part::new(channel, program, notes)
+            })
+            .collect();
+        let mut score = Score::of_parts(DECODED_TICKS_PER_BEAT, parts);
+        score.tempos = self
+            .tempos
+            .iter()
+            .map(|&(beat, bpm)| TempoChange {
+                tick: ticks(beat),
+                micros_per_beat: (60_000_000.0 / bpm).round() as u32,
+            })
+            .collect();
+        score.time_signatures = self
+            .meters
+            .iter()
+            .map(|&(beat, numerator, denominator)| TimeSignature {
+                tick: ticks(beat),
+                numerator,
+                denominator,
+            })
+            .collect();
+        score
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.notes.iter().map(|note| note.start_seconds + note.duration_seconds).fold(0.0, f64::max)
+    }
+}
+
+/// Every note of a score, in beats and seconds, ordered by onset then pitch.
+pub fn notes_of(score: &Score) -> Vec<GeneratedNote> {
+    let map = score.tempo_map();
+    let mut notes: Vec<GeneratedNote> = score
+        .parts
+        .iter()
+        .filter(|part| !part.is_drum)
+        .flat_map(|part| part.notes.iter().map(move |note| (part.program, note)))
+        .map(|(program, note)| {
+            let start_seconds = map.seconds(note.start);
+            GeneratedNote {
+                pitch: note.pitch,
+                velocity: note.velocity,
+                program,
+                start_beat: score.beats(note.start),
+                duration_beats: score.beats(note.duration),
+                start_seconds,
+                duration_seconds: map.seconds(note.end()) - start_seconds,
+            }
+        })
+        .collect();
+    notes.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
+    notes
+}
+
+/// A piece from a score made without the events decoder (offline families).
+pub fn piece_of(score: &Score, tokens: u32) -> Piece {
+    let beat = |tick: u64| score.beats(tick);
+    let mut tempos: Vec<(f64, f64)> = score.tempos.iter().map(|t| (beat(t.tick), t.bpm())).collect();
+    if tempos.first().is_none_or(|&(at, _)| at > 0.0) {
+        tempos.insert(0, (0.0, 120.0));
+    }
+    Piece {
+        notes: notes_of(score),
+        tempos,
+        meters: score.time_signatures.iter().map(|m| (beat(m.tick), m.numerator, m.denominator)).collect(),
+        tokens,
+        peak_batch: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_piece_becomes_a_score_and_back() {
+        let note = |pitch, start_beat, duration_beats, program| GeneratedNote {
+            pitch,
+            velocity: 80,
+            program,
+            start_beat,
+            duration_beats,
+            start_seconds: start_beat * 0.5,
+            duration_seconds: duration_beats * 0.5,
+        };
+        let piece = Piece {
+            notes: vec![note(60, 0.0, 1.0, 0), note(64, 0.5, 0.25, 0), note(43, 1.0, 2.0, 32)],
+            tempos: vec![(0.0, 120.0)],
+            meters: vec![(0.0, 3, 4)],
+            tokens: 12,
+            peak_batch: 1,
+        };
+        let score = piece.score();
+        assert_eq!(score.parts.len(), 2, "one part per program");
+        assert_eq!(score.time_signatures[0].numerator, 3);
+        assert_eq!(notes_of(&score), piece.notes);
+        let read = crate::midi::read(&crate::midi::write(&score)).unwrap();
+        assert_eq!(notes_of(&read), piece.notes);
+        assert_eq!(piece.seconds(), 1.5);
+    }
+}

@@ -1,0 +1,400 @@
+//! The generation request (shared by `POST /v1/generate` and the WebSocket stream),
+//! its limits, and its validation into [`Checked`] settings.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::model::sampling::Sampling;
+
+/// Most notes one request may ask for.
+pub const MAX_NOTES: u32 = 2_000;
+/// Most tokens (model steps) one request may ask for.
+pub const MAX_TOKENS: u32 = 10_000;
+/// Most bars one request may ask for.
+pub const MAX_BARS: u32 = 256;
+/// Most seconds of music one request may ask for.
+pub const MAX_SECONDS: f64 = 600.0;
+/// Most notes of an explicit primer.
+pub const MAX_PRIMER_NOTES: usize = 2_000;
+/// Largest primer MIDI file (decoded), in bytes.
+pub const MAX_PRIMER_MIDI_BYTES: usize = 1024 * 1024;
+/// Most primer tokens fed to the model; a longer primer keeps its last ones.
+pub const MAX_PRIMER_TOKENS: usize = 2_048;
+
+/// Ask a model for music.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"model": "default", "length": {"notes": 128}, "temperature": 0.9, "top_p": 0.95,
+    "seed": 7, "key": "D", "scale": "minor", "pitch_range": [48, 84], "tempo_bpm": 96, "time_signature": [3, 4],
+    "program": 0, "pacing": "realtime"}))]
+pub struct GenerateRequest {
+    /// A model id; the default model when omitted.
+    pub model: Option<String>,
+    /// What the model continues from; nothing when omitted.
+    pub primer: Option<Primer>,
+    /// How much music; default `{"notes": 128}`.
+    pub length: Option<Length>,
+    /// Above 0, at most 5; default 1.
+    pub temperature: Option<f64>,
+    /// Keep only the k likeliest tokens (1 to 1000); all when omitted.
+    pub top_k: Option<i64>,
+    /// Nucleus: keep the likeliest tokens whose probability reaches p (above 0, at most 1).
+    pub top_p: Option<f64>,
+    /// Same model, seed and request give the same notes. Random when omitted; the
+    /// answer always says which was used.
+    pub seed: Option<u64>,
+    /// Always take the likeliest token (the tutorials' arg-max); overrides the sampling settings.
+    pub greedy: Option<bool>,
+    /// Tonic of the scale: `C`, `C#`, `Db`, ..., `B`. Needs `scale` (default `major`).
+    #[schema(example = "D")]
+    pub key: Option<String>,
+    /// Only notes of this scale on `key`.
+    pub scale: Option<Scale>,
+    /// Lowest and highest MIDI pitch, inclusive (0 to 127).
+    pub pitch_range: Option<[u8; 2]>,
+    /// Most notes sounding at once (1 to 16).
+    pub max_polyphony: Option<u8>,
+    /// Tempo in beats per minute (20 to 300); the model's own when omitted.
+    pub tempo_bpm: Option<f64>,
+    /// `[numerator, denominator]`, e.g. `[3, 4]`; the model's own when omitted.
+    pub time_signature: Option<[u8; 2]>,
+    /// General MIDI program (instrument) 0 to 127; default 0, acoustic grand piano.
+    pub program: Option<u8>,
+    /// Stop at a bar line rather than mid-bar (default true for `events` models).
+    pub end_on_bar: Option<bool>,
+    /// WebSocket only: `fast` sends notes as computed; `realtime` when they would sound.
+    pub pacing: Option<Pacing>,
+}
+
+/// How much music: exactly one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Length {
+    /// Notes (1 to 2000).
+    Notes(u32),
+    /// Model steps (1 to 10000).
+    Tokens(u32),
+    /// Bars (1 to 256; `events` models).
+    Bars(u32),
+    /// Seconds of music (above 0, at most 600; `events` models).
+    Seconds(f64),
+}
+
+/// What the model continues from: exactly one of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Primer {
+    /// Explicit notes (at most 2000).
+    Notes(Vec<PrimerNote>),
+    /// A MIDI file, base64 (at most 1 MiB decoded).
+    MidiBase64(String),
+    /// Continue an earlier composition.
+    CompositionId(String),
+    /// `true`: a random window of the model's training corpus, as the tutorials did
+    /// (the corpus must be a dataset on this server).
+    Corpus(bool),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrimerNote {
+    /// MIDI pitch 0 to 127.
+    pub pitch: u8,
+    /// Onset in beats from the start (0 or more).
+    pub start_beat: f64,
+    /// Length in beats (above 0, at most 64).
+    pub duration_beats: f64,
+    /// 1 to 127; default 80.
+    pub velocity: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scale {
+    Major,
+    /// Natural minor.
+    Minor,
+    HarmonicMinor,
+    Dorian,
+    Mixolydian,
+    PentatonicMajor,
+    PentatonicMinor,
+    Chromatic,
+}
+
+impl Scale {
+    /// Semitones above the tonic.
+    fn steps(self) -> &'static [u8] {
+        match self {
+            Scale::Major => &[0, 2, 4, 5, 7, 9, 11],
+            Scale::Minor => &[0, 2, 3, 5, 7, 8, 10],
+            Scale::HarmonicMinor => &[0, 2, 3, 5, 7, 8, 11],
+            Scale::Dorian => &[0, 2, 3, 5, 7, 9, 10],
+            Scale::Mixolydian => &[0, 2, 4, 5, 7, 9, 10],
+            Scale::PentatonicMajor => &[0, 2, 4, 7, 9],
+            Scale::PentatonicMinor => &[0, 3, 5, 7, 10],
+            Scale::Chromatic => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    #[default]
+    Fast,
+    Realtime,
+}
+
+/// A request that passed validation, with every default filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub length: Length,
+    pub sampling: Sampling,
+    pub seed: u64,
+    /// 128 flags: may this pitch sound.
+    pub pitches: [bool; 128],
+    pub max_polyphony: Option<u8>,
+    pub tempo_bpm: Option<f64>,
+    pub time_signature: Option<(u8, u8)>,
+    pub program: u8,
+    pub end_on_bar: bool,
+    pub pacing: Pacing,
+    /// Which constraints were asked for, by field name, so that a model that cannot
+    /// honour one is refused naming it.
+    pub constrained: Vec<&'static str>,
+}
+
+/// A field at fault and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+    Invalid { field: field.to_owned(), message: message.into() }
+}
+
+impl GenerateRequest {
+    /// Checks every field against its limit; `fresh_seed` is used when none is given.
+    pub fn check(&self, fresh_seed: u64) -> Result<Checked, Invalid> {
+        let length = self.length.unwrap_or(Length::Notes(128));
+        match length {
+            Length::Notes(n) if !(1..=MAX_NOTES).contains(&n) => {
+                return Err(invalid("length.notes", format!("must be 1 to {MAX_NOTES}")));
+            }
+            Length::Tokens(n) if !(1..=MAX_TOKENS).contains(&n) => {
+                return Err(invalid("length.tokens", format!("must be 1 to {MAX_TOKENS}")));
+            }
+            Length::Bars(n) if !(1..=MAX_BARS).contains(&n) => {
+                return Err(invalid("length.bars", format!("must be 1 to {MAX_BARS}")));
+            }
+            Length::Seconds(s) if !(s > 0.0 && s <= MAX_SECONDS) => {
+                return Err(invalid("length.seconds", format!("must be above 0 and at most {MAX_SECONDS}")));
+            }
+            _ => {}
+        }
+        let temperature = self.temperature.unwrap_or(1.0);
+        if !(temperature > 0.0 && temperature <= 5.0) {
+            return Err(invalid("temperature", "must be above 0 and at most 5"));
+        }
+        let top_k = self.top_k.unwrap_or(0);
+        if self.top_k.is_some() && !(1..=1000).contains(&top_k) {
+            return Err(invalid("top_k", "must be 1 to 1000"));
+        }
+        let top_p = self.top_p.unwrap_or(1.0);
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(invalid("top_p", "must be above 0 and at most 1"));
+        }
+        let mut constrained = Vec::new();
+        let mut pitches = [true; 128];
+        if let Some([low, high]) = self.pitch_range {
+            if low > high || high > 127 {
+                return Err(invalid("pitch_range", "must be [low, high] with 0 ≤ low ≤ high ≤ 127"));
+            }
+            for (pitch, allowed) in pitches.iter_mut().enumerate() {
+                *allowed &= (usize::from(low)..=usize::from(high)).contains(&pitch);
+            }
+            constrained.push("pitch_range");
+        }
+        match (&self.key, self.scale) {
+            (None, Some(_)) => return Err(invalid("key", "`scale` needs a `key` (its tonic), e.g. \"D\"")),
+            (Some(key), scale) => {
+                let tonic = parse_key(key)
+                    .ok_or_else(|| invalid("key", "must be a note name: C, C#, Db, D, ..., B"))?;
+                let steps = scale.unwrap_or(Scale::Major).steps();
+                for (pitch, allowed) in pitches.iter_mut().enumerate() {
+                    *allowed &= steps.contains(&(((pitch as u8 + 12) - tonic) % 12));
+                }
+                constrained.push("key");
+            }
+            (None, None) => {}
+        }
+        if !pitches.iter().any(|&allowed| allowed) {
+            return Err(invalid("pitch_range", "no pitch of the key and scale lies in this range"));
+        }
+        if let Some(max) = self.max_polyphony {
+            if !(1..=16).contains(&max) {
+                return Err(invalid("max_polyphony", "must be 1 to 16"));
+            }
+            constrained.push("max_polyphony");
+        }
+        if let Some(bpm) = self.tempo_bpm
+            && !(20.0..=300.0).contains(&bpm)
+        {
+            return Err(invalid("tempo_bpm", "must be 20 to 300"));
+        }
+        if let Some([numerator, denominator]) = self.time_signature {
+            if !(1..=32).contains(&numerator) || ![1, 2, 4, 8, 16].contains(&denominator) {
+                return Err(invalid(
+                    "time_signature",
+                    "must be [numerator 1 to 32, denominator 1, 2, 4, 8 or 16]",
+                ));
+            }
+            constrained.push("time_signature");
+        }
+        let program = self.program.unwrap_or(0);
+        if program > 127 {
+            return Err(invalid("program", "must be 0 to 127"));
+        }
+        if let Some(primer) = &self.primer {
+            check_primer(primer)?;
+        }
+        if self.end_on_bar == Some(true) {
+            constrained.push("end_on_bar");
+        }
+        let greedy = self.greedy.unwrap_or(false);
+        Ok(Checked {
+            length,
+            sampling: Sampling { temperature, top_k, top_p, greedy },
+            seed: self.seed.unwrap_or(fresh_seed),
+            pitches,
+            max_polyphony: self.max_polyphony,
+            tempo_bpm: self.tempo_bpm,
+            time_signature: self.time_signature.map(|[n, d]| (n, d)),
+            program,
+            end_on_bar: self.end_on_bar.unwrap_or(true),
+            pacing: self.pacing.unwrap_or_default(),
+            constrained,
+        })
+    }
+}
+
+fn check_primer(primer: &Primer) -> Result<(), Invalid> {
+    match primer {
+        Primer::Notes(notes) => {
+            if notes.is_empty() || notes.len() > MAX_PRIMER_NOTES {
+                return Err(invalid("primer.notes", format!("must hold 1 to {MAX_PRIMER_NOTES} notes")));
+            }
+            for (index, note) in notes.iter().enumerate() {
+                let field = |name: &str| format!("primer.notes[{index}].{name}");
+                if note.pitch > 127 {
+                    return Err(Invalid { field: field("pitch"), message: "must be 0 to 127".into() });
+                }
+                if !(note.start_beat >= 0.0 && note.start_beat <= 10_000.0) {
+                    return Err(Invalid { field: field("start_beat"), message: "must be 0 to 10000".into() });
+                }
+                if !(note.duration_beats > 0.0 && note.duration_beats <= 64.0) {
+                    return Err(Invalid {
+                        field: field("duration_beats"),
+                        message: "must be above 0 and at most 64".into(),
+                    });
+                }
+                if note.velocity.is_some_and(|v| !(1..=127).contains(&v)) {
+                    return Err(Invalid { field: field("velocity"), message: "must be 1 to 127".into() });
+                }
+            }
+            Ok(())
+        }
+        // Base64 is 4/3 of the bytes it holds.
+        Primer::MidiBase64(text) if text.len() > MAX_PRIMER_MIDI_BYTES / 3 * 4 + 4 => {
+            Err(invalid("primer.midi_base64", "must decode to at most 1 MiB"))
+        }
+        Primer::Corpus(false) => Err(invalid("primer.corpus", "must be true (or leave the primer out)")),
+        _ => Ok(()),
+    }
+}
+
+/// `C`, `C#`, `Db`, ... → pitch class.
+fn parse_key(key: &str) -> Option<u8> {
+    let mut chars = key.trim().chars();
+    let base: i16 = match chars.next()?.to_ascii_uppercase() {
+        'C' => 0,
+        'D' => 2,
+        'E' => 4,
+        'F' => 5,
+        'G' => 7,
+        'A' => 9,
+        'B' => 11,
+        _ => return None,
+    };
+    let shift: i16 = match chars.as_str() {
+        "" => 0,
+        "#" | "♯" => 1,
+        "b" | "♭" => -1,
+        _ => return None,
+    };
+    Some((base + shift).rem_euclid(12) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(json: serde_json::Value) -> Result<Checked, Invalid> {
+        serde_json::from_value::<GenerateRequest>(json).unwrap().check(42)
+    }
+
+    fn field(json: serde_json::Value) -> String {
+        check(json).unwrap_err().field
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let checked = check(serde_json::json!({})).unwrap();
+        assert_eq!(checked.length, Length::Notes(128));
+        assert_eq!(checked.seed, 42);
+        assert!(checked.pitches.iter().all(|&allowed| allowed));
+        assert!(checked.constrained.is_empty());
+    }
+
+    #[test]
+    fn key_and_scale_keep_their_notes_in_range() {
+        let checked =
+            check(serde_json::json!({"key": "D", "scale": "minor", "pitch_range": [60, 72]})).unwrap();
+        let allowed: Vec<usize> = (0..128).filter(|&p| checked.pitches[p]).collect();
+        // D minor: D E F G A Bb C.
+        assert_eq!(allowed, [60, 62, 64, 65, 67, 69, 70, 72]);
+        assert_eq!(parse_key("Bb"), Some(10));
+        assert_eq!(parse_key("F#"), Some(6));
+        assert_eq!(parse_key("H"), None);
+    }
+
+    #[test]
+    fn every_limit_names_its_field() {
+        use serde_json::json;
+        assert_eq!(field(json!({"length": {"notes": 0}})), "length.notes");
+        assert_eq!(field(json!({"length": {"notes": 2001}})), "length.notes");
+        assert_eq!(field(json!({"length": {"tokens": 10001}})), "length.tokens");
+        assert_eq!(field(json!({"length": {"bars": 257}})), "length.bars");
+        assert_eq!(field(json!({"length": {"seconds": 601.0}})), "length.seconds");
+        assert_eq!(field(json!({"temperature": 0.0})), "temperature");
+        assert_eq!(field(json!({"top_k": 0})), "top_k");
+        assert_eq!(field(json!({"top_p": 1.5})), "top_p");
+        assert_eq!(field(json!({"scale": "major"})), "key");
+        assert_eq!(field(json!({"key": "H"})), "key");
+        assert_eq!(field(json!({"pitch_range": [80, 60]})), "pitch_range");
+        assert_eq!(field(json!({"key": "C", "scale": "major", "pitch_range": [61, 61]})), "pitch_range");
+        assert_eq!(field(json!({"max_polyphony": 0})), "max_polyphony");
+        assert_eq!(field(json!({"tempo_bpm": 10})), "tempo_bpm");
+        assert_eq!(field(json!({"time_signature": [3, 5]})), "time_signature");
+        assert_eq!(field(json!({"program": 128})), "program");
+        assert_eq!(field(json!({"primer": {"notes": []}})), "primer.notes");
+        let bad_note = json!({"primer": {"notes": [{"pitch": 60, "start_beat": 0, "duration_beats": 0}]}});
+        assert_eq!(field(bad_note), "primer.notes[0].duration_beats");
+        assert_eq!(field(json!({"primer": {"corpus": false}})), "primer.corpus");
+        let huge = "A".repeat(MAX_PRIMER_MIDI_BYTES / 3 * 4 + 8);
+        assert_eq!(field(json!({"primer": {"midi_base64": huge}})), "primer.midi_base64");
+    }
+}

@@ -1,0 +1,71 @@
+//! Composition rows. The MIDI blob is written before the row, so a row always
+//! points at a file.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, now_ms};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompositionRow {
+    pub id: String,
+    pub model_id: String,
+    pub seed: String,
+    pub request: String,
+    pub notes: String,
+    pub stats: String,
+    pub midi_sha256: String,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, model_id, seed, request, notes, stats, midi_sha256, created_at";
+
+impl CompositionRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<CompositionRow> {
+        Ok(CompositionRow {
+            id: row.try_get("id")?,
+            model_id: row.try_get("model_id")?,
+            seed: row.try_get("seed")?,
+            request: row.try_get("request")?,
+            notes: row.try_get("notes")?,
+            stats: row.try_get("stats")?,
+            midi_sha256: row.try_get("midi_sha256")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts the row; `created_at` is set here.
+    pub async fn insert_composition(&self, row: CompositionRow) -> anyhow::Result<CompositionRow> {
+        let row = CompositionRow { created_at: now_ms(), ..row };
+        sqlx::query(
+            "INSERT INTO compositions (id, model_id, seed, request, notes, stats, midi_sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&row.id)
+        .bind(&row.model_id)
+        .bind(&row.seed)
+        .bind(&row.request)
+        .bind(&row.notes)
+        .bind(&row.stats)
+        .bind(&row.midi_sha256)
+        .bind(row.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    pub async fn composition(&self, id: &str) -> anyhow::Result<Option<CompositionRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM compositions WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(CompositionRow::from_row).transpose()?)
+    }
+
+    /// Newest first, at most `limit`.
+    pub async fn compositions(&self, limit: i64) -> anyhow::Result<Vec<CompositionRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM compositions ORDER BY created_at DESC, id LIMIT $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(CompositionRow::from_row).collect::<sqlx::Result<_>>()?)
+    }
+}

@@ -1,0 +1,303 @@
+//! Generation with the bundled models: REST, MIDI downloads, the WebSocket stream,
+//! constraints, determinism under batching, admission control.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Options, TestApp, error_body, spawn_app};
+
+async fn bundled(max_sessions_per_worker: usize) -> TestApp {
+    spawn_app(Options { bundled_models: true, max_sessions_per_worker, ..Options::default() }).await
+}
+
+async fn generate(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.client.post(app.url("/v1/generate")).json(body).send().await.unwrap()
+}
+
+async fn composed(app: &TestApp, body: &Value) -> Value {
+    let response = generate(app, body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+fn pitches_and_onsets(notes: &Value) -> Vec<(u64, String)> {
+    notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["pitch"].as_u64().unwrap(), format!("{:.4}", n["start_beat"].as_f64().unwrap())))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_composition_downloads_as_a_midi_file_with_the_same_notes() {
+    let app = bundled(64).await;
+    let response = generate(&app, &json!({"length": {"notes": 64}, "seed": 11})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let piece: Value = response.json().await.unwrap();
+    assert_eq!(piece["model"], "default");
+    assert_eq!(piece["seed"], 11);
+    assert_eq!(piece["notes"].as_array().unwrap().len(), 64);
+    assert_eq!(piece["stats"]["notes"], 64);
+    assert_eq!(location, format!("/v1/compositions/{}", piece["composition_id"].as_str().unwrap()));
+
+    let download = app.get(piece["midi_url"].as_str().unwrap()).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(download.headers()["content-type"], "audio/midi");
+    let score = fugue::midi::read(&download.bytes().await.unwrap()).expect("fugue reads its own MIDI");
+    let read = serde_json::to_value(fugue::generate::notes_of(&score)).unwrap();
+    assert_eq!(pitches_and_onsets(&read), pitches_and_onsets(&piece["notes"]));
+
+    let stored: Value = app.get(&location).await.json().await.unwrap();
+    assert_eq!(stored, piece);
+    let listed: Value = app.get("/v1/compositions").await.json().await.unwrap();
+    assert_eq!(listed[0]["composition_id"], piece["composition_id"]);
+
+    // The MIDI file straight away.
+    let direct = app
+        .client
+        .post(app.url("/v1/generate"))
+        .header("accept", "audio/midi")
+        .json(&json!({"length": {"notes": 16}, "seed": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), StatusCode::CREATED);
+    assert_eq!(direct.headers()["content-type"], "audio/midi");
+    assert_eq!(fugue::midi::read(&direct.bytes().await.unwrap()).unwrap().note_count(), 16);
+    assert_eq!(app.get("/v1/compositions/nope/midi").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn musical_controls_hold_on_every_note() {
+    let app = bundled(64).await;
+    let piece = composed(
+        &app,
+        &json!({"length": {"notes": 96}, "seed": 5, "temperature": 1.2, "key": "D", "scale": "minor",
+                "pitch_range": [55, 79], "max_polyphony": 2, "tempo_bpm": 96, "time_signature": [3, 4],
+                "program": 40}),
+    )
+    .await;
+    let notes = piece["notes"].as_array().unwrap();
+    assert!(notes.len() >= 96);
+    let d_minor = [2, 4, 5, 7, 9, 10, 0];
+    for note in notes {
+        let pitch = note["pitch"].as_u64().unwrap();
+        assert!((55..=79).contains(&pitch), "{note}");
+        assert!(d_minor.contains(&(pitch % 12)), "{note}");
+        assert_eq!(note["program"], 40);
+        // 96 bpm: a beat lasts 0.625 s.
+        let (beat, seconds) = (note["start_beat"].as_f64().unwrap(), note["start_seconds"].as_f64().unwrap());
+        assert!((beat * 0.625 - seconds).abs() < 1e-6, "{note}");
+    }
+    for note in notes {
+        let at = note["start_beat"].as_f64().unwrap();
+        let sounding = notes
+            .iter()
+            .filter(|n| {
+                let start = n["start_beat"].as_f64().unwrap();
+                start <= at && at < start + n["duration_beats"].as_f64().unwrap() - 1e-9
+            })
+            .count();
+        assert!(sounding <= 2, "{sounding} notes at beat {at}");
+    }
+    // Three-four time, ending on a bar line.
+    let end = notes.iter().map(|n| n["start_beat"].as_f64().unwrap() + n["duration_beats"].as_f64().unwrap());
+    let end = end.fold(0.0, f64::max);
+    let midi = app.get(piece["midi_url"].as_str().unwrap()).await.bytes().await.unwrap();
+    let score = fugue::midi::read(&midi).unwrap();
+    assert_eq!((score.time_signatures[0].numerator, score.time_signatures[0].denominator), (3, 4));
+    assert!((score.tempos[0].bpm() - 96.0).abs() < 0.01);
+    assert_eq!(score.parts[0].program, 40);
+    assert!(end <= (end / 3.0).ceil() * 3.0 + 1e-9);
+}
+
+#[tokio::test]
+async fn the_same_request_gives_the_same_notes_alone_and_among_many() {
+    let app = bundled(64).await;
+    let request = json!({"length": {"notes": 48}, "seed": 1234, "temperature": 1.0, "top_p": 0.95});
+    let alone = composed(&app, &request).await;
+    assert_eq!(alone["stats"]["peak_batch"], 1);
+
+    let crowd = (0..12).map(|i| {
+        let app = &app;
+        async move { composed(app, &json!({"length": {"notes": 200}, "seed": i})).await }
+    });
+    let again = async {
+        // Join while the crowd is being stepped.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        composed(&app, &request).await
+    };
+    let (crowd, among_many) = tokio::join!(futures_util::future::join_all(crowd), again);
+    assert!(
+        among_many["stats"]["peak_batch"].as_u64().unwrap() > 1,
+        "it was batched: {}",
+        among_many["stats"]
+    );
+    assert_eq!(among_many["notes"], alone["notes"], "same notes alone and among {} sessions", crowd.len());
+    let seeds: Vec<&Value> = crowd.iter().map(|piece| &piece["notes"]).collect();
+    assert!(seeds.windows(2).any(|pair| pair[0] != pair[1]), "different seeds, different music");
+}
+
+async fn open_stream(
+    app: &TestApp,
+    request: &Value,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("ws://{}/v1/generate/stream", app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket opens");
+    socket.send(Message::Text(request.to_string().into())).await.unwrap();
+    socket
+}
+
+async fn messages(app: &TestApp, request: &Value) -> Vec<Value> {
+    let mut socket = open_stream(app, request).await;
+    let mut received = Vec::new();
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(60), socket.next()).await.unwrap() {
+        match message.unwrap() {
+            Message::Text(text) => received.push(serde_json::from_str(&text).unwrap()),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    received
+}
+
+#[tokio::test]
+async fn the_websocket_streams_notes_as_they_are_sampled() {
+    let app = bundled(64).await;
+    let request = json!({"length": {"notes": 40}, "seed": 9});
+    let received = messages(&app, &request).await;
+    assert_eq!(received[0], json!({"type": "start", "model": "default", "seed": 9}));
+    let end = received.last().unwrap();
+    assert_eq!(end["type"], "end");
+    let streamed: Vec<Value> = received
+        .iter()
+        .filter(|m| m["type"] == "notes")
+        .flat_map(|m| m["notes"].as_array().unwrap().clone())
+        .collect();
+    assert!(received.iter().filter(|m| m["type"] == "notes").count() > 1, "notes arrive in several messages");
+    assert_eq!(pitches_and_onsets(&Value::from(streamed)), pitches_and_onsets(&end["composition"]["notes"]));
+    // The REST answer to the same request is the same piece.
+    let rest = composed(&app, &request).await;
+    assert_eq!(rest["notes"], end["composition"]["notes"]);
+
+    // A bad request gets an error message naming the field, then the socket closes.
+    let refused = messages(&app, &json!({"length": {"notes": 0}})).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["type"], "error");
+    assert_eq!(refused[0]["error"]["details"]["field"], "length.notes");
+    let garbled = messages(&app, &json!("not a request")).await;
+    assert_eq!(garbled[0]["type"], "error");
+}
+
+#[tokio::test]
+async fn realtime_pacing_sends_notes_when_they_sound() {
+    let app = bundled(64).await;
+    let started = std::time::Instant::now();
+    let received = messages(
+        &app,
+        &json!({"length": {"seconds": 2.0}, "tempo_bpm": 120, "seed": 4, "pacing": "realtime"}),
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let end = received.last().unwrap();
+    assert_eq!(end["type"], "end");
+    let seconds = end["composition"]["stats"]["seconds"].as_f64().unwrap();
+    assert!(seconds >= 2.0, "{seconds}");
+    assert!(elapsed >= seconds - 0.05, "the stream took {elapsed:.2} s for {seconds:.2} s of music");
+}
+
+#[tokio::test]
+async fn a_full_server_answers_429_and_a_departed_client_frees_its_place() {
+    let app = bundled(1).await;
+    // A long piece holds the one place.
+    let mut long = open_stream(&app, &json!({"length": {"notes": 2000}, "seed": 1})).await;
+    let first = long.next().await.unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(first.to_text().unwrap()).unwrap()["type"], "start");
+    let busy = generate(&app, &json!({"length": {"notes": 8}})).await;
+    assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert_eq!(error_body(busy).await["error"]["code"], "too_many_requests");
+    let refused = messages(&app, &json!({"length": {"notes": 8}})).await;
+    assert_eq!(refused[0]["type"], "error");
+    assert_eq!(refused[0]["error"]["code"], "too_many_requests");
+    assert_eq!(refused[0]["error"]["details"]["retry_after_secs"], 1);
+
+    // The client leaves: its session is dropped, and nothing of it is stored.
+    long.close(None).await.unwrap();
+    drop(long);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = generate(&app, &json!({"length": {"notes": 8}})).await;
+        if response.status() == StatusCode::CREATED {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the place was never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored: Value = app.get("/v1/compositions").await.json().await.unwrap();
+    assert!(stored.as_array().unwrap().iter().all(|c| c["stats"]["notes"].as_u64().unwrap() < 2000));
+}
+
+#[tokio::test]
+async fn requests_a_model_cannot_honour_name_the_field() {
+    let app = bundled(64).await;
+    let cases = [
+        (json!({"model": "nope"}), "model"),
+        (json!({"model": "../models"}), "model"),
+        (json!({"model": "jsb-pianoroll", "key": "C"}), "key"),
+        (json!({"model": "jsb-pianoroll", "length": {"bars": 4}}), "length.bars"),
+        (json!({"length": {"notes": 0}}), "length.notes"),
+        (json!({"lenght": {"notes": 4}}), "lenght"),
+        (json!({"length": {"notes": 4, "bars": 2}}), "length"),
+        (json!({"primer": {"composition_id": "nope"}}), "primer.composition_id"),
+        (json!({"primer": {"midi_base64": "bm90IG1pZGk="}}), "primer.midi_base64"),
+        (json!({"primer": {"corpus": true}}), "primer.corpus"),
+    ];
+    for (body, field) in cases {
+        let response = generate(&app, &body).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_body(response).await["error"]["details"]["field"], field, "{body}");
+    }
+    let malformed = app
+        .client
+        .post(app.url("/v1/generate"))
+        .header("content-type", "application/json")
+        .body("{\"length\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_body(malformed).await["error"]["code"], "invalid_json");
+
+    // A piano-roll model still generates, in notes.
+    let roll = composed(&app, &json!({"model": "jsb-pianoroll", "length": {"notes": 32}, "seed": 2})).await;
+    assert!(!roll["notes"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn primers_condition_the_music() {
+    let app = bundled(64).await;
+    let first = composed(&app, &json!({"length": {"notes": 32}, "seed": 21})).await;
+    let plain = composed(&app, &json!({"length": {"notes": 32}, "seed": 22})).await;
+    let id = first["composition_id"].as_str().unwrap();
+    let continued =
+        composed(&app, &json!({"length": {"notes": 32}, "seed": 22, "primer": {"composition_id": id}})).await;
+    assert_ne!(continued["notes"], plain["notes"], "the primer changed what came next");
+    let notes = json!([{"pitch": 60, "start_beat": 0, "duration_beats": 1}, {"pitch": 64, "start_beat": 1, "duration_beats": 1}]);
+    let from_notes =
+        composed(&app, &json!({"length": {"notes": 32}, "seed": 22, "primer": {"notes": notes}})).await;
+    assert_ne!(from_notes["notes"], plain["notes"]);
+    let midi = app.get(first["midi_url"].as_str().unwrap()).await.bytes().await.unwrap();
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&midi);
+    let from_midi =
+        composed(&app, &json!({"length": {"notes": 32}, "seed": 22, "primer": {"midi_base64": encoded}}))
+            .await;
+    assert_eq!(from_midi["notes"], continued["notes"], "the same primer, as a file or by id");
+}
