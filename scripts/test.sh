@@ -28,3 +28,6 @@ target/debug/fugue openapi >"$openapi"
 
 step "cargo test (SQLite and Postgres)"
 scripts/with-postgres.sh cargo test --locked
+
+step "the page in headless Chromium (tests/browser)"
+scripts/browser-test.sh

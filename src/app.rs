@@ -185,24 +185,31 @@ fn with_service_layers(routes: Router, args: &ServeArgs) -> Router {
     routes.layer(layers)
 }
 
-/// With API keys configured, every `/v1` path (known or not) needs a bearer token.
+/// With API keys configured, every `/v1` path (known or not) needs a bearer token:
+/// in `Authorization: Bearer <key>`, or, for browsers' WebSockets (which cannot set
+/// headers), as the subprotocols `bearer, <key>` (`Sec-WebSocket-Protocol`), which
+/// unlike a query parameter stays out of the request logs.
 async fn require_api_key(State(keys): State<Arc<[String]>>, request: Request, next: Next) -> Response {
     let guarded = request.uri().path() == "/v1" || request.uri().path().starts_with("/v1/");
     if keys.is_empty() || !guarded {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if keys.iter().any(|key| constant_time_eq(key.as_bytes(), token.as_bytes())) => {
-            next.run(request).await
-        }
-        _ => ApiError::Unauthorized.into_response(),
-    }
+    // Decided before awaiting: a borrow of the request must not live across `.await`.
+    let authorized = {
+        let header = |name| request.headers().get(name).and_then(|value| value.to_str().ok());
+        let presented =
+            header(header::AUTHORIZATION).and_then(|value| value.strip_prefix("Bearer ")).or_else(|| {
+                let mut offered = header(header::SEC_WEBSOCKET_PROTOCOL)?.split(',').map(str::trim);
+                (offered.next() == Some(WEBSOCKET_AUTH_PROTOCOL)).then(|| offered.next()).flatten()
+            });
+        presented
+            .is_some_and(|token| keys.iter().any(|key| constant_time_eq(key.as_bytes(), token.as_bytes())))
+    };
+    if authorized { next.run(request).await } else { ApiError::Unauthorized.into_response() }
 }
+
+/// The WebSocket subprotocol that carries an API key (see [`require_api_key`]).
+pub const WEBSOCKET_AUTH_PROTOCOL: &str = "bearer";
 
 /// Compares without an early exit, so timing does not reveal how much of a key matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -104,6 +104,11 @@ pub struct HyperparameterOverrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
+    /// Decay of the weights' moving average used for validation and the saved
+    /// model: 0 (off) to 0.9999.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_averaging: Option<f64>,
     /// 1 to 8.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,6 +201,7 @@ impl HyperparameterOverrides {
         check("learning_rate", float(self.learning_rate), 0.0, 1.0, false)?;
         check("learning_rate_decay", float(self.learning_rate_decay), 0.0, 1.0, false)?;
         check("weight_decay", float(self.weight_decay), 0.0, 1.0, true)?;
+        check("weight_averaging", float(self.weight_averaging), 0.0, 0.9999, true)?;
         check("layers", self.layers, 1, 8, true)?;
         check("hidden_size", self.hidden_size, 1, 4096, true)?;
         check("nade_hidden_size", self.nade_hidden_size, 1, 4096, true)?;
@@ -226,6 +232,7 @@ impl HyperparameterOverrides {
             learning_rate_decay,
             optimizer,
             weight_decay,
+            weight_averaging,
             layers,
             hidden_size,
             nade_hidden_size,
@@ -306,6 +313,38 @@ pub enum BenchCommand {
     /// Training steps of an embedding → LSTM → dense next-token model: samples/s
     /// next to the plain PyTorch loop (`pytorch_reference.py train`) in the same run.
     Train(TrainBenchArgs),
+    /// Generation steps of a 2×512 next-token model at several batch sizes: the
+    /// hand-written LSTM cell against libtorch's fused op, the engine serving the
+    /// bundled model, and the PyTorch reference (`gen`, `gen-window`) in the same run.
+    Generate(GenerateBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateBenchArgs {
+    /// Comma-separated batch sizes (streams stepped together).
+    #[arg(long, default_value = "1,4,16,64", value_delimiter = ',')]
+    pub batches: Vec<i64>,
+    #[arg(long, default_value_t = 2)]
+    pub layers: i64,
+    #[arg(long, default_value_t = 512)]
+    pub hidden: i64,
+    #[arg(long, default_value_t = 130)]
+    pub vocab: i64,
+    #[arg(long, default_value_t = 64)]
+    pub embed: i64,
+    /// Timed steps per measurement (after 20 warm-up steps).
+    #[arg(long, default_value_t = 300)]
+    pub steps: u32,
+    /// The model the engine serves for its end-to-end figure.
+    #[arg(long, default_value = "models/default")]
+    pub model: PathBuf,
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+    /// Python with torch 2.13.0, to run the reference in the same run.
+    #[arg(long, env = "FUGUE_BENCH_PYTHON")]
+    pub python: Option<PathBuf>,
+    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
+    pub reference: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

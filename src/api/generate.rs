@@ -105,7 +105,9 @@ pub enum StreamMessage {
         (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody),
     ))]
 pub async fn generate_stream(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| stream(socket, state.composer))
+    upgrade
+        .protocols([crate::app::WEBSOCKET_AUTH_PROTOCOL])
+        .on_upgrade(move |socket| stream(socket, state.composer))
 }
 
 async fn stream(mut socket: WebSocket, composer: Composer) {

@@ -226,7 +226,10 @@ pub async fn training_job_events(
     let job = state.jobs.view(&id).await?.ok_or_else(|| no_job(&id))?;
     let events = follow(state.jobs.clone(), job);
     Ok(match upgrade {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| stream_to_socket(socket, events)).into_response(),
+        Ok(upgrade) => upgrade
+            .protocols([crate::app::WEBSOCKET_AUTH_PROTOCOL])
+            .on_upgrade(move |socket| stream_to_socket(socket, events))
+            .into_response(),
         Err(_) => {
             let stream = ReceiverStream::new(events)
                 .map(|event| Ok::<_, Infallible>(Event::default().json_data(event).unwrap_or_default()));

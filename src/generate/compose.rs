@@ -2,8 +2,6 @@
 //! model can honour the request, start an engine session, and keep what it made.
 //! The REST endpoint and the WebSocket stream both go through [`Composer`].
 
-use std::time::Instant;
-
 use base64::Engine as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -17,7 +15,7 @@ use crate::error::ApiError;
 use crate::jobs::rfc3339;
 use crate::midi::{self, Note, Part, Score};
 use crate::model::artifact::{Representation, read_meta};
-use crate::model::registry::ModelRegistry;
+use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
 use crate::store::{CompositionRow, Store};
 
@@ -45,7 +43,7 @@ pub struct Stats {
     pub tokens: u32,
     /// Length of the music.
     pub seconds: f64,
-    /// Wall time from request to the last note.
+    /// Wall time from the request to the last note sampled (pacing not included).
     pub elapsed_ms: u64,
     pub tokens_per_second: f64,
     /// Most sessions stepped together while this one ran.
@@ -58,7 +56,9 @@ pub struct Started {
     pub checked: Checked,
     pub events: mpsc::UnboundedReceiver<SessionEvent>,
     request: GenerateRequest,
-    began: Instant,
+    /// The model stays undeletable until the client is done (realtime pacing
+    /// outlasts the engine's session).
+    _hold: ModelUse,
 }
 
 #[derive(Clone)]
@@ -94,27 +94,27 @@ impl Composer {
             Some(primer) => Some(self.primer(primer, &meta.data.source, checked.seed).await?),
             None => None,
         };
-        let hold = self
-            .models
-            .hold(&model)
-            .ok_or_else(|| invalid("model", format!("model `{model}` is being deleted")))?;
+        let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
+        let hold = self.models.hold(&model).ok_or_else(being_deleted)?;
+        let client_hold = self.models.hold(&model).ok_or_else(being_deleted)?;
         let session = SessionRequest {
             model_id: model.clone(),
             model_dir: dir,
             checked: checked.clone(),
             primer,
-            hold,
+            hold: Some(hold),
         };
         let events = self.engine.submit(session).map_err(|_| ApiError::TooManyRequests {
             message: "every generation worker is at its session limit; try again shortly".to_owned(),
             retry_after_secs: 1,
         })?;
-        Ok(Started { model, checked, events, request, began: Instant::now() })
+        Ok(Started { model, checked, events, request, _hold: client_hold })
     }
 
     /// Stores the finished piece: the MIDI blob first, then the row.
     pub async fn keep(&self, started: &Started, piece: Piece) -> Result<Composition, ApiError> {
-        let elapsed = started.began.elapsed();
+        // The engine's time (the client's pacing is not generation time).
+        let elapsed = piece.generated_in;
         let midi = midi::write(&piece.score());
         let hash = sha256_hex(&midi);
         let blobs = self.blobs.clone();

@@ -49,8 +49,9 @@ pub struct SessionRequest {
     pub model_dir: PathBuf,
     pub checked: Checked,
     pub primer: Option<Score>,
-    /// Keeps the model from being deleted while the session lives.
-    pub hold: ModelUse,
+    /// Keeps the model from being deleted while the session lives (`None` outside
+    /// the server, as in `fugue bench`).
+    pub hold: Option<ModelUse>,
 }
 
 /// What a session reports, in order: notes as they complete, then the end.
@@ -171,7 +172,8 @@ struct Session {
     steps: u32,
     peak_batch: usize,
     notes: Vec<GeneratedNote>,
-    _hold: ModelUse,
+    opened: Instant,
+    _hold: Option<ModelUse>,
 }
 
 enum Decoding {
@@ -306,6 +308,7 @@ impl Worker {
             steps: 0,
             peak_batch: 0,
             notes: Vec::new(),
+            opened: Instant::now(),
             _hold: request.hold,
         }))
     }
@@ -454,6 +457,7 @@ impl Session {
                     meters: decoder.meters().iter().map(|&(at, n, d)| (at as f64 / per_beat, n, d)).collect(),
                     tokens: self.steps,
                     peak_batch: self.peak_batch,
+                    generated_in: self.opened.elapsed(),
                 }
             }
             (Decoding::NoteChord { tokens, .. }, Representation::NoteChord { config, vocabulary }) => {
@@ -462,7 +466,11 @@ impl Session {
                 let mut score =
                     note_chord::decode(&strings, config).unwrap_or_else(|_| Score::of_parts(480, vec![]));
                 apply_program_and_tempo(&mut score, &self.checked);
-                Piece { peak_batch: self.peak_batch, ..piece_of(&score, self.steps) }
+                Piece {
+                    peak_batch: self.peak_batch,
+                    generated_in: self.opened.elapsed(),
+                    ..piece_of(&score, self.steps)
+                }
             }
             _ => piece_of(&Score::of_parts(480, vec![]), self.steps),
         }

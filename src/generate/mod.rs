@@ -39,6 +39,8 @@ pub struct Piece {
     pub tokens: u32,
     /// Most sessions stepped together while this one ran.
     pub peak_batch: usize,
+    /// From the session's start on its worker to its last step.
+    pub generated_in: std::time::Duration,
 }
 
 impl Piece {
@@ -132,6 +134,7 @@ pub fn piece_of(score: &Score, tokens: u32) -> Piece {
         meters: score.time_signatures.iter().map(|m| (beat(m.tick), m.numerator, m.denominator)).collect(),
         tokens,
         peak_batch: 1,
+        generated_in: std::time::Duration::ZERO,
     }
 }
 
@@ -156,6 +159,7 @@ mod tests {
             meters: vec![(0.0, 3, 4)],
             tokens: 12,
             peak_batch: 1,
+            generated_in: std::time::Duration::ZERO,
         };
         let score = piece.score();
         assert_eq!(score.parts.len(), 2, "one part per program");

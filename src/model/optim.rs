@@ -23,6 +23,11 @@ pub struct OptimizerConfig {
     pub weight_decay: f64,
     /// Largest L2 norm of all gradients together; `None` leaves them as they are.
     pub clip_grad_norm: Option<f64>,
+    /// Keep an exponential moving average of the weights with this decay (0: none).
+    /// Validation and the saved model use the average: on small corpora it scores
+    /// better than the last step's weights.
+    #[serde(default)]
+    pub weight_averaging: f64,
 }
 
 const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
@@ -37,6 +42,8 @@ pub struct Optimizer {
     first: Vec<Tensor>,
     /// Second moment (Adam) or running mean square (RMSprop) per parameter.
     second: Vec<Tensor>,
+    /// Moving average of each parameter (empty when averaging is off).
+    averaged: Vec<Tensor>,
     steps: i64,
 }
 
@@ -50,7 +57,12 @@ impl Optimizer {
             .into_iter()
             .collect();
         let zeros = |params: &[(String, Tensor)]| params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Optimizer { first: zeros(&params), second: zeros(&params), params, config, steps: 0 }
+        let averaged = if config.weight_averaging > 0.0 {
+            params.iter().map(|(_, p)| p.detach().copy()).collect()
+        } else {
+            Vec::new()
+        };
+        Optimizer { first: zeros(&params), second: zeros(&params), averaged, params, config, steps: 0 }
     }
 
     pub fn set_learning_rate(&mut self, learning_rate: f64) {
@@ -75,6 +87,28 @@ impl Optimizer {
             self.steps += 1;
             for index in 0..self.params.len() {
                 self.update(index);
+            }
+            self.average();
+        });
+    }
+
+    /// Moves the average towards the new weights; early on, with a shorter memory
+    /// (the usual warm-up), so the start's random weights fade fast.
+    fn average(&mut self) {
+        let decay = self.config.weight_averaging.min((1 + self.steps) as f64 / (10 + self.steps) as f64);
+        for ((_, param), averaged) in self.params.iter().zip(&mut self.averaged) {
+            let _ = averaged.g_mul_scalar_(decay).g_add_(&(param * (1.0 - decay)));
+        }
+    }
+
+    /// Swaps the weights with their moving average (a no-op without averaging);
+    /// calling it again swaps them back.
+    pub fn swap_averaged(&mut self) {
+        tch::no_grad(|| {
+            for ((_, param), averaged) in self.params.iter_mut().zip(&mut self.averaged) {
+                let current = param.detach().copy();
+                param.copy_(averaged);
+                averaged.copy_(&current);
             }
         });
     }
@@ -132,6 +166,9 @@ impl Optimizer {
             named.push((format!("optimizer.first.{name}"), first.shallow_clone()));
             named.push((format!("optimizer.second.{name}"), second.shallow_clone()));
         }
+        for ((name, _), averaged) in self.params.iter().zip(&self.averaged) {
+            named.push((format!("optimizer.average.{name}"), averaged.shallow_clone()));
+        }
         named
     }
 
@@ -143,6 +180,9 @@ impl Optimizer {
             for (index, (name, _)) in self.params.iter().enumerate() {
                 self.first[index].copy_(get(format!("optimizer.first.{name}"))?);
                 self.second[index].copy_(get(format!("optimizer.second.{name}"))?);
+            }
+            for (averaged, (name, _)) in self.averaged.iter_mut().zip(&self.params) {
+                averaged.copy_(get(format!("optimizer.average.{name}"))?);
             }
             Ok(())
         })
@@ -160,8 +200,13 @@ mod tests {
         // Minimise (w - 3)² from w = 0.
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().var("w", &[1], Init::Const(0.0));
-        let config =
-            OptimizerConfig { kind, learning_rate: 0.1, weight_decay: 0.0, clip_grad_norm: Some(10.0) };
+        let config = OptimizerConfig {
+            kind,
+            learning_rate: 0.1,
+            weight_decay: 0.0,
+            clip_grad_norm: Some(10.0),
+            weight_averaging: 0.0,
+        };
         let mut optimizer = Optimizer::new(&vs, config);
         for _ in 0..300 {
             let loss = (&w - 3.0).square().sum(Kind::Float);
@@ -185,6 +230,7 @@ mod tests {
             learning_rate: 0.1,
             weight_decay: 0.01,
             clip_grad_norm: None,
+            weight_averaging: 0.9,
         };
         let mut optimizer = Optimizer::new(&vs, config.clone());
         optimizer.backward_step(&w.square().sum(Kind::Float));
@@ -193,6 +239,30 @@ mod tests {
         restored.load_state(&saved).unwrap();
         assert_eq!(restored.steps, 1);
         assert!(restored.first[0].allclose(&optimizer.first[0], 0.0, 0.0, false));
+        assert!(restored.averaged[0].allclose(&optimizer.averaged[0], 0.0, 0.0, false));
         assert!(restored.load_state(&BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn the_average_lags_the_weights_and_swaps_in_and_out() {
+        let vs = VarStore::new(Device::Cpu);
+        let w = vs.root().var("w", &[1], Init::Const(0.0));
+        let config = OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            learning_rate: 0.1,
+            weight_decay: 0.0,
+            clip_grad_norm: None,
+            weight_averaging: 0.99,
+        };
+        let mut optimizer = Optimizer::new(&vs, config);
+        for _ in 0..50 {
+            optimizer.backward_step(&(&w - 3.0).square().sum(Kind::Float));
+        }
+        let weight = f64::try_from(&w).unwrap();
+        optimizer.swap_averaged();
+        let average = f64::try_from(&w).unwrap();
+        assert!(average > 0.0 && average < weight, "the average ({average}) trails the weight ({weight})");
+        optimizer.swap_averaged();
+        assert_eq!(f64::try_from(&w).unwrap(), weight, "swapping twice restores the weights");
     }
 }

@@ -50,6 +50,10 @@ pub struct Hyperparameters {
     pub optimizer: OptimizerKind,
     pub weight_decay: f64,
     pub clip_grad_norm: Option<f64>,
+    /// Decay of the moving average of the weights that validation and the saved
+    /// model use; 0 uses the last step's weights.
+    #[serde(default)]
+    pub weight_averaging: f64,
     pub layers: i64,
     pub hidden_size: i64,
     /// Hidden units of the NADE output layer (piano-roll NADE only).
@@ -98,6 +102,7 @@ impl Preset {
             optimizer: OptimizerKind::Adam,
             weight_decay: 0.0,
             clip_grad_norm: Some(1.0),
+            weight_averaging: 0.0,
             layers: 2,
             hidden_size: 256,
             nade_hidden_size: 0,
@@ -251,6 +256,7 @@ impl Hyperparameters {
             learning_rate: self.learning_rate,
             weight_decay: self.weight_decay,
             clip_grad_norm: self.clip_grad_norm,
+            weight_averaging: self.weight_averaging,
         }
     }
 

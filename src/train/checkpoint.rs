@@ -68,13 +68,16 @@ impl Checkpoint {
         best
     }
 
-    pub fn save(&self, dir: &Path, vs: &VarStore, optimizer: &Optimizer, best: bool) -> anyhow::Result<()> {
+    /// Keeps `vs`'s weights as the best so far.
+    pub fn save_best(&self, dir: &Path, vs: &VarStore) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let weights = named_variables(vs);
-        if best {
-            write_tensors(&dir.join(BEST_FILE), &weights)?;
-        }
-        let mut everything = weights;
+        write_tensors(&dir.join(BEST_FILE), &named_variables(vs))
+    }
+
+    /// Everything a resumed run needs: weights, optimizer state, bookkeeping.
+    pub fn save(&self, dir: &Path, vs: &VarStore, optimizer: &Optimizer) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut everything = named_variables(vs);
         everything.extend(optimizer.state());
         write_tensors(&dir.join(TENSORS_FILE), &everything)?;
         write_atomically(&dir.join(STATE_FILE), serde_json::to_string_pretty(self)?.as_bytes())

@@ -180,6 +180,8 @@ pub fn fit<B>(
                 "training diverged at epoch {epoch} (the loss is not finite); lower the learning rate"
             );
         }
+        // Validation (and the best model) use the averaged weights when averaging is on.
+        optimizer.swap_averaged();
         let valid = tally(valid_batches, loss)?;
         let metrics = EpochMetrics {
             epoch,
@@ -196,10 +198,13 @@ pub fn fit<B>(
             seconds,
         };
         (control.progress)(&metrics)?;
-        let best = state.record(metrics);
+        if state.record(metrics) {
+            state.save_best(dir, vs)?;
+        }
+        optimizer.swap_averaged();
         optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
         state.learning_rate = optimizer.learning_rate();
-        state.save(dir, vs, optimizer, best)?;
+        state.save(dir, vs, optimizer)?;
     }
     state.restore_best(dir, vs)?;
     Ok(FitOutcome {

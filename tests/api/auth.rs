@@ -44,3 +44,20 @@ async fn without_keys_v1_is_open() {
     let app = spawn_app(Options::default()).await;
     assert_eq!(app.get("/v1/system").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn browsers_websockets_carry_the_key_as_a_subprotocol() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = keyed_app().await;
+    let url = format!("ws://{}/v1/generate/stream", app.addr);
+    let refused = tokio_tungstenite::connect_async(url.clone()).await.unwrap_err();
+    assert!(refused.to_string().contains("401"), "{refused}");
+    let mut request = url.clone().into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "bearer, gamma".parse().unwrap());
+    let wrong = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    assert!(wrong.to_string().contains("401"), "{wrong}");
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "bearer, beta".parse().unwrap());
+    let (_, response) = tokio_tungstenite::connect_async(request).await.expect("the key opens the socket");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "bearer");
+}

@@ -142,7 +142,29 @@ async fn a_job_trains_registers_a_model_and_streams_its_progress(database: TestD
     assert_eq!(bundled.status(), StatusCode::CONFLICT, "bundled models are read-only");
     let put = app.client.put(app.url("/v1/models/default/default")).send().await.unwrap();
     assert_eq!(put.status(), StatusCode::OK);
-    assert_eq!(delete(model_id.clone()).await.unwrap().status(), StatusCode::NO_CONTENT);
+
+    // While a client is listening to it, the model stays.
+    let (mut listener, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/v1/generate/stream", app.addr)).await.unwrap();
+    let request = json!({"model": model_id, "length": {"seconds": 60}, "pacing": "realtime"});
+    listener.send(tokio_tungstenite::tungstenite::Message::Text(request.to_string().into())).await.unwrap();
+    let start: Value =
+        serde_json::from_str(listener.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(start["type"], "start", "{start}");
+    let in_use = delete(model_id.clone()).await.unwrap();
+    assert_eq!(in_use.status(), StatusCode::CONFLICT);
+    assert!(error_body(in_use).await["error"]["message"].as_str().unwrap().contains("in use"));
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = delete(model_id.clone()).await.unwrap();
+        if response.status() == StatusCode::NO_CONTENT {
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert!(Instant::now() < deadline, "the model stayed in use after the client left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(!app.data_dir.join("models").join(&model_id).exists());
     assert_eq!(app.get(&format!("/v1/models/{model_id}")).await.status(), StatusCode::NOT_FOUND);
 }

@@ -120,11 +120,17 @@ fn losses(meta: &Value) -> Vec<(f64, f64)> {
 #[test]
 fn a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
+    // With weight averaging on, so its moving average has to survive the kill too.
+    let averaged = |out: &Path| {
+        let mut command = train_command("pianoroll-lstm", out, 4);
+        command.args(["--weight-averaging", "0.9"]);
+        command
+    };
     let whole = dir.path().join("whole");
-    run(train_command("pianoroll-lstm", &whole, 4));
+    run(averaged(&whole));
 
     let resumed = dir.path().join("resumed");
-    let mut first = train_command("pianoroll-lstm", &resumed, 4);
+    let mut first = averaged(&resumed);
     let mut child = first.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     for line in stderr.lines() {
@@ -138,7 +144,7 @@ fn a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one() {
     let checkpoint = dir.path().join("resumed.checkpoint").join("checkpoint.json");
     assert!(checkpoint.exists(), "an epoch's checkpoint survives the kill");
 
-    run(train_command("pianoroll-lstm", &resumed, 4));
+    run(averaged(&resumed));
     assert_eq!(losses(&meta(&resumed)), losses(&meta(&whole)));
     let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
     assert_eq!(weights(&resumed), weights(&whole), "the same weights, bit for bit");

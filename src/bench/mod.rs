@@ -1,5 +1,7 @@
 //! `fugue bench`: speed figures printed side by side, as ratios, in one run.
 
+mod generate;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -13,6 +15,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match &args.which {
         BenchCommand::Ingest(args) => ingest_bench(args),
         BenchCommand::Train(args) => train_bench(args),
+        BenchCommand::Generate(args) => generate::run(args),
     }
 }
 
@@ -91,6 +94,7 @@ fn train_bench(args: &TrainBenchArgs) -> anyhow::Result<()> {
             learning_rate: 1e-3,
             weight_decay: 0.0,
             clip_grad_norm: None,
+            weight_averaging: 0.0,
         };
         let mut optimizer = Optimizer::new(&vs, config);
         let x = Tensor::randint(args.vocab, [args.batch, args.seq], (Kind::Int64, Device::Cpu));
@@ -126,17 +130,21 @@ fn reference_train_rate(
     hidden: i64,
 ) -> anyhow::Result<f64> {
     let number = |n: i64| n.to_string();
-    let output = Command::new(python)
+    let mut command = Command::new(python);
+    command
         .arg(&args.reference)
         .arg("train")
         .args(["--batch", &number(args.batch), "--seq", &number(args.seq), "--vocab", &number(args.vocab)])
         .args(["--embed", &number(args.embed), "--hidden", &number(hidden), "--layers", &number(layers)])
-        .args(["--steps", &(args.steps * 20).to_string(), "--threads", &args.threads.to_string()])
-        .output()
-        .context("running the PyTorch reference")?;
+        .args(["--steps", &(args.steps * 20).to_string(), "--threads", &args.threads.to_string()]);
+    reference(command)?["samples_per_s"].as_f64().context("the reference printed no samples_per_s")
+}
+
+/// Runs the PyTorch reference and returns the JSON line it prints.
+fn reference(mut command: Command) -> anyhow::Result<serde_json::Value> {
+    let output = command.output().context("running the PyTorch reference")?;
     if !output.status.success() {
         bail!("the PyTorch reference failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    report["samples_per_s"].as_f64().context("the reference printed no samples_per_s")
+    Ok(serde_json::from_slice(&output.stdout)?)
 }

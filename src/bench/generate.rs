@@ -1,0 +1,146 @@
+//! `fugue bench generate`: generation steps per second, side by side in one run.
+//!
+//! 1. One decode step (embedding → stacked LSTM → dense) for a batch of streams,
+//!    with the hand-written LSTM cell and with libtorch's fused `lstm` op.
+//! 2. The engine serving a real model: that many sessions at once, masking and
+//!    sampling included.
+//! 3. The PyTorch reference: `gen` (state carried, as fugue does) and the
+//!    tutorials' `gen-window` (the last 40 tokens re-read for every new one).
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context;
+use tch::nn::{self, Module, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use super::reference;
+use crate::config::GenerateBenchArgs;
+use crate::devices::DeviceName;
+use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
+use crate::generate::request::GenerateRequest;
+use crate::model::lstm::Lstm;
+
+pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
+    tch::set_num_threads(args.threads.max(1));
+    let _no_grad = tch::no_grad_guard();
+    tch::manual_seed(0);
+    let vs = VarStore::new(Device::Cpu);
+    let embedding = nn::embedding(vs.root() / "embedding", args.vocab, args.embed, Default::default());
+    let lstm = Lstm::new(&(vs.root() / "lstm"), args.embed, args.hidden, args.layers);
+    let out = nn::linear(vs.root() / "out", args.hidden, args.vocab, Default::default());
+    println!(
+        "generate {}x{}, vocabulary {}, {} thread(s); steps/s (tokens/s = steps/s x batch)",
+        args.layers, args.hidden, args.vocab, args.threads
+    );
+    let (embedding, lstm, out) = (&embedding, &lstm, &out);
+    for &batch in &args.batches {
+        let ids = &Tensor::randint(args.vocab, [batch], (Kind::Int64, Device::Cpu));
+        let cell = rate(args.steps, || {
+            let mut state = lstm.zero_state(batch, Device::Cpu);
+            move || {
+                let (hidden, next) = lstm.step(&embedding.forward(ids), &state);
+                state = next;
+                out.forward(&hidden)
+            }
+        });
+        let fused = rate(args.steps, || {
+            let mut state = lstm.zero_state(batch, Device::Cpu);
+            move || {
+                let input = embedding.forward(ids).unsqueeze(1);
+                let (hidden, next) = lstm.forward(&input, &state, 0.0, false);
+                state = next;
+                out.forward(&hidden.squeeze_dim(1))
+            }
+        });
+        print!("batch {batch:>3}: cell {cell:>8.0}  fused {fused:>8.0}  (cell/fused {:.2}x)", cell / fused);
+        if let Some(python) = &args.python {
+            let stateful = reference_rate(args, python, "gen", batch)?;
+            print!("  pytorch gen {stateful:>8.0}  ratio {:.2}x", cell.max(fused) / stateful);
+        }
+        println!();
+    }
+    if let Some(python) = &args.python {
+        let window = reference_rate(args, python, "gen-window", 1)?;
+        println!("pytorch gen-window (the tutorials' loop, batch 1, window 40): {window:.0} steps/s");
+    }
+    engine_rates(args)
+}
+
+/// Steps per second of the closure `make` returns, after 20 warm-up steps.
+fn rate<F: FnMut() -> Tensor>(steps: u32, make: impl FnOnce() -> F) -> f64 {
+    let mut step = make();
+    for _ in 0..20 {
+        let _ = step();
+    }
+    let started = Instant::now();
+    for _ in 0..steps {
+        let _ = step();
+    }
+    f64::from(steps) / started.elapsed().as_secs_f64()
+}
+
+fn reference_rate(
+    args: &GenerateBenchArgs,
+    python: &std::path::Path,
+    mode: &str,
+    batch: i64,
+) -> anyhow::Result<f64> {
+    let number = |n: i64| n.to_string();
+    let mut command = Command::new(python);
+    command
+        .arg(&args.reference)
+        .arg(mode)
+        .args(["--batch", &number(batch), "--vocab", &number(args.vocab), "--embed", &number(args.embed)])
+        .args(["--hidden", &number(args.hidden), "--layers", &number(args.layers), "--seq", "40"])
+        .args(["--steps", &args.steps.to_string(), "--threads", &args.threads.to_string()]);
+    reference(command)?["steps_per_s"].as_f64().context("the reference printed no steps_per_s")
+}
+
+/// The engine serving `args.model` to 1, 4, 16 and 64 sessions at once.
+fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
+    let engine = Engine::start(&EngineConfig {
+        devices: vec![DeviceName(Device::Cpu)],
+        max_sessions_per_worker: 64,
+        cache_bytes: 1 << 30,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    for sessions in [1u64, 4, 16, 64] {
+        let started = Instant::now();
+        let tokens: u32 = runtime.block_on(async {
+            let mut receivers = Vec::new();
+            for seed in 0..sessions {
+                let request: GenerateRequest = serde_json::from_value(
+                    serde_json::json!({"length": {"tokens": 400}, "seed": seed, "end_on_bar": false}),
+                )?;
+                let checked = request.check(seed).map_err(|invalid| anyhow::anyhow!(invalid.message))?;
+                let session = SessionRequest {
+                    model_id: "bench".into(),
+                    model_dir: args.model.clone(),
+                    checked,
+                    primer: None,
+                    hold: None,
+                };
+                receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
+            }
+            let mut tokens = 0;
+            for mut receiver in receivers {
+                while let Some(event) = receiver.recv().await {
+                    match event {
+                        SessionEvent::Finished(piece) => tokens += piece.tokens,
+                        SessionEvent::Failed(message) => anyhow::bail!(message),
+                        SessionEvent::Notes(_) => {}
+                    }
+                }
+            }
+            anyhow::Ok(tokens)
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "engine, {} ({sessions:>2} sessions): {:>8.0} tokens/s in all",
+            args.model.display(),
+            f64::from(tokens) / seconds
+        );
+    }
+    Ok(())
+}

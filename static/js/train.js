@@ -1,0 +1,207 @@
+// Train: upload a corpus and read its ingest report, start a job, and watch its
+// losses per epoch live over the job's events WebSocket.
+
+import { api, clearErrors, showError, socket } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+
+export class Trainer {
+  constructor(onModelsChanged) {
+    this.onModelsChanged = onModelsChanged;
+    this.job = null;
+    this.epochs = [];
+    $("upload-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.upload();
+    });
+    $("job-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.start();
+    });
+    $("cancel-job").addEventListener("click", () => this.cancel());
+    new ResizeObserver(() => this.drawChart()).observe($("chart"));
+  }
+
+  async refreshDatasets(selected) {
+    const datasets = await api("/v1/datasets");
+    $("job-dataset").replaceChildren(
+      ...datasets.map((dataset) => new Option(`${dataset.name} (${dataset.file_count} files)`, dataset.id)),
+    );
+    if (datasets.length === 0) $("job-dataset").replaceChildren(new Option("upload a dataset first", ""));
+    if (selected) $("job-dataset").value = selected;
+  }
+
+  async upload() {
+    const form = $("upload-form");
+    clearErrors(form);
+    const files = $("dataset-files").files;
+    if (files.length === 0) {
+      $("error-files").textContent = "Choose one or more MIDI files or a zip.";
+      return;
+    }
+    const body = new FormData();
+    body.append("name", $("dataset-name").value);
+    for (const file of files) body.append("files", file, file.name);
+    $("upload").disabled = true;
+    $("report").textContent = "Uploading and reading the files…";
+    try {
+      const dataset = await api("/v1/datasets", { method: "POST", form: body });
+      this.showReport(dataset.report);
+      await this.refreshDatasets(dataset.id);
+    } catch (problem) {
+      $("report").textContent = "";
+      showError(problem, { name: "name", files: "files" }, $("error-upload"));
+    } finally {
+      $("upload").disabled = false;
+    }
+  }
+
+  showReport(report) {
+    const box = $("report");
+    const accepted = document.createElement("p");
+    accepted.textContent =
+      `Accepted ${report.accepted.length} file(s), ${report.totals.notes} notes, ` +
+      `${Math.round(report.totals.duration_seconds)} s of music; rejected ${report.rejected.length}.`;
+    box.replaceChildren(accepted);
+    if (report.rejected.length > 0) {
+      const list = document.createElement("ul");
+      for (const rejection of report.rejected) {
+        const item = document.createElement("li");
+        item.textContent = `${rejection.file}: ${rejection.reason}`;
+        list.append(item);
+      }
+      box.append(list);
+    }
+  }
+
+  async start() {
+    const form = $("job-form");
+    clearErrors(form);
+    let hyperparameters = {};
+    const extra = $("job-overrides").value.trim();
+    if (extra) {
+      try {
+        hyperparameters = JSON.parse(extra);
+      } catch {
+        $("error-hyperparameters").textContent = "Not JSON: write an object such as {\"hidden_size\": 256}.";
+        return;
+      }
+    }
+    hyperparameters.epochs = Number($("job-epochs").value);
+    const dataset = $("job-dataset").selectedOptions[0]?.textContent.replace(/ \(\d+ files\)$/, "") ?? "";
+    const body = {
+      dataset_id: $("job-dataset").value,
+      preset: $("job-preset").value,
+      hyperparameters,
+      name: `${$("job-preset").value} on ${dataset}`.slice(0, 200),
+    };
+    try {
+      const job = await api("/v1/training-jobs", { method: "POST", json: body });
+      this.follow(job);
+    } catch (problem) {
+      showError(problem, { dataset_id: "dataset_id", hyperparameters: "hyperparameters" }, $("error-job"));
+    }
+  }
+
+  follow(job) {
+    this.job = job;
+    this.epochs = [];
+    $("epochs").tBodies[0].replaceChildren();
+    $("cancel-job").disabled = false;
+    this.drawChart();
+    const ws = socket(`/v1/training-jobs/${job.id}/events`);
+    ws.addEventListener("message", (event) => this.receive(JSON.parse(event.data)));
+    ws.addEventListener("close", () => {
+      $("cancel-job").disabled = true;
+    });
+  }
+
+  receive(event) {
+    if (event.type === "snapshot") {
+      for (const metrics of event.job.epochs) this.addEpoch(metrics);
+      this.showState(event.job.state, event.job);
+    } else if (event.type === "epoch") {
+      this.addEpoch(event.metrics, event.eta_seconds);
+    } else if (event.type === "state") {
+      this.showState(event.state, event);
+    } else if (event.type === "end") {
+      this.showState(event.state, this.job);
+      if (event.state === "succeeded") this.onModelsChanged();
+    }
+  }
+
+  showState(state, details) {
+    const words = {
+      queued: "Queued: waiting for a worker.",
+      running: `Training on ${details.device ?? "a device"} (attempt ${details.attempt}).`,
+      succeeded: "Done: the model is in the list below.",
+      failed: `Failed: ${details.error ?? "see the server log"}.`,
+      cancelled: "Cancelled.",
+    };
+    $("job-status").textContent = words[state] ?? state;
+    if (details.cancel_requested && state === "running") $("job-status").textContent += " Stopping…";
+  }
+
+  addEpoch(metrics, eta) {
+    this.epochs = this.epochs.filter((known) => known.epoch !== metrics.epoch);
+    this.epochs.push(metrics);
+    this.epochs.sort((a, b) => a.epoch - b.epoch);
+    const row = document.createElement("tr");
+    const accuracy = metrics.valid_accuracy == null ? "–" : `${(metrics.valid_accuracy * 100).toFixed(1)}%`;
+    for (const value of [metrics.epoch, metrics.train_loss.toFixed(4), metrics.valid_loss.toFixed(4), accuracy, metrics.seconds.toFixed(1)]) {
+      const cell = document.createElement("td");
+      cell.className = "number";
+      cell.textContent = value;
+      row.append(cell);
+    }
+    $("epochs").tBodies[0].append(row);
+    if (eta != null) $("job-status").textContent = `Epoch ${metrics.epoch} done; about ${Math.ceil(eta)} s to go at most.`;
+    this.drawChart();
+  }
+
+  drawChart() {
+    const canvas = $("chart");
+    const ratio = window.devicePixelRatio || 1;
+    const [width, height] = [canvas.clientWidth, canvas.clientHeight];
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, width, height);
+    g.font = "12px system-ui, sans-serif";
+    const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
+    g.fillStyle = dark ? "#c9d1e0" : "#374151";
+    if (this.epochs.length === 0) {
+      g.fillText("Losses per epoch appear here.", 16, height / 2);
+      return;
+    }
+    const values = this.epochs.flatMap((m) => [m.train_loss, m.valid_loss]);
+    const [low, high] = [Math.min(...values), Math.max(...values)];
+    const pad = { left: 48, right: 12, top: 20, bottom: 24 };
+    const last = Math.max(2, this.epochs.length);
+    const x = (epoch) => pad.left + ((epoch - 1) / (last - 1)) * (width - pad.left - pad.right);
+    const y = (loss) => pad.top + (1 - (loss - low) / Math.max(1e-9, high - low)) * (height - pad.top - pad.bottom);
+    g.fillText(high.toFixed(3), 4, pad.top + 4);
+    g.fillText(low.toFixed(3), 4, height - pad.bottom);
+    g.fillText("epoch", width - 48, height - 6);
+    for (const [key, colour, label] of [["train_loss", "#3559c7", "train"], ["valid_loss", "#e0452b", "valid"]]) {
+      g.strokeStyle = colour;
+      g.fillStyle = colour;
+      g.lineWidth = 2;
+      g.beginPath();
+      this.epochs.forEach((m, i) => (i === 0 ? g.moveTo(x(m.epoch), y(m[key])) : g.lineTo(x(m.epoch), y(m[key]))));
+      g.stroke();
+      for (const m of this.epochs) g.fillRect(x(m.epoch) - 2, y(m[key]) - 2, 4, 4);
+      g.fillText(label, key === "train_loss" ? pad.left : pad.left + 50, 12);
+    }
+  }
+
+  async cancel() {
+    if (!this.job) return;
+    try {
+      await api(`/v1/training-jobs/${this.job.id}/cancel`, { method: "POST" });
+    } catch (problem) {
+      showError(problem, {}, $("error-job"));
+    }
+  }
+}

@@ -1,0 +1,196 @@
+// End-to-end tests of fugue's page in headless Chromium against a real `fugue
+// serve` (SQLite in a temp dir, the bundled models, one training worker).
+// Screenshots of every step go to test-artifacts/browser/.
+//
+// Run by `make test` (scripts/browser-test.sh); alone: `node tests/browser/page.test.mjs`
+// after `cargo build`.
+
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const shots = join(root, "test-artifacts", "browser");
+mkdirSync(shots, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), "fugue-browser-"));
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer() {
+  const port = await freePort();
+  const server = spawn(join(root, "target", "debug", "fugue"), ["serve"], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH,
+      FUGUE_ADDR: `127.0.0.1:${port}`,
+      FUGUE_DATA_DIR: join(work, "data"),
+      FUGUE_MODELS_DIR: join(root, "models"),
+      FUGUE_STATIC_DIR: join(root, "static"),
+      FUGUE_TRAIN_WORKERS: "1",
+      FUGUE_LOG: "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    try {
+      if ((await fetch(`${base}/health`)).ok) return { server, base };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  server.kill();
+  throw new Error("fugue serve did not start");
+}
+
+const steps = [];
+async function step(name, run) {
+  const started = Date.now();
+  await run();
+  steps.push(`${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  console.log(`browser: ok   ${name}`);
+}
+
+const { server, base } = await startServer();
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--autoplay-policy=no-user-gesture-required"],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    assert.equal(url.host, new URL(base).host, `the page fetched ${request.url()}: it must work offline`);
+  });
+  await page.goto(`${base}/`);
+
+  await step("the page opens ready, with the bundled model preselected and every control labelled", async () => {
+    await page.waitForFunction(() => document.querySelector("#model option[value=default]") !== null);
+    assert.equal(await page.inputValue("#model"), "default");
+    await page.waitForSelector("#status.ok");
+    const unlabelled = await page.$$eval("input, select, textarea", (controls) =>
+      controls.filter((control) => !control.closest("label") && !control.labels?.length).map((c) => c.id));
+    assert.deepEqual(unlabelled, []);
+    await page.screenshot({ path: join(shots, "01-first-visit.png"), fullPage: true });
+  });
+
+  await step("generate: notes fill the roll while they stream", async () => {
+    await page.fill("#length", "24");
+    await page.selectOption("#length-unit", "notes");
+    await page.fill("#seed", "7");
+    await page.check("#realtime");
+    await page.click("#generate");
+    // Real-time pacing: notes arrive as they would sound, so the roll fills while
+    // the stream is still open (the Generate button stays disabled until the end).
+    await page.waitForFunction(() => Number(document.querySelector("#roll").dataset.notes) > 0 &&
+      document.querySelector("#generate").disabled, null, { timeout: 30_000 });
+    await page.screenshot({ path: join(shots, "02-compose-streaming.png") });
+    await page.waitForFunction(() => !document.querySelector("#download").disabled, null, { timeout: 60_000 });
+    const notes = Number(await page.getAttribute("#roll", "data-notes"));
+    assert.ok(notes >= 24, `${notes} notes in the roll`);
+    assert.match(await page.textContent("#compose-status"), /notes, .* s of music, seed 7/);
+    await page.screenshot({ path: join(shots, "03-compose-done.png") });
+  });
+
+  await step("the download is a MIDI file that fugue's reader accepts", async () => {
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+    assert.match(download.suggestedFilename(), /^fugue-.*\.mid$/);
+    const path = join(work, "downloaded.mid");
+    await download.saveAs(path);
+    const bytes = readFileSync(path);
+    assert.equal(bytes.subarray(0, 4).toString(), "MThd");
+    // fugue's own reader: ingest it as a dataset.
+    const form = new FormData();
+    form.append("name", "downloaded");
+    form.append("files", new Blob([bytes]), "downloaded.mid");
+    const response = await fetch(`${base}/v1/datasets`, { method: "POST", body: form });
+    assert.equal(response.status, 201);
+    const dataset = await response.json();
+    assert.equal(dataset.report.accepted.length, 1);
+    assert.ok(dataset.report.totals.notes >= 24);
+  });
+
+  await step("a past composition can be replayed and downloaded from the list", async () => {
+    await page.waitForSelector("#history li button");
+    assert.ok((await page.$$("#history li")).length >= 1);
+  });
+
+  await step("a validation error is shown next to the control at fault", async () => {
+    await page.uncheck("#realtime");
+    await page.fill("#length", "5000");
+    await page.click("#generate");
+    await page.waitForFunction(() => document.querySelector("#error-length").textContent.length > 0);
+    assert.match(await page.textContent("#error-length"), /2000/);
+    await page.locator("#compose-form").screenshot({ path: join(shots, "04-validation-error.png") });
+    await page.fill("#length", "96");
+  });
+
+  await step("upload a zip of jsb-mini and read the ingest report", async () => {
+    const zip = join(work, "jsb-mini.zip");
+    execFileSync("python3", ["-c", `import shutil, sys; shutil.make_archive(sys.argv[1][:-4], "zip", sys.argv[2])`,
+      zip, join(root, "..", "shared", "data", "jsb-mini")]);
+    await page.fill("#dataset-name", "jsb-mini");
+    await page.setInputFiles("#dataset-files", zip);
+    await page.click("#upload");
+    await page.waitForFunction(() => /Accepted \d+ file/.test(document.querySelector("#report").textContent));
+    assert.match(await page.textContent("#report"), /Accepted 12 file\(s\)/);
+    await page.locator("#upload-form").screenshot({ path: join(shots, "05-upload-report.png") });
+  });
+
+  await step("train a tiny model and watch its epochs on the chart", async () => {
+    await page.fill("#job-epochs", "4");
+    await page.fill("#job-overrides", JSON.stringify({ hidden_size: 16, layers: 1, embedding_size: 8, window: 16, batch_size: 8 }));
+    await page.click("#start-job");
+    await page.waitForFunction(() => document.querySelectorAll("#epochs tbody tr").length >= 2, null, { timeout: 120_000 });
+    await page.locator(".training").screenshot({ path: join(shots, "06-training-chart.png") });
+    await page.waitForFunction(() => document.querySelector("#job-status").textContent.startsWith("Done"), null, { timeout: 120_000 });
+    await page.waitForFunction(() => [...document.querySelectorAll("#model-list tbody tr")]
+      .some((row) => row.textContent.includes("trained")), null, { timeout: 30_000 });
+    await page.locator("#models").screenshot({ path: join(shots, "07-models.png") });
+  });
+
+  await step("make the trained model the default from the list", async () => {
+    await page.click("#model-list button");
+    await page.waitForFunction(() => [...document.querySelectorAll("#model-list tbody tr")]
+      .some((row) => row.textContent.includes("trained") && row.textContent.endsWith("default")));
+    const system = await (await fetch(`${base}/v1/system`)).json();
+    assert.notEqual(system.default_model, "default");
+  });
+
+  await step("readable at phone width", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/`);
+    await page.waitForSelector("#status.ok");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `the page is ${overflow}px wider than the phone`);
+    await page.screenshot({ path: join(shots, "08-phone.png"), fullPage: true });
+  });
+
+  assert.deepEqual(pageErrors, [], "no script errors on the page");
+} catch (error) {
+  failed = true;
+  console.error(`browser: FAILED: ${error.stack ?? error}`);
+} finally {
+  await browser.close();
+  server.kill();
+  rmSync(work, { recursive: true, force: true });
+}
+console.log(`browser: ${steps.length} steps passed; screenshots in ${shots}`);
+process.exit(failed ? 1 : 0);
