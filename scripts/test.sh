@@ -31,3 +31,6 @@ scripts/with-postgres.sh cargo test --locked
 
 step "the page in headless Chromium (tests/browser)"
 scripts/browser-test.sh
+
+step "generated SDK, README examples, schemathesis (tests/sdk)"
+scripts/api-clients-test.sh

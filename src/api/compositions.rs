@@ -27,6 +27,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The compositions, with their notes", body = Vec<Composition>),
+        (status = 400, description = "A malformed query string", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 422, description = "`limit` out of range", body = ErrorBody),
     ))]

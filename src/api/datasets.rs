@@ -133,7 +133,8 @@ async fn text(field: Field<'_>) -> Result<String, ApiError> {
 }
 
 async fn boolean(field: Field<'_>) -> Result<bool, ApiError> {
-    match text(field).await?.trim() {
+    // Any case: generated clients send Python's `True`.
+    match text(field).await?.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" | "" => Ok(false),
         _ => Err(invalid("include_drums", "must be true or false")),

@@ -101,8 +101,9 @@ pub enum StreamMessage {
     security(("bearer" = [])),
     responses(
         (status = 101, description = "WebSocket: send a GenerateRequest, receive StreamMessages"),
+        (status = 400, description = "Not a WebSocket handshake (a missing or wrong upgrade header)", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 426, description = "Not a WebSocket upgrade", body = ErrorBody),
+        (status = 426, description = "The handshake asked for another protocol than WebSocket", body = ErrorBody),
     ))]
 pub async fn generate_stream(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade

@@ -127,8 +127,9 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The jobs", body = Vec<TrainingJob>),
-        (status = 400, description = "Unknown state or bad limit", body = ErrorBody),
+        (status = 400, description = "A malformed query string (an unknown state, a limit that is not a number)", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 422, description = "`limit` out of range", body = ErrorBody),
     ))]
 pub async fn list_training_jobs(
     State(state): State<AppState>,
