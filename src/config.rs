@@ -319,6 +319,18 @@ pub enum BenchCommand {
     Generate(GenerateBenchArgs),
 }
 
+/// The PyTorch reference run side by side, and libtorch's CPU threads for both.
+#[derive(Debug, Clone, Args)]
+pub struct ReferenceArgs {
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+    /// Python with torch 2.13.0, to run the reference in the same run.
+    #[arg(long, env = "FUGUE_BENCH_PYTHON")]
+    pub python: Option<PathBuf>,
+    #[arg(long = "reference", default_value = "../shared/bench/pytorch_reference.py")]
+    pub script: PathBuf,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GenerateBenchArgs {
     /// Comma-separated batch sizes (streams stepped together).
@@ -338,13 +350,8 @@ pub struct GenerateBenchArgs {
     /// The model the engine serves for its end-to-end figure.
     #[arg(long, default_value = "models/default")]
     pub model: PathBuf,
-    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
-    pub threads: i32,
-    /// Python with torch 2.13.0, to run the reference in the same run.
-    #[arg(long, env = "FUGUE_BENCH_PYTHON")]
-    pub python: Option<PathBuf>,
-    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
-    pub reference: PathBuf,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -364,13 +371,8 @@ pub struct TrainBenchArgs {
     /// Timed training steps per size (after 5 warm-up steps).
     #[arg(long, default_value_t = 25)]
     pub steps: u32,
-    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
-    pub threads: i32,
-    /// Python with torch 2.13.0, to run the reference in the same run.
-    #[arg(long, env = "FUGUE_BENCH_PYTHON")]
-    pub python: Option<PathBuf>,
-    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
-    pub reference: PathBuf,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -22,7 +22,7 @@ use crate::generate::request::GenerateRequest;
 use crate::model::lstm::Lstm;
 
 pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
-    tch::set_num_threads(args.threads.max(1));
+    tch::set_num_threads(args.reference.threads.max(1));
     let _no_grad = tch::no_grad_guard();
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
@@ -31,7 +31,7 @@ pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let out = nn::linear(vs.root() / "out", args.hidden, args.vocab, Default::default());
     println!(
         "generate {}x{}, vocabulary {}, {} thread(s); steps/s (tokens/s = steps/s x batch)",
-        args.layers, args.hidden, args.vocab, args.threads
+        args.layers, args.hidden, args.vocab, args.reference.threads
     );
     let (embedding, lstm, out) = (&embedding, &lstm, &out);
     for &batch in &args.batches {
@@ -54,13 +54,13 @@ pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             }
         });
         print!("batch {batch:>3}: cell {cell:>8.0}  fused {fused:>8.0}  (cell/fused {:.2}x)", cell / fused);
-        if let Some(python) = &args.python {
+        if let Some(python) = &args.reference.python {
             let stateful = reference_rate(args, python, "gen", batch)?;
             print!("  pytorch gen {stateful:>8.0}  ratio {:.2}x", cell.max(fused) / stateful);
         }
         println!();
     }
-    if let Some(python) = &args.python {
+    if let Some(python) = &args.reference.python {
         let window = reference_rate(args, python, "gen-window", 1)?;
         println!("pytorch gen-window (the tutorials' loop, batch 1, window 40): {window:.0} steps/s");
     }
@@ -89,11 +89,11 @@ fn reference_rate(
     let number = |n: i64| n.to_string();
     let mut command = Command::new(python);
     command
-        .arg(&args.reference)
+        .arg(&args.reference.script)
         .arg(mode)
         .args(["--batch", &number(batch), "--vocab", &number(args.vocab), "--embed", &number(args.embed)])
         .args(["--hidden", &number(args.hidden), "--layers", &number(args.layers), "--seq", "40"])
-        .args(["--steps", &args.steps.to_string(), "--threads", &args.threads.to_string()]);
+        .args(["--steps", &args.steps.to_string(), "--threads", &args.reference.threads.to_string()]);
     reference(command)?["steps_per_s"].as_f64().context("the reference printed no steps_per_s")
 }
 

@@ -78,7 +78,7 @@ fn train_bench(args: &TrainBenchArgs) -> anyhow::Result<()> {
     use crate::model::lstm::Lstm;
     use crate::model::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 
-    tch::set_num_threads(args.threads.max(1));
+    tch::set_num_threads(args.reference.threads.max(1));
     for size in &args.sizes {
         let (layers, hidden) = size
             .split_once('x')
@@ -114,7 +114,7 @@ fn train_bench(args: &TrainBenchArgs) -> anyhow::Result<()> {
         }
         let ours = f64::from(args.steps) * args.batch as f64 / started.elapsed().as_secs_f64();
         print!("train {size} batch {} seq {}: fugue {ours:.0} samples/s", args.batch, args.seq);
-        if let Some(python) = &args.python {
+        if let Some(python) = &args.reference.python {
             let reference = reference_train_rate(args, python, layers, hidden)?;
             print!(", pytorch {reference:.0} samples/s, ratio {:.2}x", ours / reference);
         }
@@ -132,11 +132,11 @@ fn reference_train_rate(
     let number = |n: i64| n.to_string();
     let mut command = Command::new(python);
     command
-        .arg(&args.reference)
+        .arg(&args.reference.script)
         .arg("train")
         .args(["--batch", &number(args.batch), "--seq", &number(args.seq), "--vocab", &number(args.vocab)])
         .args(["--embed", &number(args.embed), "--hidden", &number(hidden), "--layers", &number(layers)])
-        .args(["--steps", &(args.steps * 20).to_string(), "--threads", &args.threads.to_string()]);
+        .args(["--steps", &(args.steps * 20).to_string(), "--threads", &args.reference.threads.to_string()]);
     reference(command)?["samples_per_s"].as_f64().context("the reference printed no samples_per_s")
 }
 

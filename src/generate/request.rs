@@ -319,16 +319,7 @@ fn check_primer(primer: &Primer) -> Result<(), Invalid> {
 /// `C`, `C#`, `Db`, ... → pitch class.
 fn parse_key(key: &str) -> Option<u8> {
     let mut chars = key.trim().chars();
-    let base: i16 = match chars.next()?.to_ascii_uppercase() {
-        'C' => 0,
-        'D' => 2,
-        'E' => 4,
-        'F' => 5,
-        'G' => 7,
-        'A' => 9,
-        'B' => 11,
-        _ => return None,
-    };
+    let base = crate::repr::letter_pitch_class(chars.next()?.to_ascii_uppercase())?;
     let shift: i16 = match chars.as_str() {
         "" => 0,
         "#" | "♯" => 1,

@@ -21,12 +21,9 @@ pub fn pitch_name(pitch: u8) -> String {
     format!("{}{octave}", NAMES[usize::from(pitch % 12)])
 }
 
-/// Parses a pitch name such as `G2`, `F#3`, `Bb4` or `B-4` (music21's flat) back to
-/// MIDI. A bare `-1` is the octave below octave 0, as [`pitch_name`] writes it.
-pub fn parse_pitch_name(name: &str) -> Option<u8> {
-    let mut chars = name.chars();
-    let letter = chars.next()?;
-    let base: i16 = match letter {
+/// The pitch class of a note letter, `C` (0) to `B` (11).
+pub fn letter_pitch_class(letter: char) -> Option<i16> {
+    let class = match letter {
         'C' => 0,
         'D' => 2,
         'E' => 4,
@@ -36,6 +33,14 @@ pub fn parse_pitch_name(name: &str) -> Option<u8> {
         'B' => 11,
         _ => return None,
     };
+    Some(class)
+}
+
+/// Parses a pitch name such as `G2`, `F#3`, `Bb4` or `B-4` (music21's flat) back to
+/// MIDI. A bare `-1` is the octave below octave 0, as [`pitch_name`] writes it.
+pub fn parse_pitch_name(name: &str) -> Option<u8> {
+    let mut chars = name.chars();
+    let base = letter_pitch_class(chars.next()?)?;
     let rest = chars.as_str();
     let (shift, octave) = if rest == "-1" {
         (0, rest)
