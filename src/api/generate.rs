@@ -21,6 +21,9 @@ use crate::generate::{GeneratedNote, Piece};
 
 /// How long a WebSocket client has to send its request.
 const REQUEST_WAIT: Duration = Duration::from_secs(10);
+/// Largest WebSocket message accepted: a request with the largest primer (1 MiB of
+/// MIDI is about 1.4 MB of base64) fits.
+const MAX_STREAM_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Generate a composition.
 ///
@@ -108,6 +111,7 @@ pub enum StreamMessage {
 pub async fn generate_stream(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .protocols([crate::app::WEBSOCKET_AUTH_PROTOCOL])
+        .max_message_size(MAX_STREAM_MESSAGE_BYTES)
         .on_upgrade(move |socket| stream(socket, state.composer))
 }
 

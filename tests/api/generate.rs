@@ -193,6 +193,23 @@ async fn the_websocket_streams_notes_as_they_are_sampled() {
     assert_eq!(refused[0]["error"]["details"]["field"], "length.notes");
     let garbled = messages(&app, &json!("not a request")).await;
     assert_eq!(garbled[0]["type"], "error");
+
+    // A message over 2 MiB closes the socket before it is read as a request (a
+    // smaller one with the same bad primer gets a validation error instead).
+    let mut huge = open_stream(&app, &json!({"primer": {"midi_base64": "A".repeat(3 << 20)}})).await;
+    let replies = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut texts = Vec::new();
+        while let Some(Ok(message)) = huge.next().await {
+            match message {
+                Message::Text(text) => texts.push(text.to_string()),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        texts
+    });
+    assert_eq!(replies.await.expect("the oversized message ends the connection"), Vec::<String>::new());
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
