@@ -138,10 +138,6 @@ impl Engine {
         }
         Ok(receiver)
     }
-
-    pub fn live_sessions(&self) -> usize {
-        self.workers.iter().map(|worker| worker.live.load(Ordering::SeqCst)).sum()
-    }
 }
 
 struct Cached {

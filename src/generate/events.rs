@@ -32,10 +32,6 @@ impl EventsGrammar {
         self.tokens.iter().position(|t| *t == Some(token)).map(|id| id as i64)
     }
 
-    pub fn has(&self, wanted: impl Fn(Token) -> bool) -> bool {
-        self.tokens.iter().flatten().any(|&token| wanted(token))
-    }
-
     pub fn token(&self, id: i64) -> Option<Token> {
         usize::try_from(id).ok().and_then(|id| self.tokens.get(id).copied().flatten())
     }
