@@ -526,7 +526,7 @@ pub struct QueueArgs {
     /// How often idle workers look for work when no notification wakes them.
     #[arg(long, env = "FUGUE_QUEUE_POLL_MS", default_value_t = 2_000)]
     pub queue_poll_ms: u64,
-    /// Attempts a job gets before a crash fails it for good.
+    /// Attempts a job gets (worker crashes and training errors alike) before it fails for good.
     #[arg(long, env = "FUGUE_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
     /// Wait before the first retry after a crash; doubled for each later one (at most 10 minutes).

@@ -257,11 +257,13 @@ async fn run_claim(
         }
         Err(error) => {
             let message = format!("{error:#}");
-            tracing::warn!(job = id, error = %message, "training job failed");
-            retry(context.jobs.config.lease_timeout, || {
-                store.end_job(id, token, JobState::Failed, Some(&message))
-            })
-            .await
+            let backoff = context.jobs.config.backoff_ms(job.attempt);
+            let next =
+                retry(context.jobs.config.lease_timeout, || store.fail_attempt(id, token, &message, backoff))
+                    .await
+                    .flatten();
+            tracing::warn!(job = id, error = %message, attempt = job.attempt, next = ?next, "training attempt failed");
+            next.map(JobState::is_terminal)
         }
     };
     if ended == Some(true) {

@@ -374,6 +374,39 @@ impl Store {
         Ok(true)
     }
 
+    /// Records a failed attempt: the job goes back to the queue `backoff_ms` from now,
+    /// or, once it has used its attempts (or cancellation was asked for), ends as
+    /// failed (or cancelled). The error is kept either way. `None` when the lease is lost.
+    pub async fn fail_attempt(
+        &self,
+        id: &str,
+        token: &str,
+        error: &str,
+        backoff_ms: i64,
+    ) -> anyhow::Result<Option<JobState>> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE training_jobs SET \
+             state = CASE WHEN cancel_requested = 1 THEN 'cancelled' \
+                          WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END, \
+             finished_at = CASE WHEN cancel_requested = 1 OR attempt >= max_attempts THEN $4 ELSE NULL END, \
+             error = $3, run_after = $4 + $5, lease_token = NULL, heartbeat_at = NULL, updated_at = $4 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING state",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(error)
+        .bind(now)
+        .bind(backoff_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let state: String = row.try_get("state")?;
+            JobState::parse(&state).ok_or_else(|| anyhow::anyhow!("unknown job state `{state}`"))
+        })
+        .transpose()
+    }
+
     /// Ends a running job as failed or cancelled. False when the lease is lost.
     pub async fn end_job(
         &self,

@@ -234,12 +234,13 @@ async fn idempotency_keys_make_retries_safe() {
     assert_eq!(jobs.as_array().unwrap().len(), 2);
 
     // Concurrent retries of one submission still make one job.
-    let attempts = (0..8).map(|_| async {
+    let attempts = (0..50).map(|_| async {
         let response = submit(&app, &body, Some("key-2")).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         response.json::<Value>().await.unwrap()["id"].clone()
     });
     let ids = futures_util::future::join_all(attempts).await;
+    assert_eq!(ids.len(), 50);
     assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
     let jobs: Value = app.get("/v1/training-jobs").await.json().await.unwrap();
     assert_eq!(jobs.as_array().unwrap().len(), 3);
@@ -367,7 +368,7 @@ async fn a_running_job_stops_within_a_heartbeat_of_cancel() {
 }
 
 #[tokio::test]
-async fn a_job_on_a_dataset_too_small_to_train_fails_with_a_readable_error() {
+async fn a_poison_job_uses_its_attempts_and_fails_with_a_readable_error() {
     let app = with_worker(TestDatabase::sqlite()).await;
     let mut form = Form::new().text("name", "one file");
     let path = &midi_files(&shared_data("jsb-mini/train"))[0];
@@ -378,7 +379,8 @@ async fn a_job_on_a_dataset_too_small_to_train_fails_with_a_readable_error() {
     let done = finished(&app, submitted["id"].as_str().unwrap()).await;
     assert_eq!(done["state"], "failed");
     assert!(done["error"].as_str().unwrap().contains("at least two files"), "{done}");
-    assert_eq!(done["attempt"], 1, "a deterministic failure is not retried");
+    assert_eq!(done["attempt"], 3, "every attempt was used (FUGUE_MAX_ATTEMPTS)");
+    assert_eq!(done["model_id"], Value::Null);
 }
 
 #[tokio::test]
@@ -395,4 +397,81 @@ async fn websocket_clients_can_leave_early() {
     socket.send(tokio_tungstenite::tungstenite::Message::Close(None)).await.unwrap();
     // The server is still fine.
     assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn four_workers_run_twenty_jobs_each_exactly_once() {
+    let app = spawn_app(Options {
+        database: TestDatabase::postgres().await,
+        train_workers: 4,
+        ..Options::default()
+    })
+    .await;
+    let dataset = upload_mini(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let mut body = tiny_job(&dataset, 1);
+        body["hyperparameters"]["seed"] = json!(i);
+        ids.push(
+            submit(&app, &body, None).await.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned(),
+        );
+    }
+    let mut models = Vec::new();
+    for id in &ids {
+        let done = finished(&app, id).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        assert_eq!(done["attempt"], 1, "claimed once: {done}");
+        models.push(done["model_id"].as_str().unwrap().to_owned());
+    }
+    models.sort();
+    models.dedup();
+    assert_eq!(models.len(), 20, "one model per job");
+    let listed: Value = app.get("/v1/models").await.json().await.unwrap();
+    let trained = listed.as_array().unwrap().iter().filter(|m| m["source"] == "trained").count();
+    assert_eq!(trained, 20, "no duplicate models");
+    let workers: std::collections::BTreeSet<String> = {
+        let jobs: Value = app.get("/v1/training-jobs?limit=20").await.json().await.unwrap();
+        jobs.as_array().unwrap().iter().map(|j| j["worker"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(workers.len() > 1, "the jobs were spread over workers: {workers:?}");
+}
+
+#[tokio::test]
+async fn cancelling_as_a_job_finishes_leaves_a_consistent_end() {
+    let app = with_worker(TestDatabase::postgres().await).await;
+    let dataset = upload_mini(&app).await;
+    let mut outcomes = Vec::new();
+    for seed in 0..4 {
+        let mut body = tiny_job(&dataset, 2);
+        body["hyperparameters"]["seed"] = json!(seed);
+        let id =
+            submit(&app, &body, None).await.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        // Cancel the moment the last epoch is recorded: the race with success.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while job(&app, &id).await["epochs"].as_array().unwrap().len() < 2 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let cancel =
+            app.client.post(app.url(&format!("/v1/training-jobs/{id}/cancel"))).send().await.unwrap();
+        assert!([StatusCode::ACCEPTED, StatusCode::CONFLICT].contains(&cancel.status()));
+        let done = finished(&app, &id).await;
+        match done["state"].as_str().unwrap() {
+            "succeeded" => {
+                let model = done["model_id"].as_str().unwrap();
+                assert!(app.data_dir.join("models").join(model).join("model.safetensors").is_file());
+            }
+            "cancelled" => assert_eq!(done["model_id"], Value::Null, "{done}"),
+            other => panic!("ended {other}: {done}"),
+        }
+        // Nothing keeps running afterwards.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(job(&app, &id).await, done);
+        outcomes.push(done["state"].as_str().unwrap().to_owned());
+    }
+    let listed: Value = app.get("/v1/models").await.json().await.unwrap();
+    let trained = listed.as_array().unwrap().iter().filter(|m| m["source"] == "trained").count();
+    assert_eq!(trained, outcomes.iter().filter(|s| *s == "succeeded").count(), "{outcomes:?}");
+    let dirs = std::fs::read_dir(app.data_dir.join("models")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(dirs, trained, "no stray model directories");
 }

@@ -184,3 +184,59 @@ async fn concurrent_dataset_writes_all_succeed() {
     })
     .await;
 }
+
+fn new_job(id: &str, max_attempts: i64) -> fugue::store::NewJob {
+    fugue::store::NewJob {
+        id: id.to_owned(),
+        name: "job".to_owned(),
+        dataset_id: "d1".to_owned(),
+        preset: "fugue".to_owned(),
+        hyperparameters: "{}".to_owned(),
+        idempotency_key: None,
+        request_sha256: "0".to_owned(),
+        max_attempts,
+    }
+}
+
+#[tokio::test]
+async fn failed_attempts_back_off_by_the_formula_until_the_attempts_run_out() {
+    use fugue::jobs::QueueConfig;
+    use fugue::store::{Enqueued, JobState};
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        store.insert_dataset(dataset_row("d1"), &[file_row("a", "x")]).await.unwrap();
+        assert!(matches!(store.enqueue_job(new_job("poison", 3), 100).await.unwrap(), Enqueued::Created(_)));
+        let config = QueueConfig::of(&crate::support::fast_queue());
+        let mut waits = Vec::new();
+        for attempt in 1..=3 {
+            let claim = loop {
+                if let Some(claim) = store.claim_job("w", "cpu", &format!("token-{attempt}")).await.unwrap() {
+                    break claim;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            };
+            assert_eq!(claim.job.attempt, attempt);
+            let backoff = config.backoff_ms(attempt);
+            let next = store.fail_attempt("poison", &claim.token, "boom", backoff).await.unwrap();
+            let job = store.job("poison").await.unwrap().unwrap();
+            assert_eq!(job.error.as_deref(), Some("boom"), "the error is recorded on every attempt");
+            if attempt < 3 {
+                assert_eq!(next, Some(JobState::Queued));
+                waits.push(job.run_after - job.updated_at);
+            } else {
+                assert_eq!(next, Some(JobState::Failed));
+                assert!(job.finished_at.is_some());
+            }
+            // A stale token writes nothing.
+            assert_eq!(store.fail_attempt("poison", &claim.token, "late", 0).await.unwrap(), None);
+        }
+        assert_eq!(waits, [100, 200], "retry_backoff_ms doubled per attempt");
+        assert_eq!(
+            store.claim_job("w", "cpu", "token-4").await.unwrap(),
+            None,
+            "a failed job is never claimed again"
+        );
+        store.close().await;
+    })
+    .await;
+}

@@ -20,8 +20,17 @@ pub fn postgres_admin_url() -> String {
 
 /// A database made for one test and dropped after it, whatever the outcome.
 pub enum TestDatabase {
-    Sqlite { _dir: TempDir, url: String },
-    Postgres { admin_url: String, name: String, url: String },
+    Sqlite {
+        _dir: TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+    /// A whole cluster of the test's own.
+    Throwaway(ThrowawayPostgres),
 }
 
 impl TestDatabase {
@@ -50,6 +59,7 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         match self {
             TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
+            TestDatabase::Throwaway(cluster) => &cluster.url,
         }
     }
 }
@@ -111,7 +121,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     pub database_url: String,
-    _database: TestDatabase,
+    pub database: TestDatabase,
     _dir: TempDir,
 }
 
@@ -184,7 +194,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         client: reqwest::Client::new(),
         data_dir,
         database_url,
-        _database: options.database,
+        database: options.database,
         _dir: dir,
     }
 }
@@ -273,4 +283,70 @@ pub fn midi_files(dir: &Path) -> Vec<PathBuf> {
 /// The project's Python (the one `make test` installs test tools into).
 pub fn venv_python() -> PathBuf {
     project_path(".venv/bin/python3")
+}
+
+/// A Postgres cluster of the test's own (initdb + pg_ctl in a temp dir), for tests
+/// that restart the database. Stopped and removed on drop.
+pub struct ThrowawayPostgres {
+    bin: PathBuf,
+    dir: TempDir,
+    pub url: String,
+}
+
+impl ThrowawayPostgres {
+    pub fn start() -> ThrowawayPostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Debian's postgresql is installed (make test installs it when missing)")
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()
+            .expect("an initdb under /usr/lib/postgresql");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cluster =
+            ThrowawayPostgres { bin, url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir };
+        if cluster.as_root() {
+            let status = std::process::Command::new("chown").arg("postgres").arg(cluster.dir.path()).status();
+            assert!(status.unwrap().success(), "chown to postgres");
+        }
+        cluster.run("initdb", &["-D", "data", "-U", "postgres", "--auth=trust"]);
+        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", cluster.dir.path().display());
+        cluster.run("pg_ctl", &["-D", "data", "-l", "log", "-w", "-o", &options, "start"]);
+        cluster
+    }
+
+    fn as_root(&self) -> bool {
+        std::env::var("USER").map(|user| user == "root").unwrap_or(false)
+            || std::fs::read_to_string("/proc/self/status")
+                .is_ok_and(|status| status.lines().any(|line| line.starts_with("Uid:\t0\t")))
+    }
+
+    /// Runs a Postgres tool in the cluster's directory (as the postgres user when root).
+    pub fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let mut command = if self.as_root() {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            std::process::Command::new(&program)
+        };
+        let output =
+            command.args(args).current_dir(self.dir.path()).output().expect("running a Postgres tool");
+        assert!(output.status.success(), "{tool}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl");
+        let mut command = if self.as_root() {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            std::process::Command::new(&program)
+        };
+        let _ = command.args(["-D", "data", "-m", "immediate", "stop"]).current_dir(self.dir.path()).output();
+    }
 }

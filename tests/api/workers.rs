@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::jobs::{finished, upload_mini};
-use crate::support::{Options, TestApp, TestDatabase, fast_queue_env, spawn_app};
+use crate::support::{Options, TestApp, TestDatabase, ThrowawayPostgres, fast_queue_env, spawn_app};
 
 const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
 
@@ -210,4 +210,26 @@ async fn a_worker_told_to_stop_gives_its_job_back_at_once() {
     let done = finished(&app, &id).await;
     assert_eq!(done["state"], "succeeded");
     assert!(done["worker"].as_str().unwrap().contains(&next.pid()));
+}
+
+#[tokio::test]
+async fn a_job_survives_a_postgres_restart() {
+    let database = TestDatabase::Throwaway(ThrowawayPostgres::start());
+    let app = spawn_app(Options { database, ..Options::default() }).await;
+    let store = Store::open(&app.database_url).await.unwrap();
+    let dataset = upload_mini(&app).await;
+    let id = submit(&app, &slow_job(&dataset)).await;
+    let worker = Worker::spawn(&app);
+    wait_for(&store, &id, "an epoch", |_, epochs| !epochs.is_empty()).await;
+    let TestDatabase::Throwaway(cluster) = &app.database else { unreachable!() };
+    cluster.run("pg_ctl", &["-D", "data", "-l", "log", "-m", "immediate", "-w", "restart"]);
+    let done = finished(&app, &id).await;
+    assert_eq!(done["state"], "succeeded", "{done}\n{}", worker.log());
+    assert_eq!(done["epochs"].as_array().unwrap().len(), 8);
+    assert_eq!(models_of(&app, &id).await.len(), 1, "exactly one model");
+    assert!(
+        worker.log().contains("failed") || worker.log().contains("interrupted"),
+        "the outage was seen:\n{}",
+        worker.log()
+    );
 }
