@@ -321,8 +321,9 @@ impl ThrowawayPostgres {
                 .is_ok_and(|status| status.lines().any(|line| line.starts_with("Uid:\t0\t")))
     }
 
-    /// Runs a Postgres tool in the cluster's directory (as the postgres user when root).
-    pub fn run(&self, tool: &str, args: &[&str]) {
+    /// A Postgres tool to run in the cluster's directory (as the postgres user when
+    /// root: initdb refuses root, and the cluster's files belong to postgres).
+    fn tool(&self, tool: &str) -> std::process::Command {
         let program = self.bin.join(tool);
         let mut command = if self.as_root() {
             let mut command = std::process::Command::new("runuser");
@@ -331,22 +332,20 @@ impl ThrowawayPostgres {
         } else {
             std::process::Command::new(&program)
         };
-        let output =
-            command.args(args).current_dir(self.dir.path()).output().expect("running a Postgres tool");
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    /// Runs a Postgres tool; a server it starts must log to a file (`-l`), or it
+    /// would hold this call's output pipes open.
+    pub fn run(&self, tool: &str, args: &[&str]) {
+        let output = self.tool(tool).args(args).output().expect("running a Postgres tool");
         assert!(output.status.success(), "{tool}: {}", String::from_utf8_lossy(&output.stderr));
     }
 }
 
 impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
-        let program = self.bin.join("pg_ctl");
-        let mut command = if self.as_root() {
-            let mut command = std::process::Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&program);
-            command
-        } else {
-            std::process::Command::new(&program)
-        };
-        let _ = command.args(["-D", "data", "-m", "immediate", "stop"]).current_dir(self.dir.path()).output();
+        let _ = self.tool("pg_ctl").args(["-D", "data", "-m", "immediate", "stop"]).output();
     }
 }
