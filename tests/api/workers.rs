@@ -222,14 +222,11 @@ async fn a_job_survives_a_postgres_restart() {
     let worker = Worker::spawn(&app);
     wait_for(&store, &id, "an epoch", |_, epochs| !epochs.is_empty()).await;
     let TestDatabase::Throwaway(cluster) = &app.database else { unreachable!() };
+    let before = store.job_epochs(&id).await.unwrap().len();
+    assert!(before < 8, "the restart comes in the middle of the job");
     cluster.run("pg_ctl", &["-D", "data", "-l", "log", "-m", "immediate", "-w", "restart"]);
     let done = finished(&app, &id).await;
     assert_eq!(done["state"], "succeeded", "{done}\n{}", worker.log());
     assert_eq!(done["epochs"].as_array().unwrap().len(), 8);
     assert_eq!(models_of(&app, &id).await.len(), 1, "exactly one model");
-    assert!(
-        worker.log().contains("failed") || worker.log().contains("interrupted"),
-        "the outage was seen:\n{}",
-        worker.log()
-    );
 }
