@@ -21,6 +21,11 @@ use crate::store::{CompositionRow, Store};
 
 /// A generated piece, as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"composition_id": "3f2a9c1e-5b7d-4e8a-9c0f-1d2e3f4a5b6c", "model": "default", "seed": 7,
+    "notes": [{"pitch": 62, "velocity": 90, "program": 0, "start_beat": 0.0, "duration_beats": 1.0,
+        "start_seconds": 0.0, "duration_seconds": 0.625}],
+    "stats": {"notes": 1, "tokens": 6, "seconds": 0.625, "elapsed_ms": 4, "tokens_per_second": 1500.0, "peak_batch": 1},
+    "midi_url": "/v1/compositions/3f2a9c1e-5b7d-4e8a-9c0f-1d2e3f4a5b6c/midi", "created_at": "2026-11-22T03:00:00.000Z"}))]
 pub struct Composition {
     pub composition_id: String,
     /// The model that made it.
@@ -37,6 +42,8 @@ pub struct Composition {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+#[schema(example = json!({"notes": 128, "tokens": 450, "seconds": 41.25, "elapsed_ms": 310,
+    "tokens_per_second": 1451.6, "peak_batch": 3}))]
 pub struct Stats {
     pub notes: usize,
     /// Model steps taken.

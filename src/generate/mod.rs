@@ -15,6 +15,8 @@ use crate::repr::DECODED_TICKS_PER_BEAT;
 
 /// One generated note, in beats and in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"pitch": 62, "velocity": 90, "program": 0, "start_beat": 1.0, "duration_beats": 0.5,
+    "start_seconds": 0.625, "duration_seconds": 0.3125}))]
 pub struct GeneratedNote {
     /// MIDI pitch.
     pub pitch: u8,

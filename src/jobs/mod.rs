@@ -44,6 +44,15 @@ pub struct TrainingJobRequest {
 
 /// A training job as clients see it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"id": "9b1c…", "name": "chorales", "dataset_id": "5b0f…", "preset": "fugue",
+    "hyperparameters": {"epochs": 20, "batch_size": 32, "hidden_size": 256}, "state": "running", "attempt": 1,
+    "max_attempts": 3, "worker": "gpu-1:4242/0", "device": "cuda:0", "cancel_requested": false,
+    "epochs": [{"epoch": 1, "train_loss": 2.91, "valid_loss": 2.55, "train_accuracy": 0.41, "valid_accuracy": 0.46,
+        "valid_precision": null, "valid_recall": null, "valid_density": null, "valid_true_density": null,
+        "samples_per_second": 5200.0, "learning_rate": 0.002, "seconds": 42.0}],
+    "epochs_planned": 20, "eta_seconds": 798.0, "error": null, "model_id": null,
+    "created_at": "2026-11-22T03:00:00.000Z", "started_at": "2026-11-22T03:00:01.000Z", "finished_at": null,
+    "updated_at": "2026-11-22T03:00:43.000Z", "next_attempt_at": null}))]
 pub struct TrainingJob {
     pub id: String,
     pub name: String,

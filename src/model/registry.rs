@@ -35,6 +35,10 @@ pub enum ModelSource {
 
 /// A model as listed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"id": "default", "name": "default", "source": "bundled", "preset": "fugue", "is_default": true,
+    "job_id": null, "dataset_id": null, "created_at": "2026-11-21T12:00:00Z",
+    "summary": {"best_epoch": 20, "best_valid_loss": 0.765, "best_valid_accuracy": 0.769, "epochs_run": 25,
+        "evaluation": {"valid_loss": 0.765}}}))]
 pub struct ModelInfo {
     #[schema(example = "default")]
     pub id: String,
