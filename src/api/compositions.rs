@@ -42,13 +42,7 @@ pub async fn list_compositions(
             message: format!("must be 1 to {MAX_LISTED_COMPOSITIONS}"),
         });
     }
-    let mut compositions = Vec::new();
-    for row in state.store.compositions(limit).await? {
-        if let Some((composition, _)) = state.composer.composition(&row.id).await? {
-            compositions.push(composition);
-        }
-    }
-    Ok(Json(compositions))
+    Ok(Json(state.composer.recent(limit).await?))
 }
 
 /// One composition.

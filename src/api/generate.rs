@@ -56,7 +56,7 @@ pub async fn generate(
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
-    let composition = state.composer.keep(&started, piece).await?;
+    let (composition, midi) = state.composer.keep(&started, piece).await?;
     let location = HeaderValue::from_str(&format!("/v1/compositions/{}", composition.composition_id))
         .map_err(anyhow::Error::from)?;
     let wants_midi = headers
@@ -64,12 +64,7 @@ pub async fn generate(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("audio/midi"));
     let mut response = if wants_midi {
-        let (_, hash) = state
-            .composer
-            .composition(&composition.composition_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("composition vanished"))?;
-        super::compositions::midi_response(state.composer.midi(&hash).await?, &composition.composition_id)
+        super::compositions::midi_response(midi, &composition.composition_id)
     } else {
         Json(&composition).into_response()
     };
@@ -181,7 +176,7 @@ async fn follow(socket: &mut WebSocket, composer: &Composer, mut started: Starte
     if realtime {
         tokio::time::sleep_until(began + Duration::from_secs_f64(piece.seconds())).await;
     }
-    let composition = composer.keep(&started, piece).await?;
+    let (composition, _) = composer.keep(&started, piece).await?;
     let _ = send(socket, &StreamMessage::End { composition: Box::new(composition) }).await;
     Ok(())
 }

@@ -142,12 +142,8 @@ pub async fn list_training_jobs(
             message: format!("must be 1 to {MAX_LISTED_JOBS}"),
         });
     }
-    let mut jobs = Vec::new();
-    for row in state.store.jobs(query.state, limit).await? {
-        let epochs = state.store.job_epochs(&row.id).await?;
-        jobs.push(TrainingJob::of(row, &epochs));
-    }
-    Ok(Json(jobs))
+    let jobs = state.store.jobs(query.state, limit).await?;
+    Ok(Json(jobs.into_iter().map(|(row, epochs)| TrainingJob::of(row, &epochs)).collect()))
 }
 
 /// One training job, with its metrics so far.

@@ -118,15 +118,16 @@ impl Composer {
         Ok(Started { model, checked, events, request, _hold: client_hold })
     }
 
-    /// Stores the finished piece: the MIDI blob first, then the row.
-    pub async fn keep(&self, started: &Started, piece: Piece) -> Result<Composition, ApiError> {
+    /// Stores the finished piece, the MIDI blob first, then the row; returns the
+    /// composition and its MIDI file.
+    pub async fn keep(&self, started: &Started, piece: Piece) -> Result<(Composition, Vec<u8>), ApiError> {
         // The engine's time (the client's pacing is not generation time).
         let elapsed = piece.generated_in;
         let midi = midi::write(&piece.score());
         let hash = sha256_hex(&midi);
         let blobs = self.blobs.clone();
         let put = hash.clone();
-        tokio::task::spawn_blocking(move || blobs.put(&put, &midi))
+        let midi = tokio::task::spawn_blocking(move || blobs.put(&put, &midi).map(|_| midi))
             .await
             .map_err(anyhow::Error::from)?
             .map_err(anyhow::Error::from)?;
@@ -149,7 +150,13 @@ impl Composer {
             created_at: 0,
         };
         let row = self.store.insert_composition(row).await?;
-        Ok(composition_of(&row)?)
+        Ok((composition_of(&row)?, midi))
+    }
+
+    /// The newest `limit` compositions.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<Composition>, ApiError> {
+        let rows = self.store.compositions(limit).await?;
+        Ok(rows.iter().map(composition_of).collect::<anyhow::Result<_>>()?)
     }
 
     pub async fn composition(&self, id: &str) -> Result<Option<(Composition, String)>, ApiError> {

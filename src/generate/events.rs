@@ -219,8 +219,10 @@ impl EventsDecoder {
             }
             Token::Tempo(bpm) => {
                 if let Some(at) = self.position {
+                    // Kept sorted by position (seconds_at relies on it).
                     self.tempos.retain(|&(t, _)| t != at);
-                    self.tempos.push((at, f64::from(bpm)));
+                    let index = self.tempos.partition_point(|&(t, _)| t < at);
+                    self.tempos.insert(index, (at, f64::from(bpm)));
                 }
             }
             Token::Prog(_) => self.next_pitch_floor = 0,
@@ -318,16 +320,15 @@ fn bar_units((numerator, denominator): (u8, u8), grid_per_beat: u16) -> u64 {
     (units / u64::from(denominator)).max(1)
 }
 
-/// Seconds at grid position `at` under the tempo changes (sorted by position).
+/// Seconds at grid position `at` under the tempo changes, which must be sorted by
+/// position (the decoder keeps them so; this runs at every note).
 pub fn seconds_at(tempos: &[(u64, f64)], at: u64, units_per_beat: f64) -> f64 {
     let mut seconds = 0.0;
-    let mut sorted: Vec<(u64, f64)> = tempos.to_vec();
-    sorted.sort_by_key(|&(t, _)| t);
-    for (index, &(from, bpm)) in sorted.iter().enumerate() {
+    for (index, &(from, bpm)) in tempos.iter().enumerate() {
         if from >= at {
             break;
         }
-        let to = sorted.get(index + 1).map_or(at, |&(next, _)| next.min(at));
+        let to = tempos.get(index + 1).map_or(at, |&(next, _)| next.min(at));
         seconds += (to - from) as f64 / units_per_beat * 60.0 / bpm;
     }
     seconds

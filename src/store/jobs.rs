@@ -121,6 +121,16 @@ pub struct EpochRow {
     pub metrics: String,
 }
 
+impl EpochRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<EpochRow> {
+        Ok(EpochRow {
+            epoch: row.try_get("epoch")?,
+            attempt: row.try_get("attempt")?,
+            metrics: row.try_get("metrics")?,
+        })
+    }
+}
+
 /// What submitting did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Enqueued {
@@ -244,18 +254,40 @@ impl Store {
         Ok(row.as_ref().map(JobRow::from_row).transpose()?)
     }
 
-    /// Newest first, optionally only those in `state`; at most `limit`.
-    pub async fn jobs(&self, state: Option<JobState>, limit: i64) -> anyhow::Result<Vec<JobRow>> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM training_jobs WHERE ($1 = '' OR state = $1) \
-             ORDER BY created_at DESC, id LIMIT $2"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(state.map_or("", JobState::as_str))
+    /// Newest first, optionally only those in `state`, at most `limit`, each with
+    /// its epochs: two queries, however many jobs.
+    pub async fn jobs(
+        &self,
+        state: Option<JobState>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(JobRow, Vec<EpochRow>)>> {
+        const CHOSEN: &str =
+            "FROM training_jobs WHERE ($1 = '' OR state = $1) ORDER BY created_at DESC, id LIMIT $2";
+        let state = state.map_or("", JobState::as_str);
+        let jobs = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} {CHOSEN}")))
+            .bind(state)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(JobRow::from_row).collect::<sqlx::Result<_>>()?)
+        let epochs = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT job_id, epoch, attempt, metrics FROM training_job_epochs \
+             WHERE job_id IN (SELECT id {CHOSEN}) ORDER BY job_id, epoch"
+        )))
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_job: std::collections::HashMap<String, Vec<EpochRow>> = std::collections::HashMap::new();
+        for row in &epochs {
+            by_job.entry(row.try_get("job_id")?).or_default().push(EpochRow::from_row(row)?);
+        }
+        jobs.iter()
+            .map(|row| {
+                let job = JobRow::from_row(row)?;
+                let epochs = by_job.remove(&job.id).unwrap_or_default();
+                Ok((job, epochs))
+            })
+            .collect()
     }
 
     /// Every recorded epoch of a job, in order.
@@ -266,14 +298,7 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let epoch = |row: &AnyRow| -> sqlx::Result<EpochRow> {
-            Ok(EpochRow {
-                epoch: row.try_get("epoch")?,
-                attempt: row.try_get("attempt")?,
-                metrics: row.try_get("metrics")?,
-            })
-        };
-        Ok(rows.iter().map(epoch).collect::<sqlx::Result<_>>()?)
+        Ok(rows.iter().map(EpochRow::from_row).collect::<sqlx::Result<_>>()?)
     }
 
     /// Takes the oldest due queued job, if any, under a fresh lease `token`.

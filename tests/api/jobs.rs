@@ -110,6 +110,9 @@ async fn a_job_trains_registers_a_model_and_streams_its_progress(database: TestD
     let model_id = done["model_id"].as_str().unwrap().to_owned();
     assert!(app.data_dir.join("models").join(&model_id).join("model.safetensors").is_file());
     assert!(!app.data_dir.join("checkpoints").join(&id).exists(), "checkpoints go once the model is safe");
+    let listed: Value = app.get("/v1/training-jobs?state=succeeded").await.json().await.unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["epochs"], done["epochs"], "the list carries each job's epochs");
 
     // The registry lists it beside the bundled default.
     let models: Value = app.get("/v1/models").await.json().await.unwrap();
