@@ -71,6 +71,13 @@ async fn a_composition_downloads_as_a_midi_file_with_the_same_notes() {
     assert_eq!(direct.headers()["content-type"], "audio/midi");
     assert_eq!(fugue::midi::read(&direct.bytes().await.unwrap()).unwrap().note_count(), 16);
     assert_eq!(app.get("/v1/compositions/nope/midi").await.status(), StatusCode::NOT_FOUND);
+    for limit in ["0", "501"] {
+        let refused = app.get(&format!("/v1/compositions?limit={limit}")).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error_body(refused).await["error"]["details"]["field"], "limit");
+    }
+    let one: Value = app.get("/v1/compositions?limit=1").await.json().await.unwrap();
+    assert_eq!(one.as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -274,6 +274,7 @@ async fn bad_submissions_name_the_field_at_fault() {
             "hyperparameters.depth",
         ),
         (json!({"dataset_id": dataset, "preset": "fugue", "name": ""}), "name"),
+        (json!({"dataset_id": dataset, "preset": "fugue", "name": "n".repeat(201)}), "name"),
         (json!({"dataset_id": dataset, "preset": "fugue", "colour": "red"}), "colour"),
     ];
     for (body, field) in cases {
