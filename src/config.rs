@@ -133,6 +133,14 @@ pub struct HyperparameterOverrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    /// DropConnect on the recurrent weights (piano-roll LSTM and NADE): 0 to 0.9.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrent_dropout: Option<f64>,
+    /// Frames in the position cycle the piano-roll LSTM and NADE read (0 for none): 0 to 64.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position_period: Option<i64>,
     /// 0 to 12 semitones.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,6 +216,8 @@ impl HyperparameterOverrides {
         check("embedding_size", self.embedding_size, 1, 2048, true)?;
         check("window", self.window, 2, 2048, true)?;
         check("dropout", float(self.dropout), 0.0, 0.9, true)?;
+        check("recurrent_dropout", float(self.recurrent_dropout), 0.0, 0.9, true)?;
+        check("position_period", self.position_period, 0, 64, true)?;
         check("transpose", self.transpose, 0, 12, true)?;
         check("teacher_forcing", float(self.teacher_forcing), 0.0, 1.0, true)?;
         check("teacher_forcing_decay", float(self.teacher_forcing_decay), 0.0, 1.0, true)?;
@@ -239,6 +249,8 @@ impl HyperparameterOverrides {
             embedding_size,
             window,
             dropout,
+            recurrent_dropout,
+            position_period,
             transpose,
             teacher_forcing,
             teacher_forcing_decay,

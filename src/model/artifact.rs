@@ -142,7 +142,14 @@ mod tests {
     use crate::model::pianoroll::RollOutput;
 
     fn tiny(vs: &VarStore) -> ArtifactMeta {
-        let config = RollNetConfig { hidden: 4, layers: 1, dropout: 0.0, output: RollOutput::Independent };
+        let config = RollNetConfig {
+            hidden: 4,
+            layers: 1,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            position_period: 0,
+            output: RollOutput::Independent,
+        };
         RollNet::new(&vs.root(), config.clone());
         ArtifactMeta {
             format: FORMAT,
@@ -193,6 +200,8 @@ mod tests {
             hidden: 5,
             layers: 1,
             dropout: 0.0,
+            recurrent_dropout: 0.0,
+            position_period: 0,
             output: RollOutput::Independent,
         });
         std::fs::write(path.join(META_FILE), serde_json::to_string(&meta).unwrap()).unwrap();

@@ -14,6 +14,8 @@ pub struct Lstm {
     /// Per layer: weight_ih (4H×I), weight_hh (4H×H), bias_ih (4H), bias_hh (4H).
     weights: Vec<[Tensor; 4]>,
     hidden: i64,
+    /// DropConnect on the recurrent weights while training (AWD-LSTM's weight drop).
+    recurrent_dropout: f64,
 }
 
 /// Hidden and cell state, each (layers, batch, hidden).
@@ -39,7 +41,14 @@ impl Lstm {
                 ]
             })
             .collect();
-        Lstm { weights, hidden }
+        Lstm { weights, hidden, recurrent_dropout: 0.0 }
+    }
+
+    /// While training, each batch sees the hidden-to-hidden weights with this share
+    /// of their entries dropped: one mask for every time step and stream of the
+    /// batch, so the regularisation works on the recurrence itself.
+    pub fn with_recurrent_dropout(self, p: f64) -> Lstm {
+        Lstm { recurrent_dropout: p, ..self }
     }
 
     pub fn layers(&self) -> i64 {
@@ -63,9 +72,29 @@ impl Lstm {
         dropout: f64,
         train: bool,
     ) -> (Tensor, LstmState) {
-        let params: Vec<&Tensor> = self.weights.iter().flatten().collect();
-        let (output, h, c) =
-            input.lstm(&[&state.h, &state.c], &params, true, self.layers(), dropout, train, false, true);
+        let drop_recurrent = train && self.recurrent_dropout > 0.0;
+        let params: Vec<Tensor> = self
+            .weights
+            .iter()
+            .flat_map(|[w_ih, w_hh, b_ih, b_hh]| {
+                let w_hh = if drop_recurrent {
+                    w_hh.dropout(self.recurrent_dropout, true)
+                } else {
+                    w_hh.shallow_clone()
+                };
+                [w_ih.shallow_clone(), w_hh, b_ih.shallow_clone(), b_hh.shallow_clone()]
+            })
+            .collect();
+        let (output, h, c) = input.lstm(
+            &[&state.h, &state.c],
+            &params.iter().collect::<Vec<_>>(),
+            true,
+            self.layers(),
+            dropout,
+            train,
+            false,
+            true,
+        );
         (output, LstmState { h, c })
     }
 
@@ -115,5 +144,25 @@ mod tests {
         assert!(fused.allclose(&stepped, 1e-5, 1e-6, false));
         assert!(fused_state.h.allclose(&state.h, 1e-5, 1e-6, false));
         assert!(fused_state.c.allclose(&state.c, 1e-5, 1e-6, false));
+    }
+
+    #[test]
+    fn recurrent_dropout_shares_one_mask_across_a_batch_and_is_off_outside_training() {
+        tch::manual_seed(11);
+        let vs = VarStore::new(Device::Cpu);
+        let dropped = Lstm::new(&vs.root(), 5, 8, 2).with_recurrent_dropout(0.5);
+        let weights = dropped.weights.iter().map(|layer| layer.each_ref().map(Tensor::shallow_clone));
+        let plain = Lstm { weights: weights.collect(), hidden: 8, recurrent_dropout: 0.0 };
+        let sequence = Tensor::randn([1, 6, 5], (Kind::Float, Device::Cpu));
+        let twice = Tensor::cat(&[&sequence, &sequence], 0);
+        let state = plain.zero_state(2, Device::Cpu);
+
+        let (evaluated, _) = dropped.forward(&twice, &state, 0.0, false);
+        let (reference, _) = plain.forward(&twice, &state, 0.0, false);
+        assert!(evaluated.equal(&reference), "no dropout outside training");
+
+        let (trained, _) = dropped.forward(&twice, &state, 0.0, true);
+        assert!(!trained.allclose(&reference, 1e-4, 1e-5, false), "training drops recurrent weights");
+        assert!(trained.get(0).equal(&trained.get(1)), "both streams of the batch see the same mask");
     }
 }

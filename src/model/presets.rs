@@ -63,6 +63,14 @@ pub struct Hyperparameters {
     /// Tokens per training window (token presets).
     pub window: usize,
     pub dropout: f64,
+    /// DropConnect on the LSTM's recurrent weights, one mask per batch (piano-roll
+    /// LSTM and NADE); 0 turns it off.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
+    /// Frames in the cycle whose position the piano-roll LSTM and NADE read beside
+    /// the keys (16 quarter-note frames: four 4/4 bars); 0 for none.
+    #[serde(default)]
+    pub position_period: i64,
     /// Transpose each training sequence by a random shift of up to this many
     /// semitones every epoch (piano-roll presets); 0 leaves the data as it is.
     pub transpose: u8,
@@ -109,6 +117,8 @@ impl Preset {
             embedding_size: 0,
             window: 0,
             dropout: 0.5,
+            recurrent_dropout: 0.0,
+            position_period: 0,
             transpose: 0,
             teacher_forcing: 1.0,
             teacher_forcing_decay: 0.95,
@@ -230,7 +240,14 @@ impl Preset {
             Preset::PianorollNade => RollOutput::Nade { hidden: hp.nade_hidden_size },
             _ => RollOutput::Independent,
         };
-        RollNetConfig { hidden: hp.hidden_size, layers: hp.layers, dropout: hp.dropout, output }
+        RollNetConfig {
+            hidden: hp.hidden_size,
+            layers: hp.layers,
+            dropout: hp.dropout,
+            recurrent_dropout: hp.recurrent_dropout,
+            position_period: hp.position_period,
+            output,
+        }
     }
 }
 

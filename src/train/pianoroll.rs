@@ -87,8 +87,8 @@ pub fn sample(net: &RollNet, length: u32, temperature: f64, rng: &mut Rng, devic
     let mut frame = Tensor::zeros([1, KEYS as i64], (Kind::Float, device));
     let mut state = net.zero_state(device);
     let mut frames = Vec::with_capacity(length as usize);
-    for _ in 0..length {
-        let (next, next_state) = net.sample_next(&frame, &state, temperature, rng);
+    for position in 0..i64::from(length) {
+        let (next, next_state) = net.sample_next(&frame, position, &state, temperature, rng);
         let keys = Vec::<f32>::try_from(next.get(0).to_device(Device::Cpu)).unwrap_or_default();
         frames.push(from_binary(&keys));
         (frame, state) = (next, next_state);
