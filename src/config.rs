@@ -554,3 +554,47 @@ impl ServeArgs {
         Duration::from_secs(self.request_timeout_secs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn overrides(field: &str, value: serde_json::Value) -> HyperparameterOverrides {
+        serde_json::from_value(json!({ field: value })).unwrap()
+    }
+
+    /// Each documented range, at its last allowed value and its first refused one.
+    #[test]
+    fn every_hyperparameter_range_holds_at_its_edges() {
+        let edges = [
+            ("epochs", json!(1000), json!(1001)),
+            ("batch_size", json!(1024), json!(0)),
+            ("learning_rate", json!(1.0), json!(0.0)),
+            ("learning_rate_decay", json!(1.0), json!(1.01)),
+            ("weight_decay", json!(1.0), json!(1.5)),
+            ("weight_averaging", json!(0.9999), json!(0.99995)),
+            ("layers", json!(8), json!(9)),
+            ("hidden_size", json!(4096), json!(4097)),
+            ("nade_hidden_size", json!(1), json!(0)),
+            ("embedding_size", json!(2048), json!(2049)),
+            ("window", json!(2), json!(1)),
+            ("dropout", json!(0.9), json!(0.95)),
+            ("recurrent_dropout", json!(0.9), json!(0.95)),
+            ("position_period", json!(64), json!(65)),
+            ("transpose", json!(12), json!(13)),
+            ("teacher_forcing", json!(1.0), json!(1.1)),
+            ("teacher_forcing_decay", json!(0.0), json!(-0.1)),
+            ("focal_gamma", json!(10.0), json!(10.5)),
+            ("focal_alpha", json!(1.0), json!(1.1)),
+            ("patience", json!(1), json!(0)),
+            ("validation_fraction", json!(0.5), json!(0.0)),
+        ];
+        for (field, allowed, refused) in edges {
+            assert_eq!(overrides(field, allowed.clone()).validate(), Ok(()), "{field} = {allowed}");
+            let error = overrides(field, refused.clone()).validate().unwrap_err();
+            assert_eq!(error.field, field, "{field} = {refused}");
+        }
+    }
+}
