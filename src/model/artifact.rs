@@ -142,14 +142,7 @@ mod tests {
     use crate::model::pianoroll::RollOutput;
 
     fn tiny(vs: &VarStore) -> ArtifactMeta {
-        let config = RollNetConfig {
-            hidden: 4,
-            layers: 1,
-            dropout: 0.0,
-            recurrent_dropout: 0.0,
-            position_period: 0,
-            output: RollOutput::Independent,
-        };
+        let config = RollNetConfig::plain(4, 1, RollOutput::Independent);
         RollNet::new(&vs.root(), config.clone());
         ArtifactMeta {
             format: FORMAT,
@@ -196,14 +189,7 @@ mod tests {
         let path = dir.path().join("m");
         save(&path, &meta, &vs).unwrap();
 
-        meta.network = Network::Roll(RollNetConfig {
-            hidden: 5,
-            layers: 1,
-            dropout: 0.0,
-            recurrent_dropout: 0.0,
-            position_period: 0,
-            output: RollOutput::Independent,
-        });
+        meta.network = Network::Roll(RollNetConfig::plain(5, 1, RollOutput::Independent));
         std::fs::write(path.join(META_FILE), serde_json::to_string(&meta).unwrap()).unwrap();
         let error = format!("{:#}", LoadedModel::load(&path, Device::Cpu).err().unwrap());
         assert!(error.contains("does not fit its meta.json") && error.contains("shape"), "{error}");

@@ -60,6 +60,13 @@ struct Nade {
     b: nn::Linear,
 }
 
+impl RollNetConfig {
+    /// A network without dropout or position inputs.
+    pub fn plain(hidden: i64, layers: i64, output: RollOutput) -> RollNetConfig {
+        RollNetConfig { hidden, layers, dropout: 0.0, recurrent_dropout: 0.0, position_period: 0, output }
+    }
+}
+
 impl RollNet {
     pub fn new(vs: &Path, config: RollNetConfig) -> RollNet {
         let inputs = KEYS as i64 + config.position_period;
@@ -199,17 +206,7 @@ mod tests {
     #[test]
     fn an_untrained_independent_head_costs_about_88_ln2_per_frame() {
         let vs = VarStore::new(Device::Cpu);
-        let net = RollNet::new(
-            &vs.root(),
-            RollNetConfig {
-                hidden: 16,
-                layers: 1,
-                dropout: 0.0,
-                recurrent_dropout: 0.0,
-                position_period: 0,
-                output: RollOutput::Independent,
-            },
-        );
+        let net = RollNet::new(&vs.root(), RollNetConfig::plain(16, 1, RollOutput::Independent));
         let (nll, count) = net.nll(&frames(), &[5, 3], false);
         assert_eq!(count, 4 + 2, "frames 2..T of each sequence");
         let per_frame = f64::try_from(nll).unwrap() / count as f64;
@@ -219,17 +216,7 @@ mod tests {
     #[test]
     fn nade_logits_see_only_lower_keys() {
         let vs = VarStore::new(Device::Cpu);
-        let net = RollNet::new(
-            &vs.root(),
-            RollNetConfig {
-                hidden: 8,
-                layers: 1,
-                dropout: 0.0,
-                recurrent_dropout: 0.0,
-                position_period: 0,
-                output: RollOutput::Nade { hidden: 6 },
-            },
-        );
+        let net = RollNet::new(&vs.root(), RollNetConfig::plain(8, 1, RollOutput::Nade { hidden: 6 }));
         let hidden = Tensor::randn([1, 8], (Kind::Float, Device::Cpu));
         let x = Tensor::zeros([1, KEYS as i64], (Kind::Float, Device::Cpu));
         let before = net.logits(&hidden, &x);
@@ -244,14 +231,8 @@ mod tests {
     #[test]
     fn generation_steps_see_the_positions_training_saw() {
         let vs = VarStore::new(Device::Cpu);
-        let config = RollNetConfig {
-            hidden: 8,
-            layers: 1,
-            dropout: 0.0,
-            recurrent_dropout: 0.0,
-            position_period: 4,
-            output: RollOutput::Independent,
-        };
+        let config =
+            RollNetConfig { position_period: 4, ..RollNetConfig::plain(8, 1, RollOutput::Independent) };
         let net = RollNet::new(&vs.root(), config);
         let frames = frames().narrow(0, 0, 1);
         let (batched, count) = net.nll(&frames, &[5], false);
