@@ -176,7 +176,20 @@ impl Preset {
                 patience: 10,
                 ..roll
             },
-            Preset::PianorollLstm => roll,
+            // The recipe of models/jsb-pianoroll (see models/README.md): small batches,
+            // heavy DropConnect on the recurrence, a moving average of the weights, and
+            // the frame's place in a 16-frame cycle (four 4/4 bars of quarter notes).
+            Preset::PianorollLstm => Hyperparameters {
+                epochs: 400,
+                batch_size: 4,
+                learning_rate: 2e-3,
+                weight_averaging: 0.999,
+                dropout: 0.35,
+                recurrent_dropout: 0.8,
+                position_period: 16,
+                patience: 30,
+                ..roll
+            },
             Preset::PianorollNade => Hyperparameters { nade_hidden_size: 150, ..roll },
         }
     }

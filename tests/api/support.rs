@@ -227,14 +227,7 @@ pub fn write_model(models_dir: &Path, name: &str) {
     use fugue::model::artifact::{self, ArtifactMeta, DataSource, Network, Representation};
     use fugue::model::pianoroll::{RollNet, RollNetConfig, RollOutput};
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let config = RollNetConfig {
-        hidden: 4,
-        layers: 1,
-        dropout: 0.0,
-        recurrent_dropout: 0.0,
-        position_period: 0,
-        output: RollOutput::Independent,
-    };
+    let config = RollNetConfig::plain(4, 1, RollOutput::Independent);
     RollNet::new(&vs.root(), config.clone());
     let meta = ArtifactMeta {
         format: artifact::FORMAT,

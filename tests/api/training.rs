@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::shared_data;
+use crate::support::{project_path, shared_data};
 
 const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
 
@@ -98,17 +98,34 @@ fn piano_roll_models_score_the_benchmark() {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model");
         run(train_command(preset, &model, 1));
-        let mut eval = Command::new(FUGUE);
-        eval.args(["eval", "--model"])
-            .arg(&model)
-            .arg("--data")
-            .arg(shared_data("jsb-chorales/jsb-chorales-quarter.json"));
-        let report: Value = serde_json::from_str(run(eval).trim()).unwrap();
+        let report = benchmark_score(&model);
         let nll = report["nll"].as_f64().unwrap();
         assert!(nll.is_finite() && nll > 0.0, "{report}");
         assert_eq!(report["frames"], 4725 - 77, "every test frame but each sequence's first");
         assert_eq!(report["split"], "test");
     }
+}
+
+/// The figures models/README.md gives for the bundled benchmark models, and the
+/// targets they were trained to meet.
+#[test]
+fn the_bundled_benchmark_models_score_what_the_readme_says() {
+    for (model, documented, target) in [("jsb-pianoroll", 7.98, 8.3), ("jsb-pianoroll-ar", 5.87, 6.0)] {
+        let report = benchmark_score(&project_path("models").join(model));
+        let nll = report["nll"].as_f64().unwrap();
+        assert!((nll - documented).abs() < 0.005, "{model}: {report}");
+        assert!(nll <= target, "{model}: {report}");
+    }
+}
+
+/// `fugue eval` on the JSB test split: its one JSON line.
+fn benchmark_score(model: &Path) -> Value {
+    let mut eval = Command::new(FUGUE);
+    eval.args(["eval", "--model"])
+        .arg(model)
+        .arg("--data")
+        .arg(shared_data("jsb-chorales/jsb-chorales-quarter.json"));
+    serde_json::from_str(run(eval).trim()).unwrap()
 }
 
 /// Losses per epoch, the part of the history that must not depend on timing.
