@@ -133,7 +133,7 @@ pub struct HyperparameterOverrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
-    /// DropConnect on the recurrent weights (piano-roll LSTM and NADE): 0 to 0.9.
+    /// DropConnect on the LSTMs' recurrent weights: 0 to 0.9.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recurrent_dropout: Option<f64>,

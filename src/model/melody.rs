@@ -18,6 +18,9 @@ pub struct MelodyNetConfig {
     pub hidden: i64,
     pub layers: i64,
     pub dropout: f64,
+    /// DropConnect on the LSTM's recurrent weights while training.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
 }
 
 pub struct MelodyNet {
@@ -49,7 +52,8 @@ impl MelodyNet {
         MelodyNet {
             melody_embedding: embedding("melody_embedding", MELODY_CLASSES),
             chord_embedding: embedding("chord_embedding", CHORD_CLASSES),
-            lstm: Lstm::new(&(vs / "lstm"), 2 * config.embedding, config.hidden, config.layers),
+            lstm: Lstm::new(&(vs / "lstm"), 2 * config.embedding, config.hidden, config.layers)
+                .with_recurrent_dropout(config.recurrent_dropout),
             melody_head: nn::linear(vs / "melody_head", config.hidden, MELODY_CLASSES, Default::default()),
             chord_head: nn::linear(vs / "chord_head", config.hidden, CHORD_CLASSES, Default::default()),
             config,
@@ -115,8 +119,10 @@ mod tests {
     #[test]
     fn an_untrained_net_costs_about_the_log_of_both_class_counts() {
         let vs = VarStore::new(Device::Cpu);
-        let net =
-            MelodyNet::new(&vs.root(), MelodyNetConfig { embedding: 4, hidden: 8, layers: 1, dropout: 0.0 });
+        let net = MelodyNet::new(
+            &vs.root(),
+            MelodyNetConfig { embedding: 4, hidden: 8, layers: 1, dropout: 0.0, recurrent_dropout: 0.0 },
+        );
         let inputs = Tensor::from_slice(&[1i64, 200, 300]).view([1, 3]);
         let targets = Tensor::from_slice(&[200i64, 300, IGNORE]).view([1, 3]);
         let (loss, items, _) = net.loss(&inputs, &targets, false);

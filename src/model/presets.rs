@@ -63,8 +63,8 @@ pub struct Hyperparameters {
     /// Tokens per training window (token presets).
     pub window: usize,
     pub dropout: f64,
-    /// DropConnect on the LSTM's recurrent weights, one mask per batch (piano-roll
-    /// LSTM and NADE); 0 turns it off.
+    /// DropConnect on the LSTMs' recurrent weights, one mask per batch; 0 turns it
+    /// off.
     #[serde(default)]
     pub recurrent_dropout: f64,
     /// Frames in the cycle whose position the piano-roll LSTM and NADE read beside
@@ -219,6 +219,7 @@ impl Preset {
             hidden: hp.hidden_size,
             layers: hp.layers,
             dropout: hp.dropout,
+            recurrent_dropout: hp.recurrent_dropout,
             loss,
         }
     }
@@ -229,6 +230,7 @@ impl Preset {
             hidden: hp.hidden_size,
             layers: hp.layers,
             dropout: hp.dropout,
+            recurrent_dropout: hp.recurrent_dropout,
         }
     }
 
@@ -244,6 +246,7 @@ impl Preset {
             hidden: hp.hidden_size,
             layers: hp.layers,
             dropout: hp.dropout,
+            recurrent_dropout: hp.recurrent_dropout,
             head,
         }
     }

@@ -30,6 +30,9 @@ pub struct Seq2SeqConfig {
     pub hidden: i64,
     pub layers: i64,
     pub dropout: f64,
+    /// DropConnect on the LSTM's recurrent weights while training.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
     pub loss: RollLoss,
 }
 
@@ -45,8 +48,10 @@ impl Seq2Seq {
     pub fn new(vs: &Path, config: Seq2SeqConfig) -> Seq2Seq {
         let keys = KEYS as i64;
         Seq2Seq {
-            encoder: Lstm::new(&(vs / "encoder"), keys, config.hidden, config.layers),
-            decoder: Lstm::new(&(vs / "decoder"), keys, config.hidden, config.layers),
+            encoder: Lstm::new(&(vs / "encoder"), keys, config.hidden, config.layers)
+                .with_recurrent_dropout(config.recurrent_dropout),
+            decoder: Lstm::new(&(vs / "decoder"), keys, config.hidden, config.layers)
+                .with_recurrent_dropout(config.recurrent_dropout),
             dense: nn::linear(vs / "dense", config.hidden, 256, Default::default()),
             out: nn::linear(vs / "out", 256, keys, Default::default()),
             config,
@@ -135,8 +140,10 @@ mod tests {
     fn net(loss: RollLoss) -> (VarStore, Seq2Seq) {
         tch::manual_seed(2);
         let vs = VarStore::new(Device::Cpu);
-        let net =
-            Seq2Seq::new(&vs.root(), Seq2SeqConfig { window: 4, hidden: 8, layers: 1, dropout: 0.0, loss });
+        let net = Seq2Seq::new(
+            &vs.root(),
+            Seq2SeqConfig { window: 4, hidden: 8, layers: 1, dropout: 0.0, recurrent_dropout: 0.0, loss },
+        );
         (vs, net)
     }
 

@@ -26,6 +26,9 @@ pub struct TokenNetConfig {
     pub hidden: i64,
     pub layers: i64,
     pub dropout: f64,
+    /// DropConnect on the LSTM's recurrent weights while training.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
     pub head: Head,
 }
 
@@ -40,7 +43,8 @@ impl TokenNet {
     pub fn new(vs: &Path, config: TokenNetConfig) -> TokenNet {
         let embedding =
             nn::embedding(vs / "embedding", config.vocabulary, config.embedding, Default::default());
-        let lstm = Lstm::new(&(vs / "lstm"), config.embedding, config.hidden, config.layers);
+        let lstm = Lstm::new(&(vs / "lstm"), config.embedding, config.hidden, config.layers)
+            .with_recurrent_dropout(config.recurrent_dropout);
         let head = head(&(vs / "head"), &config);
         TokenNet { config, embedding, lstm, head }
     }
@@ -122,8 +126,15 @@ mod tests {
         for head in [Head::Linear, Head::BatchnormRelu, Head::Dense256] {
             tch::manual_seed(1);
             let vs = VarStore::new(Device::Cpu);
-            let config =
-                TokenNetConfig { vocabulary: 11, embedding: 4, hidden: 8, layers: 2, dropout: 0.2, head };
+            let config = TokenNetConfig {
+                vocabulary: 11,
+                embedding: 4,
+                hidden: 8,
+                layers: 2,
+                dropout: 0.2,
+                recurrent_dropout: 0.0,
+                head,
+            };
             let net = TokenNet::new(&vs.root(), config);
             let ids = Tensor::from_slice(&[1i64, 5, 3, 7]).view([1, 4]);
             let logits = net.forward(&ids, false);

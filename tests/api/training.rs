@@ -55,9 +55,12 @@ fn every_preset_trains_and_generates_music() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model");
-        run(train_command(preset, &model, 2));
+        let mut command = train_command(preset, &model, 2);
+        command.args(["--recurrent-dropout", "0.25"]);
+        run(command);
         let meta = meta(&model);
         assert_eq!(meta["preset"], preset);
+        assert_eq!(meta["network"]["recurrent_dropout"], 0.25, "{preset}: every LSTM takes it");
         assert_eq!(meta["training"]["history"].as_array().unwrap().len(), 2);
         assert!(!dir.path().join("model.checkpoint").exists(), "checkpoints are removed after success");
         let epoch = &meta["training"]["history"][0];
