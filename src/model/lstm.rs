@@ -86,8 +86,8 @@ impl Lstm {
             })
             .collect();
         let (output, h, c) = input.lstm(
-            &[&state.h, &state.c],
-            &params.iter().collect::<Vec<_>>(),
+            &[state.h.shallow_clone(), state.c.shallow_clone()],
+            &params,
             true,
             self.layers(),
             dropout,
