@@ -102,7 +102,7 @@ impl RollNet {
         let (batch, time) = (frames.size()[0], frames.size()[1]);
         let device = frames.device();
         let keys = frames.narrow(1, 0, time - 1).dropout(self.config.dropout, train);
-        let inputs = self.with_positions(&keys, &Tensor::arange(time - 1, (Kind::Int64, device)));
+        let inputs = self.with_positions(&keys, 0);
         let state = self.lstm.zero_state(batch, device);
         let (hidden, _) = self.lstm.forward(&inputs, &state, self.config.dropout, train);
         let hidden = hidden.dropout(self.config.dropout, train);
@@ -119,14 +119,16 @@ impl RollNet {
         (nll, hidden.size()[0])
     }
 
-    /// Appends the one-hot position of each frame, (batch, time, 88) with `positions`
-    /// (time) → (batch, time, 88 + period); the keys alone without a period.
-    fn with_positions(&self, keys: &Tensor, positions: &Tensor) -> Tensor {
+    /// Appends the one-hot position of each frame, (batch, time, 88) whose frames
+    /// are numbered from `first` → (batch, time, 88 + period); the keys alone
+    /// without a period.
+    fn with_positions(&self, keys: &Tensor, first: i64) -> Tensor {
         let period = self.config.position_period;
         if period == 0 {
             return keys.shallow_clone();
         }
         let (batch, time) = (keys.size()[0], keys.size()[1]);
+        let positions = Tensor::arange_start(first, first + time, (Kind::Int64, keys.device()));
         let one_hot = positions.remainder(period).one_hot(period).to_kind(keys.kind());
         Tensor::cat(&[keys, &one_hot.unsqueeze(0).expand([batch, time, period], false)], 2)
     }
@@ -181,8 +183,7 @@ impl RollNet {
     /// Feeds one frame (batch, 88) at frame number `position`: the LSTM's output and
     /// next state, as training sees that frame.
     fn step(&self, frame: &Tensor, position: i64, state: &LstmState) -> (Tensor, LstmState) {
-        let position = Tensor::from_slice(&[position]).to_device(frame.device());
-        let input = self.with_positions(&frame.unsqueeze(1), &position).squeeze_dim(1);
+        let input = self.with_positions(&frame.unsqueeze(1), position).squeeze_dim(1);
         self.lstm.step(&input, state)
     }
 
@@ -257,7 +258,7 @@ mod tests {
         }
         assert!((f64::try_from(batched).unwrap() - stepped).abs() < 1e-3);
 
-        let shifted = net.with_positions(&frames.narrow(1, 0, 1), &Tensor::from_slice(&[5i64]));
+        let shifted = net.with_positions(&frames.narrow(1, 0, 1), 5);
         assert_eq!(
             Vec::<f32>::try_from(shifted.flatten(0, -1).narrow(0, KEYS as i64, 4)).unwrap(),
             [0., 1., 0., 0.]

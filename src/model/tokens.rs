@@ -149,6 +149,27 @@ mod tests {
     }
 
     #[test]
+    fn recurrent_dropout_reaches_the_lstm_in_training_only() {
+        for (recurrent_dropout, differs) in [(0.0, false), (0.5, true)] {
+            let vs = VarStore::new(Device::Cpu);
+            let config = TokenNetConfig {
+                vocabulary: 11,
+                embedding: 4,
+                hidden: 8,
+                layers: 2,
+                dropout: 0.0,
+                recurrent_dropout,
+                head: Head::Linear,
+            };
+            let net = TokenNet::new(&vs.root(), config);
+            let ids = Tensor::from_slice(&[1i64, 5, 3, 7]).view([1, 4]);
+            let trained = net.forward(&ids, true);
+            let evaluated = net.forward(&ids, false);
+            assert_eq!(!trained.allclose(&evaluated, 1e-6, 1e-7, false), differs, "{recurrent_dropout}");
+        }
+    }
+
+    #[test]
     fn padding_targets_do_not_count() {
         let logits = Tensor::zeros([1, 3, 4], (Kind::Float, Device::Cpu));
         let targets = Tensor::from_slice(&[0i64, IGNORE, 2]).view([1, 3]);
