@@ -258,12 +258,22 @@ async fn run_claim(
         Err(error) => {
             let message = format!("{error:#}");
             let backoff = context.jobs.config.backoff_ms(job.attempt);
-            let next =
+            let recorded =
                 retry(context.jobs.config.lease_timeout, || store.fail_attempt(id, token, &message, backoff))
-                    .await
-                    .flatten();
-            tracing::warn!(job = id, error = %message, attempt = job.attempt, next = ?next, "training attempt failed");
-            next.map(JobState::is_terminal)
+                    .await;
+            match recorded {
+                // The write was fenced: a successor owns the job, and this attempt's
+                // error (often its checkpoints vanishing under it) is not the job's.
+                Some(None) => {
+                    tracing::warn!(job = id, error = %message, "lease lost; another worker owns this job now");
+                    None
+                }
+                next => {
+                    let next = next.flatten();
+                    tracing::warn!(job = id, error = %message, attempt = job.attempt, next = ?next, "training attempt failed");
+                    next.map(JobState::is_terminal)
+                }
+            }
         }
     };
     if ended == Some(true) {
