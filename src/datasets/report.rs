@@ -64,10 +64,13 @@ pub struct RepresentationTotals {
     pub pianoroll_frames: u64,
 }
 
-/// The tokens of one file, for the corpus-wide vocabulary sizes.
+/// What one file adds to the corpus totals: its sequence lengths and its distinct
+/// tokens (not every token: a file's summary is bounded by the vocabulary).
 pub struct FileTokens {
-    note_chord: Vec<String>,
-    events: Vec<events::Token>,
+    note_chord_count: u64,
+    note_chord: HashSet<String>,
+    events_count: u64,
+    events: HashSet<events::Token>,
     pianoroll_frames: u64,
 }
 
@@ -96,30 +99,27 @@ pub fn examine_all(candidates: &[Upload], include_drums: bool) -> Vec<Result<Exa
 
 /// Reads one file; the error is the reason it is rejected.
 fn examine(upload: &Upload, include_drums: bool) -> Result<Examined, String> {
-    let mut score = midi::read(&upload.bytes).map_err(|error| error.to_string())?;
-    let had_notes = score.note_count() > 0;
-    if !include_drums {
-        score.parts.retain(|part| !part.is_drum);
-    }
-    if score.note_count() == 0 {
-        return Err(if had_notes { "drums only (drums are excluded)" } else { "no notes" }.to_owned());
-    }
+    let score = midi::read_usable(&upload.bytes, include_drums).map_err(|error| error.to_string())?;
     let (low, high) = score.pitch_range().unwrap_or((0, 0));
     let file = AcceptedFile {
         file: upload.file_name.clone(),
         sha256: sha256_hex(&upload.bytes),
         notes: score.note_count() as u64,
         parts: score.parts.len() as u64,
-        duration_seconds: score.tempo_map().seconds(score.end_tick()),
+        duration_seconds: score.seconds_at(score.end_tick()),
         pitch_range: [low, high],
     };
     Ok(Examined { file, tokens: tokens_of(&score) })
 }
 
 fn tokens_of(score: &Score) -> FileTokens {
+    let note_chord = note_chord::encode(score, &note_chord::NoteChordConfig::default());
+    let events = events::encode(score, &events::EventsConfig::default());
     FileTokens {
-        note_chord: note_chord::encode(score, &note_chord::NoteChordConfig::default()),
-        events: events::encode(score, &events::EventsConfig::default()),
+        note_chord_count: note_chord.len() as u64,
+        note_chord: note_chord.into_iter().collect(),
+        events_count: events.len() as u64,
+        events: events.into_iter().collect(),
         pianoroll_frames: pianoroll::encode(score, pianoroll::Grid::Quarter).len() as u64,
     }
 }
@@ -136,9 +136,9 @@ pub fn totals(accepted: &[AcceptedFile], tokens: &[FileTokens]) -> Totals {
         duration_seconds: accepted.iter().map(|file| file.duration_seconds).sum(),
         pitch_range,
         representations: RepresentationTotals {
-            note_chord_tokens: tokens.iter().map(|t| t.note_chord.len() as u64).sum(),
+            note_chord_tokens: tokens.iter().map(|t| t.note_chord_count).sum(),
             note_chord_vocabulary: note_chord.len() as u64,
-            events_tokens: tokens.iter().map(|t| t.events.len() as u64).sum(),
+            events_tokens: tokens.iter().map(|t| t.events_count).sum(),
             events_vocabulary: event_kinds.len() as u64,
             pianoroll_frames: tokens.iter().map(|t| t.pianoroll_frames).sum(),
         },

@@ -123,7 +123,9 @@ impl Composer {
     pub async fn keep(&self, started: &Started, piece: Piece) -> Result<(Composition, Vec<u8>), ApiError> {
         // The engine's time (the client's pacing is not generation time).
         let elapsed = piece.generated_in;
-        let midi = midi::write(&piece.score());
+        let mut score = piece.score();
+        score.key_signatures.extend(started.checked.key_signature);
+        let midi = midi::write(&score);
         let hash = sha256_hex(&midi);
         let blobs = self.blobs.clone();
         let put = hash.clone();
@@ -183,9 +185,9 @@ impl Composer {
                 if bytes.len() > MAX_PRIMER_MIDI_BYTES {
                     return Err(invalid("primer.midi_base64", "must decode to at most 1 MiB"));
                 }
-                midi::read(&bytes).map_err(|error| {
-                    invalid("primer.midi_base64", format!("not a usable MIDI file: {error:#}"))
-                })
+                // The verdict and reason a dataset upload gives the same file.
+                midi::read_usable(&bytes, false)
+                    .map_err(|unusable| invalid("primer.midi_base64", unusable.to_string()))
             }
             Primer::CompositionId(id) => {
                 let Some((_, hash)) = self.composition(id).await? else {

@@ -46,7 +46,8 @@ pub struct Piece {
 }
 
 impl Piece {
-    /// The piece as a score (480 ticks per beat), one part per program.
+    /// The piece as a score (480 ticks per beat), one part per program, each named
+    /// after its General MIDI instrument.
     pub fn score(&self) -> Score {
         let ticks = |beats: f64| (beats * f64::from(DECODED_TICKS_PER_BEAT)).round() as u64;
         let mut programs: Vec<u8> = self.notes.iter().map(|note| note.program).collect();
@@ -69,7 +70,8 @@ impl Piece {
                     })
                     .collect();
                 notes.sort_by_key(|note| (note.start, note.pitch));
-                Part::new(channel, program, notes)
+                let name = Some(crate::midi::program_name(program).to_owned());
+                Part { name, ..Part::new(channel, program, notes) }
             })
             .collect();
         let mut score = Score::of_parts(DECODED_TICKS_PER_BEAT, parts);

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::midi::KeySignature;
 use crate::model::sampling::Sampling;
 
 /// Most notes one request may ask for.
@@ -136,6 +137,25 @@ impl Scale {
             Scale::Chromatic => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         }
     }
+
+    /// The key signature for this scale on `tonic`. A MIDI key signature knows only
+    /// major and minor, so a scale is written as the major or minor key on its
+    /// tonic, by its third (D dorian as D minor); a chromatic scale has none. A key
+    /// beyond seven sharps or flats is written as its enharmonic twin (G# major as
+    /// A♭ major).
+    fn signature(self, tonic: Tonic) -> Option<KeySignature> {
+        let minor = match self {
+            Scale::Chromatic => return None,
+            scale => scale.steps().contains(&3),
+        };
+        let mut sharps = tonic.fifths - if minor { 3 } else { 0 };
+        if sharps > 7 {
+            sharps -= 12;
+        } else if sharps < -7 {
+            sharps += 12;
+        }
+        Some(KeySignature { tick: 0, sharps, minor })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -158,6 +178,8 @@ pub struct Checked {
     pub tempo_bpm: Option<f64>,
     pub time_signature: Option<(u8, u8)>,
     pub program: u8,
+    /// The key signature the MIDI file states, when a key was asked for.
+    pub key_signature: Option<KeySignature>,
     pub end_on_bar: bool,
     pub pacing: Pacing,
     /// Which constraints were asked for, by field name, so that a model that cannot
@@ -218,15 +240,17 @@ impl GenerateRequest {
             }
             constrained.push("pitch_range");
         }
+        let mut key_signature = None;
         match (&self.key, self.scale) {
             (None, Some(_)) => return Err(invalid("key", "`scale` needs a `key` (its tonic), e.g. \"D\"")),
             (Some(key), scale) => {
                 let tonic = parse_key(key)
                     .ok_or_else(|| invalid("key", "must be a note name: C, C#, Db, D, ..., B"))?;
-                let steps = scale.unwrap_or(Scale::Major).steps();
+                let scale = scale.unwrap_or(Scale::Major);
                 for (pitch, allowed) in pitches.iter_mut().enumerate() {
-                    *allowed &= steps.contains(&(((pitch as u8 + 12) - tonic) % 12));
+                    *allowed &= scale.steps().contains(&(((pitch as u8 + 12) - tonic.pitch_class) % 12));
                 }
+                key_signature = scale.signature(tonic);
                 constrained.push("key");
             }
             (None, None) => {}
@@ -274,6 +298,7 @@ impl GenerateRequest {
             tempo_bpm: self.tempo_bpm,
             time_signature: self.time_signature.map(|[n, d]| (n, d)),
             program,
+            key_signature,
             end_on_bar: self.end_on_bar.unwrap_or(true),
             pacing: self.pacing.unwrap_or_default(),
             constrained,
@@ -316,21 +341,37 @@ fn check_primer(primer: &Primer) -> Result<(), Invalid> {
     }
 }
 
-/// `C`, `C#`, `Db`, ... → pitch class.
-fn parse_key(key: &str) -> Option<u8> {
+/// A tonic as the request spelled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tonic {
+    pitch_class: u8,
+    /// Its place on the circle of fifths from C: the sharps (flats when negative) of
+    /// its major key. `F#` is 6 and `Gb` is -6.
+    fifths: i8,
+}
+
+/// `C`, `C#`, `Db`, ... → the tonic.
+fn parse_key(key: &str) -> Option<Tonic> {
     let mut chars = key.trim().chars();
-    let base = crate::repr::letter_pitch_class(chars.next()?.to_ascii_uppercase())?;
-    let shift: i16 = match chars.as_str() {
+    let letter = chars.next()?.to_ascii_uppercase();
+    let base = crate::repr::letter_pitch_class(letter)?;
+    let shift: i8 = match chars.as_str() {
         "" => 0,
         "#" | "♯" => 1,
         "b" | "♭" => -1,
         _ => return None,
     };
-    Some((base + shift).rem_euclid(12) as u8)
+    let letter_fifths = "FCGDAEB".find(letter)? as i8 - 1;
+    Some(Tonic {
+        pitch_class: (base + i16::from(shift)).rem_euclid(12) as u8,
+        fifths: letter_fifths + 7 * shift,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn check(json: serde_json::Value) -> Result<Checked, Invalid> {
@@ -357,14 +398,13 @@ mod tests {
         let allowed: Vec<usize> = (0..128).filter(|&p| checked.pitches[p]).collect();
         // D minor: D E F G A Bb C.
         assert_eq!(allowed, [60, 62, 64, 65, 67, 69, 70, 72]);
-        assert_eq!(parse_key("Bb"), Some(10));
-        assert_eq!(parse_key("F#"), Some(6));
+        assert_eq!(parse_key("Bb"), Some(Tonic { pitch_class: 10, fifths: -2 }));
+        assert_eq!(parse_key("F#"), Some(Tonic { pitch_class: 6, fifths: 6 }));
         assert_eq!(parse_key("H"), None);
     }
 
     #[test]
     fn every_limit_names_its_field() {
-        use serde_json::json;
         assert_eq!(field(json!({"length": {"notes": 0}})), "length.notes");
         assert_eq!(field(json!({"length": {"notes": 2001}})), "length.notes");
         assert_eq!(field(json!({"length": {"tokens": 10001}})), "length.tokens");
@@ -387,5 +427,25 @@ mod tests {
         assert_eq!(field(json!({"primer": {"corpus": false}})), "primer.corpus");
         let huge = "A".repeat(MAX_PRIMER_MIDI_BYTES / 3 * 4 + 8);
         assert_eq!(field(json!({"primer": {"midi_base64": huge}})), "primer.midi_base64");
+    }
+
+    #[test]
+    fn keys_are_written_as_their_major_or_minor_signature() {
+        let signature = |key: &str, scale: &str| {
+            check(json!({"key": key, "scale": scale})).unwrap().key_signature.map(|k| (k.sharps, k.minor))
+        };
+        assert_eq!(signature("D", "minor"), Some((-1, true)));
+        assert_eq!(signature("D", "major"), Some((2, false)));
+        assert_eq!(signature("A", "minor"), Some((0, true)));
+        assert_eq!(signature("C#", "harmonic-minor"), Some((4, true)));
+        assert_eq!(signature("Eb", "major"), Some((-3, false)));
+        assert_eq!(signature("F#", "major"), Some((6, false)));
+        assert_eq!(signature("Gb", "major"), Some((-6, false)));
+        assert_eq!(signature("G#", "major"), Some((-4, false)), "written as Ab major");
+        assert_eq!(signature("D", "dorian"), Some((-1, true)));
+        assert_eq!(signature("G", "mixolydian"), Some((1, false)));
+        assert_eq!(signature("E", "pentatonic-minor"), Some((1, true)));
+        assert_eq!(signature("C", "chromatic"), None);
+        assert_eq!(check(json!({})).unwrap().key_signature, None);
     }
 }

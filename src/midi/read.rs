@@ -10,6 +10,14 @@
 //!   inaudible and dropped;
 //! - tempo, meter and key events are gathered from every track; at equal ticks the
 //!   last one (in track order) wins.
+//!
+//! Bounds. A few hundred bytes of MIDI can describe days of music (a delta time
+//! holds up to 2^28 ticks), and everything downstream (piano-roll frames, bars,
+//! `Dur` tokens, note-chord steps) grows with time, not with bytes. So the reader
+//! refuses, before anything is expanded, a file whose music lasts longer than
+//! [`MAX_BEATS`] or [`MAX_SECONDS`], or whose notes sound for more than
+//! [`MAX_SOUNDING_BEATS`] in total. A score from `read` therefore costs every
+//! representation time and memory bounded by its notes and these numbers.
 
 use std::collections::BTreeMap;
 
@@ -24,9 +32,20 @@ pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 /// A file with more note-ons than this is refused.
 pub const MAX_NOTES_PER_FILE: usize = 200_000;
 
+/// The latest note end or tempo, meter or key change, in beats: 10,000 bars of
+/// 4/4, five and a half hours at 120 bpm. No real piece is longer.
+pub const MAX_BEATS: f64 = 40_000.0;
+
+/// The same, in seconds at the file's tempos: six hours.
+pub const MAX_SECONDS: f64 = 6.0 * 3600.0;
+
+/// Every note's length, summed, in beats: 50 parts sounding without a rest for the
+/// longest piece allowed. This bounds `Dur` tokens and piano-roll cells.
+pub const MAX_SOUNDING_BEATS: f64 = 2_000_000.0;
+
 const DRUM_CHANNEL: u8 = 9;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReadError {
     #[error("not a MIDI file (no MThd header)")]
     NotMidi,
@@ -42,6 +61,12 @@ pub enum ReadError {
     TooLarge,
     #[error("more than {MAX_NOTES_PER_FILE} notes")]
     TooManyNotes,
+    #[error("lasts {beats:.0} beats: more than the {MAX_BEATS} allowed")]
+    TooManyBeats { beats: f64 },
+    #[error("lasts {seconds:.0} seconds: more than the {MAX_SECONDS} allowed")]
+    TooManySeconds { seconds: f64 },
+    #[error("its notes sound for {beats:.0} beats in all: more than the {MAX_SOUNDING_BEATS} allowed")]
+    TooMuchSound { beats: f64 },
 }
 
 pub fn read(bytes: &[u8]) -> Result<Score, ReadError> {
@@ -69,9 +94,11 @@ pub fn read(bytes: &[u8]) -> Result<Score, ReadError> {
     }
     let conductor = Conductor::gather(&tracks);
     let mut parts = BTreeMap::new();
+    let mut sounding = SoundingNotes::new();
     for (index, track) in tracks.iter().enumerate() {
-        read_track(index, track, &conductor.programs, &mut parts);
+        read_track(index, track, &conductor.programs, &mut sounding, &mut parts);
     }
+    check_length(ticks_per_beat, &conductor, parts.values())?;
     let parts = parts
         .into_values()
         .filter(|part: &Part| !part.notes.is_empty())
@@ -87,6 +114,36 @@ pub fn read(bytes: &[u8]) -> Result<Score, ReadError> {
         key_signatures: conductor.key_signatures,
         parts,
     })
+}
+
+/// Refuses music longer than the bounds in the module doc. Linear in the notes and
+/// the conductor's events.
+fn check_length<'a>(
+    ticks_per_beat: u16,
+    conductor: &Conductor,
+    parts: impl Iterator<Item = &'a Part> + Clone,
+) -> Result<(), ReadError> {
+    let notes = parts.flat_map(|part| &part.notes);
+    let beats = |ticks: u64| ticks as f64 / f64::from(ticks_per_beat);
+    // In floating point: a sum of 200,000 durations of up to 2^47 ticks overflows u64.
+    let sounding = notes.clone().map(|note| note.duration as f64).sum::<f64>() / f64::from(ticks_per_beat);
+    let last_change = [
+        conductor.tempos.last().map(|change| change.tick),
+        conductor.time_signatures.last().map(|change| change.tick),
+        conductor.key_signatures.last().map(|change| change.tick),
+    ];
+    let end = notes.map(Note::end).chain(last_change.into_iter().flatten()).max().unwrap_or(0);
+    if beats(end) > MAX_BEATS {
+        return Err(ReadError::TooManyBeats { beats: beats(end) });
+    }
+    let seconds = super::score::seconds_at(ticks_per_beat, &conductor.tempos, end);
+    if seconds > MAX_SECONDS {
+        return Err(ReadError::TooManySeconds { seconds });
+    }
+    if sounding > MAX_SOUNDING_BEATS {
+        return Err(ReadError::TooMuchSound { beats: sounding });
+    }
+    Ok(())
 }
 
 /// Walks the chunk headers: midly tolerates a chunk that claims more bytes than
@@ -174,14 +231,11 @@ impl Conductor {
 /// Sorts by tick (stably) and keeps the last event of each tick.
 fn last_per_tick<T>(events: &mut Vec<T>, tick: impl Fn(&T) -> u64) {
     events.sort_by_key(&tick);
-    let mut kept: Vec<T> = Vec::with_capacity(events.len());
-    for event in events.drain(..) {
-        if kept.last().is_some_and(|last| tick(last) == tick(&event)) {
-            kept.pop();
-        }
-        kept.push(event);
-    }
-    *events = kept;
+    // In place (a file can hold half a million tempo events): reversed, the last of
+    // each tick comes first, and dedup keeps the first.
+    events.reverse();
+    events.dedup_by_key(|event| tick(event));
+    events.reverse();
 }
 
 fn program_at(changes: &[(u64, u8)], tick: u64) -> u8 {
@@ -198,11 +252,53 @@ struct Sounding {
 
 type PartKey = (usize, u8, u8);
 
+/// The notes sounding on each (channel, pitch) of the track being read. It is made
+/// once per file and left empty after each track, and a track's end visits only the
+/// slots that track used: a file of 20,000 one-note tracks costs 20,000 notes of
+/// work, not 20,000 sweeps of 2,048 slots.
+struct SoundingNotes {
+    slots: Vec<Option<Sounding>>,
+    used: Vec<usize>,
+}
+
+impl SoundingNotes {
+    fn new() -> SoundingNotes {
+        SoundingNotes { slots: vec![None; 16 * 128], used: Vec::new() }
+    }
+
+    fn slot(channel: u8, pitch: u8) -> usize {
+        usize::from(channel) * 128 + usize::from(pitch)
+    }
+
+    fn take(&mut self, channel: u8, pitch: u8) -> Option<Sounding> {
+        self.slots[Self::slot(channel, pitch)].take()
+    }
+
+    fn start(&mut self, channel: u8, pitch: u8, note: Sounding) {
+        let slot = Self::slot(channel, pitch);
+        self.slots[slot] = Some(note);
+        self.used.push(slot);
+    }
+
+    /// Empties the table: what still sounds, by channel then pitch.
+    fn drain(&mut self) -> Vec<(u8, u8, Sounding)> {
+        self.used.sort_unstable();
+        self.used.dedup();
+        let slots = &mut self.slots;
+        let still = self.used.drain(..).filter_map(|slot| {
+            let note = slots[slot].take()?;
+            Some(((slot / 128) as u8, (slot % 128) as u8, note))
+        });
+        still.collect()
+    }
+}
+
 /// Adds the track's notes to `parts`.
 fn read_track(
     index: usize,
     track: &[(u64, &TrackEvent)],
     programs: &[Vec<(u64, u8)>; 16],
+    sounding: &mut SoundingNotes,
     parts: &mut BTreeMap<PartKey, Part>,
 ) {
     let name = track.iter().find_map(|(_, event)| match event.kind {
@@ -211,7 +307,6 @@ fn read_track(
         }
         _ => None,
     });
-    let mut sounding = [[None::<Sounding>; 128]; 16];
     let mut close = |channel: u8, pitch: u8, note: Sounding, end: u64| {
         if end > note.start {
             let part = parts.entry((index, channel, note.program)).or_insert_with(|| Part {
@@ -237,22 +332,17 @@ fn read_track(
             MidiMessage::NoteOff { key, .. } => (key.as_int(), 0),
             _ => continue,
         };
-        let slot = &mut sounding[usize::from(channel)][usize::from(pitch)];
-        if let Some(note) = slot.take() {
+        if let Some(note) = sounding.take(channel, pitch) {
             close(channel, pitch, note, tick);
         }
         if velocity > 0 {
             let program = program_at(&programs[usize::from(channel)], tick);
-            *slot = Some(Sounding { start: tick, velocity, program });
+            sounding.start(channel, pitch, Sounding { start: tick, velocity, program });
         }
     }
     let track_end = track.last().map_or(0, |&(tick, _)| tick);
-    for (channel, pitches) in (0u8..).zip(sounding.iter()) {
-        for (pitch, note) in (0u8..).zip(pitches.iter()) {
-            if let Some(note) = note {
-                close(channel, pitch, *note, track_end);
-            }
-        }
+    for (channel, pitch, note) in sounding.drain() {
+        close(channel, pitch, note, track_end);
     }
 }
 
@@ -367,5 +457,80 @@ mod tests {
             events.extend([0x00, 0x90, 60, 100, 0x01, 0x80, 60, 0]);
         }
         assert_eq!(read(&smf(0, 96, &[&track(&events)])), Err(ReadError::TooManyNotes));
+    }
+
+    /// A MIDI variable-length quantity.
+    fn vlq(mut value: u32) -> Vec<u8> {
+        let mut bytes = vec![(value & 0x7f) as u8];
+        value >>= 7;
+        while value > 0 {
+            bytes.insert(0, 0x80 | (value & 0x7f) as u8);
+            value >>= 7;
+        }
+        bytes
+    }
+
+    /// Notes on channel 0, all from tick 0, each `(pitch, ticks)` long.
+    fn held_notes(notes: &[(u8, u32)]) -> Vec<u8> {
+        let mut events = Vec::new();
+        for &(pitch, _) in notes {
+            events.extend([0x00, 0x90, pitch, 90]);
+        }
+        let mut now = 0;
+        let mut by_end = notes.to_vec();
+        by_end.sort_by_key(|&(_, ticks)| ticks);
+        for (pitch, ticks) in by_end {
+            events.extend(vlq(ticks - now));
+            events.extend([0x80, pitch, 0]);
+            now = ticks;
+        }
+        track(&events)
+    }
+
+    #[test]
+    fn music_may_last_max_beats_and_not_a_tick_more() {
+        // One tick per beat: a note of 40,000 ticks lasts 40,000 beats (20,000 s at 120 bpm).
+        let last = MAX_BEATS as u32;
+        assert!(read(&smf(0, 1, &[&held_notes(&[(60, last)])])).is_ok());
+        let refused = read(&smf(0, 1, &[&held_notes(&[(60, last + 1)])]));
+        assert_eq!(refused, Err(ReadError::TooManyBeats { beats: 40_001.0 }));
+        assert_eq!(refused.unwrap_err().to_string(), "lasts 40001 beats: more than the 40000 allowed");
+        // A tempo change counts as music too: downstream code walks bars up to it.
+        let late_tempo = [&vlq(last + 1)[..], &[0xff, 0x51, 0x03, 0x07, 0xa1, 0x20]].concat();
+        let conductor = track(&late_tempo);
+        let refused = read(&smf(1, 1, &[&conductor, &held_notes(&[(60, 1)])]));
+        assert_eq!(refused, Err(ReadError::TooManyBeats { beats: 40_001.0 }));
+    }
+
+    #[test]
+    fn music_may_last_max_seconds_and_not_a_beat_more() {
+        // 60 bpm: a second per beat, so 21,600 beats last exactly six hours.
+        let sixty_bpm = track(&[0x00, 0xff, 0x51, 0x03, 0x0f, 0x42, 0x40]);
+        let last = MAX_SECONDS as u32;
+        assert!(read(&smf(1, 1, &[&sixty_bpm, &held_notes(&[(60, last)])])).is_ok());
+        let refused = read(&smf(1, 1, &[&sixty_bpm, &held_notes(&[(60, last + 1)])]));
+        assert_eq!(refused, Err(ReadError::TooManySeconds { seconds: 21_601.0 }));
+    }
+
+    #[test]
+    fn notes_may_sound_for_max_sounding_beats_in_all_and_not_a_beat_more() {
+        // 50 notes of 40,000 beats sound for exactly 2,000,000 beats.
+        let whole = MAX_BEATS as u32;
+        let mut notes: Vec<(u8, u32)> = (0..50).map(|pitch| (pitch, whole)).collect();
+        assert_eq!(f64::from(whole) * notes.len() as f64, MAX_SOUNDING_BEATS);
+        assert!(read(&smf(0, 1, &[&held_notes(&notes)])).is_ok());
+        notes.push((100, 1));
+        let refused = read(&smf(0, 1, &[&held_notes(&notes)]));
+        assert_eq!(refused, Err(ReadError::TooMuchSound { beats: 2_000_001.0 }));
+    }
+
+    #[test]
+    fn many_tracks_keep_their_own_hanging_notes() {
+        // Two tracks: the first leaves 60 sounding to its end (tick 10), the second
+        // plays 60 from 5 to 20. The reused table must not carry 60 across tracks.
+        let first = track(&[0x00, 0x90, 60, 90, 0x0a, 0xff, 0x01, 0x00]);
+        let second = track(&[0x05, 0x90, 60, 80, 0x0f, 0x80, 60, 0]);
+        let score = read(&smf(1, 96, &[&first, &second])).unwrap();
+        assert_eq!(notes(&score), vec![(60, 90, 0, 10), (60, 80, 5, 15)]);
     }
 }

@@ -103,6 +103,11 @@ impl Score {
         TempoMap::new(self.ticks_per_beat, &self.tempos)
     }
 
+    /// Seconds from the start to `tick`. For one look-up; many go through [`TempoMap`].
+    pub fn seconds_at(&self, tick: u64) -> f64 {
+        seconds_at(self.ticks_per_beat, &self.tempos, tick)
+    }
+
     pub fn note_count(&self) -> usize {
         self.parts.iter().map(|part| part.notes.len()).sum()
     }
@@ -124,6 +129,18 @@ impl Score {
             Some((low, high)) => Some((low.min(note.pitch), high.max(note.pitch))),
         })
     }
+}
+
+/// Seconds from the start to `tick` through `tempos` (sorted by tick), without
+/// building a [`TempoMap`]: constant memory, whatever the number of changes.
+pub fn seconds_at(ticks_per_beat: u16, tempos: &[TempoChange], tick: u64) -> f64 {
+    let ticks_per_beat = f64::from(ticks_per_beat.max(1));
+    let (mut seconds, mut from, mut micros) = (0.0, 0u64, DEFAULT_MICROS_PER_BEAT);
+    for change in tempos.iter().take_while(|change| change.tick <= tick) {
+        seconds += (change.tick - from) as f64 * f64::from(micros) / 1e6 / ticks_per_beat;
+        (from, micros) = (change.tick, change.micros_per_beat);
+    }
+    seconds + (tick - from) as f64 * f64::from(micros) / 1e6 / ticks_per_beat
 }
 
 /// Ticks to seconds through the tempo changes.
@@ -174,6 +191,20 @@ mod tests {
         assert!((map.seconds(480) - 0.5).abs() < 1e-12);
         assert!((map.seconds(960) - 1.0).abs() < 1e-12);
         assert!((map.seconds(1440) - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_look_up_agrees_with_the_map() {
+        let tempos = [
+            TempoChange { tick: 0, micros_per_beat: 500_000 },
+            TempoChange { tick: 960, micros_per_beat: 1_000_000 },
+            TempoChange { tick: 1000, micros_per_beat: 250_000 },
+        ];
+        let map = TempoMap::new(480, &tempos);
+        for tick in [0, 479, 960, 999, 1000, 5000] {
+            assert!((seconds_at(480, &tempos, tick) - map.seconds(tick)).abs() < 1e-12, "tick {tick}");
+        }
+        assert!((seconds_at(96, &[], 96 * 4) - 2.0).abs() < 1e-12);
     }
 
     #[test]

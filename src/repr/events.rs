@@ -116,11 +116,14 @@ pub fn velocity_bin(velocity: u8) -> u8 {
     (velocity / VELOCITY_BIN) * VELOCITY_BIN + VELOCITY_BIN / 2
 }
 
+/// The nearest metronome marking; halfway between two, the slower.
 pub fn tempo_marking(bpm: f64) -> u16 {
-    *TEMPO_MARKINGS
-        .iter()
-        .min_by(|a, b| (f64::from(**a) - bpm).abs().total_cmp(&(f64::from(**b) - bpm).abs()))
-        .expect("the marking table is not empty")
+    let above = TEMPO_MARKINGS.partition_point(|&marking| f64::from(marking) < bpm);
+    let candidates = [above.checked_sub(1), Some(above).filter(|&i| i < TEMPO_MARKINGS.len())];
+    let distance = |index: usize| (f64::from(TEMPO_MARKINGS[index]) - bpm).abs();
+    let nearest =
+        candidates.into_iter().flatten().reduce(|a, b| if distance(b) < distance(a) { b } else { a });
+    TEMPO_MARKINGS[nearest.expect("the marking table is not empty")]
 }
 
 /// Bar length in grid units; meters whose bar is not a whole number of units
@@ -166,12 +169,21 @@ pub fn encode(score: &Score, config: &EventsConfig) -> Vec<Token> {
 
     let meters: Vec<(u64, u8, u8)> =
         score.time_signatures.iter().map(|ts| (to_units(ts.tick), ts.numerator, ts.denominator)).collect();
-    let mut tempos: BTreeMap<u64, u16> = BTreeMap::new();
+    // (grid unit, marking): the last change per unit, and only where the marking
+    // changes, so a file of 500,000 tempo events costs the markings it really has.
+    let mut tempos: Vec<(u64, u16)> = Vec::new();
     if config.with_tempo {
         for change in &score.tempos {
-            tempos.insert(to_units(change.tick), tempo_marking(change.bpm()));
+            let (unit, marking) = (to_units(change.tick), tempo_marking(change.bpm()));
+            if tempos.last().is_some_and(|&(last, _)| last == unit) {
+                tempos.pop();
+            }
+            if tempos.last().is_none_or(|&(_, last)| last != marking) {
+                tempos.push((unit, marking));
+            }
         }
     }
+    let mut next_tempo = tempos.iter().peekable();
 
     let mut tokens = Vec::with_capacity(notes.len() * 4);
     let (mut meter, mut meter_index) = ((4u8, 4u8), 0usize);
@@ -192,7 +204,7 @@ pub fn encode(score: &Score, config: &EventsConfig) -> Vec<Token> {
             announced_meter = Some(meter);
         }
         let mut positions: BTreeMap<u64, Vec<Token>> = BTreeMap::new();
-        for (&tick, &marking) in tempos.range(bar_start..bar_end) {
+        while let Some(&(tick, marking)) = next_tempo.next_if(|&&(tick, _)| tick < bar_end) {
             if announced_tempo != Some(marking) {
                 positions.entry(tick).or_default().push(Token::Tempo(marking));
                 announced_tempo = Some(marking);
@@ -432,6 +444,14 @@ mod tests {
         assert_eq!(tempo_marking(120.0), 120);
         assert_eq!(tempo_marking(97.9), 96);
         assert_eq!(tempo_marking(1000.0), 208);
+        assert_eq!(tempo_marking(41.0), 40, "halfway: the slower");
+        for quarter in 0..1200 {
+            let bpm = f64::from(quarter) / 4.0;
+            let nearest = TEMPO_MARKINGS
+                .iter()
+                .min_by(|a, b| (f64::from(**a) - bpm).abs().total_cmp(&(f64::from(**b) - bpm).abs()));
+            assert_eq!(tempo_marking(bpm), *nearest.unwrap(), "{bpm} bpm");
+        }
         assert_eq!(velocity_bin(1), 2);
         assert_eq!(velocity_bin(127), 126);
     }

@@ -70,4 +70,36 @@ mod tests {
         assert_eq!(parse_pitch_name("H4"), None);
         assert_eq!(parse_pitch_name("G#9"), None); // 128: beyond MIDI
     }
+
+    /// The largest score the reader lets through: 200,000 notes over 40,000 beats,
+    /// sounding for 2,000,000 beats in all, in bars of 1/16 with 100,000 tempo
+    /// changes. Each representation must stay within the README's numbers.
+    #[test]
+    fn the_largest_readable_score_expands_within_the_documented_bounds() {
+        use crate::midi::{
+            MAX_BEATS, MAX_NOTES_PER_FILE, MAX_SOUNDING_BEATS, Note, Part, Score, TempoChange, TimeSignature,
+        };
+        let tpb = 96u64;
+        let end = MAX_BEATS as u64 * tpb;
+        let notes_count = MAX_NOTES_PER_FILE as u64;
+        let each = (MAX_SOUNDING_BEATS as u64 / notes_count) * tpb;
+        let notes: Vec<Note> = (0..notes_count)
+            .map(|i| {
+                let start = i * end / notes_count;
+                Note { pitch: 21 + (i % 88) as u8, velocity: 90, start, duration: each.min(end - start) }
+            })
+            .collect();
+        let mut score = Score::of_parts(tpb as u16, vec![Part::new(0, 0, notes)]);
+        score.time_signatures = vec![TimeSignature { tick: 0, numerator: 1, denominator: 16 }];
+        score.tempos = (0..100_000u64)
+            .map(|i| TempoChange { tick: i * 37, micros_per_beat: 300_000 + (i % 7) as u32 * 100_000 })
+            .collect();
+        assert_eq!(score.end_tick(), end);
+
+        assert!(pianoroll::encode(&score, pianoroll::Grid::Sixteenth).len() <= 160_000);
+        assert!(note_chord::encode(&score, &note_chord::NoteChordConfig::default()).len() <= 80_001);
+        let config = events::EventsConfig { with_program: true, ..events::EventsConfig::default() };
+        let tokens = events::encode(&score, &config).len();
+        assert!(tokens <= 3_100_000, "{tokens} events tokens");
+    }
 }

@@ -31,9 +31,7 @@ impl TrainingData {
         let scores = files
             .iter()
             .map(|(hash, bytes)| {
-                let mut score = midi::read(bytes).with_context(|| format!("file {hash}"))?;
-                score.parts.retain(|part| *include_drums || !part.is_drum);
-                Ok(score)
+                midi::read_usable(bytes, *include_drums).with_context(|| format!("file {hash}"))
             })
             .collect::<anyhow::Result<_>>()?;
         Ok((scores, source))

@@ -325,3 +325,69 @@ async fn primers_condition_the_music() {
             .await;
     assert_eq!(from_midi["notes"], continued["notes"], "the same primer, as a file or by id");
 }
+
+/// One note held for `beats` beats, at 96 ticks per beat.
+fn held_note(beats: u64) -> Vec<u8> {
+    let note = fugue::midi::Note { pitch: 60, velocity: 90, start: 0, duration: beats * 96 };
+    fugue::midi::write(&fugue::midi::Score::of_parts(96, vec![fugue::midi::Part::new(0, 0, vec![note])]))
+}
+
+#[tokio::test]
+async fn a_primer_gets_the_verdict_and_reason_a_dataset_upload_gives() {
+    use base64::Engine as _;
+    let app = bundled(64).await;
+    let unusable = [
+        ("no-notes.mid", fugue::midi::write(&fugue::midi::Score::of_parts(96, Vec::new()))),
+        ("too-long.mid", held_note(40_001)),
+        ("truncated.mid", held_note(4)[..20].to_vec()),
+        ("not-midi.mid", b"RIFF....WAVE".to_vec()),
+    ];
+    for (name, bytes) in unusable {
+        let form = reqwest::multipart::Form::new()
+            .text("name", "unusable")
+            .part("files", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name));
+        let upload = app.post_form("/v1/datasets", form).await;
+        assert_eq!(upload.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let report = error_body(upload).await;
+        let reason = report["error"]["details"]["report"]["rejected"][0]["reason"].clone();
+        assert!(reason.is_string(), "{name}: {report}");
+
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let primed =
+            generate(&app, &json!({"length": {"notes": 8}, "primer": {"midi_base64": encoded}})).await;
+        assert_eq!(primed.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let error = error_body(primed).await;
+        assert_eq!(error["error"]["details"]["field"], "primer.midi_base64", "{name}");
+        assert_eq!(error["error"]["message"], reason, "{name}");
+    }
+    // The longest music allowed is a usable primer.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(held_note(40_000));
+    composed(&app, &json!({"length": {"notes": 8}, "primer": {"midi_base64": encoded}})).await;
+}
+
+#[tokio::test]
+async fn the_midi_file_states_the_key_tempo_meter_program_and_track_names_asked_for() {
+    let app = bundled(64).await;
+    let request = json!({"length": {"bars": 4}, "seed": 5, "key": "D", "scale": "minor",
+        "tempo_bpm": 96, "time_signature": [3, 4], "program": 40});
+    let composition = composed(&app, &request).await;
+    let midi = app.get(composition["midi_url"].as_str().unwrap()).await.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("piece.mid");
+    std::fs::write(&path, &midi).unwrap();
+    let theirs = crate::midi::mido_summaries(&[path.as_path()]).remove(0);
+    assert_eq!(theirs["key_signatures"], json!([[0, "Dm"]]));
+    assert_eq!(theirs["tempos"], json!([[0, 625_000]]), "96 bpm");
+    assert_eq!(theirs["time_signatures"], json!([[0, 3, 4]]));
+    let notes = theirs["notes"].as_array().unwrap();
+    assert!(!notes.is_empty());
+    assert!(notes.iter().all(|note| note[1] == 40), "every note plays the violin: {notes:?}");
+    assert_eq!(theirs["track_names"], json!([null, "Violin"]), "the conductor, then one named part");
+
+    // Without a key, no key signature is claimed.
+    let plain = composed(&app, &json!({"length": {"bars": 2}, "seed": 5})).await;
+    let midi = app.get(plain["midi_url"].as_str().unwrap()).await.bytes().await.unwrap();
+    std::fs::write(&path, &midi).unwrap();
+    let theirs = crate::midi::mido_summaries(&[path.as_path()]).remove(0);
+    assert_eq!(theirs["key_signatures"], json!([]));
+}

@@ -20,7 +20,9 @@ import mido
 def summarise(path):
     midi = mido.MidiFile(path)
     summary = {"type": midi.type, "ticks_per_beat": midi.ticks_per_beat,
-               "tempos": [], "time_signatures": [], "key_signatures": [], "notes": []}
+               "tempos": [], "time_signatures": [], "key_signatures": [], "notes": [],
+               "track_names": [next((m.name for m in track if m.type == "track_name"), None)
+                               for track in midi.tracks]}
     programs = {}
     for track in midi.tracks:
         tick = 0
