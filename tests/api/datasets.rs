@@ -181,3 +181,40 @@ async fn datasets_work_the_same_on_postgres() {
     assert_eq!(fetched["report"], dataset["report"]);
     assert_eq!(fetched["created_at"], dataset["created_at"]);
 }
+
+/// The fuzzer's seeds of hostile shapes (`fuzz/seeds/ingest`, made by
+/// `bench/adversarial_ingest.py`) and whatever it found (`tests/fuzz-regressions/ingest`)
+/// go through ingest and every representation of what it accepts, as the fuzz target does.
+#[test]
+fn hostile_and_fuzzed_inputs_are_refused_for_their_length_or_expand_within_bounds() {
+    use fugue::datasets::{IngestLimits, Upload, ingest};
+    use fugue::repr::{events, melody_chords, note_chord, pianoroll};
+
+    let files_in = |dir: &str| -> Vec<std::path::PathBuf> {
+        let dir = crate::support::project_path(dir);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+        entries.map(|entry| entry.unwrap().path()).collect()
+    };
+    let seeds = files_in("fuzz/seeds/ingest");
+    assert!(seeds.len() >= 6, "the hostile seeds");
+    let inputs = [seeds, files_in("tests/fuzz-regressions/ingest")].concat();
+    let mut reasons = Vec::new();
+    for path in &inputs {
+        let upload = Upload { file_name: path.display().to_string(), bytes: std::fs::read(path).unwrap() };
+        let Ok(ingested) = ingest(vec![upload], true, &IngestLimits::default()) else { continue };
+        reasons.extend(ingested.report.rejected.iter().map(|rejection| rejection.reason.clone()));
+        for (_, bytes) in &ingested.files {
+            let score = midi::read_usable(bytes, true).unwrap();
+            assert!(pianoroll::encode(&score, pianoroll::Grid::Sixteenth).len() <= 160_000);
+            assert!(note_chord::encode(&score, &note_chord::NoteChordConfig::default()).len() <= 80_001);
+            let config = events::EventsConfig { with_program: true, ..events::EventsConfig::default() };
+            let tokens = events::encode(&score, &config);
+            assert!(tokens.len() <= 3_100_000, "{}", path.display());
+            midi::write(&events::decode(&tokens, &config));
+            melody_chords::encode(&score, &melody_chords::MelodyChordsConfig::default());
+        }
+    }
+    let too_long = reasons.iter().filter(|reason| reason.contains("beats: more than the 40000 allowed"));
+    assert!(too_long.count() >= 5, "each seed that lasts days is refused for it: {reasons:?}");
+    assert!(reasons.iter().any(|reason| reason.contains("seconds: more than the 21600 allowed")), "{reasons:?}");
+}
