@@ -26,6 +26,9 @@ trap 'rm -f "$openapi"' EXIT
 target/debug/fugue openapi >"$openapi"
 .venv/bin/python3 -m openapi_spec_validator "$openapi"
 
+step "the tutorial presets' tokens against music21 on the 410 chorales (tests/tutorials)"
+(cd tests/tutorials && ../../.venv/bin/python3 check_tutorial_tokens.py ../../target/debug/fugue ../../../shared/data/bach-chorales-midi)
+
 step "cargo test (SQLite and Postgres)"
 scripts/with-postgres.sh cargo test --locked
 

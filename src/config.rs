@@ -30,6 +30,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Score a model on a benchmark split; prints one JSON line.
     Eval(EvalArgs),
+    /// Print the tokens a token preset makes of MIDI files, as JSON.
+    Tokens(TokensArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Run the side-by-side speed benchmarks.
@@ -302,6 +304,16 @@ pub struct EvalArgs {
     pub split: Split,
     #[command(flatten)]
     pub torch: TorchArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokensArgs {
+    /// A preset with a token representation: fugue, play-bach or classical-piano.
+    #[arg(long, value_enum)]
+    pub preset: crate::model::presets::Preset,
+    /// MIDI files, or folders of them (`.mid`, `.midi`).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

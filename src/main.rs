@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => fugue::bench::run(&args),
         Command::Train(args) => fugue::cli::train(&args),
         Command::Eval(args) => fugue::cli::eval(&args),
+        Command::Tokens(args) => fugue::cli::tokens(&args),
         Command::Generate(args) => fugue::cli::generate(&args),
         Command::Worker(args) => worker(&args),
     };

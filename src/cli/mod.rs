@@ -1,14 +1,16 @@
-//! The commands that run models outside the server: train, generate and eval.
+//! The commands that run outside the server: train, generate, eval, and tokens.
 
 mod corpus;
 mod eval;
 mod generate;
+mod tokens;
 mod train;
 
 use tch::Device;
 
 pub use self::eval::eval;
 pub use self::generate::generate;
+pub use self::tokens::tokens;
 pub use self::train::train;
 use crate::config::TorchArgs;
 use crate::devices::default_devices;

@@ -10,7 +10,7 @@ use super::seq2seq::{RollLoss, Seq2SeqConfig};
 use super::tokens::{Head, TokenNetConfig};
 use crate::repr::events::EventsConfig;
 use crate::repr::melody_chords::MelodyChordsConfig;
-use crate::repr::note_chord::NoteChordConfig;
+use crate::repr::note_chord::{NoteChordConfig, Parse};
 use crate::repr::pianoroll::Grid;
 use crate::train::FitConfig;
 
@@ -197,10 +197,14 @@ impl Preset {
     pub fn family(self) -> Family {
         match self {
             Preset::Fugue => Family::Tokens(TokenRepresentation::Events(EventsConfig::default())),
-            Preset::PlayBach => Family::Tokens(TokenRepresentation::NoteChord(NoteChordConfig::default())),
+            Preset::PlayBach => Family::Tokens(TokenRepresentation::NoteChord(NoteChordConfig {
+                parse: Parse::Music21Flat,
+                ..NoteChordConfig::default()
+            })),
             Preset::ClassicalPiano => Family::Tokens(TokenRepresentation::NoteChord(NoteChordConfig {
                 normal_order: true,
-                ..Default::default()
+                parse: Parse::Music21FirstInstrument,
+                ..NoteChordConfig::default()
             })),
             Preset::FolkRnn => Family::MelodyChords(MelodyChordsConfig::default()),
             Preset::PianorollLstm | Preset::PianorollNade => Family::Pianoroll,

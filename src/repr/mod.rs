@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod melody_chords;
+pub mod music21;
 pub mod note_chord;
 pub mod pianoroll;
 mod vocab;

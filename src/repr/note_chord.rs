@@ -1,17 +1,27 @@
 //! `note-chord`: the tutorials' tokens, limits included.
 //!
-//! One token per fixed step (0.5 beat by default): the pitches whose onsets fall on
-//! that step, as a note name (`G2`) or a chord of names joined by dots (`A2.F#3`), or
-//! in normal order as pitch classes (`4.7.11`), as the classical-piano tutorial did.
-//! `R` marks a step where nothing starts. Everything else is lost: velocity, exact
-//! rhythm (onsets snap to the step), silence (a note sounds until the next onset)
-//! and instruments (drum parts are left out).
+//! Three ways to read a file ([`Parse`]):
+//! - the two tutorials' own, exactly as music21 parses and they walk it (see
+//!   [`music21`]): `music21-flat` for Play Bach (every note, chord and rest of the
+//!   score in order, chords as pitch names in note-on order), `music21-first-instrument`
+//!   for Classical-Piano-Composer (the notes and chords of the first instrument's
+//!   part, chords in normal order, no rests). One token per element: a run of 16ths
+//!   is a run of tokens. The `play-bach` and `classical-piano` presets use these.
+//! - `grid`: one token per fixed step (0.5 beat by default), the pitches whose onsets
+//!   fall on that step, `R` where nothing starts. It is what the tutorials *write*
+//!   (their outputs sit 0.5 beats apart), read back: it keeps where notes fall in the
+//!   bar, which the element walk loses, and merges what sounds together across parts
+//!   into one chord. It stays as an option for corpora where that is wanted.
+//!
+//! Decoding places tokens 0.5 beats apart, as the tutorials wrote them: each onset
+//! sounds until the next, `R` is silence. None of the parses keeps durations, so
+//! none comes back. Velocity and instruments are lost (drums never become tokens).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DECODED_TICKS_PER_BEAT, parse_pitch_name, pitch_name};
+use super::{DECODED_TICKS_PER_BEAT, music21, parse_pitch_name, pitch_name};
 use crate::midi::{Note, Part, Score};
 
 pub const REST: &str = "R";
@@ -19,21 +29,55 @@ pub const REST: &str = "R";
 const NORMAL_ORDER_BASE: u8 = 60;
 const DECODED_VELOCITY: u8 = 90;
 
+/// How a file is read into tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Parse {
+    /// One token per step of `step_beats`: the pitches starting on it, or `R`.
+    #[default]
+    Grid,
+    /// music21's `score.flatten()`: notes, chords and rests in order (Play Bach).
+    Music21Flat,
+    /// music21's `partitionByInstrument(score).parts[0]`: notes and chords
+    /// (Classical-Piano-Composer).
+    Music21FirstInstrument,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NoteChordConfig {
-    /// Length of one step in beats.
+    /// Length of one step in beats: of the grid, and between decoded tokens.
     pub step_beats: f64,
     /// Chords as normal-order pitch classes (`4.7.11`) instead of pitch names.
     pub normal_order: bool,
+    /// Models from before the tutorial parses existed read on the grid.
+    #[serde(default)]
+    pub parse: Parse,
 }
 
 impl Default for NoteChordConfig {
     fn default() -> Self {
-        NoteChordConfig { step_beats: 0.5, normal_order: false }
+        NoteChordConfig { step_beats: 0.5, normal_order: false, parse: Parse::Grid }
     }
 }
 
+/// The tokens of a MIDI file: the tutorial parses read its bytes (music21 sees the
+/// file's own events), the grid reads its score.
+pub fn encode_file(bytes: &[u8], score: &Score, config: &NoteChordConfig) -> Vec<String> {
+    let walk = match config.parse {
+        Parse::Grid => return encode(score, config),
+        Parse::Music21Flat => music21::Walk::Flat,
+        Parse::Music21FirstInstrument => music21::Walk::FirstInstrument,
+    };
+    // The bytes were read once already (the score came from them): midly accepts them.
+    music21::tokens(bytes, walk, config.normal_order).unwrap_or_default()
+}
+
+/// The tokens of a score. For the tutorial parses, a score without a file of its
+/// own (a primer) is written as MIDI first, one track per part.
 pub fn encode(score: &Score, config: &NoteChordConfig) -> Vec<String> {
+    if config.parse != Parse::Grid {
+        return encode_file(&crate::midi::write(score), score, config);
+    }
     let step_ticks = config.step_beats * f64::from(score.ticks_per_beat);
     let mut onsets: BTreeMap<u64, BTreeSet<u8>> = BTreeMap::new();
     for note in score.parts.iter().filter(|part| !part.is_drum).flat_map(|part| &part.notes) {
@@ -61,16 +105,17 @@ fn token(pitches: &BTreeSet<u8>, normal_order: bool) -> String {
     order.iter().map(u8::to_string).collect::<Vec<_>>().join(".")
 }
 
-/// The rotation of the sorted pitch classes that is most compact (Rahn): smallest
-/// span first to last, then first to second-to-last, and so on; ties go to the
-/// rotation starting on the lowest pitch class.
+/// music21's `Chord.normalOrder` of sorted, distinct pitch classes: the rotation
+/// with the smallest span, then the smallest intervals from its first class upwards
+/// (packed to the left); ties go to the rotation starting lowest.
 pub fn normal_order_of(classes: &[u8]) -> Vec<u8> {
     let n = classes.len();
     let rotations = (0..n).map(|start| (0..n).map(|i| classes[(start + i) % n]).collect::<Vec<u8>>());
-    let spans = |rotation: &Vec<u8>| -> Vec<u8> {
-        (1..n).rev().map(|i| (rotation[i] + 12 - rotation[0]) % 12).chain([rotation[0]]).collect()
+    let key = |rotation: &Vec<u8>| -> Vec<u8> {
+        let interval = |i: usize| (rotation[i] + 12 - rotation[0]) % 12;
+        std::iter::once(interval(n - 1)).chain((1..n.saturating_sub(1)).map(interval)).collect()
     };
-    rotations.min_by_key(spans).unwrap_or_default()
+    rotations.min_by_key(key).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -37,6 +37,14 @@ impl TrainingData {
         Ok((scores, source))
     }
 
+    /// The files' bytes, in the order of [`TrainingData::scores`]; none for a benchmark.
+    pub fn file_bytes(&self) -> Vec<&[u8]> {
+        match self {
+            TrainingData::Files { files, .. } => files.iter().map(|(_, bytes)| bytes.as_slice()).collect(),
+            TrainingData::Benchmark(_) => Vec::new(),
+        }
+    }
+
     /// The benchmark JSON's own training and validation splits, when it is one.
     pub fn benchmark_splits(&self) -> anyhow::Result<Option<(Sequences, DataSource)>> {
         let TrainingData::Benchmark(json) = self else { return Ok(None) };

@@ -72,7 +72,8 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
         }
         Family::Tokens(representation) => {
             let (scores, data) = run.data.scores()?;
-            (train_tokens(run, representation, &scores, control)?, data)
+            let files = run.data.file_bytes();
+            (train_tokens(run, representation, &scores, &files, control)?, data)
         }
         Family::MelodyChords(config) => {
             let (scores, data) = run.data.scores()?;
@@ -158,9 +159,11 @@ fn train_tokens(
     run: &TrainingRun<'_>,
     representation: TokenRepresentation,
     scores: &[Score],
+    files: &[&[u8]],
     control: &mut Control<'_>,
 ) -> anyhow::Result<Fitted> {
-    let sequences: Vec<Vec<String>> = scores.iter().map(|score| tokenize(&representation, score)).collect();
+    let sequences: Vec<Vec<String>> =
+        scores.iter().zip(files).map(|(score, bytes)| tokenize(&representation, score, bytes)).collect();
     let vocabulary = Vocabulary::build(sequences.iter().map(Vec::as_slice));
     let ids: Vec<Vec<i64>> = sequences
         .iter()
@@ -222,12 +225,13 @@ fn fit_on_ids(
     fit(run, vs, &train_batches, &valid_batches, loss, control)
 }
 
-fn tokenize(representation: &TokenRepresentation, score: &Score) -> Vec<String> {
+/// A file's tokens; the tutorial parses read its bytes, the others its score.
+pub fn tokenize(representation: &TokenRepresentation, score: &Score, bytes: &[u8]) -> Vec<String> {
     match representation {
         TokenRepresentation::Events(config) => {
             events::encode(score, config).iter().map(ToString::to_string).collect()
         }
-        TokenRepresentation::NoteChord(config) => note_chord::encode(score, config),
+        TokenRepresentation::NoteChord(config) => note_chord::encode_file(bytes, score, config),
     }
 }
 
