@@ -216,5 +216,8 @@ fn hostile_and_fuzzed_inputs_are_refused_for_their_length_or_expand_within_bound
     }
     let too_long = reasons.iter().filter(|reason| reason.contains("beats: more than the 40000 allowed"));
     assert!(too_long.count() >= 5, "each seed that lasts days is refused for it: {reasons:?}");
-    assert!(reasons.iter().any(|reason| reason.contains("seconds: more than the 21600 allowed")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|reason| reason.contains("seconds: more than the 21600 allowed")),
+        "{reasons:?}"
+    );
 }
