@@ -1,8 +1,8 @@
-//! Stored compositions: list, read, download as MIDI.
+//! Stored compositions: list, read, download as MIDI, delete.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -60,6 +60,23 @@ pub async fn get_composition(
 ) -> Result<Json<Composition>, ApiError> {
     let (composition, _) = state.composer.composition(&id).await?.ok_or_else(|| no_composition(&id))?;
     Ok(Json(composition))
+}
+
+/// Delete a composition. Its MIDI file goes with it, unless another composition or
+/// a dataset file holds the same bytes.
+#[utoipa::path(delete, path = "/v1/compositions/{id}", tag = "generate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Composition id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such composition", body = ErrorBody),
+    ))]
+pub async fn delete_composition(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.composer.delete(&id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(no_composition(&id)) }
 }
 
 /// Download a composition as a standard MIDI file.

@@ -72,7 +72,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(generate::generate))
         .routes(routes!(generate::generate_stream))
         .routes(routes!(compositions::list_compositions))
-        .routes(routes!(compositions::get_composition))
+        .routes(routes!(compositions::get_composition, compositions::delete_composition))
         .routes(routes!(compositions::composition_midi))
 }
 

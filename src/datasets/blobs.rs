@@ -1,14 +1,20 @@
 //! Content-addressed file storage under the data dir: `blobs/sha256/ab/abcd….mid`.
-//! A file uploaded twice, in one dataset or many, is stored once.
+//! A file uploaded twice, in one dataset or many, is stored once; datasets and
+//! compositions share the store, so a blob may be referenced by both.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// Held from writing blobs until their rows exist, and from deleting rows until
+    /// their orphaned blobs are gone, so that a deletion never removes a blob a row
+    /// is about to reference (in this process; see the README's scaling section).
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -17,7 +23,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl BlobStore {
     pub fn new(data_dir: &Path) -> BlobStore {
-        BlobStore { root: data_dir.join("blobs").join("sha256") }
+        BlobStore { root: data_dir.join("blobs").join("sha256"), writes: Arc::default() }
+    }
+
+    /// The lock every writer of blobs and rows, and every deleter, holds.
+    pub async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     fn path(&self, hash: &str) -> PathBuf {

@@ -8,7 +8,6 @@ mod blobs;
 mod report;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -189,14 +188,11 @@ pub struct Datasets {
     store: Store,
     blobs: BlobStore,
     limits: IngestLimits,
-    /// Serialises creation and deletion in this process, so that deleting unused
-    /// blobs never races with a dataset that is about to reference them.
-    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Datasets {
     pub fn new(store: Store, blobs: BlobStore, limits: IngestLimits) -> Datasets {
-        Datasets { store, blobs, limits, writes: Arc::default() }
+        Datasets { store, blobs, limits }
     }
 
     pub async fn create(
@@ -230,7 +226,7 @@ impl Datasets {
             report: serde_json::to_string(&report).map_err(anyhow::Error::from)?,
             created_at: 0,
         };
-        let _writes = self.writes.lock().await;
+        let _writes = self.blobs.lock_writes().await;
         let blobs = self.blobs.clone();
         // The bytes move into the writer: an upload can be hundreds of megabytes.
         let contents: Vec<(String, Vec<u8>)> =
@@ -277,7 +273,7 @@ impl Datasets {
     /// Deletes the dataset and the blobs no other dataset uses, unless a queued or
     /// running training job needs it.
     pub async fn delete(&self, id: &str) -> anyhow::Result<DatasetDeletion> {
-        let _writes = self.writes.lock().await;
+        let _writes = self.blobs.lock_writes().await;
         let deletion = self.store.delete_dataset(id).await?;
         if let DatasetDeletion::Deleted { orphans } = &deletion {
             self.remove_blobs(orphans);

@@ -17,7 +17,7 @@ use crate::midi::{self, Note, Part, Score};
 use crate::model::artifact::{Representation, read_meta};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
-use crate::store::{CompositionRow, Store};
+use crate::store::{CompositionDeletion, CompositionRow, Store};
 
 /// A generated piece, as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -127,6 +127,9 @@ impl Composer {
         score.key_signatures.extend(started.checked.key_signature);
         let midi = midi::write(&score);
         let hash = sha256_hex(&midi);
+        // The blob and its row are written under the lock deletions take, so a
+        // deletion of an identical piece never removes the blob this row needs.
+        let _writes = self.blobs.lock_writes().await;
         let blobs = self.blobs.clone();
         let put = hash.clone();
         let midi = tokio::task::spawn_blocking(move || blobs.put(&put, &midi).map(|_| midi))
@@ -164,6 +167,25 @@ impl Composer {
     pub async fn composition(&self, id: &str) -> Result<Option<(Composition, String)>, ApiError> {
         let Some(row) = self.store.composition(id).await? else { return Ok(None) };
         Ok(Some((composition_of(&row)?, row.midi_sha256)))
+    }
+
+    /// Deletes the composition, and its MIDI file unless another composition or a
+    /// dataset file is the same bytes. False when there is no such composition.
+    pub async fn delete(&self, id: &str) -> Result<bool, ApiError> {
+        let _writes = self.blobs.lock_writes().await;
+        let CompositionDeletion::Deleted { orphan } = self.store.delete_composition(id).await? else {
+            return Ok(false);
+        };
+        if let Some(hash) = orphan {
+            let blobs = self.blobs.clone();
+            let removed = tokio::task::spawn_blocking(move || blobs.remove(&hash))
+                .await
+                .map_err(anyhow::Error::from)?;
+            if let Err(error) = removed {
+                tracing::warn!(error = %error, "could not remove an unused composition blob");
+            }
+        }
+        Ok(true)
     }
 
     pub async fn midi(&self, hash: &str) -> Result<Vec<u8>, ApiError> {

@@ -62,10 +62,37 @@ impl Store {
         Ok(row.as_ref().map(CompositionRow::from_row).transpose()?)
     }
 
+    /// Deletes the row; the MIDI blob is an orphan when no other composition and no
+    /// dataset file references it.
+    pub async fn delete_composition(&self, id: &str) -> anyhow::Result<CompositionDeletion> {
+        let mut tx = self.begin_write().await?;
+        let hash: Option<String> = sqlx::query("SELECT midi_sha256 FROM compositions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get("midi_sha256"))
+            .transpose()?;
+        let Some(hash) = hash else { return Ok(CompositionDeletion::NotFound) };
+        sqlx::query("DELETE FROM compositions WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let orphan = if super::blob_in_use(&mut tx, &hash).await? { None } else { Some(hash) };
+        tx.commit().await?;
+        Ok(CompositionDeletion::Deleted { orphan })
+    }
+
     /// Newest first, at most `limit`.
     pub async fn compositions(&self, limit: i64) -> anyhow::Result<Vec<CompositionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM compositions ORDER BY created_at DESC, id LIMIT $1");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(CompositionRow::from_row).collect::<sqlx::Result<_>>()?)
     }
+}
+
+/// What deleting a composition did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompositionDeletion {
+    NotFound,
+    /// Deleted; its MIDI blob, when nothing else references it.
+    Deleted {
+        orphan: Option<String>,
+    },
 }

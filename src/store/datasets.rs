@@ -140,11 +140,7 @@ impl Store {
         sqlx::query("DELETE FROM dataset_files WHERE dataset_id = $1").bind(id).execute(&mut *tx).await?;
         let mut orphans = Vec::new();
         for hash in hashes {
-            let still_used = sqlx::query("SELECT 1 AS used FROM dataset_files WHERE sha256 = $1 LIMIT 1")
-                .bind(&hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if still_used.is_none() {
+            if !super::blob_in_use(&mut tx, &hash).await? {
                 orphans.push(hash);
             }
         }
@@ -159,7 +155,7 @@ pub enum DatasetDeletion {
     NotFound,
     /// A queued or running training job needs it; nothing was deleted.
     InUse,
-    /// Deleted; these blobs are no longer referenced by any dataset.
+    /// Deleted; these blobs are no longer referenced by any dataset or composition.
     Deleted {
         orphans: Vec<String>,
     },

@@ -21,7 +21,7 @@ mod datasets;
 mod jobs;
 mod models;
 
-pub use compositions::CompositionRow;
+pub use compositions::{CompositionDeletion, CompositionRow};
 pub use datasets::{DatasetDeletion, DatasetFileRow, DatasetRow};
 pub use jobs::{Claim, Enqueued, EpochRow, JOBS_CHANNEL, JobRow, JobState, LeaseCheck, NewJob, Reaped};
 pub use models::{ModelDeletion, ModelRow};
@@ -161,6 +161,18 @@ fn sqlite_options(url: &str) -> anyhow::Result<AnyConnectOptions> {
     }
     let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
     Ok(AnyConnectOptions::from_str(&url)?)
+}
+
+/// Whether any dataset file or composition references the blob.
+async fn blob_in_use(tx: &mut sqlx::Transaction<'static, sqlx::Any>, hash: &str) -> sqlx::Result<bool> {
+    let used = sqlx::query(
+        "SELECT 1 AS used FROM dataset_files WHERE sha256 = $1 \
+         UNION ALL SELECT 1 AS used FROM compositions WHERE midi_sha256 = $1 LIMIT 1",
+    )
+    .bind(hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(used.is_some())
 }
 
 pub fn now_ms() -> i64 {

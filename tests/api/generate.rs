@@ -397,3 +397,39 @@ async fn the_midi_file_states_the_key_tempo_meter_program_and_track_names_asked_
     let theirs = crate::midi::mido_summaries(&[path.as_path()]).remove(0);
     assert_eq!(theirs["key_signatures"], json!([]));
 }
+
+#[tokio::test]
+async fn deleting_a_composition_removes_its_midi_file_unless_something_else_is_those_bytes() {
+    let app = bundled(64).await;
+    let request = json!({"length": {"notes": 16}, "seed": 9});
+    let first = composed(&app, &request).await;
+    let twin = composed(&app, &request).await;
+    let midi_of = |piece: &Value| piece["midi_url"].as_str().unwrap().to_owned();
+    let bytes = app.get(&midi_of(&first)).await.bytes().await.unwrap();
+    assert_eq!(app.blob_files().len(), 1, "the same request, the same file, stored once");
+    // The same bytes uploaded as a dataset.
+    let form = reqwest::multipart::Form::new()
+        .text("name", "a composition, re-uploaded")
+        .part("files", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("piece.mid"));
+    let dataset: Value = app.post_form("/v1/datasets", form).await.json().await.unwrap();
+    let delete = |path: String| app.client.delete(app.url(&path)).send();
+
+    let id = first["composition_id"].as_str().unwrap();
+    assert_eq!(delete(format!("/v1/compositions/{id}")).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("/v1/compositions/{id}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(delete(format!("/v1/compositions/{id}")).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&midi_of(&twin)).await.bytes().await.unwrap(), bytes, "the twin keeps the file");
+
+    // Deleting the dataset must not take the remaining composition's file with it.
+    let dataset_id = dataset["id"].as_str().unwrap();
+    assert_eq!(delete(format!("/v1/datasets/{dataset_id}")).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get(&midi_of(&twin)).await.bytes().await.unwrap(),
+        bytes,
+        "the composition keeps the file"
+    );
+
+    let twin_id = twin["composition_id"].as_str().unwrap();
+    assert_eq!(delete(format!("/v1/compositions/{twin_id}")).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert!(app.blob_files().is_empty(), "the last reference gone, the file goes: {:?}", app.blob_files());
+}
