@@ -26,8 +26,8 @@ pub use datasets::{DatasetDeletion, DatasetFileRow, DatasetRow};
 pub use jobs::{Claim, Enqueued, EpochRow, JOBS_CHANNEL, JobRow, JobState, LeaseCheck, NewJob, Reaped};
 pub use models::{ModelDeletion, ModelRow};
 
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+/// One folder for both databases: the schema is written in the SQL they share.
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -44,13 +44,6 @@ impl Backend {
             Ok(Backend::Sqlite)
         } else {
             bail!("unsupported database URL scheme (expected postgres:// or sqlite://)")
-        }
-    }
-
-    fn migrator(self) -> &'static Migrator {
-        match self {
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
         }
     }
 }
@@ -86,7 +79,7 @@ impl Store {
             // WAL lets readers proceed while a writer commits; it persists in the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&self.pool).await?;
         }
-        self.backend.migrator().run(&self.pool).await.context("applying database migrations")
+        MIGRATIONS.run(&self.pool).await.context("applying database migrations")
     }
 
     pub fn backend(&self) -> Backend {
@@ -109,7 +102,7 @@ impl Store {
 
     /// The newest migration this build knows; the schema is current when they match.
     pub fn expected_schema_version(&self) -> i64 {
-        self.backend.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+        MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
     }
 
     pub async fn setting(&self, key: &str) -> anyhow::Result<Option<String>> {

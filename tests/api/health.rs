@@ -65,7 +65,10 @@ async fn system_describes_devices_and_database() {
     let app = spawn_app(Options::default()).await;
     let body: Value = app.get("/v1/system").await.json().await.unwrap();
     assert_eq!(body["database"], "sqlite");
-    let migrations = std::fs::read_dir(crate::support::project_path("migrations/sqlite")).unwrap().count();
+    let migrations = std::fs::read_dir(crate::support::project_path("migrations"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().extension().is_some_and(|e| e == "sql"))
+        .count();
     assert_eq!(body["schema_version"], migrations, "every migration applied");
     assert_eq!(body["default_model"], "default");
     assert_eq!(body["devices"]["devices"], serde_json::json!(["cpu"]));
