@@ -59,10 +59,7 @@ pub async fn generate(
     let (composition, midi) = state.composer.keep(&started, piece).await?;
     let location = HeaderValue::from_str(&format!("/v1/compositions/{}", composition.composition_id))
         .map_err(anyhow::Error::from)?;
-    let wants_midi = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("audio/midi"));
+    let wants_midi = super::accept::preferred(&headers, &["application/json", "audio/midi"]) == "audio/midi";
     let mut response = if wants_midi {
         super::compositions::midi_response(midi, &composition.composition_id)
     } else {

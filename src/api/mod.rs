@@ -1,6 +1,7 @@
 //! The HTTP API: one file per resource; this module assembles the routes and the
 //! OpenAPI document from the `#[utoipa::path]` annotations next to each handler.
 
+mod accept;
 mod compositions;
 mod datasets;
 mod generate;

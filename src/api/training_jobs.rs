@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -211,10 +211,8 @@ pub async fn training_job_events(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let wants_sse = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/event-stream"));
+    let wants_sse =
+        super::accept::preferred(&headers, &["application/json", "text/event-stream"]) == "text/event-stream";
     if upgrade.is_err() && !wants_sse {
         return Err(ApiError::NotAcceptable(
             "open a WebSocket, or send `Accept: text/event-stream` for Server-Sent Events".to_owned(),
