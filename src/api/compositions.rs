@@ -23,12 +23,10 @@ pub struct ListQuery {
 
 /// List compositions, newest first.
 #[utoipa::path(get, path = "/v1/compositions", tag = "generate",
-    security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "The compositions, with their notes", body = Vec<Composition>),
         (status = 400, description = "A malformed query string", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 422, description = "`limit` out of range", body = ErrorBody),
     ))]
 pub async fn list_compositions(
@@ -47,11 +45,9 @@ pub async fn list_compositions(
 
 /// One composition.
 #[utoipa::path(get, path = "/v1/compositions/{id}", tag = "generate",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Composition id")),
     responses(
         (status = 200, description = "The composition", body = Composition),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such composition", body = ErrorBody),
     ))]
 pub async fn get_composition(
@@ -65,11 +61,9 @@ pub async fn get_composition(
 /// Delete a composition. Its MIDI file goes with it, unless another composition or
 /// a dataset file holds the same bytes.
 #[utoipa::path(delete, path = "/v1/compositions/{id}", tag = "generate",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Composition id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such composition", body = ErrorBody),
     ))]
 pub async fn delete_composition(
@@ -81,11 +75,9 @@ pub async fn delete_composition(
 
 /// Download a composition as a standard MIDI file.
 #[utoipa::path(get, path = "/v1/compositions/{id}/midi", tag = "generate",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Composition id")),
     responses(
         (status = 200, description = "The MIDI file", content_type = "audio/midi", body = Vec<u8>),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such composition", body = ErrorBody),
     ))]
 pub async fn composition_midi(

@@ -35,12 +35,10 @@ pub struct DatasetUpload {
 /// the dataset is created from the rest. When no file is usable, nothing is
 /// created and the answer is 422 with the report in `details`.
 #[utoipa::path(post, path = "/v1/datasets", tag = "datasets",
-    security(("bearer" = [])),
     request_body(content = DatasetUpload, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Created, with its ingest report", body = Dataset),
         (status = 400, description = "Not a multipart form", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 413, description = "Request body over the limit", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid, a limit was exceeded, or no file was accepted", body = ErrorBody),
     ))]
@@ -74,10 +72,8 @@ pub async fn create_dataset(
 
 /// List datasets, newest first (without their reports).
 #[utoipa::path(get, path = "/v1/datasets", tag = "datasets",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Every dataset", body = Vec<Dataset>),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
     ))]
 pub async fn list_datasets(State(state): State<AppState>) -> Result<Json<Vec<Dataset>>, ApiError> {
     Ok(Json(state.datasets.list().await?))
@@ -85,11 +81,9 @@ pub async fn list_datasets(State(state): State<AppState>) -> Result<Json<Vec<Dat
 
 /// One dataset, with its ingest report.
 #[utoipa::path(get, path = "/v1/datasets/{id}", tag = "datasets",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Dataset id")),
     responses(
         (status = 200, description = "The dataset", body = Dataset),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such dataset", body = ErrorBody),
     ))]
 pub async fn get_dataset(
@@ -102,11 +96,9 @@ pub async fn get_dataset(
 
 /// Delete a dataset and the files no other dataset uses.
 #[utoipa::path(delete, path = "/v1/datasets/{id}", tag = "datasets",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Dataset id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such dataset", body = ErrorBody),
         (status = 409, description = "A queued or running training job needs it", body = ErrorBody),
     ))]

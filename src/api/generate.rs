@@ -31,13 +31,11 @@ const MAX_STREAM_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 /// statistics, and where its MIDI file downloads from); with `Accept: audio/midi`
 /// the MIDI file itself. Same model, seed and request: same notes.
 #[utoipa::path(post, path = "/v1/generate", tag = "generate",
-    security(("bearer" = [])),
     request_body = GenerateRequest,
     responses(
         (status = 201, description = "Composed", body = Composition,
             headers(("Location" = String, description = "The composition's URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
         (status = 422, description = "A field is invalid, out of range, or not something the model can do; `details.field` names it", body = ErrorBody),
         (status = 429, description = "Every generation worker is full; retry after `Retry-After` seconds", body = ErrorBody),
@@ -93,11 +91,9 @@ pub enum StreamMessage {
 /// message (the same code and `details` as the REST answer, such as
 /// `retry_after_secs`) and the socket closes.
 #[utoipa::path(get, path = "/v1/generate/stream", tag = "generate",
-    security(("bearer" = [])),
     responses(
         (status = 101, description = "WebSocket: send a GenerateRequest, receive StreamMessages"),
         (status = 400, description = "Not a WebSocket handshake (a missing or wrong upgrade header)", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 426, description = "The handshake asked for another protocol than WebSocket", body = ErrorBody),
     ))]
 pub async fn generate_stream(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {

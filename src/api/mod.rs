@@ -11,7 +11,8 @@ mod models;
 mod system;
 mod training_jobs;
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -81,5 +82,25 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = routes().split_for_parts().1;
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    require_bearer(&mut document);
     document
+}
+
+/// Every `/v1` operation takes the bearer key (when the server has keys) and may
+/// answer 401: said here once, not on each handler.
+fn require_bearer(document: &mut utoipa::openapi::OpenApi) {
+    let unauthorized = ResponseBuilder::new()
+        .description("Missing or unknown API key")
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+        )
+        .build();
+    for (_, item) in document.paths.paths.iter_mut().filter(|(path, _)| path.starts_with("/v1/")) {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            operation.responses.responses.insert("401".to_owned(), unauthorized.clone().into());
+        }
+    }
 }

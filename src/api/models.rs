@@ -10,10 +10,8 @@ use crate::model::registry::{ModelDetail, ModelInfo, RegistryError};
 
 /// List models: trained ones newest first, then the bundled ones.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Every model", body = Vec<ModelInfo>),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
     ))]
 pub async fn list_models(State(state): State<AppState>) -> Result<Json<Vec<ModelInfo>>, ApiError> {
     Ok(Json(state.models.list().await?))
@@ -21,11 +19,9 @@ pub async fn list_models(State(state): State<AppState>) -> Result<Json<Vec<Model
 
 /// One model: metadata, per-epoch metrics, dataset and preset.
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Model id")),
     responses(
         (status = 200, description = "The model", body = ModelDetail),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such model", body = ErrorBody),
     ))]
 pub async fn get_model(
@@ -40,11 +36,9 @@ pub async fn get_model(
 /// Refused (409) for the default model, a model a generation session is using,
 /// and bundled models.
 #[utoipa::path(delete, path = "/v1/models/{id}", tag = "models",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Model id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such model", body = ErrorBody),
         (status = 409, description = "The default, in use, or bundled", body = ErrorBody),
     ))]
@@ -58,11 +52,9 @@ pub async fn delete_model(
 
 /// Make a model the default: the one generation uses when a request names none.
 #[utoipa::path(put, path = "/v1/models/{id}/default", tag = "models",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Model id")),
     responses(
         (status = 200, description = "It is the default now", body = ModelDetail),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such model", body = ErrorBody),
     ))]
 pub async fn set_default_model(

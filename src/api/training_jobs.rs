@@ -32,13 +32,11 @@ use crate::store::{Enqueued, JobState};
 /// different request is refused (409). Progress follows on
 /// `GET /v1/training-jobs/{id}/events`.
 #[utoipa::path(post, path = "/v1/training-jobs", tag = "training",
-    security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Up to 200 characters; makes retries safe")),
     request_body(content = TrainingJobRequest, example = json!({"dataset_id": "5b0f4c8e-…", "preset": "fugue", "hyperparameters": {"epochs": 20}, "name": "chorales"})),
     responses(
         (status = 202, description = "Queued (or the job this idempotency key made earlier)", body = TrainingJob),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with a different request", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
         (status = 422, description = "A field is invalid or out of range, or the dataset does not exist; `details.field` names it", body = ErrorBody),
@@ -123,12 +121,10 @@ pub struct ListQuery {
 
 /// List training jobs, newest first.
 #[utoipa::path(get, path = "/v1/training-jobs", tag = "training",
-    security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "The jobs", body = Vec<TrainingJob>),
         (status = 400, description = "A malformed query string (an unknown state, a limit that is not a number)", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 422, description = "`limit` out of range", body = ErrorBody),
     ))]
 pub async fn list_training_jobs(
@@ -148,11 +144,9 @@ pub async fn list_training_jobs(
 
 /// One training job, with its metrics so far.
 #[utoipa::path(get, path = "/v1/training-jobs/{id}", tag = "training",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = TrainingJob),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
     ))]
 pub async fn get_training_job(
@@ -168,11 +162,9 @@ pub async fn get_training_job(
 /// (`FUGUE_HEARTBEAT_MS`) and then reads `cancelled`; until then it shows
 /// `cancel_requested`.
 #[utoipa::path(post, path = "/v1/training-jobs/{id}/cancel", tag = "training",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 202, description = "Cancelled, or cancellation requested", body = TrainingJob),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job has already ended", body = ErrorBody),
     ))]
@@ -196,12 +188,10 @@ pub async fn cancel_training_job(
 /// `snapshot` of the job, then `state` and `epoch` messages as they happen, and
 /// `end` once the job is over, after which the stream closes.
 #[utoipa::path(get, path = "/v1/training-jobs/{id}/events", tag = "training",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 101, description = "WebSocket: one `JobEvent` per text message"),
         (status = 200, description = "Server-Sent Events: one `JobEvent` per `data:` line", content_type = "text/event-stream", body = JobEvent),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 406, description = "Neither a WebSocket upgrade nor `Accept: text/event-stream`", body = ErrorBody),
     ))]
