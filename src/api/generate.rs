@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
@@ -89,7 +89,9 @@ pub enum StreamMessage {
 /// sampled (`"pacing": "realtime"` sends each note when it would sound), then `end`
 /// with the stored composition. A bad request or a full server gets an `error`
 /// message (the same code and `details` as the REST answer, such as
-/// `retry_after_secs`) and the socket closes.
+/// `retry_after_secs`) and the socket closes. Sending `{"type": "cancel"}` while the
+/// piece streams ends the session as closing the socket does: nothing is stored,
+/// and the server closes the socket.
 #[utoipa::path(get, path = "/v1/generate/stream", tag = "generate",
     responses(
         (status = 101, description = "WebSocket: send a GenerateRequest, receive StreamMessages"),
@@ -147,15 +149,15 @@ async fn follow(socket: &mut WebSocket, composer: &Composer, mut started: Starte
     let piece: Piece = loop {
         let event = tokio::select! {
             event = started.events.recv() => event,
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),
-                Some(Ok(_)) => continue,
-            },
+            incoming = socket.recv() => if ends_session(incoming) { return Ok(()) } else { continue },
         };
         match event {
             Some(SessionEvent::Notes(notes)) => {
-                if realtime && let Some(first) = notes.first() {
-                    tokio::time::sleep_until(began + Duration::from_secs_f64(first.start_seconds)).await;
+                if realtime
+                    && let Some(first) = notes.first()
+                    && !pause_until(socket, began + Duration::from_secs_f64(first.start_seconds)).await
+                {
+                    return Ok(());
                 }
                 if send(socket, &StreamMessage::Notes { notes }).await.is_err() {
                     return Ok(());
@@ -166,12 +168,41 @@ async fn follow(socket: &mut WebSocket, composer: &Composer, mut started: Starte
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
-    if realtime {
-        tokio::time::sleep_until(began + Duration::from_secs_f64(piece.seconds())).await;
+    if realtime && !pause_until(socket, began + Duration::from_secs_f64(piece.seconds())).await {
+        return Ok(());
     }
     let (composition, _) = composer.keep(&started, piece).await?;
     let _ = send(socket, &StreamMessage::End { composition: Box::new(composition) }).await;
     Ok(())
+}
+
+/// What a client may send while its piece streams.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientMessage {
+    /// End the session now; nothing is stored.
+    Cancel,
+}
+
+/// Whether an incoming message ends the session: a close, a broken connection or a
+/// cancel message. Anything else is ignored.
+fn ends_session(incoming: Option<Result<Message, axum::Error>>) -> bool {
+    match incoming {
+        Some(Ok(Message::Text(text))) => matches!(serde_json::from_str(&text), Ok(ClientMessage::Cancel)),
+        Some(Ok(Message::Close(_)) | Err(_)) | None => true,
+        Some(Ok(_)) => false,
+    }
+}
+
+/// Waits for a realtime note's moment while still listening to the client; false
+/// when the client ended the session meanwhile.
+async fn pause_until(socket: &mut WebSocket, deadline: Instant) -> bool {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => return true,
+            incoming = socket.recv() => if ends_session(incoming) { return false },
+        }
+    }
 }
 
 async fn send(socket: &mut WebSocket, message: &StreamMessage) -> Result<(), axum::Error> {

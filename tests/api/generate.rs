@@ -433,3 +433,31 @@ async fn deleting_a_composition_removes_its_midi_file_unless_something_else_is_t
     assert_eq!(delete(format!("/v1/compositions/{twin_id}")).await.unwrap().status(), StatusCode::NO_CONTENT);
     assert!(app.blob_files().is_empty(), "the last reference gone, the file goes: {:?}", app.blob_files());
 }
+
+#[tokio::test]
+async fn a_cancel_message_ends_the_stream_and_stores_nothing() {
+    let app = bundled(64).await;
+    // Realtime pacing over 30 s: without the cancel, the piece would still be playing.
+    let request = json!({"length": {"seconds": 30.0}, "tempo_bpm": 120, "seed": 4, "pacing": "realtime"});
+    let mut socket = open_stream(&app, &request).await;
+    let first = socket.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"start\""), "{first:?}");
+    socket.send(Message::Text(json!({"type": "cancel"}).to_string().into())).await.unwrap();
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut kinds = Vec::new();
+        while let Some(Ok(message)) = socket.next().await {
+            match message {
+                Message::Text(text) => {
+                    kinds.push(serde_json::from_str::<Value>(&text).unwrap()["type"].clone())
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        kinds
+    });
+    let kinds = rest.await.expect("the server closes the socket after a cancel");
+    assert!(!kinds.contains(&json!("end")), "a cancelled piece does not end normally: {kinds:?}");
+    let stored: Value = app.get("/v1/compositions").await.json().await.unwrap();
+    assert_eq!(stored, json!([]), "nothing is stored");
+}
