@@ -1,4 +1,4 @@
-//! The server: state, router, middleware stack, listener and graceful shutdown.
+//! The server: router, middleware stack, listener and graceful shutdown.
 //!
 //! [`App::build`] binds the listener (port 0 in tests) and exposes the bound address,
 //! so tests start the real server and learn where it listens.
@@ -25,7 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api;
+use crate::api::{self, AppState, WEBSOCKET_AUTH_PROTOCOL};
 use crate::config::{GenerationArgs, ServeArgs};
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceReport;
@@ -38,20 +38,6 @@ use crate::jobs::{Jobs, QueueConfig};
 use crate::model::registry::ModelRegistry;
 use crate::observability::{HttpMetrics, track_requests};
 use crate::store::Store;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub datasets: Datasets,
-    pub metrics: Arc<HttpMetrics>,
-    pub models: ModelRegistry,
-    pub jobs: Jobs,
-    pub composer: Composer,
-    pub devices: DeviceReport,
-    /// Most queued jobs before submissions answer 429.
-    pub max_queued_jobs: i64,
-}
 
 pub struct App {
     listener: TcpListener,
@@ -208,30 +194,9 @@ async fn require_api_key(State(keys): State<Arc<[String]>>, request: Request, ne
     if authorized { next.run(request).await } else { ApiError::Unauthorized.into_response() }
 }
 
-/// The WebSocket subprotocol that carries an API key (see [`require_api_key`]).
-pub const WEBSOCKET_AUTH_PROTOCOL: &str = "bearer";
-
 /// Compares without an early exit, so timing does not reveal how much of a key matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        tokio::signal::ctrl_c().await.expect("installing the SIGINT handler");
-    };
-    let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler")
-            .recv()
-            .await;
-    };
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received, finishing requests in flight");
 }
 
 #[cfg(test)]

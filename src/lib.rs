@@ -28,6 +28,8 @@ pub mod model;
 pub mod observability;
 /// Representations: Score ⇄ training sequences.
 pub mod repr;
+/// Leaf helpers every layer may use: time stamps, hashes, the shutdown signal.
+pub mod shared;
 /// Storage: Postgres or SQLite, the only place with SQL.
 pub mod store;
 /// Training: the loop, checkpoints, early stopping, the piano-roll benchmark.

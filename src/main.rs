@@ -1,10 +1,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fugue::app::{App, shutdown_signal};
+use fugue::app::App;
 use fugue::config::{Cli, Command};
 use fugue::devices::DeviceReport;
 use fugue::observability::init_tracing;
+use fugue::shared::shutdown_signal;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::app::AppState;
+use super::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::generate::compose::Composition;
 

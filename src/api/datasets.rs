@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use super::AppState;
 use crate::datasets::{CreateError, Dataset, IngestError, Upload};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::DatasetDeletion;

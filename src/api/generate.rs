@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::json::{ValidJson, parse};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::generate::compose::{Composer, Composition, Started};
 use crate::generate::engine::SessionEvent;
@@ -100,7 +100,7 @@ pub enum StreamMessage {
     ))]
 pub async fn generate_stream(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
-        .protocols([crate::app::WEBSOCKET_AUTH_PROTOCOL])
+        .protocols([super::WEBSOCKET_AUTH_PROTOCOL])
         .max_message_size(MAX_STREAM_MESSAGE_BYTES)
         .on_upgrade(move |socket| stream(socket, state.composer))
 }

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use super::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

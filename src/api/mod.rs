@@ -17,8 +17,34 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use std::sync::Arc;
+
+use crate::datasets::Datasets;
+use crate::devices::DeviceReport;
 use crate::error::ErrorBody;
+use crate::generate::compose::Composer;
+use crate::jobs::Jobs;
+use crate::model::registry::ModelRegistry;
+use crate::observability::HttpMetrics;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub datasets: Datasets,
+    pub metrics: Arc<HttpMetrics>,
+    pub models: ModelRegistry,
+    pub jobs: Jobs,
+    pub composer: Composer,
+    pub devices: DeviceReport,
+    /// Most queued jobs before submissions answer 429.
+    pub max_queued_jobs: i64,
+}
+
+/// The WebSocket subprotocol that carries an API key: `Sec-WebSocket-Protocol:
+/// bearer, <key>` (browsers cannot set headers on a WebSocket).
+pub const WEBSOCKET_AUTH_PROTOCOL: &str = "bearer";
 
 #[derive(OpenApi)]
 #[openapi(

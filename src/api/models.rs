@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use crate::app::AppState;
+use super::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::model::registry::{ModelDetail, ModelInfo, RegistryError};
 

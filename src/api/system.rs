@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use super::AppState;
 use crate::devices::DeviceReport;
 use crate::error::ApiError;
 use crate::store::Backend;

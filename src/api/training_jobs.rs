@@ -15,8 +15,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
+use super::AppState;
 use super::json::ValidJson;
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::events::{JobEvent, follow};
 use crate::jobs::{
@@ -212,7 +212,7 @@ pub async fn training_job_events(
     let events = follow(state.jobs.clone(), job);
     Ok(match upgrade {
         Ok(upgrade) => upgrade
-            .protocols([crate::app::WEBSOCKET_AUTH_PROTOCOL])
+            .protocols([super::WEBSOCKET_AUTH_PROTOCOL])
             .on_upgrade(move |socket| stream_to_socket(socket, events))
             .into_response(),
         Err(_) => {

@@ -7,7 +7,7 @@ use crate::generate::offline;
 use crate::midi::{self, TempoChange};
 use crate::model::artifact::LoadedModel;
 use crate::model::sampling::{Rng, Sampling};
-use crate::train::checkpoint as artifact_io;
+use crate::model::weights::write_atomically;
 
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     if args.length == 0 || args.length > MAX_GENERATE_LENGTH {
@@ -28,7 +28,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         score.tempos =
             vec![TempoChange { tick: 0, micros_per_beat: (60_000_000.0 / args.tempo_bpm).round() as u32 }];
     }
-    artifact_io::write_atomically(&args.out, &midi::write(&score))?;
+    write_atomically(&args.out, &midi::write(&score))?;
     eprintln!("fugue generate: {} notes to {}", score.note_count(), args.out.display());
     Ok(())
 }

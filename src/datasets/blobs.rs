@@ -6,8 +6,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
@@ -15,10 +13,6 @@ pub struct BlobStore {
     /// their orphaned blobs are gone, so that a deletion never removes a blob a row
     /// is about to reference (in this process; see the README's scaling section).
     writes: Arc<tokio::sync::Mutex<()>>,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl BlobStore {
@@ -70,6 +64,7 @@ impl BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::sha256_hex;
 
     #[test]
     fn stores_once_reads_back_and_removes() {
@@ -95,10 +90,5 @@ mod tests {
                 if path.is_dir() { walk(&path) } else { vec![path] }
             })
             .collect()
-    }
-
-    #[test]
-    fn hashes_are_lowercase_hex_sha256() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use self::blobs::{BlobStore, sha256_hex};
+pub use self::blobs::BlobStore;
 pub use self::report::{AcceptedFile, IngestReport, Rejection, RepresentationTotals, Totals};
 use crate::store::{DatasetDeletion, DatasetFileRow, DatasetRow, Store};
 use crate::train::data::TrainingData;
@@ -157,9 +157,7 @@ pub struct Dataset {
 impl Dataset {
     fn from_row(row: DatasetRow, with_report: bool) -> anyhow::Result<Dataset> {
         let report = if with_report { Some(serde_json::from_str(&row.report)?) } else { None };
-        let created_at = chrono::DateTime::from_timestamp_millis(row.created_at)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let created_at = crate::shared::rfc3339(row.created_at);
         Ok(Dataset {
             id: row.id,
             name: row.name,

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Upload;
-use super::blobs::sha256_hex;
 use crate::midi::{self, Score};
 use crate::repr::{events, note_chord, pianoroll};
+use crate::shared::sha256_hex;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IngestReport {

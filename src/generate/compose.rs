@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 use super::engine::{Engine, SessionEvent, SessionRequest};
 use super::request::{Checked, GenerateRequest, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote};
 use super::{GeneratedNote, Piece};
-use crate::datasets::{BlobStore, Datasets, sha256_hex};
+use crate::datasets::{BlobStore, Datasets};
 use crate::error::ApiError;
-use crate::jobs::rfc3339;
 use crate::midi::{self, Note, Part, Score};
 use crate::model::artifact::{Representation, read_meta};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
+use crate::shared::{rfc3339, sha256_hex};
 use crate::store::{CompositionDeletion, CompositionRow, Store};
 
 /// A generated piece, as stored and served.

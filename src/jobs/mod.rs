@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::config::{HyperparameterOverrides, QueueArgs};
 use crate::model::presets::Preset;
+use crate::shared::rfc3339;
 use crate::store::{EpochRow, JobRow, JobState, NewJob, Store};
 use crate::train::EpochMetrics;
 
@@ -127,13 +128,6 @@ impl TrainingJob {
             updated_at: rfc3339(row.updated_at),
         }
     }
-}
-
-/// Unix milliseconds as RFC 3339 (UTC, milliseconds).
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// How the queue behaves: leases, heartbeats, retries.

@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::{Jobs, QueueConfig, rfc3339};
+use super::{Jobs, QueueConfig};
 use crate::config::{TrainWorkerArgs, WorkerArgs};
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::{DeviceName, default_devices};
 use crate::model::artifact;
 use crate::model::presets::{Hyperparameters, Preset};
 use crate::model::registry::{ModelSummary, trained_models_dir};
+use crate::shared::rfc3339;
 use crate::store::{Claim, JOBS_CHANNEL, JobState, LeaseCheck, ModelRow, Store};
 use crate::train::run::{TrainingRun, train};
 use crate::train::{Control, EpochMetrics, Interrupted};
@@ -79,7 +80,7 @@ pub async fn run_standalone(args: &WorkerArgs) -> anyhow::Result<()> {
         args.storage.postgres_url(),
         stopped,
     ));
-    crate::app::shutdown_signal().await;
+    crate::shared::shutdown_signal().await;
     let _ = stop.send(true);
     pool.await?;
     store.close().await;

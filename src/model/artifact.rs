@@ -13,13 +13,13 @@ use super::melody::{MelodyNet, MelodyNetConfig};
 use super::pianoroll::{RollNet, RollNetConfig};
 use super::seq2seq::{Seq2Seq, Seq2SeqConfig};
 use super::tokens::{TokenNet, TokenNetConfig};
+use super::training_record::FitOutcome;
+use super::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 use crate::repr::Vocabulary;
 use crate::repr::events::EventsConfig;
 use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::NoteChordConfig;
 use crate::repr::pianoroll::Grid;
-use crate::train::FitOutcome;
-use crate::train::checkpoint::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 
 /// The file that makes a directory a model artifact.
 pub const META_FILE: &str = "meta.json";

@@ -1,4 +1,5 @@
-//! Models: networks (tch), their optimizers, and artifacts on disk.
+//! Models: networks (tch), their optimizers, artifacts and weights on disk, and the
+//! record of their training. Nothing here imports the training loop (`train`).
 
 pub mod artifact;
 pub mod lstm;
@@ -10,3 +11,5 @@ pub mod registry;
 pub mod sampling;
 pub mod seq2seq;
 pub mod tokens;
+pub mod training_record;
+pub mod weights;

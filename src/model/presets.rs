@@ -8,11 +8,11 @@ use super::optim::{OptimizerConfig, OptimizerKind};
 use super::pianoroll::{RollNetConfig, RollOutput};
 use super::seq2seq::{RollLoss, Seq2SeqConfig};
 use super::tokens::{Head, TokenNetConfig};
+use super::training_record::FitConfig;
 use crate::repr::events::EventsConfig;
 use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::{NoteChordConfig, Parse};
 use crate::repr::pianoroll::Grid;
-use crate::train::FitConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

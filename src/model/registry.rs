@@ -18,8 +18,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::artifact::{ArtifactMeta, read_meta};
+use super::training_record::EpochMetrics;
 use crate::store::{ModelDeletion, ModelRow, Store};
-use crate::train::EpochMetrics;
 
 /// Longest model id, in characters.
 pub const MAX_MODEL_ID_CHARS: usize = 128;
@@ -333,7 +333,7 @@ fn trained_info(row: ModelRow, default: &str) -> ModelInfo {
         preset: row.preset,
         job_id: row.job_id,
         dataset_id: row.dataset_id,
-        created_at: crate::jobs::rfc3339(row.created_at),
+        created_at: crate::shared::rfc3339(row.created_at),
         summary,
         id: row.id,
     }

@@ -2,16 +2,15 @@
 //! run's bookkeeping, each file written atomically; and the best weights so far.
 //! The state file is written last, so it never points at tensors from another epoch.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 use tch::nn::VarStore;
 
 use super::EpochMetrics;
 use crate::model::optim::Optimizer;
+use crate::model::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 
 const STATE_FILE: &str = "checkpoint.json";
 const TENSORS_FILE: &str = "checkpoint.safetensors";
@@ -88,60 +87,4 @@ impl Checkpoint {
         let best = dir.join(BEST_FILE);
         if best.exists() { copy_into(vs, &read_tensors(&best)?) } else { Ok(()) }
     }
-}
-
-pub fn named_variables(vs: &VarStore) -> Vec<(String, Tensor)> {
-    let sorted: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    sorted.into_iter().collect()
-}
-
-pub fn read_tensors(path: &Path) -> anyhow::Result<BTreeMap<String, Tensor>> {
-    let named = Tensor::read_safetensors(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(named.into_iter().collect())
-}
-
-/// Copies every variable of `vs` from `tensors`, naming any that is missing or
-/// has another shape.
-pub fn copy_into(vs: &VarStore, tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<()> {
-    tch::no_grad(|| {
-        for (name, mut variable) in vs.variables() {
-            let source = tensors.get(&name).with_context(|| format!("weights lack `{name}`"))?;
-            anyhow::ensure!(
-                source.size() == variable.size(),
-                "`{name}` has shape {:?} in the file and {:?} in the model",
-                source.size(),
-                variable.size()
-            );
-            variable.copy_(source);
-        }
-        Ok(())
-    })
-}
-
-/// Writes safetensors through a temp file in the same directory, then renames.
-pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
-    let temp = tempfile::Builder::new().suffix(".safetensors").tempfile_in(directory_of(path))?;
-    Tensor::write_safetensors(tensors, temp.path())?;
-    persist(temp, path)
-}
-
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut temp = tempfile::NamedTempFile::new_in(directory_of(path))?;
-    temp.write_all(bytes)?;
-    persist(temp, path)
-}
-
-fn directory_of(path: &Path) -> &Path {
-    path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
-/// Syncs and renames into place, readable by all (temp files start private), so a
-/// model or song can be served or shipped by another user.
-fn persist(temp: tempfile::NamedTempFile, path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|error| error.error)?;
-    Ok(())
 }

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::datasets::sha256_hex;
 use crate::midi::{self, Score};
 use crate::model::artifact::DataSource;
 use crate::model::sampling::Rng;
 use crate::repr::pianoroll::{BenchmarkSplits, Frame};
+use crate::shared::sha256_hex;
 
 pub enum TrainingData {
     /// A benchmark JSON with its own `train` and `valid` splits (piano-roll presets).

@@ -1,0 +1,90 @@
+//! The crate's top-level modules import each other in one direction: no module
+//! reaches, directly or through others, back to one that imports it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::support::project_path;
+
+/// Top-level module → the top-level modules its non-test code names as `crate::x`.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, files)
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path)
+            }
+        }
+    }
+    let src = project_path("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let top = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let named = graph.entry(top.clone()).or_default();
+        for (index, _) in code.match_indices("crate::") {
+            let rest = &code[index + "crate::".len()..];
+            let module: String =
+                rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !module.is_empty() && module != top {
+                named.insert(module);
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle through `start`, if there is one.
+fn cycle_from(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+    let mut stack = vec![(start.to_owned(), vec![start.to_owned()])];
+    let mut seen = BTreeSet::new();
+    while let Some((module, path)) = stack.pop() {
+        for next in graph.get(&module).into_iter().flatten() {
+            if next == start {
+                return Some([path.clone(), vec![start.to_owned()]].concat());
+            }
+            if seen.insert(next.clone()) {
+                stack.push((next.clone(), [path.clone(), vec![next.clone()]].concat()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn no_top_level_module_imports_back_into_one_that_imports_it() {
+    let graph = imports();
+    assert!(graph.len() >= 15, "every top-level module is read: {:?}", graph.keys());
+    let cycles: Vec<String> =
+        graph.keys().filter_map(|module| cycle_from(&graph, module)).map(|cycle| cycle.join(" → ")).collect();
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_leaf_helpers_import_nothing_from_the_crate() {
+    let graph = imports();
+    assert_eq!(graph["shared"], BTreeSet::new());
+    for layer in ["midi", "store", "error"] {
+        let upward: Vec<&String> = graph[layer]
+            .iter()
+            .filter(|m| ["api", "app", "jobs", "generate", "datasets", "train"].contains(&m.as_str()))
+            .collect();
+        assert!(upward.is_empty(), "{layer} imports {upward:?}");
+    }
+}
