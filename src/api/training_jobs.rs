@@ -139,7 +139,8 @@ pub async fn list_training_jobs(
         });
     }
     let jobs = state.store.jobs(query.state, limit).await?;
-    Ok(Json(jobs.into_iter().map(|(row, epochs)| TrainingJob::of(row, &epochs)).collect()))
+    let views = jobs.into_iter().map(|(row, epochs)| TrainingJob::of(row, &epochs));
+    Ok(Json(views.collect::<anyhow::Result<_>>()?))
 }
 
 /// One training job, with its metrics so far.

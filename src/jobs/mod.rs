@@ -6,6 +6,7 @@
 pub mod events;
 pub mod worker;
 
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,19 +92,30 @@ pub struct TrainingJob {
 }
 
 impl TrainingJob {
-    pub fn of(row: JobRow, epochs: &[EpochRow]) -> TrainingJob {
-        let hyperparameters: serde_json::Value =
-            serde_json::from_str(&row.hyperparameters).unwrap_or_default();
-        let epochs_planned =
-            hyperparameters.get("epochs").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
-        let epochs: Vec<EpochMetrics> =
-            epochs.iter().filter_map(|epoch| serde_json::from_str(&epoch.metrics).ok()).collect();
+    /// The view of a job's rows. A row that does not decode is an error naming the
+    /// job and the column, never a view with its fields quietly emptied.
+    pub fn of(row: JobRow, epochs: &[EpochRow]) -> anyhow::Result<TrainingJob> {
+        let hyperparameters: serde_json::Value = serde_json::from_str(&row.hyperparameters)
+            .with_context(|| format!("training job {}: its hyperparameters are not JSON", row.id))?;
+        let epochs_planned = hyperparameters
+            .get("epochs")
+            .and_then(serde_json::Value::as_u64)
+            .with_context(|| format!("training job {}: its hyperparameters name no epochs", row.id))?
+            as u32;
+        let epochs: Vec<EpochMetrics> = epochs
+            .iter()
+            .map(|epoch| {
+                serde_json::from_str(&epoch.metrics).with_context(|| {
+                    format!("training job {}: the metrics of epoch {} do not decode", row.id, epoch.epoch)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
         let eta_seconds = (row.state == JobState::Running && !epochs.is_empty()).then(|| {
             let per_epoch = epochs.iter().map(|m| m.seconds).sum::<f64>() / epochs.len() as f64;
             let done = epochs.last().map_or(0, |m| m.epoch);
             per_epoch * f64::from(epochs_planned.saturating_sub(done))
         });
-        TrainingJob {
+        Ok(TrainingJob {
             next_attempt_at: (row.state == JobState::Queued && row.attempt > 0)
                 .then(|| rfc3339(row.run_after)),
             id: row.id,
@@ -126,7 +138,7 @@ impl TrainingJob {
             started_at: row.started_at.map(rfc3339),
             finished_at: row.finished_at.map(rfc3339),
             updated_at: rfc3339(row.updated_at),
-        }
+        })
     }
 }
 
@@ -204,7 +216,7 @@ impl Jobs {
     pub async fn view(&self, id: &str) -> anyhow::Result<Option<TrainingJob>> {
         let Some(row) = self.store.job(id).await? else { return Ok(None) };
         let epochs = self.store.job_epochs(id).await?;
-        Ok(Some(TrainingJob::of(row, &epochs)))
+        Ok(Some(TrainingJob::of(row, &epochs)?))
     }
 }
 

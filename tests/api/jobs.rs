@@ -479,3 +479,25 @@ async fn cancelling_as_a_job_finishes_leaves_a_consistent_end() {
     let dirs = std::fs::read_dir(app.data_dir.join("models")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(dirs, trained, "no stray model directories");
 }
+
+#[tokio::test]
+async fn a_corrupt_job_row_is_an_error_not_a_job_with_empty_fields() {
+    use sqlx::Connection;
+    let app = spawn_app(Options::default()).await;
+    let dataset = upload_mini(&app).await;
+    let created: Value = submit(&app, &tiny_job(&dataset, 2), None).await.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(job(&app, id).await["epochs_planned"], 2);
+
+    let mut database = sqlx::sqlite::SqliteConnection::connect(&app.database_url).await.unwrap();
+    sqlx::query("UPDATE training_jobs SET hyperparameters = 'not json' WHERE id = ?")
+        .bind(id)
+        .execute(&mut database)
+        .await
+        .unwrap();
+    for path in [format!("/v1/training-jobs/{id}"), "/v1/training-jobs".to_owned()] {
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(error_body(response).await["error"]["code"], "internal", "{path}");
+    }
+}
