@@ -13,7 +13,7 @@ use super::{GeneratedNote, Piece};
 use crate::datasets::{BlobStore, Datasets};
 use crate::error::ApiError;
 use crate::midi::{self, Note, Part, Score};
-use crate::model::artifact::{Representation, read_meta};
+use crate::model::artifact::{Representation, load_meta};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
 use crate::shared::{rfc3339, sha256_hex};
@@ -94,7 +94,8 @@ impl Composer {
         let Some((dir, _)) = self.models.path(&model).await? else {
             return Err(invalid("model", format!("no model `{model}`")));
         };
-        let meta = read_meta(&dir)
+        let meta = load_meta(dir.clone())
+            .await
             .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
         supports(&meta.representation, &checked)?;
         let primer = match &request.primer {

@@ -238,7 +238,7 @@ async fn run_claim(
                 Some(true)
             } else {
                 tracing::warn!(job = id, "lease lost before the model could be registered; discarding it");
-                remove_dir(&model_dir);
+                remove_dir(&model_dir).await;
                 None
             }
         }
@@ -278,7 +278,7 @@ async fn run_claim(
         }
     };
     if ended == Some(true) {
-        remove_dir(&checkpoints);
+        remove_dir(&checkpoints).await;
     }
 }
 
@@ -415,8 +415,12 @@ where
     }
 }
 
-fn remove_dir(dir: &Path) {
-    if let Err(error) = std::fs::remove_dir_all(dir)
+/// Removes a model or checkpoint directory on a blocking thread (checkpoints of a
+/// large model are many megabytes).
+async fn remove_dir(dir: &Path) {
+    let owned = dir.to_owned();
+    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(owned)).await;
+    if let Ok(Err(error)) = removed
         && error.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), %error, "could not remove a directory");

@@ -100,6 +100,11 @@ impl LoadedModel {
 }
 
 /// Reads and checks `meta.json`, naming what does not match this build.
+/// [`read_meta`] on a blocking thread, for request paths on the async runtime.
+pub async fn load_meta(dir: PathBuf) -> anyhow::Result<ArtifactMeta> {
+    tokio::task::spawn_blocking(move || read_meta(&dir)).await?
+}
+
 pub fn read_meta(dir: &Path) -> anyhow::Result<ArtifactMeta> {
     let path = dir.join(META_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::artifact::{ArtifactMeta, read_meta};
+use super::artifact::{ArtifactMeta, load_meta, read_meta};
 use super::training_record::EpochMetrics;
 use crate::store::{ModelDeletion, ModelRow, Store};
 
@@ -185,25 +185,30 @@ impl ModelRegistry {
         let default = self.default_id().await?;
         let mut models: Vec<ModelInfo> =
             self.store.models().await?.into_iter().map(|row| trained_info(row, &default)).collect();
-        let mut bundled: Vec<String> = std::fs::read_dir(&self.bundled_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| entry.file_name().into_string().ok())
-            .filter(|name| valid_id(name) && !models.iter().any(|model| &model.id == name))
-            .collect();
-        bundled.sort();
-        for id in bundled {
-            if let Ok(meta) = read_meta(&self.bundled_dir.join(&id)) {
-                models.push(bundled_info(&id, &meta, &default));
-            }
-        }
+        let trained: Vec<String> = models.iter().map(|model| model.id.clone()).collect();
+        let bundled_dir = self.bundled_dir.clone();
+        // Directory reads, off the async runtime.
+        let bundled = tokio::task::spawn_blocking(move || {
+            let mut ids: Vec<String> = std::fs::read_dir(&bundled_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| valid_id(name) && !trained.contains(name))
+                .collect();
+            ids.sort();
+            ids.into_iter()
+                .filter_map(|id| read_meta(&bundled_dir.join(&id)).ok().map(|meta| (id, meta)))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        models.extend(bundled.iter().map(|(id, meta)| bundled_info(id, meta, &default)));
         Ok(models)
     }
 
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<ModelDetail>> {
         let Some((dir, row)) = self.path(id).await? else { return Ok(None) };
-        let meta = read_meta(&dir)?;
+        let meta = load_meta(dir).await?;
         let default = self.default_id().await?;
         let info = match row {
             Some(row) => trained_info(row, &default),
@@ -266,7 +271,9 @@ impl ModelRegistry {
         self.uses.lock().unwrap_or_else(PoisonError::into_inner).deleting.retain(|deleting| deleting != id);
         match deletion? {
             ModelDeletion::Deleted => {
-                remove_artifact(&dir);
+                tokio::task::spawn_blocking(move || remove_artifact(&dir))
+                    .await
+                    .map_err(anyhow::Error::from)?;
                 Ok(())
             }
             ModelDeletion::NotFound => Err(RegistryError::NotFound(id.to_owned())),
@@ -282,7 +289,7 @@ impl ModelRegistry {
             Err(error) => return format!("default model: {error:#}"),
         };
         match self.path(&id).await {
-            Ok(Some((dir, _))) => match read_meta(&dir) {
+            Ok(Some((dir, _))) => match load_meta(dir).await {
                 Ok(_) => "ok".to_owned(),
                 Err(reason) => format!("default model `{id}`: {reason:#}"),
             },
