@@ -32,7 +32,7 @@ use crate::model::artifact;
 use crate::model::presets::{Hyperparameters, Preset};
 use crate::model::registry::{ModelSummary, trained_models_dir};
 use crate::shared::rfc3339;
-use crate::store::{Claim, JOBS_CHANNEL, JobState, LeaseCheck, ModelRow, Store};
+use crate::store::{Claim, JobNotifications, JobState, LeaseCheck, ModelRow, Store};
 use crate::train::run::{TrainingRun, train};
 use crate::train::{Control, EpochMetrics, Interrupted};
 
@@ -167,10 +167,9 @@ async fn reap(jobs: Jobs, mut shutdown: watch::Receiver<bool>) {
 async fn listen(url: String, wake: Arc<tokio::sync::Notify>, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         let listening = async {
-            let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
-            listener.listen(JOBS_CHANNEL).await?;
+            let mut notifications = JobNotifications::connect(&url).await?;
             loop {
-                listener.recv().await?;
+                notifications.next().await?;
                 wake.notify_waiters();
             }
         };

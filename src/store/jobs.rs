@@ -171,7 +171,25 @@ pub struct Reaped {
 }
 
 /// Postgres channel that wakes idle workers when a job becomes due.
-pub const JOBS_CHANNEL: &str = "fugue_training_jobs";
+const JOBS_CHANNEL: &str = "fugue_training_jobs";
+
+/// Postgres notifications that a job was queued (sent in the enqueueing transaction).
+pub struct JobNotifications {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl JobNotifications {
+    pub async fn connect(database_url: &str) -> sqlx::Result<JobNotifications> {
+        let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
+        listener.listen(JOBS_CHANNEL).await?;
+        Ok(JobNotifications { listener })
+    }
+
+    /// Waits for the next notification; an error means the connection dropped.
+    pub async fn next(&mut self) -> sqlx::Result<()> {
+        self.listener.recv().await.map(|_| ())
+    }
+}
 
 impl Store {
     /// Inserts a queued job, or finds the one its idempotency key already made.
