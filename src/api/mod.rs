@@ -55,7 +55,7 @@ pub const WEBSOCKET_AUTH_PROTOCOL: &str = "bearer";
             server runs with `FUGUE_API_KEYS`, every `/v1` route needs `Authorization: Bearer <key>`.",
         license(name = "MIT OR Apache-2.0")
     ),
-    components(schemas(ErrorBody, crate::jobs::events::JobEvent, generate::StreamMessage)),
+    components(schemas(ErrorBody, crate::jobs::event_stream::JobEvent, generate::StreamMessage)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),

@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::json::ValidJson;
 use crate::error::{ApiError, ErrorBody};
-use crate::jobs::events::{JobEvent, follow};
+use crate::jobs::event_stream::{JobEvent, follow};
 use crate::jobs::{
     MAX_IDEMPOTENCY_KEY_CHARS, MAX_JOB_NAME_CHARS, MAX_LISTED_JOBS, Submission, TrainingJob,
     TrainingJobRequest,

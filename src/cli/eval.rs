@@ -5,7 +5,7 @@ use anyhow::bail;
 use crate::config::{EvalArgs, Split};
 use crate::model::artifact::{LoadedModel, Net};
 use crate::repr::pianoroll::BenchmarkSplits;
-use crate::train::pianoroll as roll_training;
+use crate::train::roll_training;
 
 pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();

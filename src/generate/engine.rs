@@ -18,7 +18,7 @@ use std::time::Instant;
 use tch::{Kind as TensorKind, Tensor};
 use tokio::sync::mpsc;
 
-use super::events::{EventsDecoder, EventsGrammar};
+use super::decoder::{EventsDecoder, EventsGrammar};
 use super::request::{Checked, Length, MAX_PRIMER_TOKENS, MAX_TOKENS};
 use super::{GeneratedNote, Piece, offline, piece_of};
 use crate::devices::DeviceName;
@@ -27,7 +27,7 @@ use crate::model::artifact::{LoadedModel, Net, Representation};
 use crate::model::lstm::LstmState;
 use crate::model::registry::ModelUse;
 use crate::model::sampling::{Rng, sample};
-use crate::model::tokens::TokenNet;
+use crate::model::token_net::TokenNet;
 use crate::repr::events::{self, Token};
 use crate::repr::note_chord;
 

@@ -2,8 +2,8 @@
 //! every live session of a model together, and the compositions it produces.
 
 pub mod compose;
+pub mod decoder;
 pub mod engine;
-pub mod events;
 pub mod offline;
 pub mod request;
 

@@ -7,13 +7,13 @@ use tch::{Device, Tensor};
 
 use crate::midi::Score;
 use crate::model::artifact::{LoadedModel, Net, Representation};
-use crate::model::melody::{MelodyNet, frame_id};
+use crate::model::melody_net::{MelodyNet, frame_id};
 use crate::model::sampling::{Rng, Sampling, sample};
-use crate::model::tokens::TokenNet;
+use crate::model::token_net::TokenNet;
 use crate::repr::melody_chords::{self, Frame as MelodyFrame};
 use crate::repr::pianoroll::{self, Frame, KEYS, to_binary};
 use crate::repr::{Vocabulary, events, note_chord};
-use crate::train::pianoroll as roll_training;
+use crate::train::roll_training;
 
 /// `steps` model steps (tokens or frames) of music, from nothing.
 pub fn generate(

@@ -3,7 +3,7 @@
 //! The queue itself (claims, leases, fencing, reaping) is SQL in `store::jobs`;
 //! [`worker`] runs claimed jobs on devices, [`events`] follows a job for clients.
 
-pub mod events;
+pub mod event_stream;
 pub mod worker;
 
 use anyhow::Context;

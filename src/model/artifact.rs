@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 use tch::nn::VarStore;
 
-use super::melody::{MelodyNet, MelodyNetConfig};
-use super::pianoroll::{RollNet, RollNetConfig};
-use super::seq2seq::{Seq2Seq, Seq2SeqConfig};
-use super::tokens::{TokenNet, TokenNetConfig};
+use super::melody_net::{MelodyNet, MelodyNetConfig};
+use super::roll_net::{RollNet, RollNetConfig};
+use super::seq2seq_net::{Seq2Seq, Seq2SeqConfig};
+use super::token_net::{TokenNet, TokenNetConfig};
 use super::training_record::FitOutcome;
 use super::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 use crate::repr::Vocabulary;
@@ -144,7 +144,7 @@ pub fn save(dir: &Path, meta: &ArtifactMeta, vs: &VarStore) -> anyhow::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::pianoroll::RollOutput;
+    use crate::model::roll_net::RollOutput;
 
     fn tiny(vs: &VarStore) -> ArtifactMeta {
         let config = RollNetConfig::plain(4, 1, RollOutput::Independent);

@@ -3,13 +3,13 @@
 
 pub mod artifact;
 pub mod lstm;
-pub mod melody;
+pub mod melody_net;
 pub mod optim;
-pub mod pianoroll;
 pub mod presets;
 pub mod registry;
+pub mod roll_net;
 pub mod sampling;
-pub mod seq2seq;
-pub mod tokens;
+pub mod seq2seq_net;
+pub mod token_net;
 pub mod training_record;
 pub mod weights;

@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::melody::MelodyNetConfig;
+use super::melody_net::MelodyNetConfig;
 use super::optim::{OptimizerConfig, OptimizerKind};
-use super::pianoroll::{RollNetConfig, RollOutput};
-use super::seq2seq::{RollLoss, Seq2SeqConfig};
-use super::tokens::{Head, TokenNetConfig};
+use super::roll_net::{RollNetConfig, RollOutput};
+use super::seq2seq_net::{RollLoss, Seq2SeqConfig};
+use super::token_net::{Head, TokenNetConfig};
 use super::training_record::FitConfig;
 use crate::repr::events::EventsConfig;
 use crate::repr::melody_chords::MelodyChordsConfig;

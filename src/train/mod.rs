@@ -8,10 +8,10 @@
 
 pub mod checkpoint;
 pub mod data;
-pub mod pianoroll;
+pub mod roll_training;
 pub mod run;
-pub mod seq2seq;
-pub mod tokens;
+pub mod seq2seq_training;
+pub mod token_training;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

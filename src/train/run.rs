@@ -9,18 +9,15 @@ use tch::Device;
 use tch::nn::VarStore;
 
 use super::data::{Sequences, TrainingData, split_by_file};
-use super::{
-    Control, FitOutcome, LossFn, pianoroll as roll_training, seq2seq as seq2seq_training,
-    tokens as token_training,
-};
+use super::{Control, FitOutcome, LossFn, roll_training, seq2seq_training, token_training};
 use crate::midi::Score;
 use crate::model::artifact::{self, ArtifactMeta, Network, Representation};
-use crate::model::melody::{MelodyNet, frame_id};
+use crate::model::melody_net::{MelodyNet, frame_id};
 use crate::model::optim::Optimizer;
-use crate::model::pianoroll::RollNet;
 use crate::model::presets::{Family, Hyperparameters, Preset, TokenRepresentation};
-use crate::model::seq2seq::Seq2Seq;
-use crate::model::tokens::TokenNet;
+use crate::model::roll_net::RollNet;
+use crate::model::seq2seq_net::Seq2Seq;
+use crate::model::token_net::TokenNet;
 use crate::repr::melody_chords::{self, MelodyChordsConfig};
 use crate::repr::pianoroll::{self, Frame};
 use crate::repr::{Vocabulary, events, note_chord};

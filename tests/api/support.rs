@@ -225,7 +225,7 @@ pub fn fast_queue_env() -> Vec<(&'static str, String)> {
 /// A real, tiny, untrained piano-roll model artifact.
 pub fn write_model(models_dir: &Path, name: &str) {
     use fugue::model::artifact::{self, ArtifactMeta, DataSource, Network, Representation};
-    use fugue::model::pianoroll::{RollNet, RollNetConfig, RollOutput};
+    use fugue::model::roll_net::{RollNet, RollNetConfig, RollOutput};
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let config = RollNetConfig::plain(4, 1, RollOutput::Independent);
     RollNet::new(&vs.root(), config.clone());

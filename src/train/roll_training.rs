@@ -7,7 +7,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::BatchLoss;
-use crate::model::pianoroll::RollNet;
+use crate::model::roll_net::RollNet;
 use crate::model::sampling::Rng;
 use crate::repr::pianoroll::{Frame, KEYS, LOWEST_KEY, from_binary, to_binary};
 

@@ -5,7 +5,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::{BatchLoss, KeyCounts};
-use crate::model::seq2seq::Seq2Seq;
+use crate::model::seq2seq_net::Seq2Seq;
 use crate::repr::pianoroll::{Frame, KEYS, to_binary};
 
 pub struct PairBatch {

@@ -4,8 +4,8 @@
 use tch::{Device, Tensor};
 
 use super::BatchLoss;
-use crate::model::melody::MelodyNet;
-use crate::model::tokens::{IGNORE, TokenNet, token_loss};
+use crate::model::melody_net::MelodyNet;
+use crate::model::token_net::{IGNORE, TokenNet, token_loss};
 
 /// Inputs (batch, window) and targets (the inputs shifted by one; padding ignored).
 pub struct TokenBatch {

@@ -9,7 +9,7 @@ use tch::Tensor;
 use tch::nn::{self, Module, Path};
 
 use super::lstm::{Lstm, LstmState};
-use super::tokens::{IGNORE, token_loss};
+use super::token_net::{IGNORE, token_loss};
 use crate::repr::melody_chords::{CHORD_CLASSES, Frame, MELODY_CLASSES};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
