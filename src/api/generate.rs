@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::json::{ValidJson, parse};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::generate::compose::{Composer, Composition, Started};
+use crate::generate::compose::{Composer, Composition, OpenSession};
 use crate::generate::engine::SessionEvent;
 use crate::generate::request::{GenerateRequest, Pacing};
 use crate::generate::{GeneratedNote, Piece};
@@ -54,7 +54,7 @@ pub async fn generate(
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
-    let (composition, midi) = state.composer.keep(&started, piece).await?;
+    let (composition, midi) = state.composer.store_piece(&started, piece).await?;
     let location = HeaderValue::from_str(&format!("/v1/compositions/{}", composition.composition_id))
         .map_err(anyhow::Error::from)?;
     let wants_midi = super::accept::preferred(&headers, &["application/json", "audio/midi"]) == "audio/midi";
@@ -139,7 +139,11 @@ async fn stream(mut socket: WebSocket, composer: Composer) {
 
 /// Relays the session to the socket until the end; a client that leaves drops the
 /// session (the engine sees its channel close).
-async fn follow(socket: &mut WebSocket, composer: &Composer, mut started: Started) -> Result<(), ApiError> {
+async fn follow(
+    socket: &mut WebSocket,
+    composer: &Composer,
+    mut started: OpenSession,
+) -> Result<(), ApiError> {
     let seed = started.checked.seed;
     if send(socket, &StreamMessage::Start { model: started.model.clone(), seed }).await.is_err() {
         return Ok(());
@@ -171,7 +175,7 @@ async fn follow(socket: &mut WebSocket, composer: &Composer, mut started: Starte
     if realtime && !pause_until(socket, began + Duration::from_secs_f64(piece.seconds())).await {
         return Ok(());
     }
-    let (composition, _) = composer.keep(&started, piece).await?;
+    let (composition, _) = composer.store_piece(&started, piece).await?;
     let _ = send(socket, &StreamMessage::End { composition: Box::new(composition) }).await;
     Ok(())
 }

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use super::engine::{Engine, SessionEvent, SessionRequest};
-use super::request::{Checked, GenerateRequest, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote};
+use super::request::{GenerateRequest, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote, ValidatedRequest};
 use super::{GeneratedNote, Piece};
 use crate::datasets::{BlobStore, Datasets};
 use crate::error::ApiError;
@@ -58,9 +58,9 @@ pub struct Stats {
 }
 
 /// A session under way.
-pub struct Started {
+pub struct OpenSession {
     pub model: String,
-    pub checked: Checked,
+    pub checked: ValidatedRequest,
     pub events: mpsc::UnboundedReceiver<SessionEvent>,
     request: GenerateRequest,
     /// The model stays undeletable until the client is done (realtime pacing
@@ -83,7 +83,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 
 impl Composer {
     /// Checks the request against its limits and the model, and starts a session.
-    pub async fn start(&self, request: GenerateRequest) -> Result<Started, ApiError> {
+    pub async fn start(&self, request: GenerateRequest) -> Result<OpenSession, ApiError> {
         let checked = request
             .check(rand_seed())
             .map_err(|invalid| ApiError::Validation { field: invalid.field, message: invalid.message })?;
@@ -103,8 +103,8 @@ impl Composer {
             None => None,
         };
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
-        let hold = self.models.hold(&model).ok_or_else(being_deleted)?;
-        let client_hold = self.models.hold(&model).ok_or_else(being_deleted)?;
+        let hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
+        let client_hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
         let session = SessionRequest {
             model_id: model.clone(),
             model_dir: dir,
@@ -116,12 +116,16 @@ impl Composer {
             message: "every generation worker is at its session limit; try again shortly".to_owned(),
             retry_after_secs: 1,
         })?;
-        Ok(Started { model, checked, events, request, _hold: client_hold })
+        Ok(OpenSession { model, checked, events, request, _hold: client_hold })
     }
 
     /// Stores the finished piece, the MIDI blob first, then the row; returns the
     /// composition and its MIDI file.
-    pub async fn keep(&self, started: &Started, piece: Piece) -> Result<(Composition, Vec<u8>), ApiError> {
+    pub async fn store_piece(
+        &self,
+        started: &OpenSession,
+        piece: Piece,
+    ) -> Result<(Composition, Vec<u8>), ApiError> {
         // The engine's time (the client's pacing is not generation time).
         let elapsed = piece.generated_in;
         let mut score = piece.score();
@@ -275,7 +279,7 @@ fn score_of_notes(notes: &[PrimerNote]) -> Score {
 }
 
 /// Refuses what the model's representation cannot do, naming the field.
-fn supports(representation: &Representation, checked: &Checked) -> Result<(), ApiError> {
+fn supports(representation: &Representation, checked: &ValidatedRequest) -> Result<(), ApiError> {
     let (kind, constraints, lengths): (&str, &[&str], &[&str]) = match representation {
         Representation::Events { .. } => return Ok(()),
         Representation::NoteChord { .. } => ("note-chord", &["pitch_range", "key"], &["notes", "tokens"]),

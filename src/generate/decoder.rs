@@ -9,7 +9,7 @@
 //! constraints hold by construction rather than by filtering afterwards.
 
 use crate::generate::GeneratedNote;
-use crate::generate::request::{Checked, Length};
+use crate::generate::request::{Length, ValidatedRequest};
 use crate::repr::Vocabulary;
 use crate::repr::events::{EventsConfig, Token};
 
@@ -55,7 +55,7 @@ struct Pending {
 /// Where a piece being generated stands.
 #[derive(Debug)]
 pub struct EventsDecoder {
-    checked: Checked,
+    checked: ValidatedRequest,
     last: Option<Token>,
     bars: u32,
     bar_start: u64,
@@ -81,7 +81,7 @@ pub struct EventsDecoder {
 const MAX_NOTE_BEATS: u64 = 16;
 
 impl EventsDecoder {
-    pub fn new(checked: Checked, grammar: &EventsGrammar) -> EventsDecoder {
+    pub fn new(checked: ValidatedRequest, grammar: &EventsGrammar) -> EventsDecoder {
         let meter = checked.time_signature.unwrap_or((4, 4));
         let tempo = checked.tempo_bpm.unwrap_or(120.0);
         EventsDecoder {

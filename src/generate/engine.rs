@@ -19,7 +19,7 @@ use tch::{Kind as TensorKind, Tensor};
 use tokio::sync::mpsc;
 
 use super::decoder::{EventsDecoder, EventsGrammar};
-use super::request::{Checked, Length, MAX_PRIMER_TOKENS, MAX_TOKENS};
+use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
 use crate::devices::DeviceName;
 use crate::midi::{Score, TempoChange};
@@ -47,7 +47,7 @@ pub struct EngineConfig {
 pub struct SessionRequest {
     pub model_id: String,
     pub model_dir: PathBuf,
-    pub checked: Checked,
+    pub checked: ValidatedRequest,
     pub primer: Option<Score>,
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
@@ -64,7 +64,7 @@ pub enum SessionEvent {
 
 /// Every worker is at its session limit.
 #[derive(Debug, Clone, Copy)]
-pub struct Busy;
+pub struct AllWorkersFull;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -116,8 +116,11 @@ impl Engine {
     }
 
     /// Starts a session on the least busy worker, preferring one that has the model
-    /// loaded; `Busy` when every worker is full.
-    pub fn submit(&self, request: SessionRequest) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Busy> {
+    /// loaded; `AllWorkersFull` when every worker is full.
+    pub fn submit(
+        &self,
+        request: SessionRequest,
+    ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, AllWorkersFull> {
         let has_model = |worker: &WorkerHandle| {
             worker.cached.lock().unwrap_or_else(PoisonError::into_inner).contains(&request.model_id)
         };
@@ -126,15 +129,15 @@ impl Engine {
             .iter()
             .filter(|worker| worker.live.load(Ordering::SeqCst) < self.max_sessions)
             .min_by_key(|worker| (!has_model(worker), worker.live.load(Ordering::SeqCst)))
-            .ok_or(Busy)?;
+            .ok_or(AllWorkersFull)?;
         if worker.live.fetch_add(1, Ordering::SeqCst) >= self.max_sessions {
             worker.live.fetch_sub(1, Ordering::SeqCst);
-            return Err(Busy);
+            return Err(AllWorkersFull);
         }
         let (events, receiver) = mpsc::unbounded_channel();
         if worker.commands.send(Start { request, events }).is_err() {
             worker.live.fetch_sub(1, Ordering::SeqCst);
-            return Err(Busy);
+            return Err(AllWorkersFull);
         }
         Ok(receiver)
     }
@@ -161,7 +164,7 @@ struct Session {
     model: Rc<LoadedModel>,
     events: mpsc::UnboundedSender<SessionEvent>,
     rng: Rng,
-    checked: Checked,
+    checked: ValidatedRequest,
     state: LstmState,
     next_input: i64,
     decoding: Decoding,
@@ -473,7 +476,7 @@ impl Session {
     }
 }
 
-fn apply_program_and_tempo(score: &mut Score, checked: &Checked) {
+fn apply_program_and_tempo(score: &mut Score, checked: &ValidatedRequest) {
     for part in &mut score.parts {
         part.program = checked.program;
     }

@@ -1,5 +1,5 @@
 //! The generation request (shared by `POST /v1/generate` and the WebSocket stream),
-//! its limits, and its validation into [`Checked`] settings.
+//! its limits, and its validation into [`ValidatedRequest`] settings.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -168,7 +168,7 @@ pub enum Pacing {
 
 /// A request that passed validation, with every default filled in.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Checked {
+pub struct ValidatedRequest {
     pub length: Length,
     pub sampling: Sampling,
     pub seed: u64,
@@ -200,7 +200,7 @@ fn invalid(field: &str, message: impl Into<String>) -> Invalid {
 
 impl GenerateRequest {
     /// Checks every field against its limit; `fresh_seed` is used when none is given.
-    pub fn check(&self, fresh_seed: u64) -> Result<Checked, Invalid> {
+    pub fn check(&self, fresh_seed: u64) -> Result<ValidatedRequest, Invalid> {
         let length = self.length.unwrap_or(Length::Notes(128));
         match length {
             Length::Notes(n) if !(1..=MAX_NOTES).contains(&n) => {
@@ -289,7 +289,7 @@ impl GenerateRequest {
             constrained.push("end_on_bar");
         }
         let greedy = self.greedy.unwrap_or(false);
-        Ok(Checked {
+        Ok(ValidatedRequest {
             length,
             sampling: Sampling { temperature, top_k, top_p, greedy },
             seed: self.seed.unwrap_or(fresh_seed),
@@ -374,7 +374,7 @@ mod tests {
 
     use super::*;
 
-    fn check(json: serde_json::Value) -> Result<Checked, Invalid> {
+    fn check(json: serde_json::Value) -> Result<ValidatedRequest, Invalid> {
         serde_json::from_value::<GenerateRequest>(json).unwrap().check(42)
     }
 

@@ -236,7 +236,7 @@ impl ModelRegistry {
 
     /// Holds `id` against deletion until the returned guard drops; `None` while the
     /// model is being deleted.
-    pub fn hold(&self, id: &str) -> Option<ModelUse> {
+    pub fn hold_in_use(&self, id: &str) -> Option<ModelUse> {
         let mut uses = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
         if uses.deleting.iter().any(|deleting| deleting == id) {
             return None;
