@@ -264,7 +264,7 @@ impl Datasets {
                 .collect::<anyhow::Result<Vec<_>>>()
         })
         .await??;
-        let source = format!("dataset {id}");
+        let source = crate::model::artifact::DataSource::of_dataset(id);
         Ok(Some(TrainingData::Files { files, include_drums: dataset.include_drums, source }))
     }
 

@@ -13,7 +13,7 @@ use super::{GeneratedNote, Piece};
 use crate::datasets::{BlobStore, Datasets};
 use crate::error::ApiError;
 use crate::midi::{self, Note, Part, Score};
-use crate::model::artifact::{Representation, load_meta};
+use crate::model::artifact::{DataSource, Representation, load_meta};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
 use crate::shared::{rfc3339, sha256_hex};
@@ -99,7 +99,7 @@ impl Composer {
             .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
         supports(&meta.representation, &checked)?;
         let primer = match &request.primer {
-            Some(primer) => Some(self.primer(primer, &meta.data.source, checked.seed).await?),
+            Some(primer) => Some(self.primer(primer, &meta.data, checked.seed).await?),
             None => None,
         };
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
@@ -202,7 +202,7 @@ impl Composer {
             .map_err(anyhow::Error::from)?)
     }
 
-    async fn primer(&self, primer: &Primer, corpus_source: &str, seed: u64) -> Result<Score, ApiError> {
+    async fn primer(&self, primer: &Primer, trained_on: &DataSource, seed: u64) -> Result<Score, ApiError> {
         match primer {
             Primer::Notes(notes) => Ok(score_of_notes(notes)),
             Primer::MidiBase64(text) => {
@@ -223,15 +223,15 @@ impl Composer {
                 let bytes = self.midi(&hash).await?;
                 Ok(midi::read(&bytes).map_err(anyhow::Error::from)?)
             }
-            Primer::Corpus(_) => self.corpus_window(corpus_source, seed).await,
+            Primer::Corpus(_) => self.corpus_window(trained_on, seed).await,
         }
     }
 
     /// Eight bars (32 beats) from a random file of the model's training dataset.
-    async fn corpus_window(&self, source: &str, seed: u64) -> Result<Score, ApiError> {
+    async fn corpus_window(&self, trained_on: &DataSource, seed: u64) -> Result<Score, ApiError> {
         let unavailable =
             || invalid("primer.corpus", "the model's training corpus is not a dataset on this server");
-        let id = source.strip_prefix("dataset ").ok_or_else(unavailable)?;
+        let id = trained_on.dataset_id().ok_or_else(unavailable)?;
         let data = self.datasets.training_data(id).await?.ok_or_else(unavailable)?;
         let crate::train::data::TrainingData::Files { files, .. } = data else { return Err(unavailable()) };
         let mut rng = Rng::new(seed);

@@ -69,6 +69,21 @@ pub struct DataSource {
     pub sha256: String,
 }
 
+/// How `source` names an uploaded dataset (anything else is a local path).
+const DATASET_SOURCE_PREFIX: &str = "dataset ";
+
+impl DataSource {
+    /// The `source` of an uploaded dataset.
+    pub fn of_dataset(id: &str) -> String {
+        format!("{DATASET_SOURCE_PREFIX}{id}")
+    }
+
+    /// The uploaded dataset the model was trained on, when it was one.
+    pub fn dataset_id(&self) -> Option<&str> {
+        self.source.strip_prefix(DATASET_SOURCE_PREFIX)
+    }
+}
+
 /// A loaded model, ready on its device.
 pub struct LoadedModel {
     pub meta: ArtifactMeta,
