@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use self::blobs::BlobStore;
-pub use self::report::{AcceptedFile, IngestReport, Rejection, RepresentationTotals, Totals};
+pub use self::report::{AcceptedFile, IngestReport, PartSummary, Rejection, RepresentationTotals, Totals};
 use crate::store::{DatasetDeletion, DatasetFileRow, DatasetRow, Store};
 use crate::train::data::TrainingData;
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Upload;
-use crate::midi::{self, Score};
+use crate::midi::{self, Part, Score};
 use crate::repr::{events, note_chord, pianoroll};
 use crate::shared::sha256_hex;
 
@@ -28,6 +28,28 @@ pub struct AcceptedFile {
     pub duration_seconds: f64,
     /// Lowest and highest pitch, MIDI numbers.
     #[schema(example = json!([43, 79]))]
+    pub pitch_range: [u8; 2],
+    /// Each part in file order: a track's notes on one channel with one program.
+    /// (Reports from before this field show none.)
+    #[serde(default)]
+    pub part_list: Vec<PartSummary>,
+}
+
+/// One part of a file as read: four voices that all sing are four parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "Soprano", "program": 52, "instrument": "Choir Aahs", "channel": 0,
+    "drums": false, "notes": 52, "pitch_range": [60, 74]}))]
+pub struct PartSummary {
+    /// The track's name, when it has one.
+    pub name: Option<String>,
+    /// General MIDI program, 0 to 127, and its instrument's name.
+    pub program: u8,
+    pub instrument: String,
+    /// MIDI channel, 0 to 15 (9 is the drum channel).
+    pub channel: u8,
+    pub drums: bool,
+    pub notes: u64,
+    /// Lowest and highest pitch (drum sounds, for a drum part).
     pub pitch_range: [u8; 2],
 }
 
@@ -108,8 +130,26 @@ fn examine(upload: &Upload, include_drums: bool) -> Result<Examined, String> {
         parts: score.parts.len() as u64,
         duration_seconds: score.seconds_at(score.end_tick()),
         pitch_range: [low, high],
+        part_list: score.parts.iter().map(part_summary).collect(),
     };
     Ok(Examined { file, tokens: tokens_of(&score) })
+}
+
+fn part_summary(part: &Part) -> PartSummary {
+    let pitches = part.notes.iter().map(|note| note.pitch);
+    PartSummary {
+        name: part.name.clone(),
+        program: part.program,
+        instrument: if part.is_drum {
+            "Drums".to_owned()
+        } else {
+            midi::program_name(part.program).to_owned()
+        },
+        channel: part.channel,
+        drums: part.is_drum,
+        notes: part.notes.len() as u64,
+        pitch_range: [pitches.clone().min().unwrap_or(0), pitches.max().unwrap_or(0)],
+    }
 }
 
 fn tokens_of(score: &Score) -> FileTokens {

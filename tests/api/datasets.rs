@@ -73,6 +73,27 @@ async fn the_410_chorales_upload_as_a_zip_with_correct_totals() {
     assert_eq!(dataset["file_count"], 410);
     assert_eq!(dataset["note_count"], notes);
     assert_eq!(app.blob_files().len(), 410);
+
+    // Each file lists its parts: a four-part chorale its four named voices, in order.
+    let bwv = report["accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "chorales.zip/chorales/bwv10.7.mid");
+    let listed = bwv.expect("bwv10.7 is in the report")["part_list"].as_array().unwrap();
+    let names: Vec<&str> = listed.iter().map(|part| part["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Soprano", "Alto", "Tenor", "Bass"], "{listed:?}");
+    let path = shared_data("bach-chorales-midi/bwv10.7.mid");
+    let score = midi::read(&std::fs::read(path).unwrap()).unwrap();
+    for (part, summary) in score.parts.iter().zip(listed) {
+        let low = part.notes.iter().map(|n| n.pitch).min().unwrap();
+        let high = part.notes.iter().map(|n| n.pitch).max().unwrap();
+        assert_eq!(summary["pitch_range"], serde_json::json!([low, high]), "{summary}");
+        assert_eq!(summary["notes"], part.notes.len(), "{summary}");
+        assert_eq!(summary["program"], part.program, "{summary}");
+    }
+    let soprano = &listed[0];
+    assert!(soprano["pitch_range"][0].as_u64().unwrap() > listed[3]["pitch_range"][0].as_u64().unwrap());
 }
 
 #[tokio::test]
