@@ -179,6 +179,58 @@ pub struct HyperparameterOverrides {
     pub grid: Option<crate::repr::pianoroll::Grid>,
 }
 
+/// Where a hyperparameter's allowed values start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Low {
+    From(f64),
+    Above(f64),
+}
+
+impl Low {
+    fn admits(self, value: f64) -> bool {
+        match self {
+            Low::From(low) => value >= low,
+            Low::Above(low) => value > low,
+        }
+    }
+}
+
+impl std::fmt::Display for Low {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Low::From(low) => write!(f, "from {low}"),
+            Low::Above(low) => write!(f, "above {low}"),
+        }
+    }
+}
+
+/// Every ranged hyperparameter: (name, lowest, highest allowed). Validation, the
+/// `minimum`/`maximum` of the OpenAPI document and the README's limits table all
+/// follow this one table (a test holds the README and the document to it).
+pub const HYPERPARAMETER_RANGES: [(&str, Low, f64); 21] = [
+    ("epochs", Low::From(1.0), 1000.0),
+    ("batch_size", Low::From(1.0), 1024.0),
+    ("learning_rate", Low::Above(0.0), 1.0),
+    ("learning_rate_decay", Low::Above(0.0), 1.0),
+    ("weight_decay", Low::From(0.0), 1.0),
+    ("weight_averaging", Low::From(0.0), 0.9999),
+    ("layers", Low::From(1.0), 8.0),
+    ("hidden_size", Low::From(1.0), 4096.0),
+    ("nade_hidden_size", Low::From(1.0), 4096.0),
+    ("embedding_size", Low::From(1.0), 2048.0),
+    ("window", Low::From(2.0), 2048.0),
+    ("dropout", Low::From(0.0), 0.9),
+    ("recurrent_dropout", Low::From(0.0), 0.9),
+    ("position_period", Low::From(0.0), 64.0),
+    ("transpose", Low::From(0.0), 12.0),
+    ("teacher_forcing", Low::From(0.0), 1.0),
+    ("teacher_forcing_decay", Low::From(0.0), 1.0),
+    ("focal_gamma", Low::From(0.0), 10.0),
+    ("focal_alpha", Low::From(0.0), 1.0),
+    ("patience", Low::From(1.0), 1000.0),
+    ("validation_fraction", Low::Above(0.0), 0.5),
+];
+
 /// A hyperparameter outside its range: the field and what is allowed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -188,45 +240,24 @@ pub struct OutOfRange {
 }
 
 impl HyperparameterOverrides {
-    /// The first value outside its documented range, if any.
+    /// The first value outside its range in [`HYPERPARAMETER_RANGES`], if any.
     pub fn validate(&self) -> Result<(), OutOfRange> {
-        fn check<T: PartialOrd + Copy + std::fmt::Display>(
-            field: &'static str,
-            value: Option<T>,
-            low: T,
-            high: T,
-            low_inclusive: bool,
-        ) -> Result<(), OutOfRange> {
-            let Some(value) = value else { return Ok(()) };
-            let above_low = if low_inclusive { value >= low } else { value > low };
-            if above_low && value <= high {
-                return Ok(());
+        // By name, as the request and the table spell them. A float that is not
+        // finite serializes as null: present but not a number, so refused.
+        let values = serde_json::to_value(self).unwrap_or_default();
+        for &(field, low, high) in &HYPERPARAMETER_RANGES {
+            let Some(value) = values.get(field) else { continue };
+            let allowed = value.as_f64().is_some_and(|value| low.admits(value) && value <= high);
+            if !allowed {
+                let shown =
+                    if value.is_null() { "not a finite number".to_owned() } else { value.to_string() };
+                return Err(OutOfRange {
+                    field,
+                    message: format!("must be {low} up to {high}, got {shown}"),
+                });
             }
-            let from = if low_inclusive { "from" } else { "above" };
-            Err(OutOfRange { field, message: format!("must be {from} {low} up to {high}, got {value}") })
         }
-        let float = |value: Option<f64>| value.map(|v| if v.is_finite() { v } else { f64::NAN });
-        check("epochs", self.epochs, 1, 1000, true)?;
-        check("batch_size", self.batch_size, 1, 1024, true)?;
-        check("learning_rate", float(self.learning_rate), 0.0, 1.0, false)?;
-        check("learning_rate_decay", float(self.learning_rate_decay), 0.0, 1.0, false)?;
-        check("weight_decay", float(self.weight_decay), 0.0, 1.0, true)?;
-        check("weight_averaging", float(self.weight_averaging), 0.0, 0.9999, true)?;
-        check("layers", self.layers, 1, 8, true)?;
-        check("hidden_size", self.hidden_size, 1, 4096, true)?;
-        check("nade_hidden_size", self.nade_hidden_size, 1, 4096, true)?;
-        check("embedding_size", self.embedding_size, 1, 2048, true)?;
-        check("window", self.window, 2, 2048, true)?;
-        check("dropout", float(self.dropout), 0.0, 0.9, true)?;
-        check("recurrent_dropout", float(self.recurrent_dropout), 0.0, 0.9, true)?;
-        check("position_period", self.position_period, 0, 64, true)?;
-        check("transpose", self.transpose, 0, 12, true)?;
-        check("teacher_forcing", float(self.teacher_forcing), 0.0, 1.0, true)?;
-        check("teacher_forcing_decay", float(self.teacher_forcing_decay), 0.0, 1.0, true)?;
-        check("focal_gamma", float(self.focal_gamma), 0.0, 10.0, true)?;
-        check("focal_alpha", float(self.focal_alpha), 0.0, 1.0, true)?;
-        check("patience", self.patience, 1, 1000, true)?;
-        check("validation_fraction", float(self.validation_fraction), 0.0, 0.5, false)
+        Ok(())
     }
 
     /// The preset's hyperparameters with these overrides in place.
@@ -577,36 +608,31 @@ mod tests {
         serde_json::from_value(json!({ field: value })).unwrap()
     }
 
-    /// Each documented range, at its last allowed value and its first refused one.
+    /// Each range of the table, at its last allowed values and its first refused ones.
     #[test]
     fn every_hyperparameter_range_holds_at_its_edges() {
-        let edges = [
-            ("epochs", json!(1000), json!(1001)),
-            ("batch_size", json!(1024), json!(0)),
-            ("learning_rate", json!(1.0), json!(0.0)),
-            ("learning_rate_decay", json!(1.0), json!(1.01)),
-            ("weight_decay", json!(1.0), json!(1.5)),
-            ("weight_averaging", json!(0.9999), json!(0.99995)),
-            ("layers", json!(8), json!(9)),
-            ("hidden_size", json!(4096), json!(4097)),
-            ("nade_hidden_size", json!(1), json!(0)),
-            ("embedding_size", json!(2048), json!(2049)),
-            ("window", json!(2), json!(1)),
-            ("dropout", json!(0.9), json!(0.95)),
-            ("recurrent_dropout", json!(0.9), json!(0.95)),
-            ("position_period", json!(64), json!(65)),
-            ("transpose", json!(12), json!(13)),
-            ("teacher_forcing", json!(1.0), json!(1.1)),
-            ("teacher_forcing_decay", json!(0.0), json!(-0.1)),
-            ("focal_gamma", json!(10.0), json!(10.5)),
-            ("focal_alpha", json!(1.0), json!(1.1)),
-            ("patience", json!(1), json!(0)),
-            ("validation_fraction", json!(0.5), json!(0.0)),
-        ];
-        for (field, allowed, refused) in edges {
-            assert_eq!(overrides(field, allowed.clone()).validate(), Ok(()), "{field} = {allowed}");
-            let error = overrides(field, refused.clone()).validate().unwrap_err();
-            assert_eq!(error.field, field, "{field} = {refused}");
+        for &(field, low, high) in &HYPERPARAMETER_RANGES {
+            let integral = high.fract() == 0.0 && !matches!(low, Low::Above(_));
+            let step = if integral { 1.0 } else { 1e-6 };
+            let (lowest, below) = match low {
+                Low::From(low) => (low, low - step),
+                Low::Above(low) => (low + step, low),
+            };
+            let number = |value: f64| if integral { json!(value as i64) } else { json!(value) };
+            for allowed in [lowest, high] {
+                assert_eq!(overrides(field, number(allowed)).validate(), Ok(()), "{field} = {allowed}");
+            }
+            for refused in [below, high + step] {
+                // Unsigned fields cannot even hold -1: serde refuses it before validation.
+                let Ok(parsed) =
+                    serde_json::from_value::<HyperparameterOverrides>(json!({field: number(refused)}))
+                else {
+                    continue;
+                };
+                assert_eq!(parsed.validate().unwrap_err().field, field, "{field} = {refused}");
+            }
         }
+        let not_finite = HyperparameterOverrides { learning_rate: Some(f64::NAN), ..Default::default() };
+        assert_eq!(not_finite.validate().unwrap_err().field, "learning_rate");
     }
 }

@@ -109,6 +109,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = routes().split_for_parts().1;
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     require_bearer(&mut document);
+    state_hyperparameter_ranges(&mut document);
     document
 }
 
@@ -128,5 +129,29 @@ fn require_bearer(document: &mut utoipa::openapi::OpenApi) {
             operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
             operation.responses.responses.insert("401".to_owned(), unauthorized.clone().into());
         }
+    }
+}
+
+/// The `minimum`/`maximum` of each hyperparameter, from the one table validation
+/// uses, so the document and generated SDKs never disagree with the server.
+fn state_hyperparameter_ranges(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, Schema};
+
+    use crate::config::{HYPERPARAMETER_RANGES, Low};
+    let number = |value: f64| {
+        if value.fract() == 0.0 { utoipa::Number::Int(value as isize) } else { utoipa::Number::Float(value) }
+    };
+    let Some(components) = document.components.as_mut() else { return };
+    let Some(RefOr::T(Schema::Object(overrides))) = components.schemas.get_mut("HyperparameterOverrides")
+    else {
+        return;
+    };
+    for &(field, low, high) in &HYPERPARAMETER_RANGES {
+        let Some(RefOr::T(Schema::Object(property))) = overrides.properties.get_mut(field) else { continue };
+        (property.minimum, property.exclusive_minimum) = match low {
+            Low::From(low) => (Some(number(low)), None),
+            Low::Above(low) => (None, Some(number(low))),
+        };
+        property.maximum = Some(number(high));
     }
 }

@@ -27,3 +27,38 @@ async fn served_document_is_openapi_3_1_with_every_route() {
     assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
 }
+
+/// The README's limits row for hyperparameters, as the range table spells it.
+fn ranges_as_the_readme_writes_them() -> String {
+    use fugue::config::{HYPERPARAMETER_RANGES, Low};
+    let ranges: Vec<String> = HYPERPARAMETER_RANGES
+        .iter()
+        .map(|&(field, low, high)| match low {
+            Low::From(low) => format!("`{field}` {low}–{high}"),
+            Low::Above(low) => format!("`{field}` ({low}, {high}]"),
+        })
+        .collect();
+    format!("| hyperparameters | {}; unknown names refused |", ranges.join(", "))
+}
+
+#[test]
+fn the_readme_and_the_document_state_the_hyperparameter_ranges_the_server_enforces() {
+    let readme = std::fs::read_to_string(project_path("README.md")).unwrap();
+    let row = ranges_as_the_readme_writes_them();
+    assert!(
+        readme.lines().any(|line| line.starts_with(&row)),
+        "the README's limits table should have the row\n{row}"
+    );
+
+    let document = serde_json::to_value(fugue::api::openapi()).unwrap();
+    let properties = &document["components"]["schemas"]["HyperparameterOverrides"]["properties"];
+    for &(field, low, high) in &fugue::config::HYPERPARAMETER_RANGES {
+        assert_eq!(properties[field]["maximum"].as_f64(), Some(high), "{field}");
+        let (minimum, exclusive) = match low {
+            fugue::config::Low::From(low) => (Some(low), None),
+            fugue::config::Low::Above(low) => (None, Some(low)),
+        };
+        assert_eq!(properties[field]["minimum"].as_f64(), minimum, "{field}");
+        assert_eq!(properties[field]["exclusiveMinimum"].as_f64(), exclusive, "{field}");
+    }
+}
