@@ -34,9 +34,8 @@ pub const MAX_LISTED_JOBS: i64 = 500;
 pub struct TrainingJobRequest {
     /// The dataset to train on.
     pub dataset_id: String,
-    /// `fugue`, `play-bach`, `classical-piano`, `folk-rnn`, `pianoroll-seq2seq`,
-    /// `pianoroll-lstm` or `pianoroll-nade`.
-    #[schema(value_type = String, example = "fugue")]
+    /// The recipe: representation, network and default hyperparameters.
+    #[schema(example = "fugue")]
     pub preset: Preset,
     /// Overrides of the preset's hyperparameters, by name.
     pub hyperparameters: Option<HyperparameterOverrides>,

@@ -14,7 +14,7 @@ use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::{NoteChordConfig, Parse};
 use crate::repr::pianoroll::Grid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo),

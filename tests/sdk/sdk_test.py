@@ -25,6 +25,7 @@ from fugue_client.models import (
     HyperparameterOverrides,
     JobState,
     LengthType0,
+    Preset,
     TrainingJob,
     TrainingJobRequest,
 )
@@ -54,7 +55,7 @@ exercised.append(f"create_dataset: {dataset.file_count} files")
 
 # 2. A tiny training job, polled to the end.
 overrides = HyperparameterOverrides(epochs=2, hidden_size=16, layers=1, embedding_size=8, window=16, batch_size=8, seed=3)
-request = TrainingJobRequest(dataset_id=dataset.id, preset="fugue", hyperparameters=overrides, name="sdk")
+request = TrainingJobRequest(dataset_id=dataset.id, preset=Preset.FUGUE, hyperparameters=overrides, name="sdk")
 job = create_training_job.sync(client=client, body=request)
 check(isinstance(job, TrainingJob), f"submitting answered {job!r}")
 deadline = time.time() + 120
