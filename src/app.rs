@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceBuilder;
@@ -105,10 +106,14 @@ impl App {
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), database = ?self.store.backend(), "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        // Notes go out as many small WebSocket frames: without TCP_NODELAY, Nagle's
+        // algorithm holds each one back until the client's delayed ACK (about 40 ms).
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+            }
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
         if let Some((stop, pool)) = self.workers {
             let _ = stop.send(true);
             let _ = pool.await;
