@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::json::{ValidJson, parse};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::generate::compose::{Composer, Composition, OpenSession};
+use crate::generate::compose::{ComposeError, Composer, Composition, OpenSession};
 use crate::generate::engine::SessionEvent;
 use crate::generate::request::{GenerateRequest, Pacing};
 use crate::generate::{GeneratedNote, Piece};
@@ -121,7 +121,7 @@ async fn stream(mut socket: WebSocket, composer: Composer) {
         }),
     };
     let started = match request {
-        Ok(request) => composer.start(request).await,
+        Ok(request) => composer.start(request).await.map_err(ApiError::from),
         Err(error) => Err(error),
     };
     match started {
@@ -205,6 +205,19 @@ async fn pause_until(socket: &mut WebSocket, deadline: Instant) -> bool {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => return true,
             incoming = socket.recv() => if ends_session(incoming) { return false },
+        }
+    }
+}
+
+/// How generation's failures answer over HTTP (and in a stream's error message).
+impl From<ComposeError> for ApiError {
+    fn from(error: ComposeError) -> ApiError {
+        match error {
+            ComposeError::Invalid { field, message } => ApiError::Validation { field, message },
+            busy @ ComposeError::AllWorkersFull => {
+                ApiError::TooManyRequests { message: busy.to_string(), retry_after_secs: 1 }
+            }
+            ComposeError::Internal(error) => ApiError::Internal(error),
         }
     }
 }

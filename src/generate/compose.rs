@@ -11,7 +11,6 @@ use super::engine::{Engine, SessionEvent, SessionRequest};
 use super::request::{GenerateRequest, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote, ValidatedRequest};
 use super::{GeneratedNote, Piece};
 use crate::datasets::{BlobStore, Datasets};
-use crate::error::ApiError;
 use crate::midi::{self, Note, Part, Score};
 use crate::model::artifact::{DataSource, Representation, load_meta};
 use crate::model::registry::{ModelRegistry, ModelUse};
@@ -77,16 +76,30 @@ pub struct Composer {
     pub datasets: Datasets,
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::Validation { field: field.to_owned(), message: message.into() }
+/// Why a composition could not be made, stored or read. The HTTP layer maps each
+/// to its status (`api::generate`).
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// A request field the model cannot honour, or that names nothing there is.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// Every generation worker is at its session limit.
+    #[error("every generation worker is at its session limit; try again shortly")]
+    AllWorkersFull,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ComposeError {
+    ComposeError::Invalid { field: field.to_owned(), message: message.into() }
 }
 
 impl Composer {
     /// Checks the request against its limits and the model, and starts a session.
-    pub async fn start(&self, request: GenerateRequest) -> Result<OpenSession, ApiError> {
+    pub async fn start(&self, request: GenerateRequest) -> Result<OpenSession, ComposeError> {
         let checked = request
             .check(rand_seed())
-            .map_err(|invalid| ApiError::Validation { field: invalid.field, message: invalid.message })?;
+            .map_err(|invalid| ComposeError::Invalid { field: invalid.field, message: invalid.message })?;
         let model = match &request.model {
             Some(model) => model.clone(),
             None => self.models.default_id().await?,
@@ -112,10 +125,7 @@ impl Composer {
             primer,
             hold: Some(hold),
         };
-        let events = self.engine.submit(session).map_err(|_| ApiError::TooManyRequests {
-            message: "every generation worker is at its session limit; try again shortly".to_owned(),
-            retry_after_secs: 1,
-        })?;
+        let events = self.engine.submit(session).map_err(|_| ComposeError::AllWorkersFull)?;
         Ok(OpenSession { model, checked, events, request, _hold: client_hold })
     }
 
@@ -125,7 +135,7 @@ impl Composer {
         &self,
         started: &OpenSession,
         piece: Piece,
-    ) -> Result<(Composition, Vec<u8>), ApiError> {
+    ) -> Result<(Composition, Vec<u8>), ComposeError> {
         // The engine's time (the client's pacing is not generation time).
         let elapsed = piece.generated_in;
         let mut score = piece.score();
@@ -164,19 +174,19 @@ impl Composer {
     }
 
     /// The newest `limit` compositions.
-    pub async fn recent(&self, limit: i64) -> Result<Vec<Composition>, ApiError> {
+    pub async fn recent(&self, limit: i64) -> Result<Vec<Composition>, ComposeError> {
         let rows = self.store.compositions(limit).await?;
         Ok(rows.iter().map(composition_of).collect::<anyhow::Result<_>>()?)
     }
 
-    pub async fn composition(&self, id: &str) -> Result<Option<(Composition, String)>, ApiError> {
+    pub async fn composition(&self, id: &str) -> Result<Option<(Composition, String)>, ComposeError> {
         let Some(row) = self.store.composition(id).await? else { return Ok(None) };
         Ok(Some((composition_of(&row)?, row.midi_sha256)))
     }
 
     /// Deletes the composition, and its MIDI file unless another composition or a
     /// dataset file is the same bytes. False when there is no such composition.
-    pub async fn delete(&self, id: &str) -> Result<bool, ApiError> {
+    pub async fn delete(&self, id: &str) -> Result<bool, ComposeError> {
         let _writes = self.blobs.lock_writes().await;
         let CompositionDeletion::Deleted { orphan } = self.store.delete_composition(id).await? else {
             return Ok(false);
@@ -193,7 +203,7 @@ impl Composer {
         Ok(true)
     }
 
-    pub async fn midi(&self, hash: &str) -> Result<Vec<u8>, ApiError> {
+    pub async fn midi(&self, hash: &str) -> Result<Vec<u8>, ComposeError> {
         let blobs = self.blobs.clone();
         let hash = hash.to_owned();
         Ok(tokio::task::spawn_blocking(move || blobs.get(&hash))
@@ -202,7 +212,12 @@ impl Composer {
             .map_err(anyhow::Error::from)?)
     }
 
-    async fn primer(&self, primer: &Primer, trained_on: &DataSource, seed: u64) -> Result<Score, ApiError> {
+    async fn primer(
+        &self,
+        primer: &Primer,
+        trained_on: &DataSource,
+        seed: u64,
+    ) -> Result<Score, ComposeError> {
         match primer {
             Primer::Notes(notes) => Ok(score_of_notes(notes)),
             Primer::MidiBase64(text) => {
@@ -228,7 +243,7 @@ impl Composer {
     }
 
     /// Eight bars (32 beats) from a random file of the model's training dataset.
-    async fn corpus_window(&self, trained_on: &DataSource, seed: u64) -> Result<Score, ApiError> {
+    async fn corpus_window(&self, trained_on: &DataSource, seed: u64) -> Result<Score, ComposeError> {
         let unavailable =
             || invalid("primer.corpus", "the model's training corpus is not a dataset on this server");
         let id = trained_on.dataset_id().ok_or_else(unavailable)?;
@@ -279,7 +294,7 @@ fn score_of_notes(notes: &[PrimerNote]) -> Score {
 }
 
 /// Refuses what the model's representation cannot do, naming the field.
-fn supports(representation: &Representation, checked: &ValidatedRequest) -> Result<(), ApiError> {
+fn supports(representation: &Representation, checked: &ValidatedRequest) -> Result<(), ComposeError> {
     let (kind, constraints, lengths): (&str, &[&str], &[&str]) = match representation {
         Representation::Events { .. } => return Ok(()),
         Representation::NoteChord { .. } => ("note-chord", &["pitch_range", "key"], &["notes", "tokens"]),

@@ -88,3 +88,27 @@ fn the_leaf_helpers_import_nothing_from_the_crate() {
         assert!(upward.is_empty(), "{layer} imports {upward:?}");
     }
 }
+
+#[test]
+fn the_http_error_type_stays_in_the_http_layer() {
+    fn walk(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { walk(&path, found) } else { found.push(path) }
+        }
+    }
+    let src = project_path("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let below: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            !["api", "app.rs", "error.rs", "main.rs"]
+                .iter()
+                .any(|top| path.strip_prefix(&src).unwrap().starts_with(top))
+        })
+        .filter(|path| std::fs::read_to_string(path).unwrap().contains("ApiError"))
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(below.is_empty(), "ApiError used below the HTTP layer: {below:?}");
+}
