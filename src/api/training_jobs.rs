@@ -20,10 +20,9 @@ use super::json::ValidJson;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::event_stream::{JobEvent, follow};
 use crate::jobs::{
-    MAX_IDEMPOTENCY_KEY_CHARS, MAX_JOB_NAME_CHARS, MAX_LISTED_JOBS, Submission, TrainingJob,
-    TrainingJobRequest,
+    MAX_IDEMPOTENCY_KEY_CHARS, MAX_LISTED_JOBS, Submission, SubmitError, TrainingJob, TrainingJobRequest,
 };
-use crate::store::{Enqueued, JobState};
+use crate::store::JobState;
 
 /// Submit a training job.
 ///
@@ -48,35 +47,22 @@ pub async fn create_training_job(
     ValidJson(request): ValidJson<TrainingJobRequest>,
 ) -> Result<(StatusCode, Json<TrainingJob>), ApiError> {
     let submission = Submission { idempotency_key: idempotency_key(&headers)?, request };
-    check(&submission.request)?;
-    let job = state.jobs.new_job(&submission)?;
-    let row = match state.store.enqueue_job(job, state.max_queued_jobs).await? {
-        Enqueued::Created(row) => {
-            state.jobs.wake.notify_waiters();
-            row
+    let job = state.jobs.submit(&submission, state.max_queued_jobs).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// How a refused submission answers over HTTP.
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> ApiError {
+        match error {
+            SubmitError::Invalid { field, message } => ApiError::Validation { field, message },
+            reused @ SubmitError::KeyReused { .. } => ApiError::Conflict(reused.to_string()),
+            full @ SubmitError::QueueFull { .. } => {
+                ApiError::TooManyRequests { message: full.to_string(), retry_after_secs: 60 }
+            }
+            SubmitError::Internal(error) => ApiError::Internal(error),
         }
-        Enqueued::Existing(row) => row,
-        Enqueued::KeyReused(row) => {
-            return Err(ApiError::Conflict(format!(
-                "Idempotency-Key was already used for job `{}` with a different request",
-                row.id
-            )));
-        }
-        Enqueued::NoDataset => {
-            return Err(ApiError::Validation {
-                field: "dataset_id".to_owned(),
-                message: format!("no dataset `{}`", submission.request.dataset_id),
-            });
-        }
-        Enqueued::QueueFull(queued) => {
-            return Err(ApiError::TooManyRequests {
-                message: format!("{queued} jobs are already queued (the limit); try again later"),
-                retry_after_secs: 60,
-            });
-        }
-    };
-    let view = state.jobs.view(&row.id).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
-    Ok((StatusCode::ACCEPTED, Json(view)))
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -90,24 +76,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Err(invalid());
     }
     Ok(Some(key.to_owned()))
-}
-
-fn check(request: &TrainingJobRequest) -> Result<(), ApiError> {
-    if let Some(name) = &request.name
-        && (name.trim().is_empty() || name.chars().count() > MAX_JOB_NAME_CHARS)
-    {
-        return Err(ApiError::Validation {
-            field: "name".to_owned(),
-            message: format!("must be 1 to {MAX_JOB_NAME_CHARS} characters"),
-        });
-    }
-    if let Some(overrides) = &request.hyperparameters {
-        overrides.validate().map_err(|out_of_range| ApiError::Validation {
-            field: format!("hyperparameters.{}", out_of_range.field),
-            message: out_of_range.message,
-        })?;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

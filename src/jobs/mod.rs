@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use crate::config::{HyperparameterOverrides, QueueArgs};
 use crate::model::presets::Preset;
 use crate::shared::rfc3339;
-use crate::store::{EpochRow, JobRow, JobState, NewJob, Store};
+use crate::store::{Enqueued, EpochRow, JobRow, JobState, NewJob, Store};
 use crate::train::EpochMetrics;
 
 /// Longest job name, in characters.
@@ -181,6 +181,22 @@ pub struct Jobs {
     pub wake: Arc<Notify>,
 }
 
+/// Why a submission was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// A field is invalid or names nothing there is.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// The idempotency key was used for another request, which made this job.
+    #[error("Idempotency-Key was already used for job `{job_id}` with a different request")]
+    KeyReused { job_id: String },
+    /// The queue holds its limit of jobs.
+    #[error("{queued} jobs are already queued (the limit); try again later")]
+    QueueFull { queued: i64 },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
 /// A request checked and resolved, ready to enqueue.
 pub struct Submission {
     pub request: TrainingJobRequest,
@@ -192,7 +208,28 @@ impl Jobs {
         Jobs { store, config, wake: Arc::new(Notify::new()) }
     }
 
-    pub fn new_job(&self, submission: &Submission) -> anyhow::Result<NewJob> {
+    /// Checks the request, queues its job (or finds the one its idempotency key made
+    /// before), wakes this process's idle workers, and returns the job's view.
+    pub async fn submit(&self, submission: &Submission, max_queued: i64) -> Result<TrainingJob, SubmitError> {
+        check(&submission.request)?;
+        let job = self.new_job(submission)?;
+        let row = match self.store.enqueue_job(job, max_queued).await? {
+            Enqueued::Created(row) => {
+                self.wake.notify_waiters();
+                row
+            }
+            Enqueued::Existing(row) => row,
+            Enqueued::KeyReused(row) => return Err(SubmitError::KeyReused { job_id: row.id }),
+            Enqueued::NoDataset => {
+                let message = format!("no dataset `{}`", submission.request.dataset_id);
+                return Err(SubmitError::Invalid { field: "dataset_id".to_owned(), message });
+            }
+            Enqueued::QueueFull(queued) => return Err(SubmitError::QueueFull { queued }),
+        };
+        Ok(self.view(&row.id).await?.ok_or_else(|| anyhow::anyhow!("job `{}` vanished", row.id))?)
+    }
+
+    fn new_job(&self, submission: &Submission) -> anyhow::Result<NewJob> {
         let request = &submission.request;
         let overrides = request.hyperparameters.clone().unwrap_or_default();
         let hyperparameters = overrides.apply_to(request.preset.defaults());
@@ -217,6 +254,23 @@ impl Jobs {
         let epochs = self.store.job_epochs(id).await?;
         Ok(Some(TrainingJob::of(row, &epochs)?))
     }
+}
+
+/// The name's length and every hyperparameter's range, naming the field at fault.
+fn check(request: &TrainingJobRequest) -> Result<(), SubmitError> {
+    if let Some(name) = &request.name
+        && (name.trim().is_empty() || name.chars().count() > MAX_JOB_NAME_CHARS)
+    {
+        let message = format!("must be 1 to {MAX_JOB_NAME_CHARS} characters");
+        return Err(SubmitError::Invalid { field: "name".to_owned(), message });
+    }
+    if let Some(overrides) = &request.hyperparameters {
+        overrides.validate().map_err(|out_of_range| SubmitError::Invalid {
+            field: format!("hyperparameters.{}", out_of_range.field),
+            message: out_of_range.message,
+        })?;
+    }
+    Ok(())
 }
 
 /// The request's fingerprint for idempotency: its JSON with keys in order.
