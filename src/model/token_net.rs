@@ -121,20 +121,25 @@ mod tests {
 
     use super::*;
 
+    /// A network small enough for unit tests: 11 tokens, no dropout, a linear head.
+    fn small() -> TokenNetConfig {
+        TokenNetConfig {
+            vocabulary: 11,
+            embedding: 4,
+            hidden: 8,
+            layers: 2,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            head: Head::Linear,
+        }
+    }
+
     #[test]
     fn every_head_gives_vocabulary_logits_and_steps_agree_with_sequences() {
         for head in [Head::Linear, Head::BatchnormRelu, Head::Dense256] {
             tch::manual_seed(1);
             let vs = VarStore::new(Device::Cpu);
-            let config = TokenNetConfig {
-                vocabulary: 11,
-                embedding: 4,
-                hidden: 8,
-                layers: 2,
-                dropout: 0.2,
-                recurrent_dropout: 0.0,
-                head,
-            };
+            let config = TokenNetConfig { dropout: 0.2, head, ..small() };
             let net = TokenNet::new(&vs.root(), config);
             let ids = Tensor::from_slice(&[1i64, 5, 3, 7]).view([1, 4]);
             let logits = net.forward(&ids, false);
@@ -152,15 +157,7 @@ mod tests {
     fn recurrent_dropout_reaches_the_lstm_in_training_only() {
         for (recurrent_dropout, differs) in [(0.0, false), (0.5, true)] {
             let vs = VarStore::new(Device::Cpu);
-            let config = TokenNetConfig {
-                vocabulary: 11,
-                embedding: 4,
-                hidden: 8,
-                layers: 2,
-                dropout: 0.0,
-                recurrent_dropout,
-                head: Head::Linear,
-            };
+            let config = TokenNetConfig { recurrent_dropout, ..small() };
             let net = TokenNet::new(&vs.root(), config);
             let ids = Tensor::from_slice(&[1i64, 5, 3, 7]).view([1, 4]);
             let trained = net.forward(&ids, true);
