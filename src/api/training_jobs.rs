@@ -20,7 +20,8 @@ use super::json::ValidJson;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::event_stream::{JobEvent, follow};
 use crate::jobs::{
-    MAX_IDEMPOTENCY_KEY_CHARS, MAX_LISTED_JOBS, Submission, SubmitError, TrainingJob, TrainingJobRequest,
+    CancelError, MAX_IDEMPOTENCY_KEY_CHARS, MAX_LISTED_JOBS, Submission, SubmitError, TrainingJob,
+    TrainingJobRequest,
 };
 use crate::store::JobState;
 
@@ -106,9 +107,7 @@ pub async fn list_training_jobs(
             message: format!("must be 1 to {MAX_LISTED_JOBS}"),
         });
     }
-    let jobs = state.store.jobs(query.state, limit).await?;
-    let views = jobs.into_iter().map(|(row, epochs)| TrainingJob::of(row, &epochs));
-    Ok(Json(views.collect::<anyhow::Result<_>>()?))
+    Ok(Json(state.jobs.list(query.state, limit).await?))
 }
 
 /// One training job, with its metrics so far.
@@ -141,13 +140,12 @@ pub async fn cancel_training_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<TrainingJob>), ApiError> {
-    let Some(before) = state.store.job(&id).await? else { return Err(no_job(&id)) };
-    if before.state.is_terminal() {
-        return Err(ApiError::Conflict(format!("job `{id}` has already ended ({})", before.state.as_str())));
+    match state.jobs.cancel(&id).await {
+        Ok(view) => Ok((StatusCode::ACCEPTED, Json(view))),
+        Err(CancelError::NotFound) => Err(no_job(&id)),
+        Err(ended @ CancelError::Ended(_)) => Err(ApiError::Conflict(format!("job `{id}` {ended}"))),
+        Err(CancelError::Internal(error)) => Err(ApiError::Internal(error)),
     }
-    state.store.request_cancel(&id).await?;
-    let view = state.jobs.view(&id).await?.ok_or_else(|| no_job(&id))?;
-    Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
 /// Follow a training job live.

@@ -197,6 +197,17 @@ pub enum SubmitError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Why a job could not be cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no such job")]
+    NotFound,
+    #[error("has already ended ({})", .0.as_str())]
+    Ended(JobState),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
 /// A request checked and resolved, ready to enqueue.
 pub struct Submission {
     pub request: TrainingJobRequest,
@@ -247,6 +258,23 @@ impl Jobs {
             request_sha256: request_sha256(request)?,
             max_attempts: self.config.max_attempts,
         })
+    }
+
+    /// The newest `limit` jobs, in one state or all.
+    pub async fn list(&self, state: Option<JobState>, limit: i64) -> anyhow::Result<Vec<TrainingJob>> {
+        let rows = self.store.jobs(state, limit).await?;
+        rows.into_iter().map(|(row, epochs)| TrainingJob::of(row, &epochs)).collect()
+    }
+
+    /// Cancels a queued job at once, or asks a running one to stop at its next
+    /// heartbeat; the job as it now reads.
+    pub async fn cancel(&self, id: &str) -> Result<TrainingJob, CancelError> {
+        let Some(before) = self.store.job(id).await? else { return Err(CancelError::NotFound) };
+        if before.state.is_terminal() {
+            return Err(CancelError::Ended(before.state));
+        }
+        self.store.request_cancel(id).await?;
+        self.view(id).await?.ok_or(CancelError::NotFound)
     }
 
     pub async fn view(&self, id: &str) -> anyhow::Result<Option<TrainingJob>> {
