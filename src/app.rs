@@ -67,7 +67,6 @@ impl App {
             engine: Engine::start(&engine_config(&args.generation)),
             models: models.clone(),
             store: store.clone(),
-            blobs: BlobStore::new(&storage.data_dir),
             datasets: datasets.clone(),
         };
         let state = AppState {

@@ -53,6 +53,22 @@ impl BlobStore {
         std::fs::read(self.path(hash))
     }
 
+    /// Removes blobs no row references any more, on a blocking thread; a failure
+    /// is logged (the blob is only wasted space) and the rest are still removed.
+    pub async fn remove_unused(&self, hashes: Vec<String>) {
+        let blobs = self.clone();
+        let removing = tokio::task::spawn_blocking(move || {
+            for hash in hashes {
+                if let Err(error) = blobs.remove(&hash) {
+                    tracing::warn!(%hash, %error, "could not remove an unused blob");
+                }
+            }
+        });
+        if let Err(error) = removing.await {
+            tracing::warn!(%error, "removing unused blobs stopped");
+        }
+    }
+
     pub fn remove(&self, hash: &str) -> std::io::Result<()> {
         match std::fs::remove_file(self.path(hash)) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),

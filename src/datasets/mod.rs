@@ -193,6 +193,11 @@ impl Datasets {
         Datasets { store, blobs, limits }
     }
 
+    /// The blob store, shared with compositions: one store, one write lock.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
     pub async fn create(
         &self,
         name: String,
@@ -235,7 +240,7 @@ impl Datasets {
         match self.store.insert_dataset(row, &rows).await {
             Ok(row) => Ok(Dataset::from_row(row, true)?),
             Err(error) => {
-                self.remove_blobs(&created);
+                self.blobs.remove_unused(created).await;
                 Err(CreateError::Internal(error))
             }
         }
@@ -274,17 +279,9 @@ impl Datasets {
         let _writes = self.blobs.lock_writes().await;
         let deletion = self.store.delete_dataset(id).await?;
         if let DatasetDeletion::Deleted { orphans } = &deletion {
-            self.remove_blobs(orphans);
+            self.blobs.remove_unused(orphans.clone()).await;
         }
         Ok(deletion)
-    }
-
-    fn remove_blobs(&self, hashes: &[String]) {
-        for hash in hashes {
-            if let Err(error) = self.blobs.remove(hash) {
-                tracing::warn!(%hash, error = %error, "could not remove an unused blob");
-            }
-        }
     }
 }
 

@@ -72,7 +72,6 @@ pub struct Composer {
     pub engine: Engine,
     pub models: ModelRegistry,
     pub store: Store,
-    pub blobs: BlobStore,
     pub datasets: Datasets,
 }
 
@@ -95,6 +94,11 @@ fn invalid(field: &str, message: impl Into<String>) -> ComposeError {
 }
 
 impl Composer {
+    /// Compositions live in the datasets' blob store, under the same write lock.
+    fn blobs(&self) -> &BlobStore {
+        self.datasets.blobs()
+    }
+
     /// Checks the request against its limits and the model, and starts a session.
     pub async fn start(&self, request: GenerateRequest) -> Result<OpenSession, ComposeError> {
         let checked = request
@@ -144,8 +148,8 @@ impl Composer {
         let hash = sha256_hex(&midi);
         // The blob and its row are written under the lock deletions take, so a
         // deletion of an identical piece never removes the blob this row needs.
-        let _writes = self.blobs.lock_writes().await;
-        let blobs = self.blobs.clone();
+        let _writes = self.blobs().lock_writes().await;
+        let blobs = self.blobs().clone();
         let put = hash.clone();
         let midi = tokio::task::spawn_blocking(move || blobs.put(&put, &midi).map(|_| midi))
             .await
@@ -187,24 +191,16 @@ impl Composer {
     /// Deletes the composition, and its MIDI file unless another composition or a
     /// dataset file is the same bytes. False when there is no such composition.
     pub async fn delete(&self, id: &str) -> Result<bool, ComposeError> {
-        let _writes = self.blobs.lock_writes().await;
+        let _writes = self.blobs().lock_writes().await;
         let CompositionDeletion::Deleted { orphan } = self.store.delete_composition(id).await? else {
             return Ok(false);
         };
-        if let Some(hash) = orphan {
-            let blobs = self.blobs.clone();
-            let removed = tokio::task::spawn_blocking(move || blobs.remove(&hash))
-                .await
-                .map_err(anyhow::Error::from)?;
-            if let Err(error) = removed {
-                tracing::warn!(error = %error, "could not remove an unused composition blob");
-            }
-        }
+        self.blobs().remove_unused(orphan.into_iter().collect()).await;
         Ok(true)
     }
 
     pub async fn midi(&self, hash: &str) -> Result<Vec<u8>, ComposeError> {
-        let blobs = self.blobs.clone();
+        let blobs = self.blobs().clone();
         let hash = hash.to_owned();
         Ok(tokio::task::spawn_blocking(move || blobs.get(&hash))
             .await
