@@ -1,14 +1,16 @@
 //! `fugue tokens`: what a token preset makes of MIDI files, printed as JSON
 //! (`{"preset", "files": {"<file name>": [tokens…]}, "rejected": {"<file name>": reason}}`),
 //! so that it can be compared with the tutorials' own parse (`tests/tutorials/`) or
-//! simply looked at. A file ingest would reject is rejected here, with the same reason.
+//! simply looked at. Files go through dataset ingest, so zips unpack and a file an
+//! upload would reject is rejected here with the same reason.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
 use crate::config::TokensArgs;
+use crate::datasets::{IngestLimits, Upload, folder_uploads, ingest};
 use crate::midi::read_usable;
 use crate::model::presets::Family;
 use crate::train::run::tokenize;
@@ -17,45 +19,31 @@ pub fn tokens(args: &TokensArgs) -> anyhow::Result<()> {
     let Family::Tokens(representation) = args.preset.family() else {
         bail!("`{}` is not a token preset (fugue, play-bach, classical-piano)", args.preset.name());
     };
-    let (mut files, mut rejected) = (BTreeMap::new(), BTreeMap::new());
-    for path in midi_paths(&args.paths)? {
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let name =
-            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        match read_usable(&bytes, false) {
-            Ok(score) => {
-                files.insert(name, tokenize(&representation, &score, &bytes));
-            }
-            Err(reason) => {
-                rejected.insert(name, reason.to_string());
-            }
+    let mut uploads = Vec::new();
+    for path in &args.paths {
+        if path.is_dir() {
+            uploads.extend(folder_uploads(path).with_context(|| format!("reading {}", path.display()))?);
+        } else {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            uploads.push(Upload { file_name: path.display().to_string(), bytes });
         }
     }
+    let ingested = ingest(uploads, false, &IngestLimits::default())?;
+    let mut files = BTreeMap::new();
+    for (accepted, bytes) in &ingested.files {
+        let score = read_usable(bytes, false).with_context(|| format!("{} read again", accepted.file))?;
+        files.insert(file_name(&accepted.file), tokenize(&representation, &score, bytes));
+    }
+    let rejected: BTreeMap<String, &str> =
+        ingested.report.rejected.iter().map(|r| (file_name(&r.file), r.reason.as_str())).collect();
     let report = serde_json::json!({"preset": args.preset.name(), "files": files, "rejected": rejected});
     println!("{report}");
     Ok(())
 }
 
-/// The paths given, with folders replaced by their MIDI files (sorted).
-fn midi_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let is_midi = |path: &Path| {
-        path.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "mid" | "midi"))
-    };
-    let mut found = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .map(|entry| entry.map(|entry| entry.path()))
-                .collect::<Result<_, _>>()?;
-            inside.retain(|p| is_midi(p));
-            inside.sort();
-            found.extend(inside);
-        } else {
-            found.push(path.clone());
-        }
-    }
-    Ok(found)
+/// The last component of an uploaded path (`folder/a.mid`, `songs.zip/b/c.mid`).
+fn file_name(uploaded: &str) -> String {
+    Path::new(uploaded)
+        .file_name()
+        .map_or_else(|| uploaded.to_owned(), |name| name.to_string_lossy().into_owned())
 }
