@@ -124,17 +124,17 @@ fn check_length<'a>(
     parts: impl Iterator<Item = &'a Part> + Clone,
 ) -> Result<(), ReadError> {
     let notes = parts.flat_map(|part| &part.notes);
-    let beats = |ticks: u64| ticks as f64 / f64::from(ticks_per_beat);
+    let beats = |ticks: f64| ticks / f64::from(ticks_per_beat);
     // In floating point: a sum of 200,000 durations of up to 2^47 ticks overflows u64.
-    let sounding = notes.clone().map(|note| note.duration as f64).sum::<f64>() / f64::from(ticks_per_beat);
+    let sounding = beats(notes.clone().map(|note| note.duration as f64).sum());
     let last_change = [
         conductor.tempos.last().map(|change| change.tick),
         conductor.time_signatures.last().map(|change| change.tick),
         conductor.key_signatures.last().map(|change| change.tick),
     ];
     let end = notes.map(Note::end).chain(last_change.into_iter().flatten()).max().unwrap_or(0);
-    if beats(end) > MAX_BEATS {
-        return Err(ReadError::TooManyBeats { beats: beats(end) });
+    if beats(end as f64) > MAX_BEATS {
+        return Err(ReadError::TooManyBeats { beats: beats(end as f64) });
     }
     let seconds = super::score::seconds_at(ticks_per_beat, &conductor.tempos, end);
     if seconds > MAX_SECONDS {

@@ -137,10 +137,15 @@ pub fn seconds_at(ticks_per_beat: u16, tempos: &[TempoChange], tick: u64) -> f64
     let ticks_per_beat = f64::from(ticks_per_beat.max(1));
     let (mut seconds, mut from, mut micros) = (0.0, 0u64, DEFAULT_MICROS_PER_BEAT);
     for change in tempos.iter().take_while(|change| change.tick <= tick) {
-        seconds += (change.tick - from) as f64 * f64::from(micros) / 1e6 / ticks_per_beat;
+        seconds += span_seconds(change.tick - from, micros, ticks_per_beat);
         (from, micros) = (change.tick, change.micros_per_beat);
     }
-    seconds + (tick - from) as f64 * f64::from(micros) / 1e6 / ticks_per_beat
+    seconds + span_seconds(tick - from, micros, ticks_per_beat)
+}
+
+/// Seconds that `ticks` last at one tempo.
+fn span_seconds(ticks: u64, micros_per_beat: u32, ticks_per_beat: f64) -> f64 {
+    ticks as f64 * f64::from(micros_per_beat) / 1e6 / ticks_per_beat
 }
 
 /// Ticks to seconds through the tempo changes.
@@ -157,7 +162,7 @@ impl TempoMap {
         let mut segments = vec![(0, 0.0, DEFAULT_MICROS_PER_BEAT)];
         for change in tempos {
             let &(tick, seconds, micros) = segments.last().expect("segments start non-empty");
-            let at = seconds + (change.tick - tick) as f64 * f64::from(micros) / 1e6 / ticks_per_beat;
+            let at = seconds + span_seconds(change.tick - tick, micros, ticks_per_beat);
             if change.tick == tick {
                 segments.pop();
             }
@@ -169,7 +174,7 @@ impl TempoMap {
     pub fn seconds(&self, tick: u64) -> f64 {
         let index = self.segments.partition_point(|&(start, _, _)| start <= tick).saturating_sub(1);
         let (start, seconds, micros) = self.segments[index];
-        seconds + (tick - start) as f64 * f64::from(micros) / 1e6 / self.ticks_per_beat
+        seconds + span_seconds(tick - start, micros, self.ticks_per_beat)
     }
 }
 
