@@ -6,8 +6,8 @@ use std::path::Path;
 
 use crate::support::project_path;
 
-/// Top-level module → the top-level modules its non-test code names as `crate::x`.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
+/// Every source file: its top-level module (`api`, `midi`, `app`, …) and its text.
+fn sources() -> Vec<(String, std::path::PathBuf, String)> {
     fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -21,21 +21,24 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = project_path("src");
     let mut files = Vec::new();
     walk(&src, &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let first = file.strip_prefix(&src).unwrap().components().next().unwrap();
+            let top = first.as_os_str().to_string_lossy().trim_end_matches(".rs").to_owned();
+            let text = std::fs::read_to_string(&file).unwrap();
+            (top, file, text)
+        })
+        .collect()
+}
+
+/// Top-level module → the top-level modules its non-test code names as `crate::x`.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in files {
-        let relative = file.strip_prefix(&src).unwrap();
-        let top = relative
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_owned();
+    for (top, _, text) in sources() {
         if top == "lib" || top == "main" {
             continue;
         }
-        let text = std::fs::read_to_string(&file).unwrap();
         let code = text.split("#[cfg(test)]").next().unwrap();
         let named = graph.entry(top.clone()).or_default();
         for (index, _) in code.match_indices("crate::") {
@@ -91,24 +94,12 @@ fn the_leaf_helpers_import_nothing_from_the_crate() {
 
 #[test]
 fn the_http_error_type_stays_in_the_http_layer() {
-    fn walk(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() { walk(&path, found) } else { found.push(path) }
-        }
-    }
-    let src = project_path("src");
-    let mut files = Vec::new();
-    walk(&src, &mut files);
-    let below: Vec<String> = files
-        .iter()
-        .filter(|path| {
-            !["api", "app.rs", "error.rs", "main.rs"]
-                .iter()
-                .any(|top| path.strip_prefix(&src).unwrap().starts_with(top))
+    let below: Vec<String> = sources()
+        .into_iter()
+        .filter(|(top, _, text)| {
+            !["api", "app", "error", "main"].contains(&top.as_str()) && text.contains("ApiError")
         })
-        .filter(|path| std::fs::read_to_string(path).unwrap().contains("ApiError"))
-        .map(|path| path.display().to_string())
+        .map(|(_, file, _)| file.display().to_string())
         .collect();
     assert!(below.is_empty(), "ApiError used below the HTTP layer: {below:?}");
 }
