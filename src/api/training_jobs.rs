@@ -52,6 +52,17 @@ pub async fn create_training_job(
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
+/// How a refused cancellation answers over HTTP.
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> ApiError {
+        match error {
+            missing @ CancelError::NotFound(_) => ApiError::NotFound(missing.to_string()),
+            ended @ CancelError::Ended { .. } => ApiError::Conflict(ended.to_string()),
+            CancelError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
 /// How a refused submission answers over HTTP.
 impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> ApiError {
@@ -140,12 +151,7 @@ pub async fn cancel_training_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<TrainingJob>), ApiError> {
-    match state.jobs.cancel(&id).await {
-        Ok(view) => Ok((StatusCode::ACCEPTED, Json(view))),
-        Err(CancelError::NotFound) => Err(no_job(&id)),
-        Err(ended @ CancelError::Ended(_)) => Err(ApiError::Conflict(format!("job `{id}` {ended}"))),
-        Err(CancelError::Internal(error)) => Err(ApiError::Internal(error)),
-    }
+    Ok((StatusCode::ACCEPTED, Json(state.jobs.cancel(&id).await?)))
 }
 
 /// Follow a training job live.

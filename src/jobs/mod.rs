@@ -200,10 +200,10 @@ pub enum SubmitError {
 /// Why a job could not be cancelled.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
-    #[error("no such job")]
-    NotFound,
-    #[error("has already ended ({})", .0.as_str())]
-    Ended(JobState),
+    #[error("no training job `{0}`")]
+    NotFound(String),
+    #[error("job `{id}` has already ended ({})", .state.as_str())]
+    Ended { id: String, state: JobState },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -269,12 +269,13 @@ impl Jobs {
     /// Cancels a queued job at once, or asks a running one to stop at its next
     /// heartbeat; the job as it now reads.
     pub async fn cancel(&self, id: &str) -> Result<TrainingJob, CancelError> {
-        let Some(before) = self.store.job(id).await? else { return Err(CancelError::NotFound) };
+        let not_found = || CancelError::NotFound(id.to_owned());
+        let Some(before) = self.store.job(id).await? else { return Err(not_found()) };
         if before.state.is_terminal() {
-            return Err(CancelError::Ended(before.state));
+            return Err(CancelError::Ended { id: id.to_owned(), state: before.state });
         }
         self.store.request_cancel(id).await?;
-        self.view(id).await?.ok_or(CancelError::NotFound)
+        self.view(id).await?.ok_or_else(not_found)
     }
 
     pub async fn view(&self, id: &str) -> anyhow::Result<Option<TrainingJob>> {
