@@ -11,13 +11,13 @@ mod models;
 mod system;
 mod training_jobs;
 
+use std::sync::Arc;
+
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-use std::sync::Arc;
 
 use crate::datasets::Datasets;
 use crate::devices::DeviceReport;

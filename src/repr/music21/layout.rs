@@ -171,8 +171,8 @@ pub struct Measure {
 }
 
 impl Measure {
-    /// Runs `f` on each voice (sorting the measure first, as `voices` does), then
-    /// drops the measure's cache if any voice changed.
+    /// The positions of the measure's voices, after sorting it (music21's `voices`
+    /// sorts, and that sort is part of the state that shows in the output).
     fn voice_indices(&mut self) -> Vec<usize> {
         self.container.sort();
         (0..self.container.items.len())
@@ -435,11 +435,13 @@ fn split_at_bar(
         if !kinds.includes(element.kind) || element.end() - bar <= Q::from(0) || element.offset >= bar {
             continue;
         }
+        // A copy of the element from the bar line on, as a new object (a new number).
         let remainder = Element {
             pitches: element.pitches.clone(),
+            percussion: element.percussion,
+            grace: element.grace,
             ..Element::new(element.kind, Q::from(0), element.end() - bar, counter)
         };
-        let remainder = Element { percussion: element.percussion, grace: element.grace, ..remainder };
         element.duration = bar - element.offset;
         // A chord's duration setter does not tell its container; everything else does.
         informed |= element.kind != Kind::Chord || element.percussion;
