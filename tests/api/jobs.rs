@@ -41,6 +41,12 @@ async fn submit(app: &TestApp, body: &Value, key: Option<&str>) -> reqwest::Resp
     request.send().await.unwrap()
 }
 
+/// Submits a tiny job of `epochs` on the dataset; its id.
+async fn submitted_id(app: &TestApp, dataset: &str, epochs: u32) -> String {
+    let submitted: Value = submit(app, &tiny_job(dataset, epochs), None).await.json().await.unwrap();
+    submitted["id"].as_str().expect("a submitted job has an id").to_owned()
+}
+
 async fn job(app: &TestApp, id: &str) -> Value {
     let response = app.get(&format!("/v1/training-jobs/{id}")).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -186,8 +192,7 @@ async fn a_job_trains_registers_a_model_and_streams_its_progress_on_postgres() {
 async fn server_sent_events_carry_the_same_messages() {
     let app = with_worker(TestDatabase::sqlite()).await;
     let dataset = upload_mini(&app).await;
-    let submitted: Value = submit(&app, &tiny_job(&dataset, 2), None).await.json().await.unwrap();
-    let id = submitted["id"].as_str().unwrap();
+    let id = &submitted_id(&app, &dataset, 2).await;
     let response = app
         .client
         .get(app.url(&format!("/v1/training-jobs/{id}/events")))
@@ -321,8 +326,7 @@ async fn cancelling_queued_and_running_jobs() {
     // No workers: jobs stay queued.
     let app = spawn_app(Options::default()).await;
     let dataset = upload_mini(&app).await;
-    let queued: Value = submit(&app, &tiny_job(&dataset, 1), None).await.json().await.unwrap();
-    let id = queued["id"].as_str().unwrap();
+    let id = &submitted_id(&app, &dataset, 1).await;
 
     // A dataset a queued job needs cannot be deleted.
     let delete = app.client.delete(app.url(&format!("/v1/datasets/{dataset}"))).send().await.unwrap();
@@ -367,8 +371,8 @@ async fn a_running_job_stops_within_a_heartbeat_of_cancel() {
     eprintln!("cancel took effect after {} ms", took.as_millis());
 
     // The worker is free again: the next job runs.
-    let next: Value = submit(&app, &tiny_job(&dataset, 1), None).await.json().await.unwrap();
-    assert_eq!(finished(&app, next["id"].as_str().unwrap()).await["state"], "succeeded");
+    let next = submitted_id(&app, &dataset, 1).await;
+    assert_eq!(finished(&app, &next).await["state"], "succeeded");
 }
 
 #[tokio::test]
@@ -391,8 +395,8 @@ async fn a_poison_job_uses_its_attempts_and_fails_with_a_readable_error() {
 async fn websocket_clients_can_leave_early() {
     let app = spawn_app(Options::default()).await;
     let dataset = upload_mini(&app).await;
-    let submitted: Value = submit(&app, &tiny_job(&dataset, 1), None).await.json().await.unwrap();
-    let url = format!("ws://{}/v1/training-jobs/{}/events", app.addr, submitted["id"].as_str().unwrap());
+    let id = submitted_id(&app, &dataset, 1).await;
+    let url = format!("ws://{}/v1/training-jobs/{id}/events", app.addr);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let first = socket.next().await.unwrap().unwrap();
     let snapshot: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
@@ -485,8 +489,7 @@ async fn a_corrupt_job_row_is_an_error_not_a_job_with_empty_fields() {
     use sqlx::Connection;
     let app = spawn_app(Options::default()).await;
     let dataset = upload_mini(&app).await;
-    let created: Value = submit(&app, &tiny_job(&dataset, 2), None).await.json().await.unwrap();
-    let id = created["id"].as_str().unwrap();
+    let id = &submitted_id(&app, &dataset, 2).await;
     assert_eq!(job(&app, id).await["epochs_planned"], 2);
 
     let mut database = sqlx::sqlite::SqliteConnection::connect(&app.database_url).await.unwrap();
