@@ -254,6 +254,24 @@ impl Datasets {
         self.store.dataset(id).await?.map(|row| Dataset::from_row(row, true)).transpose()
     }
 
+    /// One of the dataset's files, the `pick(count)`th in dataset order: read alone,
+    /// not with the rest of the dataset. None when the dataset has no files (or is
+    /// not there).
+    pub async fn one_file(
+        &self,
+        id: &str,
+        pick: impl FnOnce(usize) -> usize,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
+        let rows = self.store.dataset_files(id).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let row = &rows[pick(rows.len()) % rows.len()];
+        let (blobs, hash) = (self.blobs.clone(), row.sha256.clone());
+        let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash)).await?;
+        Ok(Some(bytes.with_context(|| format!("reading {}", row.file_name))?))
+    }
+
     /// The dataset's files read back from the blob store, ready to train on.
     pub async fn training_data(&self, id: &str) -> anyhow::Result<Option<TrainingData>> {
         let Some(dataset) = self.store.dataset(id).await? else { return Ok(None) };

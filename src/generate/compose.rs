@@ -223,8 +223,11 @@ impl Composer {
                 if bytes.len() > MAX_PRIMER_MIDI_BYTES {
                     return Err(invalid("primer.midi_base64", "must decode to at most 1 MiB"));
                 }
-                // The verdict and reason a dataset upload gives the same file.
-                midi::read_usable(&bytes, false)
+                // The verdict and reason a dataset upload gives the same file, read
+                // off the async runtime (a primer can be a megabyte of MIDI).
+                let read = tokio::task::spawn_blocking(move || midi::read_usable(&bytes, false));
+                read.await
+                    .map_err(anyhow::Error::from)?
                     .map_err(|unusable| invalid("primer.midi_base64", unusable.to_string()))
             }
             Primer::CompositionId(id) => {
@@ -243,15 +246,17 @@ impl Composer {
         let unavailable =
             || invalid("primer.corpus", "the model's training corpus is not a dataset on this server");
         let id = trained_on.dataset_id().ok_or_else(unavailable)?;
-        let data = self.datasets.training_data(id).await?.ok_or_else(unavailable)?;
-        let crate::train::data::TrainingData::Files { files, .. } = data else { return Err(unavailable()) };
         let mut rng = Rng::new(seed);
-        let (_, bytes) = &files[(rng.next_u64() % files.len().max(1) as u64) as usize];
-        let score = midi::read(bytes).map_err(anyhow::Error::from)?;
-        let beat = u64::from(score.ticks_per_beat.max(1));
-        let bars = score.end_tick() / (4 * beat);
-        let from = (rng.next_u64() % bars.saturating_sub(8).max(1)) * 4 * beat;
-        Ok(window(&score, from, from + 32 * beat))
+        let pick = |count: usize| (rng.next_u64() % count as u64) as usize;
+        let bytes = self.datasets.one_file(id, pick).await?.ok_or_else(unavailable)?;
+        let cut = tokio::task::spawn_blocking(move || {
+            let score = midi::read(&bytes)?;
+            let beat = u64::from(score.ticks_per_beat.max(1));
+            let bars = score.end_tick() / (4 * beat);
+            let from = (rng.next_u64() % bars.saturating_sub(8).max(1)) * 4 * beat;
+            anyhow::Ok(window(&score, from, from + 32 * beat))
+        });
+        Ok(cut.await.map_err(anyhow::Error::from)??)
     }
 }
 

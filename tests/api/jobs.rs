@@ -504,3 +504,25 @@ async fn a_corrupt_job_row_is_an_error_not_a_job_with_empty_fields() {
         assert_eq!(error_body(response).await["error"]["code"], "internal", "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_trained_model_primes_from_a_window_of_its_own_corpus() {
+    let app = with_worker(TestDatabase::sqlite()).await;
+    let dataset = upload_mini(&app).await;
+    let id = submitted_id(&app, &dataset, 1).await;
+    let model = finished(&app, &id).await["model_id"].as_str().expect("a model").to_owned();
+    let compose = |body: Value| {
+        let request = app.client.post(app.url("/v1/generate")).json(&body).send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            response.json::<Value>().await.unwrap()["notes"].clone()
+        }
+    };
+    let primed = json!({"model": model, "length": {"notes": 16}, "seed": 5, "primer": {"corpus": true}});
+    let first = compose(primed.clone()).await;
+    assert!(!first.as_array().unwrap().is_empty());
+    assert_eq!(compose(primed).await, first, "the same seed picks the same file and window");
+    let plain = compose(json!({"model": model, "length": {"notes": 16}, "seed": 5})).await;
+    assert_ne!(plain, first, "the corpus window conditions what follows");
+}
