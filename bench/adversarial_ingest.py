@@ -18,6 +18,7 @@ import concurrent.futures
 import io
 import json
 import os
+import resource
 import socket
 import struct
 import subprocess
@@ -183,16 +184,29 @@ def free_port():
 
 
 def kib(pid, field):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
+    """A /proc/PID/status figure in KiB; None once the server is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return None
+    return None
 
 
 def reset_peak(pid):
-    with open(f"/proc/{pid}/clear_refs", "w") as refs:
-        refs.write("5")
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as refs:
+            refs.write("5")
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+
+
+def growth(pid, before):
+    """Peak RSS growth in MB since `before` (KiB), or why there is none."""
+    peak = kib(pid, "VmHWM")
+    return "server died" if peak is None or before is None else f"{(peak - before) / 1024:.1f}"
 
 
 def upload(base, files):
@@ -213,6 +227,8 @@ def upload(base, files):
             status, text = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        status, text = 0, f"no answer: {error}".encode()
     return status, (time.perf_counter() - started) * 1000, verdict(status, text)
 
 
@@ -236,6 +252,9 @@ def main():
     parser.add_argument("--fugue", default="target/release/fugue")
     parser.add_argument("--only", help="run only the files whose name contains this")
     parser.add_argument("--one-at-a-time", action="store_true", help="skip the eight-at-once runs")
+    parser.add_argument("--memory-cap-gb", type=float,
+                        help="cap the server's address space (RLIMIT_AS), so that a server without the "
+                             "bounds fails alone instead of exhausting the machine")
     args = parser.parse_args()
 
     files = [f for f in hostile_files() if not args.only or args.only in f[0]]
@@ -243,7 +262,11 @@ def main():
     with tempfile.TemporaryDirectory() as data_dir:
         env = dict(os.environ, FUGUE_ADDR=f"127.0.0.1:{port}", FUGUE_DATA_DIR=data_dir,
                    FUGUE_LOG="warn", FUGUE_TRAIN_WORKERS="0")
-        server = subprocess.Popen([args.fugue, "serve"], env=env, stdout=subprocess.DEVNULL)
+        def cap():
+            if args.memory_cap_gb:
+                limit = int(args.memory_cap_gb * 2**30)
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        server = subprocess.Popen([args.fugue, "serve"], env=env, stdout=subprocess.DEVNULL, preexec_fn=cap)
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(600):
@@ -266,10 +289,11 @@ def run(base, pid, files, at_once):
         reset_peak(pid)
         before = kib(pid, "VmRSS")
         status, ms, said = upload(base, [(file_name, data)])
-        grown = (kib(pid, "VmHWM") - before) / 1024
-        worst_ms, worst_mb = max(worst_ms, ms), max(worst_mb, grown)
+        grown = growth(pid, before)
+        worst_ms = max(worst_ms, ms)
+        worst_mb = max(worst_mb, float(grown)) if grown != "server died" else worst_mb
         costs.append((ms, (name, data, file_name)))
-        print(f"{name:<32} {len(data):>10} {status:>6} {ms:>8.0f} {grown:>12.1f}  {said[:90]}", flush=True)
+        print(f"{name:<32} {len(data):>10} {status:>6} {ms:>8.0f} {grown:>12}  {said[:90]}", flush=True)
     print(f"one at a time: worst {worst_ms:.0f} ms (goal {GOAL_MS}), worst peak RSS +{worst_mb:.1f} MB "
           f"(goal {GOAL_MB})")
 
@@ -284,10 +308,10 @@ def run(base, pid, files, at_once):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(lambda f: upload(base, [(f[2], f[1])]), batch))
         ms = (time.perf_counter() - started) * 1000
-        grown = (kib(pid, "VmHWM") - before) / 1024
+        grown = growth(pid, before)
         statuses = sorted({r[0] for r in results})
         print(f"{label}: {ms:.0f} ms in all, slowest {max(r[1] for r in results):.0f} ms, "
-              f"peak RSS +{grown:.1f} MB (goal {GOAL_MB_EIGHT}), statuses {statuses}")
+              f"peak RSS +{grown} MB (goal {GOAL_MB_EIGHT}), statuses {statuses} (0: no answer)")
 
 if __name__ == "__main__":
     sys.exit(main())
