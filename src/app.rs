@@ -26,16 +26,16 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::error::{ApiError, json_error_layer};
 use crate::api::{self, AppState, WEBSOCKET_AUTH_PROTOCOL};
-use crate::config::{GenerationArgs, ServeArgs};
+use crate::config::{GenerationSettings, Settings};
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceReport;
 use crate::devices::default_devices;
-use crate::error::{ApiError, json_error_layer};
 use crate::generate::compose::Composer;
 use crate::generate::engine::{Engine, EngineConfig};
+use crate::jobs::Jobs;
 use crate::jobs::worker::{WorkerContext, run_pool, worker_devices, worker_name};
-use crate::jobs::{Jobs, QueueConfig};
 use crate::model::registry::ModelRegistry;
 use crate::observability::{HttpMetrics, track_requests};
 use crate::store::Store;
@@ -51,7 +51,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl App {
     /// Opens the database (migrating it), builds the router and binds the listener.
-    pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let args = &settings;
         let store = Store::open(&args.storage.database_url()).await?;
         let devices = DeviceReport::probe();
         if !devices.cuda_library_loaded {
@@ -60,7 +61,7 @@ impl App {
         let storage = &args.storage;
         let datasets =
             Datasets::new(store.clone(), BlobStore::new(&storage.data_dir), IngestLimits::default());
-        let jobs = Jobs::new(store.clone(), QueueConfig::of(&args.queue));
+        let jobs = Jobs::new(store.clone(), args.queue.clone());
         let models =
             ModelRegistry::new(store.clone(), &storage.models_dir, &storage.data_dir, &storage.default_model);
         let composer = Composer {
@@ -82,14 +83,14 @@ impl App {
         let router = router(state, args);
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
-        let workers = (args.workers.train_workers > 0).then(|| {
+        let workers = (args.training.workers > 0).then(|| {
             let context =
                 WorkerContext { jobs, datasets, data_dir: storage.data_dir.clone(), name: worker_name() };
             let (stop, stopped) = watch::channel(false);
             let pool = run_pool(
                 context,
-                worker_devices(&args.workers),
-                args.workers.train_workers,
+                worker_devices(&args.training),
+                args.training.workers,
                 storage.postgres_url(),
                 stopped,
             );
@@ -123,20 +124,20 @@ impl App {
     }
 }
 
-fn engine_config(args: &GenerationArgs) -> EngineConfig {
-    let devices = if args.generate_devices.is_empty() {
+fn engine_config(args: &GenerationSettings) -> EngineConfig {
+    let devices = if args.devices.is_empty() {
         default_devices(usize::try_from(tch::Cuda::device_count()).unwrap_or(0))
     } else {
-        args.generate_devices.clone()
+        args.devices.clone()
     };
     EngineConfig {
         devices,
         max_sessions_per_worker: args.max_sessions_per_worker.max(1),
-        cache_bytes: args.model_cache_mb.saturating_mul(1024 * 1024),
+        cache_bytes: args.model_cache_bytes,
     }
 }
 
-fn router(state: AppState, args: &ServeArgs) -> Router {
+fn router(state: AppState, args: &Settings) -> Router {
     let (api_routes, openapi) = api::routes().split_for_parts();
     let metrics = state.metrics.clone();
     let routes = Router::new()
@@ -155,7 +156,7 @@ fn router(state: AppState, args: &ServeArgs) -> Router {
 /// The middleware every request passes, outermost first: it gets an id before it
 /// is traced, and every answer, whichever layer produced it, leaves in the JSON
 /// error shape.
-fn with_service_layers(routes: Router, args: &ServeArgs) -> Router {
+fn with_service_layers(routes: Router, args: &Settings) -> Router {
     let api_keys: Arc<[String]> = args.api_keys.iter().filter(|key| !key.is_empty()).cloned().collect();
     let layers = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
@@ -168,7 +169,7 @@ fn with_service_layers(routes: Router, args: &ServeArgs) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(middleware::map_response(json_error_layer))
         .layer(CatchPanicLayer::new())
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, args.request_timeout()))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, args.request_timeout))
         .layer(middleware::from_fn_with_state(api_keys, require_api_key))
         // Innermost: it changes the request body type, which only the router accepts.
         .layer(RequestBodyLimitLayer::new(args.max_body_bytes));
@@ -215,14 +216,14 @@ mod tests {
 
     use super::*;
 
-    /// Serve arguments as the command line would give them.
-    fn serve_args(extra: &[&str]) -> ServeArgs {
+    /// Server settings as the command line would give them.
+    fn serve_args(extra: &[&str]) -> Settings {
         #[derive(Parser)]
         struct Wrapper {
             #[command(flatten)]
-            args: ServeArgs,
+            args: crate::cli::args::ServeArgs,
         }
-        Wrapper::parse_from(std::iter::once("fugue").chain(extra.iter().copied())).args
+        Wrapper::parse_from(std::iter::once("fugue").chain(extra.iter().copied())).args.settings()
     }
 
     async fn call(router: Router, request: axum::http::Request<Body>) -> (StatusCode, Value) {

@@ -1,36 +1,55 @@
 //! fugue: train LSTM music models on MIDI corpora and serve compositions.
+//!
+//! Seven layers, top first; a module imports its own layer and those below it,
+//! never one above (`tests/api/architecture.rs` holds the crate to this):
+//! 1. HTTP and commands: `app`, `api`, `cli`, `observability`;
+//! 2. services: `datasets`, `jobs`, `generate`;
+//! 3. the trainer: `train`;
+//! 4. networks, artifacts and their registry: `model`;
+//! 5. representations: `repr`;
+//! 6. MIDI: `midi`;
+//! 7. storage, settings and leaf helpers: `store`, `config`, `devices`, `shared`.
 
-/// HTTP handlers, one file per resource, and the OpenAPI document.
+// 1. HTTP and commands
+/// HTTP handlers, one file per resource, the HTTP error type and the OpenAPI document.
 pub mod api;
 /// Router, middleware, listener and graceful shutdown.
 pub mod app;
-/// Side-by-side speed benchmarks (`fugue bench`).
-pub mod bench;
-/// `fugue train` and `fugue eval`.
+/// The command line: its argument tree and the commands outside the server.
 pub mod cli;
-/// Command line and `FUGUE_*` environment configuration.
-pub mod config;
+/// Tracing set-up and Prometheus metrics.
+pub mod observability;
+
+// 2. Services
 /// Datasets: ingest of uploaded MIDI files and zips, reports, storage.
 pub mod datasets;
-/// Compute devices: CPU and CUDA, as libtorch sees them.
-pub mod devices;
-/// The JSON error shape of every failed request.
-pub mod error;
 /// Generation: requests, constrained decoding, the batching device engine.
 pub mod generate;
 /// Training jobs: the queue's workers and the job views clients follow.
 pub mod jobs;
-/// MIDI files in and out, and the Score they are read into.
-pub mod midi;
-/// Model artifacts on disk and the model registry.
+
+// 3. The trainer
+/// Training: the loop, checkpoints, early stopping, the piano-roll benchmark.
+pub mod train;
+
+// 4. Networks, artifacts and their registry
+/// Model networks, presets, hyperparameters, artifacts on disk and the model registry.
 pub mod model;
-/// Tracing set-up and Prometheus metrics.
-pub mod observability;
+
+// 5. Representations
 /// Representations: Score ⇄ training sequences.
 pub mod repr;
+
+// 6. MIDI
+/// MIDI files in and out, and the Score they are read into.
+pub mod midi;
+
+// 7. Storage, settings and leaf helpers
+/// The settings a server or worker pool is built from.
+pub mod config;
+/// Compute devices: CPU and CUDA, as libtorch sees them.
+pub mod devices;
 /// Leaf helpers every layer may use: time stamps, hashes, the shutdown signal.
 pub mod shared;
 /// Storage: Postgres or SQLite, the only place with SQL.
 pub mod store;
-/// Training: the loop, checkpoints, early stopping, the piano-roll benchmark.
-pub mod train;

@@ -9,15 +9,21 @@ use axum::response::Response;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LoggingArgs};
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
-/// Installs the global subscriber. Logs go to stderr so that commands printing
-/// documents to stdout (`fugue openapi`) stay clean.
-pub fn init_tracing(args: &LoggingArgs) -> anyhow::Result<()> {
+/// Installs the global subscriber with a `tracing` filter such as `info` or
+/// `fugue=debug`. Logs go to stderr so that commands printing documents to stdout
+/// (`fugue openapi`) stay clean.
+pub fn init_tracing(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter =
-        EnvFilter::try_new(&args.log).map_err(|e| anyhow::anyhow!("FUGUE_LOG is not a valid filter: {e}"))?;
+        EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("FUGUE_LOG is not a valid filter: {e}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.log_format {
+    match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
     }

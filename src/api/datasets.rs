@@ -8,8 +8,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::error::{ApiError, ErrorBody};
 use crate::datasets::{CreateError, Dataset, IngestError, Upload};
-use crate::error::{ApiError, ErrorBody};
 use crate::store::DatasetDeletion;
 
 /// Longest accepted dataset name, in characters.

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::json::{ValidJson, parse};
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::generate::compose::{ComposeError, Composer, Composition, OpenSession};
 use crate::generate::engine::SessionEvent;
 use crate::generate::request::{GenerateRequest, Pacing};

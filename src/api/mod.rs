@@ -4,6 +4,7 @@
 mod accept;
 mod compositions;
 mod datasets;
+pub mod error;
 mod generate;
 mod health;
 pub mod json;
@@ -19,9 +20,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use self::error::ErrorBody;
 use crate::datasets::Datasets;
 use crate::devices::DeviceReport;
-use crate::error::ErrorBody;
 use crate::generate::compose::Composer;
 use crate::jobs::Jobs;
 use crate::model::registry::ModelRegistry;
@@ -137,7 +138,7 @@ fn require_bearer(document: &mut utoipa::openapi::OpenApi) {
 fn state_hyperparameter_ranges(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{RefOr, Schema};
 
-    use crate::config::{HYPERPARAMETER_RANGES, Low};
+    use crate::model::hyperparameters::{Low, ranges};
     let number = |value: f64| {
         if value.fract() == 0.0 { utoipa::Number::Int(value as isize) } else { utoipa::Number::Float(value) }
     };
@@ -146,12 +147,12 @@ fn state_hyperparameter_ranges(document: &mut utoipa::openapi::OpenApi) {
     else {
         return;
     };
-    for &(field, low, high) in &HYPERPARAMETER_RANGES {
+    for (field, range) in ranges() {
         let Some(RefOr::T(Schema::Object(property))) = overrides.properties.get_mut(field) else { continue };
-        (property.minimum, property.exclusive_minimum) = match low {
+        (property.minimum, property.exclusive_minimum) = match range.low {
             Low::From(low) => (Some(number(low)), None),
             Low::Above(low) => (None, Some(number(low))),
         };
-        property.maximum = Some(number(high));
+        property.maximum = Some(number(range.high));
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::AppState;
-use crate::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody};
 use crate::model::registry::{ModelDetail, ModelInfo, RegistryError};
 
 /// List models: trained ones newest first, then the bundled ones.

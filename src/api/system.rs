@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::error::ApiError;
 use crate::devices::DeviceReport;
-use crate::error::ApiError;
 use crate::store::Backend;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -16,8 +16,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
 use super::AppState;
+use super::error::{ApiError, ErrorBody};
 use super::json::ValidJson;
-use crate::error::{ApiError, ErrorBody};
 use crate::jobs::event_stream::{JobEvent, follow};
 use crate::jobs::{
     CancelError, MAX_IDEMPOTENCY_KEY_CHARS, MAX_LISTED_JOBS, Submission, SubmitError, TrainingJob,

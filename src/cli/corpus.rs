@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 
-use crate::config::TrainArgs;
+use crate::cli::args::TrainArgs;
 use crate::datasets::{self, BlobStore, Datasets, IngestLimits, folder_uploads};
 use crate::store::Store;
 use crate::train::data::TrainingData;
@@ -22,7 +22,7 @@ pub fn training_data(args: &TrainArgs) -> anyhow::Result<TrainingData> {
         (None, Some(id)) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                let store = Store::open(&args.storage.database_url()).await?;
+                let store = Store::open(&args.storage.settings().database_url()).await?;
                 let blobs = BlobStore::new(&args.storage.data_dir);
                 let datasets = Datasets::new(store.clone(), blobs, IngestLimits::default());
                 let data = datasets.training_data(id).await?.with_context(|| format!("no dataset `{id}`"));

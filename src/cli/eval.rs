@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 
-use crate::config::{EvalArgs, Split};
+use crate::cli::args::{EvalArgs, Split};
 use crate::model::artifact::{LoadedModel, Net};
 use crate::repr::pianoroll::BenchmarkSplits;
 use crate::train::roll_training;

@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 
-use crate::config::{GenerateArgs, MAX_GENERATE_LENGTH};
+use crate::cli::args::{GenerateArgs, MAX_GENERATE_LENGTH};
 use crate::generate::offline;
 use crate::midi::{self, TempoChange};
 use crate::model::artifact::LoadedModel;

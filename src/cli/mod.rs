@@ -1,5 +1,8 @@
-//! The commands that run outside the server: train, generate, eval, and tokens.
+//! The command line: its argument tree, and the commands that run outside the
+//! server (train, generate, eval, tokens, bench).
 
+pub mod args;
+mod bench;
 mod corpus;
 mod eval;
 mod generate;
@@ -8,18 +11,43 @@ mod train;
 
 use tch::Device;
 
-pub use self::eval::eval;
-pub use self::generate::generate;
-pub use self::tokens::tokens;
-pub use self::train::train;
-use crate::config::TorchArgs;
-use crate::devices::default_devices;
+use self::args::{Command, TorchArgs};
+use crate::devices::DeviceReport;
+
+/// Runs one command to its end (`serve` and `worker` until a shutdown signal).
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => async_runtime()?.block_on(async {
+            let app = crate::app::App::build(args.settings()).await?;
+            app.run(crate::shared::shutdown_signal()).await
+        }),
+        Command::Worker(args) => {
+            async_runtime()?.block_on(crate::jobs::worker::run_standalone(args.settings()))
+        }
+        Command::Openapi => print_json(&crate::api::openapi()),
+        Command::Devices => print_json(&DeviceReport::probe()),
+        Command::Bench(args) => bench::run(&args),
+        Command::Train(args) => train::train(&args),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Tokens(args) => tokens::tokens(&args),
+        Command::Generate(args) => generate::generate(&args),
+    }
+}
+
+fn async_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new()
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
 
 impl TorchArgs {
     /// Sets the thread count and returns the device to use.
     pub(crate) fn apply(&self) -> Device {
         tch::set_num_threads(self.threads.max(1));
         let cuda = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
-        self.device.unwrap_or_else(|| default_devices(cuda)[0]).0
+        self.device.unwrap_or_else(|| crate::devices::default_devices(cuda)[0]).0
     }
 }

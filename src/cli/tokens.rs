@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::config::TokensArgs;
+use crate::cli::args::TokensArgs;
 use crate::datasets::{IngestLimits, Upload, folder_uploads, ingest};
 use crate::midi::read_usable;
 use crate::model::presets::Family;

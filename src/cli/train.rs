@@ -6,15 +6,16 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 
 use super::corpus::training_data;
-use crate::config::TrainArgs;
+use crate::cli::args::TrainArgs;
 use crate::model::artifact;
 use crate::train::run::{TrainingRun, train as run_training};
 use crate::train::{Control, EpochMetrics};
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
-    args.overrides.validate()?;
-    let hyperparameters = args.overrides.apply_to(args.preset.defaults());
+    let overrides = args.hyperparameters.overrides();
+    overrides.validate()?;
+    let hyperparameters = overrides.apply_to(args.preset.defaults());
     let epochs = hyperparameters.epochs;
     let checkpoints = args.checkpoint_dir.clone().unwrap_or_else(|| args.out.with_extension("checkpoint"));
     eprintln!(

@@ -1,21 +1,21 @@
 //! Training jobs: submission, the views clients read, and the workers that run them.
 //!
 //! The queue itself (claims, leases, fencing, reaping) is SQL in `store::jobs`;
-//! [`worker`] runs claimed jobs on devices, [`events`] follows a job for clients.
+//! [`worker`] runs claimed jobs on devices, [`event_stream`] follows a job for clients.
 
 pub mod event_stream;
 pub mod worker;
 
 use anyhow::Context;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
-use crate::config::{HyperparameterOverrides, QueueArgs};
+use crate::config::QueueSettings;
+use crate::model::hyperparameters::HyperparameterOverrides;
 use crate::model::presets::Preset;
 use crate::shared::rfc3339;
 use crate::store::{Enqueued, EpochRow, JobRow, JobState, NewJob, Store};
@@ -141,42 +141,11 @@ impl TrainingJob {
     }
 }
 
-/// How the queue behaves: leases, heartbeats, retries.
-#[derive(Debug, Clone)]
-pub struct QueueConfig {
-    pub lease_timeout: Duration,
-    pub heartbeat: Duration,
-    pub poll: Duration,
-    pub max_attempts: i64,
-    /// The first retry waits this long; each later one twice as long, up to 10 minutes.
-    pub retry_backoff: Duration,
-}
-
-impl QueueConfig {
-    pub fn of(args: &QueueArgs) -> QueueConfig {
-        QueueConfig {
-            lease_timeout: Duration::from_millis(args.lease_timeout_ms),
-            heartbeat: Duration::from_millis(args.heartbeat_ms),
-            poll: Duration::from_millis(args.queue_poll_ms),
-            max_attempts: i64::from(args.max_attempts),
-            retry_backoff: Duration::from_millis(args.retry_backoff_ms),
-        }
-    }
-
-    /// Milliseconds a job waits before its next attempt, after `attempt` attempts.
-    pub fn backoff_ms(&self, attempt: i64) -> i64 {
-        const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
-        let base = i64::try_from(self.retry_backoff.as_millis()).unwrap_or(MAX_BACKOFF_MS);
-        let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-        base.saturating_mul(1 << doublings).min(MAX_BACKOFF_MS)
-    }
-}
-
 /// Submitting and reading jobs; shared by the API and the in-process workers.
 #[derive(Clone)]
 pub struct Jobs {
     pub store: Store,
-    pub config: QueueConfig,
+    pub config: QueueSettings,
     /// Wakes this process's idle workers when a job is submitted here.
     pub wake: Arc<Notify>,
 }
@@ -215,7 +184,7 @@ pub struct Submission {
 }
 
 impl Jobs {
-    pub fn new(store: Store, config: QueueConfig) -> Jobs {
+    pub fn new(store: Store, config: QueueSettings) -> Jobs {
         Jobs { store, config, wake: Arc::new(Notify::new()) }
     }
 
@@ -312,24 +281,6 @@ fn request_sha256(request: &TrainingJobRequest) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(backoff_ms: u64) -> QueueConfig {
-        QueueConfig {
-            lease_timeout: Duration::from_secs(30),
-            heartbeat: Duration::from_secs(5),
-            poll: Duration::from_secs(2),
-            max_attempts: 3,
-            retry_backoff: Duration::from_millis(backoff_ms),
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_per_attempt_and_is_capped() {
-        let queue = config(1000);
-        assert_eq!([1, 2, 3, 4].map(|attempt| queue.backoff_ms(attempt)), [1000, 2000, 4000, 8000]);
-        assert_eq!(queue.backoff_ms(40), 600_000);
-        assert_eq!(config(0).backoff_ms(5), 0);
-    }
 
     #[test]
     fn equal_requests_hash_equal_whatever_the_key_order() {

@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::{Jobs, QueueConfig};
-use crate::config::{TrainWorkerArgs, WorkerArgs};
+use super::Jobs;
+use crate::config::{TrainingSettings, WorkerSettings};
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::{DeviceName, default_devices};
 use crate::model::artifact;
-use crate::model::presets::{Hyperparameters, Preset};
+use crate::model::hyperparameters::Hyperparameters;
+use crate::model::presets::Preset;
 use crate::model::registry::{ModelSummary, trained_models_dir};
 use crate::shared::rfc3339;
 use crate::store::{Claim, JobNotifications, JobState, LeaseCheck, ModelRow, Store};
@@ -48,12 +49,12 @@ pub struct WorkerContext {
 
 /// The configured devices, else every CUDA device, else the CPU; sets libtorch's
 /// CPU thread count for the process.
-pub fn worker_devices(args: &TrainWorkerArgs) -> Vec<DeviceName> {
-    tch::set_num_threads(args.threads.max(1));
-    if args.train_devices.is_empty() {
+pub fn worker_devices(settings: &TrainingSettings) -> Vec<DeviceName> {
+    tch::set_num_threads(settings.threads.max(1));
+    if settings.devices.is_empty() {
         default_devices(usize::try_from(tch::Cuda::device_count()).unwrap_or(0))
     } else {
-        args.train_devices.clone()
+        settings.devices.clone()
     }
 }
 
@@ -64,19 +65,19 @@ pub fn worker_name() -> String {
 }
 
 /// `fugue worker`: a pool without the HTTP server, until SIGINT or SIGTERM.
-pub async fn run_standalone(args: &WorkerArgs) -> anyhow::Result<()> {
+pub async fn run_standalone(args: WorkerSettings) -> anyhow::Result<()> {
     let store = Store::open(&args.storage.database_url()).await?;
     let datasets =
         Datasets::new(store.clone(), BlobStore::new(&args.storage.data_dir), IngestLimits::default());
-    let jobs = Jobs::new(store.clone(), QueueConfig::of(&args.queue));
+    let jobs = Jobs::new(store.clone(), args.queue.clone());
     let context =
         WorkerContext { jobs, datasets, data_dir: args.storage.data_dir.clone(), name: worker_name() };
     let (stop, stopped) = watch::channel(false);
-    let devices = worker_devices(&args.workers);
+    let devices = worker_devices(&args.training);
     let pool = tokio::spawn(run_pool(
         context,
         devices,
-        args.workers.train_workers.max(1),
+        args.training.workers.max(1),
         args.storage.postgres_url(),
         stopped,
     ));

@@ -2,6 +2,7 @@
 //! record of their training. Nothing here imports the training loop (`train`).
 
 pub mod artifact;
+pub mod hyperparameters;
 pub mod lstm;
 pub mod melody_net;
 pub mod optim;

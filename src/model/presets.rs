@@ -3,12 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hyperparameters::Hyperparameters;
 use super::melody_net::MelodyNetConfig;
-use super::optim::{OptimizerConfig, OptimizerKind};
+use super::optim::OptimizerKind;
 use super::roll_net::{RollNetConfig, RollOutput};
 use super::seq2seq_net::{RollLoss, Seq2SeqConfig};
 use super::token_net::{Head, TokenNetConfig};
-use super::training_record::FitConfig;
 use crate::repr::events::EventsConfig;
 use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::{NoteChordConfig, Parse};
@@ -38,54 +38,6 @@ pub enum Preset {
     PianorollLstm,
     /// 88-key frames → LSTM → NADE over the keys (the benchmark's RNN-NADE row).
     PianorollNade,
-}
-
-/// Every knob a preset has, by the names users override them with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hyperparameters {
-    pub epochs: u32,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub learning_rate_decay: f64,
-    pub optimizer: OptimizerKind,
-    pub weight_decay: f64,
-    pub clip_grad_norm: Option<f64>,
-    /// Decay of the moving average of the weights that validation and the saved
-    /// model use; 0 uses the last step's weights.
-    #[serde(default)]
-    pub weight_averaging: f64,
-    pub layers: i64,
-    pub hidden_size: i64,
-    /// Hidden units of the NADE output layer (piano-roll NADE only).
-    pub nade_hidden_size: i64,
-    /// Token embedding width (token presets).
-    pub embedding_size: i64,
-    /// Tokens per training window (token presets).
-    pub window: usize,
-    pub dropout: f64,
-    /// DropConnect on the LSTMs' recurrent weights, one mask per batch; 0 turns it
-    /// off.
-    #[serde(default)]
-    pub recurrent_dropout: f64,
-    /// Frames in the cycle whose position the piano-roll LSTM and NADE read beside
-    /// the keys (16 quarter-note frames: four 4/4 bars); 0 for none.
-    #[serde(default)]
-    pub position_period: i64,
-    /// Transpose each training sequence by a random shift of up to this many
-    /// semitones every epoch (piano-roll presets); 0 leaves the data as it is.
-    pub transpose: u8,
-    /// Share of batches that start with teacher forcing (piano-roll seq2seq).
-    pub teacher_forcing: f64,
-    /// The teacher-forcing share is multiplied by this after every epoch.
-    pub teacher_forcing_decay: f64,
-    /// Focal loss γ; 0 trains with plain binary cross-entropy (piano-roll seq2seq).
-    pub focal_gamma: f64,
-    /// Focal loss α, the weight of keys that are on.
-    pub focal_alpha: f64,
-    pub patience: u32,
-    pub validation_fraction: f64,
-    pub seed: u64,
-    pub grid: Grid,
 }
 
 impl Preset {
@@ -284,25 +236,4 @@ pub enum Family {
 pub enum TokenRepresentation {
     Events(EventsConfig),
     NoteChord(NoteChordConfig),
-}
-
-impl Hyperparameters {
-    pub fn optimizer(&self) -> OptimizerConfig {
-        OptimizerConfig {
-            kind: self.optimizer,
-            learning_rate: self.learning_rate,
-            weight_decay: self.weight_decay,
-            clip_grad_norm: self.clip_grad_norm,
-            weight_averaging: self.weight_averaging,
-        }
-    }
-
-    pub fn fit(&self) -> FitConfig {
-        FitConfig {
-            epochs: self.epochs,
-            patience: self.patience,
-            seed: self.seed,
-            learning_rate_decay: self.learning_rate_decay,
-        }
-    }
 }

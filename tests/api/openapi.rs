@@ -30,15 +30,28 @@ async fn served_document_is_openapi_3_1_with_every_route() {
 
 /// The README's limits row for hyperparameters, as the range table spells it.
 fn ranges_as_the_readme_writes_them() -> String {
-    use fugue::config::{HYPERPARAMETER_RANGES, Low};
-    let ranges: Vec<String> = HYPERPARAMETER_RANGES
-        .iter()
-        .map(|&(field, low, high)| match low {
-            Low::From(low) => format!("`{field}` {low}–{high}"),
-            Low::Above(low) => format!("`{field}` ({low}, {high}]"),
-        })
-        .collect();
+    let ranges: Vec<String> =
+        fugue::model::hyperparameters::ranges().map(|(field, range)| format!("`{field}` {range}")).collect();
     format!("| hyperparameters | {}; unknown names refused |", ranges.join(", "))
+}
+
+/// The README's table of hyperparameters: every one the server and the CLI take,
+/// with its meaning and range, in the table's order.
+fn hyperparameter_table_as_the_readme_writes_it() -> String {
+    let mut table = String::from("| hyperparameter | flag | meaning | allowed |\n|---|---|---|---|\n");
+    for declared in fugue::model::hyperparameters::DECLARED {
+        let flag = declared.name.replace('_', "-");
+        let allowed = declared.range.map(|range| range.to_string()).unwrap_or_else(|| "—".to_owned());
+        table += &format!("| `{}` | `--{flag}` | {} | {allowed} |\n", declared.name, declared.meaning);
+    }
+    table
+}
+
+#[test]
+fn the_readme_lists_every_hyperparameter_as_the_table_declares_it() {
+    let readme = std::fs::read_to_string(project_path("README.md")).unwrap();
+    let table = hyperparameter_table_as_the_readme_writes_it();
+    assert!(readme.contains(&table), "the README should have the hyperparameter table\n{table}");
 }
 
 #[test]
@@ -52,11 +65,11 @@ fn the_readme_and_the_document_state_the_hyperparameter_ranges_the_server_enforc
 
     let document = serde_json::to_value(fugue::api::openapi()).unwrap();
     let properties = &document["components"]["schemas"]["HyperparameterOverrides"]["properties"];
-    for &(field, low, high) in &fugue::config::HYPERPARAMETER_RANGES {
-        assert_eq!(properties[field]["maximum"].as_f64(), Some(high), "{field}");
-        let (minimum, exclusive) = match low {
-            fugue::config::Low::From(low) => (Some(low), None),
-            fugue::config::Low::Above(low) => (None, Some(low)),
+    for (field, range) in fugue::model::hyperparameters::ranges() {
+        assert_eq!(properties[field]["maximum"].as_f64(), Some(range.high), "{field}");
+        let (minimum, exclusive) = match range.low {
+            fugue::model::hyperparameters::Low::From(low) => (Some(low), None),
+            fugue::model::hyperparameters::Low::Above(low) => (None, Some(low)),
         };
         assert_eq!(properties[field]["minimum"].as_f64(), minimum, "{field}");
         assert_eq!(properties[field]["exclusiveMinimum"].as_f64(), exclusive, "{field}");

@@ -200,13 +200,12 @@ fn new_job(id: &str, max_attempts: i64) -> fugue::store::NewJob {
 
 #[tokio::test]
 async fn failed_attempts_back_off_by_the_formula_until_the_attempts_run_out() {
-    use fugue::jobs::QueueConfig;
     use fugue::store::{Enqueued, JobState};
     each_backend(|database| async move {
         let store = Store::open(database.url()).await.unwrap();
         store.insert_dataset(dataset_row("d1"), &[file_row("a", "x")]).await.unwrap();
         assert!(matches!(store.enqueue_job(new_job("poison", 3), 100).await.unwrap(), Enqueued::Created(_)));
-        let config = QueueConfig::of(&crate::support::fast_queue());
+        let config = crate::support::fast_queue();
         let mut waits = Vec::new();
         for attempt in 1..=3 {
             let claim = loop {

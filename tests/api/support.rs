@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fugue::app::App;
+use std::time::Duration;
+
 use fugue::config::{
-    DEFAULT_MAX_BODY_BYTES, GenerationArgs, QueueArgs, ServeArgs, StorageArgs, TrainWorkerArgs,
+    DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings, TrainingSettings,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
@@ -159,35 +161,11 @@ pub async fn spawn_app(options: Options) -> TestApp {
         assert!(!options.bundled_models, "the project's bundled models are never overwritten");
         write_model(&models_dir, "default");
     }
-    let args = ServeArgs {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        storage: StorageArgs {
-            data_dir: dir.path().join("data"),
-            database_url: Some(options.database.url().to_owned()),
-            models_dir,
-            default_model: "default".to_owned(),
-        },
-        static_dir: project_path("static"),
-        api_keys: options.api_keys,
-        max_body_bytes: options.max_body_bytes,
-        request_timeout_secs: 30,
-        workers: TrainWorkerArgs {
-            train_workers: options.train_workers,
-            train_devices: Vec::new(),
-            threads: 1,
-        },
-        queue: fast_queue(),
-        max_queued_jobs: options.max_queued_jobs,
-        generation: GenerationArgs {
-            generate_devices: Vec::new(),
-            max_sessions_per_worker: options.max_sessions_per_worker,
-            model_cache_mb: 256,
-        },
-    };
-    let app = App::build(&args).await.expect("the server starts");
+    let settings = settings(&options, dir.path(), models_dir);
+    let data_dir = settings.storage.data_dir.clone();
+    let app = App::build(settings).await.expect("the server starts");
     let addr = app.local_addr();
     tokio::spawn(app.run(std::future::pending()));
-    let data_dir = args.storage.data_dir.clone();
     let database_url = options.database.url().to_owned();
     TestApp {
         addr,
@@ -199,26 +177,52 @@ pub async fn spawn_app(options: Options) -> TestApp {
     }
 }
 
+/// The server's settings for `options`, its state under `dir`.
+fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
+    Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        storage: StorageSettings {
+            data_dir: dir.join("data"),
+            database_url: Some(options.database.url().to_owned()),
+            models_dir,
+            default_model: "default".to_owned(),
+        },
+        static_dir: project_path("static"),
+        api_keys: options.api_keys.clone(),
+        max_body_bytes: options.max_body_bytes,
+        request_timeout: Duration::from_secs(30),
+        training: TrainingSettings { workers: options.train_workers, devices: Vec::new(), threads: 1 },
+        queue: fast_queue(),
+        max_queued_jobs: options.max_queued_jobs,
+        generation: GenerationSettings {
+            devices: Vec::new(),
+            max_sessions_per_worker: options.max_sessions_per_worker,
+            model_cache_bytes: 256 * 1024 * 1024,
+        },
+    }
+}
+
 /// Queue timings for tests: leases of 1.5 s, heartbeats every 200 ms.
-pub fn fast_queue() -> QueueArgs {
-    QueueArgs {
-        lease_timeout_ms: 1500,
-        heartbeat_ms: 200,
-        queue_poll_ms: 200,
+pub fn fast_queue() -> QueueSettings {
+    QueueSettings {
+        lease_timeout: Duration::from_millis(1500),
+        heartbeat: Duration::from_millis(200),
+        poll: Duration::from_millis(200),
         max_attempts: 3,
-        retry_backoff_ms: 100,
+        retry_backoff: Duration::from_millis(100),
     }
 }
 
 /// The same timings as `fugue` environment variables, for worker processes.
 pub fn fast_queue_env() -> Vec<(&'static str, String)> {
     let queue = fast_queue();
+    let ms = |duration: Duration| duration.as_millis().to_string();
     vec![
-        ("FUGUE_LEASE_TIMEOUT_MS", queue.lease_timeout_ms.to_string()),
-        ("FUGUE_HEARTBEAT_MS", queue.heartbeat_ms.to_string()),
-        ("FUGUE_QUEUE_POLL_MS", queue.queue_poll_ms.to_string()),
+        ("FUGUE_LEASE_TIMEOUT_MS", ms(queue.lease_timeout)),
+        ("FUGUE_HEARTBEAT_MS", ms(queue.heartbeat)),
+        ("FUGUE_QUEUE_POLL_MS", ms(queue.poll)),
         ("FUGUE_MAX_ATTEMPTS", queue.max_attempts.to_string()),
-        ("FUGUE_RETRY_BACKOFF_MS", queue.retry_backoff_ms.to_string()),
+        ("FUGUE_RETRY_BACKOFF_MS", ms(queue.retry_backoff)),
     ]
 }
 

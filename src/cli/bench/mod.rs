@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::config::{BenchArgs, BenchCommand, IngestBenchArgs, TrainBenchArgs};
+use crate::cli::args::{BenchArgs, BenchCommand, IngestBenchArgs, TrainBenchArgs};
 use crate::datasets::{IngestLimits, folder_uploads, ingest};
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {

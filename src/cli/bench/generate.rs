@@ -15,7 +15,7 @@ use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use super::reference;
-use crate::config::GenerateBenchArgs;
+use crate::cli::args::GenerateBenchArgs;
 use crate::devices::DeviceName;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;

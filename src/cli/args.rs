@@ -1,0 +1,448 @@
+//! The command line: every subcommand's flags, and the settings they make.
+//!
+//! Every flag can also be given as an environment variable (`FUGUE_*`, plus the
+//! conventional `DATABASE_URL`); a flag on the command line wins over the variable.
+//! This is the only module that knows clap's argument tree; the server and the
+//! workers are built from plain [`crate::config`] settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{
+    DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings, TrainingSettings,
+    WorkerSettings,
+};
+use crate::model::hyperparameters::{self, Declared, HyperparameterOverrides};
+use crate::observability::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "fugue", version, about = "Train music models on MIDI corpora and serve compositions")]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API, the browser page and the generation engine.
+    Serve(ServeArgs),
+    /// Run training workers alone, taking jobs from the shared queue (scale-out).
+    Worker(WorkerArgs),
+    /// Train a model on a folder of MIDI files or a benchmark JSON, with progress.
+    Train(Box<TrainArgs>),
+    /// Generate a composition from the command line and write it as a MIDI file.
+    Generate(GenerateArgs),
+    /// Score a model on a benchmark split; prints one JSON line.
+    Eval(EvalArgs),
+    /// Print the tokens a token preset makes of MIDI files, as JSON.
+    Tokens(TokensArgs),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+    /// Run the side-by-side speed benchmarks.
+    Bench(BenchArgs),
+    /// List the compute devices libtorch sees, and whether CUDA support is loaded.
+    Devices,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[arg(long, value_enum)]
+    pub preset: crate::model::presets::Preset,
+    /// A folder of MIDI files (and zips), or a piano-roll benchmark JSON with
+    /// `train` and `valid` splits.
+    #[arg(long, required_unless_present = "dataset", conflicts_with = "dataset")]
+    pub data: Option<PathBuf>,
+    /// An uploaded dataset's id, read from the database and data dir (see `--data-dir`).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Where the model artifact is written (replaced atomically when it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Device to train on: `cpu` or `cuda:N`. Default: `cuda:0` when present, else `cpu`.
+    #[command(flatten)]
+    pub torch: TorchArgs,
+    /// Checkpoints go here; a run finds its checkpoint and resumes. Default: `<out>.checkpoint`.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub hyperparameters: HyperparameterFlags,
+}
+
+/// Where and how libtorch computes, for the commands that run models.
+#[derive(Debug, Clone, Args)]
+pub struct TorchArgs {
+    /// `cpu` or `cuda:N`. Default: `cuda:0` when present, else `cpu`.
+    #[arg(long, env = "FUGUE_DEVICE")]
+    pub device: Option<crate::devices::DeviceName>,
+    /// libtorch CPU threads. 1 avoids OpenMP spin-waiting when the machine is shared.
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+}
+
+macro_rules! hyperparameter_flags {
+    ($($(#[$attribute:meta])* $name:ident: $type:ty, $meaning:literal, $range:expr;)*) => {
+        /// Every hyperparameter as a flag of `fugue train` (`--hidden-size 128`),
+        /// from the one table in `model::hyperparameters`.
+        #[derive(Debug, Clone, Default, Args)]
+        pub struct HyperparameterFlags {
+            $(#[arg(long, help = flag_help(stringify!($name)))] pub $name: Option<$type>,)*
+        }
+
+        impl HyperparameterFlags {
+            pub fn overrides(&self) -> HyperparameterOverrides {
+                HyperparameterOverrides { $($name: self.$name.clone(),)* }
+            }
+        }
+    };
+}
+
+crate::for_each_hyperparameter!(hyperparameter_flags);
+
+/// A hyperparameter's meaning and, for numbers, its range, as `--help` shows it.
+fn flag_help(name: &str) -> String {
+    let declared = hyperparameters::DECLARED.iter().find(|declared| declared.name == name);
+    match declared {
+        Some(Declared { meaning, range: Some(range), .. }) => format!("{meaning} Allowed: {range}."),
+        Some(Declared { meaning, range: None, .. }) => (*meaning).to_owned(),
+        None => String::new(),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// The model artifact directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The MIDI file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Length in tokens, or frames for piano-roll models.
+    #[arg(long, default_value_t = 64)]
+    pub length: u32,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Tempo of the written file, in beats per minute.
+    #[arg(long, default_value_t = 100.0)]
+    pub tempo_bpm: f64,
+    #[command(flatten)]
+    pub torch: TorchArgs,
+}
+
+/// Longest `fugue generate --length`.
+pub const MAX_GENERATE_LENGTH: u32 = 10_000;
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The model artifact directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A piano-roll benchmark JSON (`train`, `valid`, `test`).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    #[command(flatten)]
+    pub torch: TorchArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokensArgs {
+    /// A preset with a token representation: fugue, play-bach or classical-piano.
+    #[arg(long, value_enum)]
+    pub preset: crate::model::presets::Preset,
+    /// MIDI files, or folders of them (`.mid`, `.midi`).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Split {
+    Train,
+    Valid,
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Dataset ingest (read + every representation): files/s and MB/s, and the
+    /// tutorials' music21 loop side by side.
+    Ingest(IngestBenchArgs),
+    /// Training steps of an embedding → LSTM → dense next-token model: samples/s
+    /// next to the plain PyTorch loop (`pytorch_reference.py train`) in the same run.
+    Train(TrainBenchArgs),
+    /// Generation steps of a 2×512 next-token model at several batch sizes: the
+    /// hand-written LSTM cell against libtorch's fused op, the engine serving the
+    /// bundled model, and the PyTorch reference (`gen`, `gen-window`) in the same run.
+    Generate(GenerateBenchArgs),
+}
+
+/// The PyTorch reference run side by side, and libtorch's CPU threads for both.
+#[derive(Debug, Clone, Args)]
+pub struct ReferenceArgs {
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+    /// Python with torch 2.13.0, to run the reference in the same run.
+    #[arg(long, env = "FUGUE_BENCH_PYTHON")]
+    pub python: Option<PathBuf>,
+    #[arg(long = "reference", default_value = "../shared/bench/pytorch_reference.py")]
+    pub script: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateBenchArgs {
+    /// Comma-separated batch sizes (streams stepped together).
+    #[arg(long, default_value = "1,4,16,64", value_delimiter = ',')]
+    pub batches: Vec<i64>,
+    #[arg(long, default_value_t = 2)]
+    pub layers: i64,
+    #[arg(long, default_value_t = 512)]
+    pub hidden: i64,
+    #[arg(long, default_value_t = 130)]
+    pub vocab: i64,
+    #[arg(long, default_value_t = 64)]
+    pub embed: i64,
+    /// Timed steps per measurement (after 20 warm-up steps).
+    #[arg(long, default_value_t = 300)]
+    pub steps: u32,
+    /// The model the engine serves for its end-to-end figure.
+    #[arg(long, default_value = "models/default")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainBenchArgs {
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Window length of one sample.
+    #[arg(long, default_value_t = 40)]
+    pub seq: i64,
+    /// Comma-separated layers x hidden sizes to measure, e.g. `2x300,2x512`.
+    #[arg(long, default_value = "2x300,2x512", value_delimiter = ',')]
+    pub sizes: Vec<String>,
+    #[arg(long, default_value_t = 130)]
+    pub vocab: i64,
+    #[arg(long, default_value_t = 64)]
+    pub embed: i64,
+    /// Timed training steps per size (after 5 warm-up steps).
+    #[arg(long, default_value_t = 25)]
+    pub steps: u32,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestBenchArgs {
+    /// Folder of MIDI files to ingest.
+    #[arg(long, env = "FUGUE_BENCH_DATA", default_value = "../shared/data/bach-chorales-midi")]
+    pub data: PathBuf,
+    /// Timed runs; the best is reported.
+    #[arg(long, env = "FUGUE_BENCH_REPEAT", default_value_t = 5)]
+    pub repeat: u32,
+    /// Python with music21 installed, to time the tutorials' ingest in the same run.
+    #[arg(long, env = "FUGUE_BENCH_MUSIC21_PYTHON")]
+    pub music21_python: Option<PathBuf>,
+    /// How many of the files music21 parses (it manages a few per second).
+    #[arg(long, env = "FUGUE_BENCH_MUSIC21_FILES", default_value_t = 60)]
+    pub music21_files: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoggingArgs {
+    /// Log line format.
+    #[arg(long, env = "FUGUE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, for example `info` or `fugue=debug,tower_http=info`.
+    #[arg(long, env = "FUGUE_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Where fugue keeps its state.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the embedded database, datasets, checkpoints and compositions.
+    #[arg(long, env = "FUGUE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `postgres://...` or `sqlite://...`. Unset: `sqlite://<data dir>/fugue.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory of bundled and registered model artifacts.
+    #[arg(long, env = "FUGUE_MODELS_DIR", default_value = "./models")]
+    pub models_dir: PathBuf,
+    /// Name of the model in the models directory that serves when a request names none.
+    #[arg(long, env = "FUGUE_DEFAULT_MODEL", default_value = "default")]
+    pub default_model: String,
+}
+
+impl StorageArgs {
+    pub fn settings(&self) -> StorageSettings {
+        StorageSettings {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            models_dir: self.models_dir.clone(),
+            default_model: self.default_model.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, env = "FUGUE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Directory of the browser page served at `/`.
+    #[arg(long, env = "FUGUE_STATIC_DIR", default_value = "./static")]
+    pub static_dir: PathBuf,
+    /// Comma-separated bearer tokens. When set, every `/v1` route requires one.
+    #[arg(long, env = "FUGUE_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "FUGUE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Longest time a request may take before it is answered 408, in seconds.
+    /// WebSocket streams are not bound by it once upgraded.
+    #[arg(long, env = "FUGUE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    #[command(flatten)]
+    pub workers: TrainWorkerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub generation: GenerationArgs,
+    /// Most jobs waiting in the queue; a submission over it answers 429.
+    #[arg(long, env = "FUGUE_MAX_QUEUED_JOBS", default_value_t = 100)]
+    pub max_queued_jobs: i64,
+}
+
+/// The generation engine: its devices and limits.
+#[derive(Debug, Clone, Args)]
+pub struct GenerationArgs {
+    /// Comma-separated devices, one generation worker each. Default: every CUDA
+    /// device, else the CPU.
+    #[arg(long, env = "FUGUE_GENERATE_DEVICES", value_delimiter = ',')]
+    pub generate_devices: Vec<crate::devices::DeviceName>,
+    /// Live generation sessions per worker; more answer 429.
+    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 64)]
+    pub max_sessions_per_worker: usize,
+    /// Model parameters each generation worker keeps loaded, in MiB (least recently used go first).
+    #[arg(long, env = "FUGUE_MODEL_CACHE_MB", default_value_t = 1024)]
+    pub model_cache_mb: u64,
+}
+
+/// `fugue worker`: training workers without the HTTP server, sharing the database
+/// and the data dir (datasets, checkpoints, models) with the servers.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub workers: TrainWorkerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// How many training workers run here, and on which devices.
+#[derive(Debug, Clone, Args)]
+pub struct TrainWorkerArgs {
+    /// Training workers in this process; 0 runs none (jobs wait for `fugue worker`s).
+    #[arg(long, env = "FUGUE_TRAIN_WORKERS", default_value_t = 1)]
+    pub train_workers: usize,
+    /// Comma-separated devices the workers take in turn, e.g. `cuda:0,cuda:1`.
+    /// Default: every CUDA device, else the CPU.
+    #[arg(long, env = "FUGUE_TRAIN_DEVICES", value_delimiter = ',')]
+    pub train_devices: Vec<crate::devices::DeviceName>,
+    /// libtorch CPU threads. 1 avoids OpenMP spin-waiting when the machine is shared.
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
+}
+
+/// The job queue's timing: leases, heartbeats, polling and retries.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// A running job whose worker has not heartbeaten for this long is requeued.
+    #[arg(long, env = "FUGUE_LEASE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub lease_timeout_ms: u64,
+    /// How often a worker renews its lease (and sees cancellation).
+    #[arg(long, env = "FUGUE_HEARTBEAT_MS", default_value_t = 5_000)]
+    pub heartbeat_ms: u64,
+    /// How often idle workers look for work when no notification wakes them.
+    #[arg(long, env = "FUGUE_QUEUE_POLL_MS", default_value_t = 2_000)]
+    pub queue_poll_ms: u64,
+    /// Attempts a job gets (worker crashes and training errors alike) before it fails for good.
+    #[arg(long, env = "FUGUE_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Wait before the first retry after a crash; doubled for each later one (at most 10 minutes).
+    #[arg(long, env = "FUGUE_RETRY_BACKOFF_MS", default_value_t = 5_000)]
+    pub retry_backoff_ms: u64,
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            addr: self.addr,
+            storage: self.storage.settings(),
+            static_dir: self.static_dir.clone(),
+            api_keys: self.api_keys.clone(),
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            training: self.workers.settings(),
+            queue: self.queue.settings(),
+            generation: GenerationSettings {
+                devices: self.generation.generate_devices.clone(),
+                max_sessions_per_worker: self.generation.max_sessions_per_worker,
+                model_cache_bytes: self.generation.model_cache_mb.saturating_mul(1024 * 1024),
+            },
+            max_queued_jobs: self.max_queued_jobs,
+        }
+    }
+}
+
+impl WorkerArgs {
+    pub fn settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            storage: self.storage.settings(),
+            training: self.workers.settings(),
+            queue: self.queue.settings(),
+        }
+    }
+}
+
+impl TrainWorkerArgs {
+    fn settings(&self) -> TrainingSettings {
+        TrainingSettings {
+            workers: self.train_workers,
+            devices: self.train_devices.clone(),
+            threads: self.threads,
+        }
+    }
+}
+
+impl QueueArgs {
+    fn settings(&self) -> QueueSettings {
+        QueueSettings {
+            lease_timeout: Duration::from_millis(self.lease_timeout_ms),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            poll: Duration::from_millis(self.queue_poll_ms),
+            max_attempts: i64::from(self.max_attempts),
+            retry_backoff: Duration::from_millis(self.retry_backoff_ms),
+        }
+    }
+}
