@@ -1,6 +1,7 @@
-//! Leaf helpers every layer may use: time stamps, content hashes, the shutdown
-//! signal. This module imports nothing from the rest of the crate.
+//! Leaf types and helpers every layer may use: preset names, time stamps, content
+//! hashes, the shutdown signal. This module imports nothing from the rest of the crate.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Milliseconds since the epoch as RFC 3339 with milliseconds, UTC (`…Z`).
@@ -41,5 +42,63 @@ mod tests {
     fn stamps_and_hashes() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
+
+/// A preset: a named recipe of representation, network and hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo),
+    /// embedding → 2×256 LSTM → dense, gradient clipping, decaying learning rate.
+    Fugue,
+    /// The Bach note/chord tutorial: `note-chord` tokens, window 40, LSTM 300 ×2 →
+    /// batch norm → ReLU → dropout → dense; Adam, batch 64.
+    PlayBach,
+    /// The classical-piano tutorial: normal-order `note-chord` tokens, window 100,
+    /// LSTM 512 ×3 (dropout 0.3) → batch norm → dropout → dense 256 → ReLU → batch
+    /// norm → dropout → dense; RMSprop, batch 128.
+    ClassicalPiano,
+    /// The folk-RNN style: `melody-chords` frames (8th notes), an LSTM with two
+    /// softmax heads, one for the melody and one for the chord.
+    FolkRnn,
+    /// 88-key frames, a window in, the next window out: encoder LSTM 512 ×2 →
+    /// decoder LSTM 512 ×2 → dense 256 → ReLU → dropout → 88 logits; BCE or focal
+    /// loss; decaying teacher forcing.
+    PianorollSeq2seq,
+    /// 88-key frames → LSTM → 88 independent sigmoids (the benchmark's LSTM row).
+    PianorollLstm,
+    /// 88-key frames → LSTM → NADE over the keys (the benchmark's RNN-NADE row).
+    PianorollNade,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Fugue => "fugue",
+            Preset::PlayBach => "play-bach",
+            Preset::ClassicalPiano => "classical-piano",
+            Preset::FolkRnn => "folk-rnn",
+            Preset::PianorollSeq2seq => "pianoroll-seq2seq",
+            Preset::PianorollLstm => "pianoroll-lstm",
+            Preset::PianorollNade => "pianoroll-nade",
+        }
+    }
+}
+
+/// A preset name that is none of fugue's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown preset `{0}`")]
+pub struct UnknownPreset(pub String);
+
+impl std::str::FromStr for Preset {
+    type Err = UnknownPreset;
+
+    fn from_str(name: &str) -> Result<Preset, UnknownPreset> {
+        <Preset as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
+            .find(|preset| preset.name() == name)
+            .ok_or_else(|| UnknownPreset(name.to_owned()))
     }
 }

@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 
 use crate::cli::args::TrainArgs;
 use crate::datasets::{self, BlobStore, Datasets, IngestLimits, folder_uploads};
+use crate::model::artifact::Corpus;
 use crate::store::Store;
 use crate::train::data::TrainingData;
 
@@ -17,7 +18,8 @@ pub fn training_data(args: &TrainArgs) -> anyhow::Result<TrainingData> {
             let uploads = folder_uploads(folder).with_context(|| format!("reading {}", folder.display()))?;
             let ingested = datasets::ingest(uploads, false, &IngestLimits::default())?;
             let files = ingested.files.into_iter().map(|(file, bytes)| (file.sha256, bytes)).collect();
-            Ok(TrainingData::Files { files, include_drums: false, source: folder.display().to_string() })
+            let source = Corpus::Path(folder.display().to_string());
+            Ok(TrainingData::Files { files, include_drums: false, source })
         }
         (None, Some(id)) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

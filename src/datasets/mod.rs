@@ -287,7 +287,7 @@ impl Datasets {
                 .collect::<anyhow::Result<Vec<_>>>()
         })
         .await??;
-        let source = crate::model::artifact::DataSource::of_dataset(id);
+        let source = crate::model::artifact::Corpus::Dataset(id.to_owned());
         Ok(Some(TrainingData::Files { files, include_drums: dataset.include_drums, source }))
     }
 

@@ -166,7 +166,7 @@ impl Composer {
         let row = CompositionRow {
             id: uuid::Uuid::new_v4().to_string(),
             model_id: started.model.clone(),
-            seed: started.checked.seed.to_string(),
+            seed: started.checked.seed,
             request: serde_json::to_string(&started.request).map_err(anyhow::Error::from)?,
             notes: serde_json::to_string(&piece.notes).map_err(anyhow::Error::from)?,
             stats: serde_json::to_string(&stats).map_err(anyhow::Error::from)?,
@@ -327,7 +327,7 @@ fn composition_of(row: &CompositionRow) -> anyhow::Result<Composition> {
     Ok(Composition {
         composition_id: row.id.clone(),
         model: row.model_id.clone(),
-        seed: row.seed.parse()?,
+        seed: row.seed,
         notes: serde_json::from_str(&row.notes)?,
         stats: serde_json::from_str(&row.stats)?,
         midi_url: format!("/v1/compositions/{}/midi", row.id),

@@ -59,7 +59,7 @@ pub struct TrainingJob {
     pub name: String,
     pub dataset_id: String,
     #[schema(example = "fugue")]
-    pub preset: String,
+    pub preset: Preset,
     /// The hyperparameters in force: the preset's, with the request's overrides.
     #[schema(value_type = Object)]
     pub hyperparameters: serde_json::Value,
@@ -221,7 +221,7 @@ impl Jobs {
             id: uuid::Uuid::new_v4().to_string(),
             name,
             dataset_id: request.dataset_id.clone(),
-            preset: request.preset.name().to_owned(),
+            preset: request.preset,
             hyperparameters: serde_json::to_string(&hyperparameters)?,
             idempotency_key: submission.idempotency_key.clone(),
             request_sha256: request_sha256(request)?,

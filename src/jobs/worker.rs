@@ -30,7 +30,6 @@ use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::{DeviceName, default_devices};
 use crate::model::artifact;
 use crate::model::hyperparameters::Hyperparameters;
-use crate::model::presets::Preset;
 use crate::model::registry::{ModelSummary, trained_models_dir};
 use crate::shared::rfc3339;
 use crate::store::{Claim, JobNotifications, JobState, LeaseCheck, ModelRow, Store};
@@ -225,7 +224,7 @@ async fn run_claim(
             let row = ModelRow {
                 id: model_id,
                 name: job.name.clone(),
-                preset: job.preset.clone(),
+                preset: job.preset,
                 job_id: Some(job.id.clone()),
                 dataset_id: Some(job.dataset_id.clone()),
                 summary: serde_json::to_string(&ModelSummary::of(&meta)).unwrap_or_default(),
@@ -293,8 +292,7 @@ async fn train_claimed(
     model_dir: &Path,
     signals: Arc<Signals>,
 ) -> anyhow::Result<artifact::ArtifactMeta> {
-    let preset: Preset = serde_json::from_value(serde_json::Value::String(job.preset.clone()))
-        .with_context(|| format!("unknown preset `{}`", job.preset))?;
+    let preset = job.preset;
     let hyperparameters: Hyperparameters =
         serde_json::from_str(&job.hyperparameters).context("reading the job's hyperparameters")?;
     let data = context

@@ -20,6 +20,7 @@ use crate::repr::events::EventsConfig;
 use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::NoteChordConfig;
 use crate::repr::pianoroll::Grid;
+use crate::shared::Preset;
 
 /// The file that makes a directory a model artifact.
 pub const META_FILE: &str = "meta.json";
@@ -33,7 +34,7 @@ pub struct ArtifactMeta {
     pub fugue_version: String,
     /// RFC 3339.
     pub created_at: String,
-    pub preset: String,
+    pub preset: Preset,
     pub representation: Representation,
     pub network: Network,
     /// The hyperparameters as trained, after defaults and overrides.
@@ -62,25 +63,60 @@ pub enum Network {
     Seq2seq(Seq2SeqConfig),
 }
 
-/// What a model was trained on: a dataset id or a path, and the content hash.
+/// What a model was trained on, and the content hash of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSource {
-    pub source: String,
+    pub source: Corpus,
     pub sha256: String,
 }
 
-/// How `source` names an uploaded dataset (anything else is a local path).
-const DATASET_SOURCE_PREFIX: &str = "dataset ";
+/// Where a training corpus came from.
+///
+/// In `meta.json` it is one string, as artifacts have always written it: `dataset
+/// <id>` for an uploaded dataset, anything else a local path. That spelling lives
+/// only in this type's conversions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Corpus {
+    /// An uploaded dataset, by id.
+    Dataset(String),
+    /// A folder of MIDI files or a benchmark JSON given to `fugue train`.
+    Path(String),
+}
+
+const DATASET_PREFIX: &str = "dataset ";
+
+impl From<String> for Corpus {
+    fn from(source: String) -> Corpus {
+        match source.strip_prefix(DATASET_PREFIX) {
+            Some(id) => Corpus::Dataset(id.to_owned()),
+            None => Corpus::Path(source),
+        }
+    }
+}
+
+impl From<Corpus> for String {
+    fn from(corpus: Corpus) -> String {
+        corpus.to_string()
+    }
+}
+
+impl std::fmt::Display for Corpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Corpus::Dataset(id) => write!(f, "{DATASET_PREFIX}{id}"),
+            Corpus::Path(path) => f.write_str(path),
+        }
+    }
+}
 
 impl DataSource {
-    /// The `source` of an uploaded dataset.
-    pub fn of_dataset(id: &str) -> String {
-        format!("{DATASET_SOURCE_PREFIX}{id}")
-    }
-
     /// The uploaded dataset the model was trained on, when it was one.
     pub fn dataset_id(&self) -> Option<&str> {
-        self.source.strip_prefix(DATASET_SOURCE_PREFIX)
+        match &self.source {
+            Corpus::Dataset(id) => Some(id),
+            Corpus::Path(_) => None,
+        }
     }
 }
 
@@ -168,11 +204,11 @@ mod tests {
             format: FORMAT,
             fugue_version: "test".into(),
             created_at: "2026-11-21T00:00:00Z".into(),
-            preset: "pianoroll-lstm".into(),
+            preset: Preset::PianorollLstm,
             representation: Representation::Pianoroll { grid: Grid::Quarter },
             network: Network::Roll(config),
             hyperparameters: serde_json::json!({"epochs": 1}),
-            data: DataSource { source: "test".into(), sha256: "00".into() },
+            data: DataSource { source: Corpus::Path("test".into()), sha256: "00".into() },
             training: FitOutcome {
                 history: vec![],
                 best_epoch: 1,
@@ -181,6 +217,18 @@ mod tests {
             },
             evaluation: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_corpus_reads_and_writes_the_one_string_artifacts_have_always_held() {
+        let data: DataSource = serde_json::from_str(r#"{"source": "dataset 7f3a", "sha256": "00"}"#).unwrap();
+        assert_eq!(data.source, Corpus::Dataset("7f3a".into()));
+        assert_eq!(data.dataset_id(), Some("7f3a"));
+        assert_eq!(serde_json::to_value(&data).unwrap()["source"], "dataset 7f3a");
+        let path: DataSource =
+            serde_json::from_str(r#"{"source": "../shared/data", "sha256": "00"}"#).unwrap();
+        assert_eq!(path.dataset_id(), None);
+        assert_eq!(path.source, Corpus::Path("../shared/data".into()));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Presets: named recipes of representation, network and hyperparameters, each
-//! overridable by name.
+//! overridable by name. The names themselves ([`Preset`]) are a leaf type in
+//! `shared`, so rows in the store can carry them.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::shared::Preset;
 
 use super::hyperparameters::Hyperparameters;
 use super::melody_net::MelodyNetConfig;
@@ -14,45 +17,7 @@ use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::{NoteChordConfig, Parse};
 use crate::repr::pianoroll::Grid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Preset {
-    /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo),
-    /// embedding → 2×256 LSTM → dense, gradient clipping, decaying learning rate.
-    Fugue,
-    /// The Bach note/chord tutorial: `note-chord` tokens, window 40, LSTM 300 ×2 →
-    /// batch norm → ReLU → dropout → dense; Adam, batch 64.
-    PlayBach,
-    /// The classical-piano tutorial: normal-order `note-chord` tokens, window 100,
-    /// LSTM 512 ×3 (dropout 0.3) → batch norm → dropout → dense 256 → ReLU → batch
-    /// norm → dropout → dense; RMSprop, batch 128.
-    ClassicalPiano,
-    /// The folk-RNN style: `melody-chords` frames (8th notes), an LSTM with two
-    /// softmax heads, one for the melody and one for the chord.
-    FolkRnn,
-    /// 88-key frames, a window in, the next window out: encoder LSTM 512 ×2 →
-    /// decoder LSTM 512 ×2 → dense 256 → ReLU → dropout → 88 logits; BCE or focal
-    /// loss; decaying teacher forcing.
-    PianorollSeq2seq,
-    /// 88-key frames → LSTM → 88 independent sigmoids (the benchmark's LSTM row).
-    PianorollLstm,
-    /// 88-key frames → LSTM → NADE over the keys (the benchmark's RNN-NADE row).
-    PianorollNade,
-}
-
 impl Preset {
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Fugue => "fugue",
-            Preset::PlayBach => "play-bach",
-            Preset::ClassicalPiano => "classical-piano",
-            Preset::FolkRnn => "folk-rnn",
-            Preset::PianorollSeq2seq => "pianoroll-seq2seq",
-            Preset::PianorollLstm => "pianoroll-lstm",
-            Preset::PianorollNade => "pianoroll-nade",
-        }
-    }
-
     pub fn defaults(self) -> Hyperparameters {
         let roll = Hyperparameters {
             epochs: 200,

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
+
+use crate::shared::Preset;
 use utoipa::ToSchema;
 
 use super::artifact::{ArtifactMeta, load_meta, read_meta};
@@ -45,7 +47,7 @@ pub struct ModelInfo {
     pub name: String,
     pub source: ModelSource,
     #[schema(example = "fugue")]
-    pub preset: String,
+    pub preset: Preset,
     pub is_default: bool,
     /// The training job that made it (trained models).
     pub job_id: Option<String>,
@@ -218,7 +220,7 @@ impl ModelRegistry {
             info,
             hyperparameters: meta.hyperparameters.clone(),
             representation: representation_kind(&meta),
-            data_source: meta.data.source.clone(),
+            data_source: meta.data.source.to_string(),
             data_sha256: meta.data.sha256.clone(),
             history: meta.training.history.clone(),
             fugue_version: meta.fugue_version.clone(),
@@ -351,7 +353,7 @@ fn bundled_info(id: &str, meta: &ArtifactMeta, default: &str) -> ModelInfo {
         id: id.to_owned(),
         name: id.to_owned(),
         source: ModelSource::Bundled,
-        preset: meta.preset.clone(),
+        preset: meta.preset,
         is_default: id == default,
         job_id: None,
         dataset_id: None,

@@ -10,7 +10,8 @@ use super::{Store, now_ms};
 pub struct CompositionRow {
     pub id: String,
     pub model_id: String,
-    pub seed: String,
+    /// Stored as decimal text: seeds span all of u64, beyond SQL's BIGINT.
+    pub seed: u64,
     pub request: String,
     pub notes: String,
     pub stats: String,
@@ -25,7 +26,7 @@ impl CompositionRow {
         Ok(CompositionRow {
             id: row.try_get("id")?,
             model_id: row.try_get("model_id")?,
-            seed: row.try_get("seed")?,
+            seed: decode_seed(row)?,
             request: row.try_get("request")?,
             notes: row.try_get("notes")?,
             stats: row.try_get("stats")?,
@@ -33,6 +34,12 @@ impl CompositionRow {
             created_at: row.try_get("created_at")?,
         })
     }
+}
+
+/// The `seed` column as the u64 it was written from; anything else is a decode error.
+fn decode_seed(row: &AnyRow) -> sqlx::Result<u64> {
+    let text: String = row.try_get("seed")?;
+    text.parse().map_err(|_| sqlx::Error::Decode(format!("seed `{text}` is not a u64").into()))
 }
 
 impl Store {
@@ -45,7 +52,7 @@ impl Store {
         )
         .bind(&row.id)
         .bind(&row.model_id)
-        .bind(&row.seed)
+        .bind(row.seed.to_string())
         .bind(&row.request)
         .bind(&row.notes)
         .bind(&row.stats)

@@ -11,6 +11,7 @@ use sqlx::any::AnyRow;
 
 use super::models::{ModelRow, insert_model};
 use super::{Backend, Store, now_ms};
+use crate::shared::Preset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -50,7 +51,7 @@ pub struct NewJob {
     pub id: String,
     pub name: String,
     pub dataset_id: String,
-    pub preset: String,
+    pub preset: Preset,
     /// Resolved hyperparameters as JSON.
     pub hyperparameters: String,
     pub idempotency_key: Option<String>,
@@ -63,7 +64,7 @@ pub struct JobRow {
     pub id: String,
     pub name: String,
     pub dataset_id: String,
-    pub preset: String,
+    pub preset: Preset,
     pub hyperparameters: String,
     pub state: JobState,
     pub attempt: i64,
@@ -92,7 +93,7 @@ impl JobRow {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
             dataset_id: row.try_get("dataset_id")?,
-            preset: row.try_get("preset")?,
+            preset: super::decode_preset(row)?,
             hyperparameters: row.try_get("hyperparameters")?,
             state: JobState::parse(&state)
                 .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state `{state}`").into()))?,
@@ -231,7 +232,7 @@ impl Store {
         .bind(&job.id)
         .bind(&job.name)
         .bind(&job.dataset_id)
-        .bind(&job.preset)
+        .bind(job.preset.name())
         .bind(&job.hyperparameters)
         .bind(&job.idempotency_key)
         .bind(&job.request_sha256)

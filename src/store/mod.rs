@@ -172,3 +172,10 @@ pub fn now_ms() -> i64 {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// A row's `preset` column as a [`Preset`]; a name fugue does not know is a
+/// decode error naming it, never a default.
+fn decode_preset(row: &sqlx::any::AnyRow) -> sqlx::Result<crate::shared::Preset> {
+    let name: String = row.try_get("preset")?;
+    name.parse().map_err(|unknown: crate::shared::UnknownPreset| sqlx::Error::Decode(unknown.into()))
+}

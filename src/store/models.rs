@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Store;
+use crate::shared::Preset;
 
 /// The settings key naming the default model (a JSON string).
 const DEFAULT_MODEL_SETTING: &str = "default_model";
@@ -13,7 +14,7 @@ const DEFAULT_MODEL_SETTING: &str = "default_model";
 pub struct ModelRow {
     pub id: String,
     pub name: String,
-    pub preset: String,
+    pub preset: Preset,
     pub job_id: Option<String>,
     pub dataset_id: Option<String>,
     /// Headline figures as JSON.
@@ -28,7 +29,7 @@ impl ModelRow {
         Ok(ModelRow {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
-            preset: row.try_get("preset")?,
+            preset: super::decode_preset(row)?,
             job_id: row.try_get("job_id")?,
             dataset_id: row.try_get("dataset_id")?,
             summary: row.try_get("summary")?,
@@ -47,7 +48,7 @@ pub(super) async fn insert_model(
     )
     .bind(&model.id)
     .bind(&model.name)
-    .bind(&model.preset)
+    .bind(model.preset.name())
     .bind(&model.job_id)
     .bind(&model.dataset_id)
     .bind(&model.summary)

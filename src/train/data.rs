@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::midi::{self, Score};
-use crate::model::artifact::DataSource;
+use crate::model::artifact::{Corpus, DataSource};
 use crate::model::sampling::Rng;
 use crate::repr::pianoroll::{BenchmarkSplits, Frame};
 use crate::shared::sha256_hex;
@@ -15,7 +15,7 @@ pub enum TrainingData {
     /// A benchmark JSON with its own `train` and `valid` splits (piano-roll presets).
     Benchmark(PathBuf),
     /// MIDI files as (content hash, bytes), in the dataset's order.
-    Files { files: Vec<(String, Vec<u8>)>, include_drums: bool, source: String },
+    Files { files: Vec<(String, Vec<u8>)>, include_drums: bool, source: Corpus },
 }
 
 pub type Sequences = (Vec<Vec<Frame>>, Vec<Vec<Frame>>);
@@ -50,7 +50,8 @@ impl TrainingData {
         let TrainingData::Benchmark(json) = self else { return Ok(None) };
         let bytes = std::fs::read(json).with_context(|| format!("reading {}", json.display()))?;
         let splits = BenchmarkSplits::load(json)?;
-        let source = DataSource { source: json.display().to_string(), sha256: sha256_hex(&bytes) };
+        let source =
+            DataSource { source: Corpus::Path(json.display().to_string()), sha256: sha256_hex(&bytes) };
         Ok(Some(((splits.train, splits.valid), source)))
     }
 }

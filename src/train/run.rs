@@ -84,7 +84,7 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
         format: artifact::FORMAT,
         fugue_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        preset: run.preset.name().to_owned(),
+        preset: run.preset,
         representation: fitted.representation,
         network: fitted.network,
         hyperparameters: serde_json::to_value(hp)?,

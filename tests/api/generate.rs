@@ -435,6 +435,30 @@ async fn deleting_a_composition_removes_its_midi_file_unless_something_else_is_t
 }
 
 #[tokio::test]
+async fn a_composition_row_with_a_corrupt_seed_is_an_error_not_a_default() {
+    use sqlx::Connection;
+    let app = bundled(64).await;
+    let piece = composed(&app, &json!({"length": {"notes": 8}, "seed": u64::MAX})).await;
+    let id = piece["composition_id"].as_str().unwrap();
+    let path = format!("/v1/compositions/{id}");
+    assert_eq!(
+        app.get(&path).await.json::<Value>().await.unwrap()["seed"],
+        json!(u64::MAX),
+        "all of u64 keeps"
+    );
+
+    let mut database = sqlx::sqlite::SqliteConnection::connect(&app.database_url).await.unwrap();
+    sqlx::query("UPDATE compositions SET seed = 'seven' WHERE id = ?")
+        .bind(id)
+        .execute(&mut database)
+        .await
+        .unwrap();
+    let response = app.get(&path).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(error_body(response).await["error"]["code"], "internal");
+}
+
+#[tokio::test]
 async fn a_cancel_message_ends_the_stream_and_stores_nothing() {
     let app = bundled(64).await;
     // Realtime pacing over 30 s: without the cancel, the piece would still be playing.

@@ -190,7 +190,7 @@ fn new_job(id: &str, max_attempts: i64) -> fugue::store::NewJob {
         id: id.to_owned(),
         name: "job".to_owned(),
         dataset_id: "d1".to_owned(),
-        preset: "fugue".to_owned(),
+        preset: fugue::shared::Preset::Fugue,
         hyperparameters: "{}".to_owned(),
         idempotency_key: None,
         request_sha256: "0".to_owned(),

@@ -228,7 +228,7 @@ pub fn fast_queue_env() -> Vec<(&'static str, String)> {
 
 /// A real, tiny, untrained piano-roll model artifact.
 pub fn write_model(models_dir: &Path, name: &str) {
-    use fugue::model::artifact::{self, ArtifactMeta, DataSource, Network, Representation};
+    use fugue::model::artifact::{self, ArtifactMeta, Corpus, DataSource, Network, Representation};
     use fugue::model::roll_net::{RollNet, RollNetConfig, RollOutput};
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let config = RollNetConfig::plain(4, 1, RollOutput::Independent);
@@ -237,11 +237,11 @@ pub fn write_model(models_dir: &Path, name: &str) {
         format: artifact::FORMAT,
         fugue_version: "test".into(),
         created_at: "2026-11-21T00:00:00Z".into(),
-        preset: "pianoroll-lstm".into(),
+        preset: fugue::shared::Preset::PianorollLstm,
         representation: Representation::Pianoroll { grid: Default::default() },
         network: Network::Roll(config),
         hyperparameters: serde_json::json!({}),
-        data: DataSource { source: "none".into(), sha256: String::new() },
+        data: DataSource { source: Corpus::Path("none".into()), sha256: String::new() },
         training: fugue::train::FitOutcome {
             history: vec![],
             best_epoch: 0,
