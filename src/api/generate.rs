@@ -45,16 +45,16 @@ pub async fn generate(
     headers: HeaderMap,
     ValidJson(request): ValidJson<GenerateRequest>,
 ) -> Result<Response, ApiError> {
-    let mut started = state.composer.start(request).await?;
+    let mut session = state.composer.start(request).await?;
     let piece = loop {
-        match started.events.recv().await {
+        match session.events.recv().await {
             Some(SessionEvent::Notes(_)) => {}
             Some(SessionEvent::Finished(piece)) => break piece,
             Some(SessionEvent::Failed(message)) => return Err(anyhow::anyhow!(message).into()),
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
-    let (composition, midi) = state.composer.store_piece(&started, piece).await?;
+    let (composition, midi) = state.composer.store_piece(&session, piece).await?;
     let location = HeaderValue::from_str(&format!("/v1/compositions/{}", composition.composition_id))
         .map_err(anyhow::Error::from)?;
     let wants_midi = super::accept::preferred(&headers, &["application/json", "audio/midi"]) == "audio/midi";
@@ -72,7 +72,7 @@ pub async fn generate(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
-    /// The session started: the model and the seed in use.
+    /// The session session: the model and the seed in use.
     Start { model: String, seed: u64 },
     /// Notes as they are sampled (or, with `realtime` pacing, as they sound).
     Notes { notes: Vec<GeneratedNote> },
@@ -120,13 +120,13 @@ async fn stream(mut socket: WebSocket, composer: Composer) {
             details: None,
         }),
     };
-    let started = match request {
+    let session = match request {
         Ok(request) => composer.start(request).await.map_err(ApiError::from),
         Err(error) => Err(error),
     };
-    match started {
-        Ok(started) => {
-            if let Err(error) = follow(&mut socket, &composer, started).await {
+    match session {
+        Ok(session) => {
+            if let Err(error) = follow(&mut socket, &composer, session).await {
                 let _ = send(&mut socket, &StreamMessage::Error { error: error.body().error }).await;
             }
         }
@@ -142,17 +142,17 @@ async fn stream(mut socket: WebSocket, composer: Composer) {
 async fn follow(
     socket: &mut WebSocket,
     composer: &Composer,
-    mut started: OpenSession,
+    mut session: OpenSession,
 ) -> Result<(), ApiError> {
-    let seed = started.checked.seed;
-    if send(socket, &StreamMessage::Start { model: started.model.clone(), seed }).await.is_err() {
+    let seed = session.validated.seed;
+    if send(socket, &StreamMessage::Start { model: session.model.clone(), seed }).await.is_err() {
         return Ok(());
     }
     let began = Instant::now();
-    let realtime = started.checked.pacing == Pacing::Realtime;
+    let realtime = session.validated.pacing == Pacing::Realtime;
     let piece: Piece = loop {
         let event = tokio::select! {
-            event = started.events.recv() => event,
+            event = session.events.recv() => event,
             incoming = socket.recv() => if ends_session(incoming) { return Ok(()) } else { continue },
         };
         match event {
@@ -175,7 +175,7 @@ async fn follow(
     if realtime && !pause_until(socket, began + Duration::from_secs_f64(piece.seconds())).await {
         return Ok(());
     }
-    let (composition, _) = composer.store_piece(&started, piece).await?;
+    let (composition, _) = composer.store_piece(&session, piece).await?;
     let _ = send(socket, &StreamMessage::End { composition: Box::new(composition) }).await;
     Ok(())
 }

@@ -59,7 +59,7 @@ pub struct Stats {
 /// A session under way.
 pub struct OpenSession {
     pub model: String,
-    pub checked: ValidatedRequest,
+    pub validated: ValidatedRequest,
     pub events: mpsc::UnboundedReceiver<SessionEvent>,
     request: GenerateRequest,
     /// The model stays undeletable until the client is done (realtime pacing
@@ -101,7 +101,7 @@ impl Composer {
 
     /// Checks the request against its limits and the model, and starts a session.
     pub async fn start(&self, request: GenerateRequest) -> Result<OpenSession, ComposeError> {
-        let checked = request
+        let validated = request
             .check(rand_seed())
             .map_err(|invalid| ComposeError::Invalid { field: invalid.field, message: invalid.message })?;
         let model = match &request.model {
@@ -114,9 +114,9 @@ impl Composer {
         let meta = load_meta(dir.clone())
             .await
             .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
-        supports(&meta.representation, &checked)?;
+        supports(&meta.representation, &validated)?;
         let primer = match &request.primer {
-            Some(primer) => Some(self.primer(primer, &meta.data, checked.seed).await?),
+            Some(primer) => Some(self.primer(primer, &meta.data, validated.seed).await?),
             None => None,
         };
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
@@ -125,25 +125,25 @@ impl Composer {
         let session = SessionRequest {
             model_id: model.clone(),
             model_dir: dir,
-            checked: checked.clone(),
+            validated: validated.clone(),
             primer,
             hold: Some(hold),
         };
         let events = self.engine.submit(session).map_err(|_| ComposeError::AllWorkersFull)?;
-        Ok(OpenSession { model, checked, events, request, _hold: client_hold })
+        Ok(OpenSession { model, validated, events, request, _hold: client_hold })
     }
 
     /// Stores the finished piece, the MIDI blob first, then the row; returns the
     /// composition and its MIDI file.
     pub async fn store_piece(
         &self,
-        started: &OpenSession,
+        session: &OpenSession,
         piece: Piece,
     ) -> Result<(Composition, Vec<u8>), ComposeError> {
         // The engine's time (the client's pacing is not generation time).
         let elapsed = piece.generated_in;
         let mut score = piece.score();
-        score.key_signatures.extend(started.checked.key_signature);
+        score.key_signatures.extend(session.validated.key_signature);
         let midi = midi::write(&score);
         let hash = sha256_hex(&midi);
         // The blob and its row are written under the lock deletions take, so a
@@ -165,9 +165,9 @@ impl Composer {
         };
         let row = CompositionRow {
             id: uuid::Uuid::new_v4().to_string(),
-            model_id: started.model.clone(),
-            seed: started.checked.seed,
-            request: serde_json::to_string(&started.request).map_err(anyhow::Error::from)?,
+            model_id: session.model.clone(),
+            seed: session.validated.seed,
+            request: serde_json::to_string(&session.request).map_err(anyhow::Error::from)?,
             notes: serde_json::to_string(&piece.notes).map_err(anyhow::Error::from)?,
             stats: serde_json::to_string(&stats).map_err(anyhow::Error::from)?,
             midi_sha256: hash,
@@ -295,20 +295,20 @@ fn score_of_notes(notes: &[PrimerNote]) -> Score {
 }
 
 /// Refuses what the model's representation cannot do, naming the field.
-fn supports(representation: &Representation, checked: &ValidatedRequest) -> Result<(), ComposeError> {
+fn supports(representation: &Representation, validated: &ValidatedRequest) -> Result<(), ComposeError> {
     let (kind, constraints, lengths): (&str, &[&str], &[&str]) = match representation {
         Representation::Events { .. } => return Ok(()),
         Representation::NoteChord { .. } => ("note-chord", &["pitch_range", "key"], &["notes", "tokens"]),
         Representation::MelodyChords { .. } => ("melody-chords", &[], &["notes", "tokens"]),
         Representation::Pianoroll { .. } => ("pianoroll", &[], &["notes", "tokens"]),
     };
-    if let Some(field) = checked.constrained.iter().find(|field| !constraints.contains(field)) {
+    if let Some(field) = validated.constrained.iter().find(|field| !constraints.contains(field)) {
         return Err(invalid(
             field,
             format!("a {kind} model cannot honour `{field}`; use an events model (the `fugue` preset)"),
         ));
     }
-    let length = match checked.length {
+    let length = match validated.length {
         Length::Notes(_) => "notes",
         Length::Tokens(_) => "tokens",
         Length::Bars(_) => "bars",

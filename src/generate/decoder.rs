@@ -55,7 +55,7 @@ struct Pending {
 /// Where a piece being generated stands.
 #[derive(Debug)]
 pub struct EventsDecoder {
-    checked: ValidatedRequest,
+    request: ValidatedRequest,
     last: Option<Token>,
     bars: u32,
     bar_start: u64,
@@ -81,13 +81,13 @@ pub struct EventsDecoder {
 const MAX_NOTE_BEATS: u64 = 16;
 
 impl EventsDecoder {
-    pub fn new(checked: ValidatedRequest, grammar: &EventsGrammar) -> EventsDecoder {
-        let meter = checked.time_signature.unwrap_or((4, 4));
-        let tempo = checked.tempo_bpm.unwrap_or(120.0);
+    pub fn new(request: ValidatedRequest, grammar: &EventsGrammar) -> EventsDecoder {
+        let meter = request.time_signature.unwrap_or((4, 4));
+        let tempo = request.tempo_bpm.unwrap_or(120.0);
         EventsDecoder {
             bar_units: bar_units(meter, grammar.config.grid_per_beat),
             meter,
-            checked,
+            request,
             last: None,
             bars: 0,
             bar_start: 0,
@@ -134,7 +134,7 @@ impl EventsDecoder {
     }
 
     fn allows(&self, token: Token, grammar: &EventsGrammar) -> bool {
-        let checked = &self.checked;
+        let request = &self.request;
         let longest = MAX_NOTE_BEATS * u64::from(grammar.config.grid_per_beat);
         if self.closing {
             // The budget is spent: finish the note being written, then a bar line.
@@ -152,7 +152,7 @@ impl EventsDecoder {
             (Some(Token::Vel(_)), token) => matches!(token, Token::Dur(_)),
             (_, Token::Vel(_)) => false,
             (Some(Token::Bar), Token::TimeSig(n, d)) => {
-                checked.time_signature.is_none_or(|fixed| fixed == (n, d) && self.bars == 1)
+                request.time_signature.is_none_or(|fixed| fixed == (n, d) && self.bars == 1)
             }
             (_, Token::TimeSig(..)) => false,
             (Some(Token::Dur(_)), Token::Dur(_)) => self.pending_units() < longest,
@@ -164,9 +164,9 @@ impl EventsDecoder {
                     && self.position.is_none_or(|at| p > at - self.bar_start)
                     && !matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_)))
             }
-            (_, Token::Tempo(_)) => checked.tempo_bpm.is_none() && matches!(self.last, Some(Token::Pos(_))),
+            (_, Token::Tempo(_)) => request.tempo_bpm.is_none() && matches!(self.last, Some(Token::Pos(_))),
             (_, Token::Prog(p)) => {
-                p == checked.program
+                p == request.program
                     && matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Dur(_)))
             }
             (_, Token::Pitch(p)) => {
@@ -176,8 +176,8 @@ impl EventsDecoder {
                         Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_) | Token::Dur(_))
                     )
                     && p >= self.next_pitch_floor
-                    && checked.pitches.get(usize::from(p)).copied().unwrap_or(false)
-                    && checked.max_polyphony.is_none_or(|max| self.sounding() < usize::from(max))
+                    && request.pitches.get(usize::from(p)).copied().unwrap_or(false)
+                    && request.max_polyphony.is_none_or(|max| self.sounding() < usize::from(max))
             }
         }
     }
@@ -248,7 +248,7 @@ impl EventsDecoder {
         }
         self.closing = self.closing || self.budget_spent(grammar);
         if self.closing {
-            self.done = if self.checked.end_on_bar {
+            self.done = if self.request.end_on_bar {
                 token == Token::Bar
             } else {
                 !matches!(token, Token::Pitch(_) | Token::Vel(_))
@@ -260,7 +260,7 @@ impl EventsDecoder {
     /// The piece's notes as kept: when it ends on a bar line, notes that would ring
     /// past that line are cut there (streamed notes went out as sampled).
     pub fn closed(&self, mut notes: Vec<GeneratedNote>, grammar: &EventsGrammar) -> Vec<GeneratedNote> {
-        if !(self.done && self.checked.end_on_bar) {
+        if !(self.done && self.request.end_on_bar) {
             return notes;
         }
         let per_beat = grammar.grid_per_beat();
@@ -282,7 +282,7 @@ impl EventsDecoder {
     }
 
     fn budget_spent(&self, grammar: &EventsGrammar) -> bool {
-        match self.checked.length {
+        match self.request.length {
             Length::Notes(n) => self.notes >= n,
             Length::Tokens(n) => self.tokens >= n,
             // Spent when the bar after the last one asked for has begun.
@@ -303,7 +303,7 @@ impl EventsDecoder {
         Some(GeneratedNote {
             pitch: note.pitch,
             velocity: note.velocity,
-            program: self.checked.program,
+            program: self.request.program,
             start_beat: note.start as f64 / per_beat,
             duration_beats: (end - note.start) as f64 / per_beat,
             start_seconds,
@@ -368,8 +368,8 @@ mod tests {
         choose: impl Fn(&[Token]) -> Token,
     ) -> (Vec<Token>, Vec<GeneratedNote>) {
         let grammar = grammar();
-        let checked = serde_json::from_value::<GenerateRequest>(request).unwrap().check(1).unwrap();
-        let mut decoder = EventsDecoder::new(checked, &grammar);
+        let request = serde_json::from_value::<GenerateRequest>(request).unwrap().check(1).unwrap();
+        let mut decoder = EventsDecoder::new(request, &grammar);
         let (mut tokens, mut notes) = (vec![Token::Bar], Vec::new());
         notes.extend(decoder.accept(Token::Bar, &grammar));
         while !decoder.done() && tokens.len() < 500 {

@@ -47,7 +47,7 @@ pub struct EngineConfig {
 pub struct SessionRequest {
     pub model_id: String,
     pub model_dir: PathBuf,
-    pub checked: ValidatedRequest,
+    pub validated: ValidatedRequest,
     pub primer: Option<Score>,
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
@@ -164,7 +164,7 @@ struct Session {
     model: Rc<LoadedModel>,
     events: mpsc::UnboundedSender<SessionEvent>,
     rng: Rng,
-    checked: ValidatedRequest,
+    validated: ValidatedRequest,
     state: LstmState,
     next_input: i64,
     decoding: Decoding,
@@ -237,15 +237,15 @@ impl Worker {
         events: &mpsc::UnboundedSender<SessionEvent>,
     ) -> anyhow::Result<Option<Session>> {
         let (model, grammar) = self.load(&request.model_id, &request.model_dir)?;
-        let checked = request.checked;
-        let mut rng = Rng::new(checked.seed);
+        let validated = request.validated;
+        let mut rng = Rng::new(validated.seed);
         let Net::Token(net) = &model.net else {
-            let steps = match checked.length {
+            let steps = match validated.length {
                 Length::Notes(n) | Length::Tokens(n) => n,
                 _ => anyhow::bail!("this model takes a length in notes or tokens"),
             };
-            let mut score = offline::generate(&model, steps, &checked.sampling, &mut rng)?;
-            apply_program_and_tempo(&mut score, &checked);
+            let mut score = offline::generate(&model, steps, &validated.sampling, &mut rng)?;
+            apply_program_and_tempo(&mut score, &validated);
             let _ = events.send(SessionEvent::Finished(piece_of(&score, steps)));
             return Ok(None);
         };
@@ -260,7 +260,7 @@ impl Worker {
                     .unwrap_or_default();
                 let bar =
                     grammar.id_of(Token::Bar).ok_or_else(|| anyhow::anyhow!("the vocabulary has no Bar"))?;
-                let mut decoder = EventsDecoder::new(checked.clone(), &grammar);
+                let mut decoder = EventsDecoder::new(validated.clone(), &grammar);
                 decoder.accept(Token::Bar, &grammar);
                 (Decoding::Events { grammar, decoder: Box::new(decoder) }, primer, bar)
             }
@@ -269,7 +269,7 @@ impl Worker {
                     .map(|id| {
                         let pitches = vocabulary.token(id).map(note_chord::pitches_of);
                         let allowed = matches!(pitches, Some(Ok(pitches))
-                            if pitches.iter().all(|&p| checked.pitches[usize::from(p)]));
+                            if pitches.iter().all(|&p| validated.pitches[usize::from(p)]));
                         if allowed { 0.0 } else { f32::NEG_INFINITY }
                     })
                     .collect::<Vec<f32>>();
@@ -284,7 +284,7 @@ impl Worker {
                             .collect()
                     })
                     .unwrap_or_default();
-                let target = match checked.length {
+                let target = match validated.length {
                     Length::Notes(n) | Length::Tokens(n) => n,
                     _ => anyhow::bail!("this model takes a length in notes or tokens"),
                 };
@@ -300,7 +300,7 @@ impl Worker {
             model: model.clone(),
             events: events.clone(),
             rng,
-            checked,
+            validated,
             state,
             next_input: first,
             decoding,
@@ -403,7 +403,7 @@ fn step_chunk(net: &TokenNet, sessions: &mut [Session], chunk: &[usize], device:
         let vocabulary = mask.len() as i64;
         let masked = logits.narrow(0, row as i64, 1)
             + Tensor::from_slice(&mask).view([1, vocabulary]).to_device(device);
-        let id = sample(&masked, &session.checked.sampling, std::slice::from_mut(&mut session.rng))[0];
+        let id = sample(&masked, &session.validated.sampling, std::slice::from_mut(&mut session.rng))[0];
         session.accept(id);
     }
 }
@@ -464,7 +464,7 @@ impl Session {
                     tokens.iter().filter_map(|&id| vocabulary.token(id as u32)).map(str::to_owned).collect();
                 let mut score =
                     note_chord::decode(&strings, config).unwrap_or_else(|_| Score::of_parts(480, vec![]));
-                apply_program_and_tempo(&mut score, &self.checked);
+                apply_program_and_tempo(&mut score, &self.validated);
                 Piece {
                     peak_batch: self.peak_batch,
                     generated_in: self.opened.elapsed(),
@@ -476,11 +476,11 @@ impl Session {
     }
 }
 
-fn apply_program_and_tempo(score: &mut Score, checked: &ValidatedRequest) {
+fn apply_program_and_tempo(score: &mut Score, validated: &ValidatedRequest) {
     for part in &mut score.parts {
-        part.program = checked.program;
+        part.program = validated.program;
     }
-    if let Some(bpm) = checked.tempo_bpm {
+    if let Some(bpm) = validated.tempo_bpm {
         score.tempos = vec![TempoChange { tick: 0, micros_per_beat: (60_000_000.0 / bpm).round() as u32 }];
     }
 }

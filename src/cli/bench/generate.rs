@@ -113,11 +113,11 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
                 let request: GenerateRequest = serde_json::from_value(
                     serde_json::json!({"length": {"tokens": 400}, "seed": seed, "end_on_bar": false}),
                 )?;
-                let checked = request.check(seed).map_err(|invalid| anyhow::anyhow!(invalid.message))?;
+                let validated = request.check(seed).map_err(|invalid| anyhow::anyhow!(invalid.message))?;
                 let session = SessionRequest {
                     model_id: "bench".into(),
                     model_dir: args.model.clone(),
-                    checked,
+                    validated,
                     primer: None,
                     hold: None,
                 };
