@@ -189,6 +189,9 @@ pub enum BenchCommand {
     /// hand-written LSTM cell against libtorch's fused op, the engine serving the
     /// bundled model, and the PyTorch reference (`gen`, `gen-window`) in the same run.
     Generate(GenerateBenchArgs),
+    /// Many WebSocket sessions against a real `fugue serve` on loopback: outcomes,
+    /// time to first note, realtime lateness, notes/s, and the server's RSS and CPU.
+    Load(LoadBenchArgs),
 }
 
 /// The PyTorch reference run side by side, and libtorch's CPU threads for both.
@@ -224,6 +227,35 @@ pub struct GenerateBenchArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub reference: ReferenceArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadBenchArgs {
+    /// Sessions in all, opened evenly over `--ramp-secs`.
+    #[arg(long, default_value_t = 1000)]
+    pub sessions: u32,
+    #[arg(long, default_value_t = 5.0)]
+    pub ramp_secs: f64,
+    /// Notes each session asks for.
+    #[arg(long, default_value_t = 32)]
+    pub notes: u32,
+    #[arg(long, default_value = "realtime", value_parser = ["realtime", "fast"])]
+    pub pacing: String,
+    /// A model id; the server's default when omitted.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A running server (`http://host:port`); by default one is spawned from this binary.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The running server's process id, for its RSS and CPU figures.
+    #[arg(long, requires = "server")]
+    pub server_pid: Option<u32>,
+    /// The models directory of a spawned server.
+    #[arg(long, default_value = "models")]
+    pub models_dir: PathBuf,
+    /// A session still open after this long counts as timed out.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
