@@ -66,7 +66,7 @@ pub async fn create_dataset(
     if uploads.is_empty() {
         return Err(invalid("files", "at least one file is required"));
     }
-    let dataset = state.datasets.create(name, uploads, include_drums).await.map_err(create_error)?;
+    let dataset = state.datasets.create(name, uploads, include_drums).await?;
     Ok((StatusCode::CREATED, Json(dataset)))
 }
 
@@ -141,26 +141,28 @@ fn multipart_error(error: MultipartError) -> ApiError {
     }
 }
 
-fn create_error(error: CreateError) -> ApiError {
-    match error {
-        CreateError::Refused(refusal) => {
-            let limit = match &refusal {
-                IngestError::TooManyFiles { limit } | IngestError::TooManyEntries { limit, .. } => {
-                    *limit as u64
+impl From<CreateError> for ApiError {
+    fn from(error: CreateError) -> ApiError {
+        match error {
+            CreateError::Refused(refusal) => {
+                let limit = match &refusal {
+                    IngestError::TooManyFiles { limit } | IngestError::TooManyEntries { limit, .. } => {
+                        *limit as u64
+                    }
+                    IngestError::TooManyBytes { limit } => *limit,
+                };
+                ApiError::Unprocessable {
+                    code: "limit_exceeded",
+                    message: refusal.to_string(),
+                    details: json!({ "field": "files", "limit": limit }),
                 }
-                IngestError::TooManyBytes { limit } => *limit,
-            };
-            ApiError::Unprocessable {
-                code: "limit_exceeded",
-                message: refusal.to_string(),
-                details: json!({ "field": "files", "limit": limit }),
             }
+            CreateError::NothingAccepted(report) => ApiError::Unprocessable {
+                code: "nothing_accepted",
+                message: "no file was accepted; the report says why".to_owned(),
+                details: json!({ "field": "files", "report": report }),
+            },
+            CreateError::Internal(error) => ApiError::Internal(error),
         }
-        CreateError::NothingAccepted(report) => ApiError::Unprocessable {
-            code: "nothing_accepted",
-            message: "no file was accepted; the report says why".to_owned(),
-            details: json!({ "field": "files", "report": report }),
-        },
-        CreateError::Internal(error) => ApiError::Internal(error),
     }
 }

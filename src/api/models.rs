@@ -28,7 +28,7 @@ pub async fn get_model(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ModelDetail>, ApiError> {
-    state.models.get(&id).await?.map(Json).ok_or_else(|| registry_error(RegistryError::NotFound(id)))
+    state.models.get(&id).await?.map(Json).ok_or_else(|| ApiError::from(RegistryError::NotFound(id)))
 }
 
 /// Delete a trained model and its files.
@@ -46,7 +46,7 @@ pub async fn delete_model(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.models.delete(&id).await.map_err(registry_error)?;
+    state.models.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -61,14 +61,16 @@ pub async fn set_default_model(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ModelDetail>, ApiError> {
-    state.models.set_default(&id).await.map_err(registry_error)?;
-    state.models.get(&id).await?.map(Json).ok_or_else(|| registry_error(RegistryError::NotFound(id)))
+    state.models.set_default(&id).await?;
+    state.models.get(&id).await?.map(Json).ok_or_else(|| ApiError::from(RegistryError::NotFound(id)))
 }
 
-fn registry_error(error: RegistryError) -> ApiError {
-    match error {
-        RegistryError::NotFound(id) => ApiError::NotFound(format!("no model `{id}`")),
-        RegistryError::Conflict(message) => ApiError::Conflict(message),
-        RegistryError::Internal(cause) => ApiError::Internal(cause),
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> ApiError {
+        match error {
+            RegistryError::NotFound(id) => ApiError::NotFound(format!("no model `{id}`")),
+            RegistryError::Conflict(message) => ApiError::Conflict(message),
+            RegistryError::Internal(cause) => ApiError::Internal(cause),
+        }
     }
 }
