@@ -122,10 +122,41 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub database: TestDatabase,
+    args: ServeArgs,
+    /// None only while restarting.
+    server: Option<RunningServer>,
     _dir: TempDir,
 }
 
+/// A server running on the test's runtime, and the way to stop it.
+struct RunningServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    async fn start(args: &ServeArgs) -> (SocketAddr, RunningServer) {
+        let app = App::build(args).await.expect("the server starts");
+        let addr = app.local_addr();
+        let (stop, told) = tokio::sync::oneshot::channel::<()>();
+        let stopped = tokio::spawn(app.run(async {
+            let _ = told.await;
+        }));
+        (addr, RunningServer { stop, stopped })
+    }
+}
+
 impl TestApp {
+    /// Stops the server as SIGTERM would (its workers give their jobs back), then
+    /// starts a new one on the same database and data dir, on a new port.
+    pub async fn restart(&mut self) {
+        let old = self.server.take().expect("a server is running");
+        let _ = old.stop.send(());
+        old.stopped.await.expect("the server task ends").expect("the server stops cleanly");
+        let (addr, server) = RunningServer::start(&self.args).await;
+        (self.addr, self.server) = (addr, Some(server));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -184,9 +215,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
             model_cache_mb: 256,
         },
     };
-    let app = App::build(&args).await.expect("the server starts");
-    let addr = app.local_addr();
-    tokio::spawn(app.run(std::future::pending()));
+    let (addr, server) = RunningServer::start(&args).await;
     let data_dir = args.storage.data_dir.clone();
     let database_url = options.database.url().to_owned();
     TestApp {
@@ -195,6 +224,8 @@ pub async fn spawn_app(options: Options) -> TestApp {
         data_dir,
         database_url,
         database: options.database,
+        args,
+        server: Some(server),
         _dir: dir,
     }
 }

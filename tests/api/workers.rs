@@ -67,14 +67,14 @@ fn slow_job(dataset_id: &str) -> Value {
     })
 }
 
-async fn submit(app: &TestApp, body: &Value) -> String {
+pub async fn submit(app: &TestApp, body: &Value) -> String {
     let response = app.client.post(app.url("/v1/training-jobs")).json(body).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
 }
 
 /// Polls the job row until `done` holds (at most a minute).
-async fn wait_for(
+pub async fn wait_for(
     store: &Store,
     id: &str,
     what: &str,
