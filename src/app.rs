@@ -34,7 +34,7 @@ use crate::devices::default_devices;
 use crate::error::{ApiError, json_error_layer};
 use crate::generate::compose::Composer;
 use crate::generate::engine::{Engine, EngineConfig};
-use crate::jobs::worker::{WorkerContext, run_pool, worker_devices, worker_name};
+use crate::jobs::worker::{WorkerContext, run_pool, worker_devices};
 use crate::jobs::{Jobs, QueueConfig};
 use crate::model::registry::ModelRegistry;
 use crate::observability::{HttpMetrics, track_requests};
@@ -80,11 +80,13 @@ impl App {
             max_queued_jobs: args.max_queued_jobs,
         };
         let router = router(state, args);
+        // Checked before binding: a database the training processes cannot share is refused.
+        let worker_context = (args.workers.train_workers > 0)
+            .then(|| WorkerContext::new(jobs, storage, &args.workers))
+            .transpose()?;
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
-        let workers = (args.workers.train_workers > 0).then(|| {
-            let context =
-                WorkerContext { jobs, datasets, data_dir: storage.data_dir.clone(), name: worker_name() };
+        let workers = worker_context.map(|context| {
             let (stop, stopped) = watch::channel(false);
             let pool = run_pool(
                 context,

@@ -38,6 +38,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the compute devices libtorch sees, and whether CUDA support is loaded.
     Devices,
+    /// One attempt at a claimed training job, in a process of its own; started by a
+    /// training worker, never by hand.
+    #[command(hide = true)]
+    TrainAttempt(TrainAttemptArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -567,6 +571,41 @@ pub struct TrainWorkerArgs {
     /// libtorch CPU threads. 1 avoids OpenMP spin-waiting when the machine is shared.
     #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
     pub threads: i32,
+    /// The program each training attempt runs as (`<program> train-attempt …`).
+    /// Default: this executable. Tests, whose server runs inside the test binary, name `fugue`.
+    #[arg(long, hide = true)]
+    pub train_attempt_program: Option<PathBuf>,
+}
+
+/// `fugue train-attempt`: what a worker tells the process it starts for one attempt.
+/// The lease token and the database URL come through the environment, which other
+/// users cannot read, unlike a command line.
+#[derive(Debug, Clone, Args)]
+pub struct TrainAttemptArgs {
+    /// The claimed job.
+    #[arg(long)]
+    pub job: String,
+    #[arg(long, env = "FUGUE_LEASE_TOKEN", hide_env_values = true)]
+    pub lease_token: String,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Datasets are read from here.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Resumed from, and written after every epoch.
+    #[arg(long)]
+    pub checkpoint_dir: PathBuf,
+    /// The fresh directory the artifact goes to.
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    #[arg(long)]
+    pub device: crate::devices::DeviceName,
+    /// libtorch CPU threads.
+    #[arg(long)]
+    pub threads: i32,
+    /// How long an epoch's record is retried through database outages.
+    #[arg(long)]
+    pub lease_timeout_ms: u64,
 }
 
 /// The job queue's timing: leases, heartbeats, polling and retries.

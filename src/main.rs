@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Tokens(args) => fugue::cli::tokens(&args),
         Command::Generate(args) => fugue::cli::generate(&args),
         Command::Worker(args) => worker(&args),
+        Command::TrainAttempt(args) => fugue::jobs::attempt::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

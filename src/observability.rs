@@ -1,11 +1,12 @@
 //! Logs and metrics: tracing set-up, per-request ids, and Prometheus counters.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use clap::ValueEnum;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
 
@@ -21,7 +22,22 @@ pub fn init_tracing(args: &LoggingArgs) -> anyhow::Result<()> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
     }
+    let _ = LOGGING.set(args.clone());
     Ok(())
+}
+
+/// The logging settings [`init_tracing`] installed, however they were given.
+static LOGGING: OnceLock<LoggingArgs> = OnceLock::new();
+
+/// The environment that makes a process started from this one log as this one
+/// does, so that their lines can share a stream. Empty until [`init_tracing`].
+pub fn logging_env() -> Vec<(&'static str, String)> {
+    let Some(args) = LOGGING.get() else { return Vec::new() };
+    let mut env = vec![("FUGUE_LOG", args.log.clone())];
+    if let Some(format) = args.log_format.to_possible_value() {
+        env.push(("FUGUE_LOG_FORMAT", format.get_name().to_owned()));
+    }
+    env
 }
 
 /// Request counters and latency histograms, labelled by method, route template and status.

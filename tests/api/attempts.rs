@@ -95,9 +95,9 @@ async fn two_jobs_at_once_interrupted_and_resumed_end_exactly_as_each_alone() {
     }
 }
 
-/// The pid of the process training `job_id`'s current attempt.
-fn training_process(job_id: &str) -> String {
-    let attempts: Vec<String> = std::fs::read_dir("/proc")
+/// The pids of the processes training attempts of `job_id` (`fugue train-attempt --job <id>`).
+pub fn training_processes(job_id: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|entry| {
             let entry = entry.ok()?;
@@ -107,9 +107,14 @@ fn training_process(job_id: &str) -> String {
             let of_job = words.contains(&job_id.as_bytes());
             (is_attempt && of_job).then(|| entry.file_name().into_string().unwrap())
         })
-        .collect();
-    assert_eq!(attempts.len(), 1, "one training process for job {job_id}: {attempts:?}");
-    attempts[0].clone()
+        .collect()
+}
+
+/// The pid of the one process training `job_id`.
+fn training_process(job_id: &str) -> String {
+    let pids = training_processes(job_id);
+    assert_eq!(pids.len(), 1, "one training process for job {job_id}: {pids:?}");
+    pids[0].clone()
 }
 
 #[tokio::test]

@@ -206,6 +206,8 @@ pub async fn spawn_app(options: Options) -> TestApp {
             train_workers: options.train_workers,
             train_devices: Vec::new(),
             threads: 1,
+            // The server runs inside this test binary; its attempts run in `fugue`.
+            train_attempt_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_fugue"))),
         },
         queue: fast_queue(),
         max_queued_jobs: options.max_queued_jobs,
