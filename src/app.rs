@@ -35,7 +35,7 @@ use crate::devices::default_devices;
 use crate::generate::compose::Composer;
 use crate::generate::engine::{Engine, EngineConfig};
 use crate::jobs::Jobs;
-use crate::jobs::worker::{WorkerContext, run_pool, worker_devices, worker_name};
+use crate::jobs::worker::{WorkerContext, run_pool, worker_devices};
 use crate::model::registry::ModelRegistry;
 use crate::observability::{HttpMetrics, track_requests};
 use crate::store::Store;
@@ -81,11 +81,13 @@ impl App {
             max_queued_jobs: args.max_queued_jobs,
         };
         let router = router(state, args);
+        // Checked before binding: a database the training processes cannot share is refused.
+        let worker_context = (args.training.workers > 0)
+            .then(|| WorkerContext::new(jobs, storage, &args.training))
+            .transpose()?;
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
-        let workers = (args.training.workers > 0).then(|| {
-            let context =
-                WorkerContext { jobs, datasets, data_dir: storage.data_dir.clone(), name: worker_name() };
+        let workers = worker_context.map(|context| {
             let (stop, stopped) = watch::channel(false);
             let pool = run_pool(
                 context,

@@ -73,8 +73,15 @@ pub struct TrainingSettings {
     pub workers: usize,
     /// Taken in turn by the workers; empty means every CUDA device, else the CPU.
     pub devices: Vec<DeviceName>,
-    /// libtorch CPU threads.
+    /// libtorch CPU threads of each training process.
     pub threads: i32,
+    /// The program each training attempt runs as (`<program> train-attempt …`);
+    /// `None` is this executable. Tests, whose server runs inside the test binary,
+    /// name `fugue`.
+    pub attempt_program: Option<PathBuf>,
+    /// Environment each training process gets besides this one's: the command
+    /// line's logging flags, so that its lines match the worker's.
+    pub attempt_env: Vec<(String, String)>,
 }
 
 /// The job queue's timing: leases, heartbeats, polling and retries.

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         eprintln!("fugue: {error:#}");
         return ExitCode::from(2);
     }
-    match fugue::cli::run(cli.command) {
+    match fugue::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "fugue stopped with an error");

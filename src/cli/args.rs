@@ -15,6 +15,7 @@ use crate::config::{
     DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings, TrainingSettings,
     WorkerSettings,
 };
+use crate::jobs::attempt::AttemptSettings;
 use crate::model::hyperparameters::{self, Declared, HyperparameterOverrides};
 use crate::observability::LogFormat;
 
@@ -47,6 +48,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the compute devices libtorch sees, and whether CUDA support is loaded.
     Devices,
+    /// One attempt at a claimed training job, in a process of its own; started by a
+    /// training worker, never by hand.
+    #[command(hide = true)]
+    TrainAttempt(TrainAttemptArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -295,6 +300,17 @@ pub struct IngestBenchArgs {
     pub music21_files: usize,
 }
 
+impl LoggingArgs {
+    /// These flags as the environment variables that give them to a process
+    /// started from this one (a training attempt).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let format = self.log_format.to_possible_value().map(|value| value.get_name().to_owned());
+        let mut env = vec![("FUGUE_LOG".to_owned(), self.log.clone())];
+        env.extend(format.map(|format| ("FUGUE_LOG_FORMAT".to_owned(), format)));
+        env
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct LoggingArgs {
     /// Log line format.
@@ -404,6 +420,57 @@ pub struct TrainWorkerArgs {
     /// libtorch CPU threads. 1 avoids OpenMP spin-waiting when the machine is shared.
     #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
     pub threads: i32,
+    /// The program each training attempt runs as (`<program> train-attempt …`).
+    /// Default: this executable.
+    #[arg(long, hide = true)]
+    pub train_attempt_program: Option<PathBuf>,
+}
+
+/// `fugue train-attempt`: what a worker tells the process it starts for one attempt.
+/// The lease token and the database URL come through the environment, which other
+/// users cannot read, unlike a command line.
+#[derive(Debug, Clone, Args)]
+pub struct TrainAttemptArgs {
+    /// The claimed job.
+    #[arg(long)]
+    pub job: String,
+    #[arg(long, env = "FUGUE_LEASE_TOKEN", hide_env_values = true)]
+    pub lease_token: String,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Datasets are read from here.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Resumed from, and written after every epoch.
+    #[arg(long)]
+    pub checkpoint_dir: PathBuf,
+    /// The fresh directory the artifact goes to.
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    #[arg(long)]
+    pub device: crate::devices::DeviceName,
+    /// libtorch CPU threads.
+    #[arg(long)]
+    pub threads: i32,
+    /// How long an epoch's record is retried through database outages.
+    #[arg(long)]
+    pub lease_timeout_ms: u64,
+}
+
+impl TrainAttemptArgs {
+    pub fn settings(&self) -> AttemptSettings {
+        AttemptSettings {
+            job: self.job.clone(),
+            lease_token: self.lease_token.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            checkpoint_dir: self.checkpoint_dir.clone(),
+            model_dir: self.model_dir.clone(),
+            device: self.device,
+            threads: self.threads,
+            lease_timeout: Duration::from_millis(self.lease_timeout_ms),
+        }
+    }
 }
 
 /// The job queue's timing: leases, heartbeats, polling and retries.
@@ -463,6 +530,8 @@ impl TrainWorkerArgs {
             workers: self.train_workers,
             devices: self.train_devices.clone(),
             threads: self.threads,
+            attempt_program: self.train_attempt_program.clone(),
+            attempt_env: Vec::new(),
         }
     }
 }

@@ -11,18 +11,24 @@ mod train;
 
 use tch::Device;
 
-use self::args::{Command, TorchArgs};
+use self::args::{Cli, Command, TorchArgs};
 use crate::devices::DeviceReport;
 
-/// Runs one command to its end (`serve` and `worker` until a shutdown signal).
-pub fn run(command: Command) -> anyhow::Result<()> {
-    match command {
+/// Runs the command to its end (`serve` and `worker` until a shutdown signal).
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Training processes log as the worker that starts them does.
+    let attempt_env = cli.logging.env();
+    match cli.command {
         Command::Serve(args) => async_runtime()?.block_on(async {
-            let app = crate::app::App::build(args.settings()).await?;
+            let mut settings = args.settings();
+            settings.training.attempt_env = attempt_env;
+            let app = crate::app::App::build(settings).await?;
             app.run(crate::shared::shutdown_signal()).await
         }),
         Command::Worker(args) => {
-            async_runtime()?.block_on(crate::jobs::worker::run_standalone(args.settings()))
+            let mut settings = args.settings();
+            settings.training.attempt_env = attempt_env;
+            async_runtime()?.block_on(crate::jobs::worker::run_standalone(settings))
         }
         Command::Openapi => print_json(&crate::api::openapi()),
         Command::Devices => print_json(&DeviceReport::probe()),
@@ -31,6 +37,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::eval(&args),
         Command::Tokens(args) => tokens::tokens(&args),
         Command::Generate(args) => generate::generate(&args),
+        Command::TrainAttempt(args) => crate::jobs::attempt::run(&args.settings()),
     }
 }
 

@@ -1,9 +1,14 @@
 //! Training jobs: submission, the views clients read, and the workers that run them.
 //!
 //! The queue itself (claims, leases, fencing, reaping) is SQL in `store::jobs`;
-//! [`worker`] runs claimed jobs on devices, [`event_stream`] follows a job for clients.
+//! [`worker`] runs claimed jobs on devices, each attempt in a training process
+//! ([`attempt`]) that a [`supervisor`] watches over; [`event_stream`] follows a
+//! job for clients.
 
+pub mod attempt;
 pub mod event_stream;
+mod retry;
+mod supervisor;
 pub mod worker;
 
 use anyhow::Context;

@@ -1,49 +1,111 @@
 //! Training workers: each takes one job at a time from the queue and trains it on
 //! its device, in `fugue serve` (`--train-workers`) or alone (`fugue worker`).
 //!
+//! Each attempt at a job trains in a child process of its own (`fugue
+//! train-attempt`, see [`super::attempt`]), which the worker starts and watches
+//! over ([`super::supervisor`]). libtorch's process-wide state (the random
+//! generator every epoch reseeds, the thread count) and any crash or abort inside
+//! libtorch then belong to one attempt only: jobs trained side by side resume
+//! exactly, and a segfault fails one attempt, not every job of the server.
+//!
 //! Life of a claim:
 //! 1. claim the oldest due job under a fresh lease token;
-//! 2. train on a blocking thread, resuming from the job's checkpoint directory if
-//!    an earlier attempt left one, while a heartbeat task renews the lease;
-//! 3. every epoch's metrics are written under the lease *before* the epoch is
-//!    checkpointed, so a worker that lost its lease stops without touching the
-//!    checkpoint the new owner resumes from;
-//! 4. the artifact goes to a fresh directory (staged, synced, renamed), then the
-//!    model row and the job's success commit in one transaction under the lease.
-//!    A fenced worker removes its artifact again: exactly one model per job.
+//! 2. start the training process, which resumes from the job's checkpoint
+//!    directory if an earlier attempt left one, while a heartbeat task here renews
+//!    the lease;
+//! 3. the training process writes every epoch's metrics to the database under the
+//!    lease *before* the epoch is checkpointed, so an attempt whose lease was lost
+//!    stops without touching the checkpoint the new owner resumes from;
+//! 4. it writes the artifact to a fresh directory (staged, synced, renamed) and
+//!    reports how it ended as one JSON line on stdout; then the worker commits the
+//!    model row and the job's success in one transaction under the lease. A fenced
+//!    worker removes the artifact again: exactly one model per job.
 //!
-//! A heartbeat that finds the lease gone or cancellation asked for stops training
-//! before the next batch. A crashed worker simply stops heartbeating; the reaper
-//! (every pool runs one) requeues its job after the lease timeout.
+//! Progress goes through the database, not through a pipe to the worker: the
+//! epoch's write is the one that must be fenced by the lease (in the same
+//! statement, so a stale attempt cannot write after losing it), and the job event
+//! streams clients follow already read the database, so the worker relays nothing
+//! and a worker that is frozen or gone cannot hold progress back. The pipes carry
+//! only the end: the report on stdout, logs on stderr (passed on to the worker's
+//! stderr; their last lines go into the error of an attempt that died).
+//!
+//! Stopping: a heartbeat that finds cancellation asked for, or a worker shutting
+//! down, closes the training process's stdin; it stops before its next batch,
+//! keeping its last checkpoint, and is killed if it has not ended within a grace
+//! period. A lost lease kills it at once. Should the worker itself die, the kernel
+//! closes the pipe, and the orphan stops the same way. A training process that
+//! dies (a signal, an abort, an exit without a report) fails its attempt like a
+//! training error: the job goes back to the queue with backoff and resumes from
+//! its checkpoint. A crashed worker simply stops heartbeating; the reaper (every
+//! pool runs one) requeues its job after the lease timeout.
+//!
+//! The training process opens the database on its own, so it must be one that two
+//! processes can share: Postgres, or a SQLite file (in WAL mode, with a busy
+//! timeout); an in-memory SQLite database is refused.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use super::Jobs;
-use crate::config::{TrainingSettings, WorkerSettings};
-use crate::datasets::{BlobStore, Datasets, IngestLimits};
+use super::attempt::{AttemptSettings, Outcome};
+use super::retry::retry;
+use super::supervisor::{self, Ending, StopReason};
+use crate::config::{StorageSettings, TrainingSettings, WorkerSettings};
 use crate::devices::{DeviceName, default_devices};
-use crate::model::artifact;
-use crate::model::hyperparameters::Hyperparameters;
 use crate::model::registry::{ModelSummary, trained_models_dir};
 use crate::shared::rfc3339;
-use crate::store::{Claim, JobNotifications, JobState, LeaseCheck, ModelRow, Store};
-use crate::train::run::{TrainingRun, train};
-use crate::train::{Control, EpochMetrics, Interrupted};
+use crate::store::{self, Claim, JobNotifications, JobRow, JobState, LeaseCheck, ModelRow, Store};
 
 /// What every worker of a pool shares.
 #[derive(Clone)]
 pub struct WorkerContext {
     pub jobs: Jobs,
-    pub datasets: Datasets,
     pub data_dir: PathBuf,
     /// `host:pid`, so operators can tell workers apart in job views.
     pub name: String,
+    /// Each training process opens the database itself.
+    pub database_url: String,
+    /// The executable each attempt runs as (`<program> train-attempt …`).
+    pub program: PathBuf,
+    /// libtorch CPU threads of each training process.
+    pub threads: i32,
+    /// Environment each training process gets besides this one's.
+    pub attempt_env: Vec<(String, String)>,
+}
+
+impl WorkerContext {
+    /// Refuses a database the training processes could not open: in-memory SQLite.
+    pub fn new(
+        jobs: Jobs,
+        storage: &StorageSettings,
+        training: &TrainingSettings,
+    ) -> anyhow::Result<WorkerContext> {
+        let database_url = storage.database_url();
+        if !store::shared_between_processes(&database_url) {
+            bail!(
+                "training workers need a database their training processes can open as well, \
+                 which an in-memory SQLite database is not: use a SQLite file or Postgres, \
+                 or run no training workers here (--train-workers 0)"
+            );
+        }
+        let program = match &training.attempt_program {
+            Some(program) => program.clone(),
+            None => std::env::current_exe().context("finding this executable to run training attempts")?,
+        };
+        Ok(WorkerContext {
+            jobs,
+            data_dir: storage.data_dir.clone(),
+            name: worker_name(),
+            database_url,
+            program,
+            threads: training.threads,
+            attempt_env: training.attempt_env.clone(),
+        })
+    }
 }
 
 /// The configured devices, else every CUDA device, else the CPU; sets libtorch's
@@ -58,7 +120,7 @@ pub fn worker_devices(settings: &TrainingSettings) -> Vec<DeviceName> {
 }
 
 /// `host:pid`.
-pub fn worker_name() -> String {
+fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}:{}", host.trim(), std::process::id())
 }
@@ -66,11 +128,8 @@ pub fn worker_name() -> String {
 /// `fugue worker`: a pool without the HTTP server, until SIGINT or SIGTERM.
 pub async fn run_standalone(args: WorkerSettings) -> anyhow::Result<()> {
     let store = Store::open(&args.storage.database_url()).await?;
-    let datasets =
-        Datasets::new(store.clone(), BlobStore::new(&args.storage.data_dir), IngestLimits::default());
     let jobs = Jobs::new(store.clone(), args.queue.clone());
-    let context =
-        WorkerContext { jobs, datasets, data_dir: args.storage.data_dir.clone(), name: worker_name() };
+    let context = WorkerContext::new(jobs, &args.storage, &args.training)?;
     let (stop, stopped) = watch::channel(false);
     let devices = worker_devices(&args.training);
     let pool = tokio::spawn(run_pool(
@@ -86,11 +145,6 @@ pub async fn run_standalone(args: WorkerSettings) -> anyhow::Result<()> {
     store.close().await;
     Ok(())
 }
-
-/// The lease was lost while training: another worker owns the job now.
-#[derive(Debug, thiserror::Error)]
-#[error("the lease on this job was lost")]
-struct LeaseLost;
 
 /// Runs `workers` workers, spread over `devices` in turn, plus one reaper and (on
 /// Postgres) a listener that wakes idle workers, until `shutdown` turns true.
@@ -187,15 +241,6 @@ async fn listen(url: String, wake: Arc<tokio::sync::Notify>, mut shutdown: watch
     }
 }
 
-/// Why training stopped before the end, as the heartbeat saw it.
-#[derive(Default)]
-struct Signals {
-    stop: AtomicBool,
-    cancel: AtomicBool,
-    lease_lost: AtomicBool,
-    shutdown: AtomicBool,
-}
-
 async fn run_claim(
     context: &WorkerContext,
     claim: Claim,
@@ -203,214 +248,148 @@ async fn run_claim(
     shutdown: watch::Receiver<bool>,
 ) {
     let Claim { job, token } = claim;
-    let store = &context.jobs.store;
-    let signals = Arc::new(Signals::default());
-    let heartbeat = tokio::spawn(heartbeat(
-        context.jobs.clone(),
-        job.id.clone(),
-        token.clone(),
-        signals.clone(),
-        shutdown,
-    ));
-    let checkpoints = context.data_dir.join("checkpoints").join(&job.id);
+    let (stop, stop_reason) = watch::channel(None);
+    let heartbeat =
+        tokio::spawn(heartbeat(context.jobs.clone(), job.id.clone(), token.clone(), stop, shutdown));
     let model_id = uuid::Uuid::new_v4().to_string();
-    let model_dir = trained_models_dir(&context.data_dir).join(&model_id);
-    let outcome =
-        train_claimed(context, &job, &token, device, &checkpoints, &model_dir, signals.clone()).await;
+    let attempt = AttemptSettings {
+        job: job.id.clone(),
+        lease_token: token.clone(),
+        database_url: context.database_url.clone(),
+        data_dir: context.data_dir.clone(),
+        checkpoint_dir: context.data_dir.join("checkpoints").join(&job.id),
+        model_dir: trained_models_dir(&context.data_dir).join(&model_id),
+        device,
+        threads: context.threads,
+        lease_timeout: context.jobs.config.lease_timeout,
+    };
+    let ending = match supervisor::start(&context.program, &context.attempt_env, &attempt) {
+        Ok(child) => {
+            tracing::info!(job = %job.id, pid = child.id(), "training process started");
+            supervisor::supervise(child, stop_reason.clone()).await
+        }
+        Err(error) => Ending::Died(format!(
+            "the training process ({}) could not be started: {error}",
+            context.program.display()
+        )),
+    };
     heartbeat.abort();
-    let (id, token) = (job.id.as_str(), token.as_str());
-    let ended = match outcome {
-        Ok(meta) => {
+    let reason = *stop_reason.borrow();
+    let state = settle(context, &job, &token, ending, reason, model_id).await;
+    if state != Some(JobState::Succeeded) {
+        remove_dir(&attempt.model_dir).await;
+    }
+    if state.is_some_and(JobState::is_terminal) {
+        remove_dir(&attempt.checkpoint_dir).await;
+    }
+}
+
+/// Writes how the attempt ended, under the lease: the state the job is left in,
+/// or `None` when it is no longer this worker's to say (the lease was lost, or
+/// the database stayed out of reach).
+async fn settle(
+    context: &WorkerContext,
+    job: &JobRow,
+    token: &str,
+    ending: Ending,
+    reason: Option<StopReason>,
+    model_id: String,
+) -> Option<JobState> {
+    let store = &context.jobs.store;
+    let patience = context.jobs.config.lease_timeout;
+    let id = job.id.as_str();
+    match (ending, reason) {
+        (Ending::Reported(Outcome::Trained { summary }), _) => {
             let row = ModelRow {
                 id: model_id,
                 name: job.name.clone(),
                 preset: job.preset,
                 job_id: Some(job.id.clone()),
                 dataset_id: Some(job.dataset_id.clone()),
-                summary: serde_json::to_string(&ModelSummary::of(&meta)).unwrap_or_default(),
+                summary: serde_json::to_string::<ModelSummary>(&summary).unwrap_or_default(),
                 created_at: 0,
             };
-            let registered =
-                retry(context.jobs.config.lease_timeout, || store.complete_job(id, token, &row)).await;
-            if registered == Some(true) {
+            if retry(patience, || store.complete_job(id, token, &row)).await == Some(true) {
                 tracing::info!(job = id, model = %row.id, "training job succeeded");
-                Some(true)
+                Some(JobState::Succeeded)
             } else {
                 tracing::warn!(job = id, "lease lost before the model could be registered; discarding it");
-                remove_dir(&model_dir).await;
                 None
             }
         }
-        Err(error) if signals.lease_lost.load(Ordering::Relaxed) || error.is::<LeaseLost>() => {
+        (Ending::Reported(Outcome::LeaseLost), _) | (_, Some(StopReason::LeaseLost)) => {
             tracing::warn!(job = id, "lease lost; another worker owns this job now");
             None
         }
-        Err(error) if error.is::<Interrupted>() && signals.cancel.load(Ordering::Relaxed) => {
+        (Ending::Reported(Outcome::Cancelled), _)
+        | (Ending::Reported(Outcome::Stopped) | Ending::Died(_), Some(StopReason::Cancel)) => {
             tracing::info!(job = id, "training job cancelled");
-            retry(context.jobs.config.lease_timeout, || store.end_job(id, token, JobState::Cancelled, None))
-                .await
+            let ended = retry(patience, || store.end_job(id, token, JobState::Cancelled, None)).await;
+            (ended == Some(true)).then_some(JobState::Cancelled)
         }
-        Err(error) if error.is::<Interrupted>() && signals.shutdown.load(Ordering::Relaxed) => {
+        (Ending::Reported(Outcome::Stopped) | Ending::Died(_), Some(StopReason::Shutdown)) => {
             tracing::info!(job = id, "worker shutting down; job back in the queue");
-            let _ = retry(Duration::from_secs(5), || store.release_job(id, token)).await;
+            let released = retry(Duration::from_secs(5), || store.release_job(id, token)).await;
+            (released == Some(true)).then_some(JobState::Queued)
+        }
+        (Ending::Reported(Outcome::Failed { error }), _) | (Ending::Died(error), None) => {
+            fail(context, job, token, &error).await
+        }
+        (Ending::Reported(Outcome::Stopped), None) => {
+            fail(context, job, token, "the training process stopped without being asked to").await
+        }
+    }
+}
+
+/// Records a failed attempt: the job goes back to the queue with backoff, or fails
+/// for good once it has used its attempts.
+async fn fail(context: &WorkerContext, job: &JobRow, token: &str, message: &str) -> Option<JobState> {
+    let (store, id) = (&context.jobs.store, job.id.as_str());
+    let backoff = context.jobs.config.backoff_ms(job.attempt);
+    let recorded =
+        retry(context.jobs.config.lease_timeout, || store.fail_attempt(id, token, message, backoff)).await;
+    match recorded {
+        // The write was fenced: a successor owns the job, and this attempt's
+        // error (often its checkpoints vanishing under it) is not the job's.
+        Some(None) => {
+            tracing::warn!(job = id, error = %message, "lease lost; another worker owns this job now");
             None
         }
-        Err(error) => {
-            let message = format!("{error:#}");
-            let backoff = context.jobs.config.backoff_ms(job.attempt);
-            let recorded =
-                retry(context.jobs.config.lease_timeout, || store.fail_attempt(id, token, &message, backoff))
-                    .await;
-            match recorded {
-                // The write was fenced: a successor owns the job, and this attempt's
-                // error (often its checkpoints vanishing under it) is not the job's.
-                Some(None) => {
-                    tracing::warn!(job = id, error = %message, "lease lost; another worker owns this job now");
-                    None
-                }
-                next => {
-                    let next = next.flatten();
-                    tracing::warn!(job = id, error = %message, attempt = job.attempt, next = ?next, "training attempt failed");
-                    next.map(JobState::is_terminal)
-                }
-            }
+        next => {
+            let next = next.flatten();
+            tracing::warn!(job = id, error = %message, attempt = job.attempt, next = ?next, "training attempt failed");
+            next
         }
-    };
-    if ended == Some(true) {
-        remove_dir(&checkpoints).await;
     }
 }
 
-/// Loads the data and trains on a blocking thread; the artifact is written to
-/// `model_dir` before returning.
-async fn train_claimed(
-    context: &WorkerContext,
-    job: &crate::store::JobRow,
-    token: &str,
-    device: DeviceName,
-    checkpoints: &Path,
-    model_dir: &Path,
-    signals: Arc<Signals>,
-) -> anyhow::Result<artifact::ArtifactMeta> {
-    let preset = job.preset;
-    let hyperparameters: Hyperparameters =
-        serde_json::from_str(&job.hyperparameters).context("reading the job's hyperparameters")?;
-    let data = context
-        .datasets
-        .training_data(&job.dataset_id)
-        .await?
-        .with_context(|| format!("dataset `{}` no longer exists", job.dataset_id))?;
-    let runtime = tokio::runtime::Handle::current();
-    let (store, id, token) = (context.jobs.store.clone(), job.id.clone(), token.to_owned());
-    let lease_timeout = context.jobs.config.lease_timeout;
-    let (checkpoints, model_dir) = (checkpoints.to_owned(), model_dir.to_owned());
-    let training = tokio::task::spawn_blocking(move || {
-        let mut progress = |metrics: &EpochMetrics| {
-            let json = serde_json::to_string(metrics)?;
-            let recorded = runtime.block_on(retry(lease_timeout, || {
-                store.record_epoch(&id, &token, i64::from(metrics.epoch), &json)
-            }));
-            match recorded {
-                Some(LeaseCheck::Held { cancel_requested }) => {
-                    if cancel_requested {
-                        signals.cancel.store(true, Ordering::Relaxed);
-                        signals.stop.store(true, Ordering::Relaxed);
-                    }
-                    Ok(())
-                }
-                _ => {
-                    signals.lease_lost.store(true, Ordering::Relaxed);
-                    Err(LeaseLost.into())
-                }
-            }
-        };
-        let run =
-            TrainingRun { preset, hyperparameters, data: &data, device: device.0, checkpoints: &checkpoints };
-        let trained = train(&run, &mut Control { progress: &mut progress, stop: &signals.stop })?;
-        artifact::save(&model_dir, &trained.meta, &trained.vs)?;
-        Ok(trained.meta)
-    });
-    match training.await {
-        Ok(outcome) => outcome,
-        Err(join) => Err(anyhow::anyhow!("training crashed: {}", panic_message(join))),
-    }
-}
-
-fn panic_message(join: tokio::task::JoinError) -> String {
-    match join.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "panic".to_owned()),
-        Err(join) => join.to_string(),
-    }
-}
-
-/// Renews the lease every heartbeat until the job ends; stops training when the
-/// lease is lost, cancellation is asked for, or the worker shuts down.
+/// Renews the lease every heartbeat until the job ends; tells the supervisor to
+/// stop the attempt when the lease is lost, cancellation is asked for, or the
+/// worker shuts down.
 async fn heartbeat(
     jobs: Jobs,
     id: String,
     token: String,
-    signals: Arc<Signals>,
+    stop: watch::Sender<Option<StopReason>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut last_held = Instant::now();
-    loop {
+    let reason = loop {
         tokio::select! {
             () = tokio::time::sleep(jobs.config.heartbeat) => {}
-            _ = shutdown.wait_for(|stop| *stop) => {
-                signals.shutdown.store(true, Ordering::Relaxed);
-                signals.stop.store(true, Ordering::Relaxed);
-                return;
-            }
+            _ = shutdown.wait_for(|stop| *stop) => break StopReason::Shutdown,
         }
         match jobs.store.heartbeat(&id, &token).await {
-            Ok(LeaseCheck::Held { cancel_requested }) => {
-                last_held = Instant::now();
-                if cancel_requested {
-                    signals.cancel.store(true, Ordering::Relaxed);
-                    signals.stop.store(true, Ordering::Relaxed);
-                    return;
-                }
-            }
-            Ok(LeaseCheck::Lost) => {
-                signals.lease_lost.store(true, Ordering::Relaxed);
-                signals.stop.store(true, Ordering::Relaxed);
-                return;
-            }
+            Ok(LeaseCheck::Held { cancel_requested: true }) => break StopReason::Cancel,
+            Ok(LeaseCheck::Held { cancel_requested: false }) => last_held = Instant::now(),
+            Ok(LeaseCheck::Lost) => break StopReason::LeaseLost,
             // The database may be restarting: keep training, keep trying. Past the
             // lease timeout the job may be someone else's; the next write will tell.
             Err(error) => tracing::warn!(job = %id, error = format!("{error:#}"),
                 unreachable_for_ms = last_held.elapsed().as_millis() as u64, "heartbeat failed"),
         }
-    }
-}
-
-/// Retries a store write through database outages for up to `patience`; `None`
-/// when it never got through.
-async fn retry<T, F, Fut>(patience: Duration, mut write: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
-    loop {
-        match write().await {
-            Ok(value) => return Some(value),
-            Err(error) if started.elapsed() < patience => {
-                tracing::warn!(error = format!("{error:#}"), "database write failed; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(error) => {
-                tracing::error!(error = format!("{error:#}"), "database write failed; giving up");
-                return None;
-            }
-        }
-    }
+    };
+    let _ = stop.send(Some(reason));
 }
 
 /// Removes a model or checkpoint directory on a blocking thread (checkpoints of a

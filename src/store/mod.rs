@@ -58,6 +58,15 @@ impl Store {
     /// Connects and brings the schema up to date. A SQLite file and its parent
     /// directory are created when missing.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to a database another process has opened (and migrated) already,
+    /// as a training attempt does. SQLite waits up to five seconds (sqlx's busy
+    /// timeout) for the other process's writes instead of failing as busy.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let options = match backend {
@@ -69,9 +78,7 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to the {backend:?} database"))?;
-        let store = Store { pool, backend };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Store { pool, backend })
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -154,6 +161,12 @@ fn sqlite_options(url: &str) -> anyhow::Result<AnyConnectOptions> {
     }
     let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
     Ok(AnyConnectOptions::from_str(&url)?)
+}
+
+/// Whether a second process can open the database at `url`: any but an in-memory
+/// SQLite one, which lives and dies with its connections.
+pub fn shared_between_processes(url: &str) -> bool {
+    !(url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")))
 }
 
 /// Whether any dataset file or composition references the blob.

@@ -67,6 +67,20 @@ fn a_worker_without_a_usable_database_says_why_and_exits() {
 }
 
 #[test]
+fn training_workers_refuse_an_in_memory_database_their_training_processes_cannot_open() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(FUGUE)
+        .arg("worker")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("FUGUE_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("an in-memory SQLite database"), "{stderr}");
+}
+
+#[test]
 fn openapi_command_prints_the_served_document() {
     let output = Command::new(FUGUE).arg("openapi").output().unwrap();
     assert!(output.status.success());

@@ -2,6 +2,7 @@
 //! Every test starts the real server on port 0 against a real database.
 
 mod architecture;
+mod attempts;
 mod auth;
 mod binary;
 mod datasets;

@@ -124,10 +124,41 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub database: TestDatabase,
+    settings: Settings,
+    /// None only while restarting.
+    server: Option<RunningServer>,
     _dir: TempDir,
 }
 
+/// A server running on the test's runtime, and the way to stop it.
+struct RunningServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    async fn start(settings: Settings) -> (SocketAddr, RunningServer) {
+        let app = App::build(settings).await.expect("the server starts");
+        let addr = app.local_addr();
+        let (stop, told) = tokio::sync::oneshot::channel::<()>();
+        let stopped = tokio::spawn(app.run(async {
+            let _ = told.await;
+        }));
+        (addr, RunningServer { stop, stopped })
+    }
+}
+
 impl TestApp {
+    /// Stops the server as SIGTERM would (its workers give their jobs back), then
+    /// starts a new one on the same database and data dir, on a new port.
+    pub async fn restart(&mut self) {
+        let old = self.server.take().expect("a server is running");
+        let _ = old.stop.send(());
+        old.stopped.await.expect("the server task ends").expect("the server stops cleanly");
+        let (addr, server) = RunningServer::start(self.settings.clone()).await;
+        (self.addr, self.server) = (addr, Some(server));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -163,9 +194,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
     }
     let settings = settings(&options, dir.path(), models_dir);
     let data_dir = settings.storage.data_dir.clone();
-    let app = App::build(settings).await.expect("the server starts");
-    let addr = app.local_addr();
-    tokio::spawn(app.run(std::future::pending()));
+    let (addr, server) = RunningServer::start(settings.clone()).await;
     let database_url = options.database.url().to_owned();
     TestApp {
         addr,
@@ -173,6 +202,8 @@ pub async fn spawn_app(options: Options) -> TestApp {
         data_dir,
         database_url,
         database: options.database,
+        settings,
+        server: Some(server),
         _dir: dir,
     }
 }
@@ -191,7 +222,14 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
         api_keys: options.api_keys.clone(),
         max_body_bytes: options.max_body_bytes,
         request_timeout: Duration::from_secs(30),
-        training: TrainingSettings { workers: options.train_workers, devices: Vec::new(), threads: 1 },
+        training: TrainingSettings {
+            workers: options.train_workers,
+            devices: Vec::new(),
+            threads: 1,
+            // The server runs inside this test binary; its attempts run in `fugue`.
+            attempt_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_fugue"))),
+            attempt_env: Vec::new(),
+        },
         queue: fast_queue(),
         max_queued_jobs: options.max_queued_jobs,
         generation: GenerationSettings {

@@ -9,6 +9,7 @@ use fugue::store::{EpochRow, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::attempts::training_processes;
 use crate::jobs::{finished, upload_mini};
 use crate::support::{Options, TestApp, TestDatabase, ThrowawayPostgres, fast_queue_env, spawn_app};
 
@@ -67,14 +68,14 @@ fn slow_job(dataset_id: &str) -> Value {
     })
 }
 
-async fn submit(app: &TestApp, body: &Value) -> String {
+pub async fn submit(app: &TestApp, body: &Value) -> String {
     let response = app.client.post(app.url("/v1/training-jobs")).json(body).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
 }
 
 /// Polls the job row until `done` holds (at most a minute).
-async fn wait_for(
+pub async fn wait_for(
     store: &Store,
     id: &str,
     what: &str,
@@ -126,7 +127,16 @@ async fn a_killed_worker_s_job_resumes_on_another_from_its_checkpoint() {
     first.child.kill().unwrap(); // SIGKILL, in the middle of an epoch
     let killed_at = Instant::now();
     first.child.wait().unwrap();
+    let recorded_at_kill = store.job_epochs(&id).await.unwrap().len();
+    // Its training process sees its stdin end and stops before its next batch,
+    // instead of training on alone (and renewing the lease with every epoch).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !training_processes(&id).is_empty() {
+        assert!(Instant::now() < deadline, "the orphaned training process went on:\n{}", first.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let before: Vec<EpochRow> = store.job_epochs(&id).await.unwrap();
+    assert!(before.len() <= recorded_at_kill + 1, "at most the epoch it was validating: {before:?}");
 
     let second = Worker::spawn(&app);
     wait_for(&store, &id, "the second attempt", |job, _| job.attempt == 2 && job.state.as_str() == "running")

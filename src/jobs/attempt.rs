@@ -1,0 +1,164 @@
+//! `fugue train-attempt`: one attempt at a claimed training job, in a process of its
+//! own. A worker starts it and watches over it ([`super::supervisor`]); this is the
+//! other end.
+//!
+//! The process opens the database and the dataset itself, trains, records every
+//! epoch's metrics under the job's lease before checkpointing the epoch, writes the
+//! artifact to the model directory it was given, and reports how it ended as one
+//! JSON line on stdout (an [`Outcome`]). Logs go to stderr.
+//!
+//! It stops before its next batch once its stdin reaches its end: the worker closes
+//! it to stop the attempt, and the kernel closes it when the worker dies, so an
+//! attempt never trains on as an orphan.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+
+use super::retry::retry;
+use crate::datasets::{BlobStore, Datasets, IngestLimits};
+use crate::devices::DeviceName;
+use crate::model::artifact;
+use crate::model::hyperparameters::Hyperparameters;
+use crate::model::registry::ModelSummary;
+use crate::store::{JobRow, LeaseCheck, Store};
+use crate::train::data::TrainingData;
+use crate::train::run::{TrainingRun, train};
+use crate::train::{Control, EpochMetrics, Interrupted};
+
+/// What a worker tells the process it starts for one attempt (as `train-attempt`
+/// flags; the lease token and database URL through the environment, which other
+/// users cannot read, unlike a command line).
+#[derive(Debug, Clone)]
+pub struct AttemptSettings {
+    /// The claimed job.
+    pub job: String,
+    pub lease_token: String,
+    pub database_url: String,
+    /// Datasets are read from here.
+    pub data_dir: PathBuf,
+    /// Resumed from, and written after every epoch.
+    pub checkpoint_dir: PathBuf,
+    /// The fresh directory the artifact goes to.
+    pub model_dir: PathBuf,
+    pub device: DeviceName,
+    /// libtorch CPU threads.
+    pub threads: i32,
+    /// How long an epoch's record is retried through database outages.
+    pub lease_timeout: Duration,
+}
+
+/// How an attempt ended, as the training process reports it to its worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The artifact is in the model directory.
+    Trained { summary: ModelSummary },
+    /// Stopped as asked (stdin closed); the last epoch's checkpoint stands.
+    Stopped,
+    /// An epoch's record found cancellation asked for, and training stopped.
+    Cancelled,
+    /// An epoch's record was refused: another worker owns the job now, and
+    /// nothing of that epoch was written.
+    LeaseLost,
+    /// Training failed, for the reason given; the last checkpoint stands.
+    Failed { error: String },
+}
+
+/// The lease was lost while training: another worker owns the job now.
+#[derive(Debug, thiserror::Error)]
+#[error("the lease on this job was lost")]
+struct LeaseLost;
+
+/// Runs the attempt to its end and reports the outcome on stdout.
+pub fn run(args: &AttemptSettings) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_when_stdin_ends(stop.clone());
+    tch::set_num_threads(args.threads.max(1));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let outcome = attempt(&runtime, args, &stop);
+    let mut stdout = std::io::stdout().lock();
+    // A worker that died reads nothing; there is no one else to tell.
+    let _ = writeln!(stdout, "{}", serde_json::to_string(&outcome)?).and_then(|()| stdout.flush());
+    Ok(())
+}
+
+/// Sets `stop` once stdin ends: the worker closed it, or died.
+fn stop_when_stdin_ends(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+fn attempt(runtime: &Runtime, args: &AttemptSettings, stop: &AtomicBool) -> Outcome {
+    let cancelled = AtomicBool::new(false);
+    match train_job(runtime, args, stop, &cancelled) {
+        Ok(summary) => Outcome::Trained { summary },
+        Err(error) if error.is::<LeaseLost>() => Outcome::LeaseLost,
+        Err(error) if error.is::<Interrupted>() && cancelled.load(Ordering::Relaxed) => Outcome::Cancelled,
+        Err(error) if error.is::<Interrupted>() => Outcome::Stopped,
+        Err(error) => Outcome::Failed { error: format!("{error:#}") },
+    }
+}
+
+/// Trains the job, recording each epoch under the lease; the artifact is written to
+/// the model directory before returning.
+fn train_job(
+    runtime: &Runtime,
+    args: &AttemptSettings,
+    stop: &AtomicBool,
+    cancelled: &AtomicBool,
+) -> anyhow::Result<ModelSummary> {
+    let (store, job, data) = runtime.block_on(load(args))?;
+    let preset = job.preset;
+    let hyperparameters: Hyperparameters =
+        serde_json::from_str(&job.hyperparameters).context("reading the job's hyperparameters")?;
+    let patience = args.lease_timeout;
+    let mut progress = |metrics: &EpochMetrics| {
+        let json = serde_json::to_string(metrics)?;
+        let epoch = i64::from(metrics.epoch);
+        let recorded = runtime
+            .block_on(retry(patience, || store.record_epoch(&args.job, &args.lease_token, epoch, &json)));
+        match recorded {
+            Some(LeaseCheck::Held { cancel_requested }) => {
+                if cancel_requested {
+                    cancelled.store(true, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            // Past the lease timeout without the database, the job may be someone else's.
+            Some(LeaseCheck::Lost) | None => Err(LeaseLost.into()),
+        }
+    };
+    let run = TrainingRun {
+        preset,
+        hyperparameters,
+        data: &data,
+        device: args.device.0,
+        checkpoints: &args.checkpoint_dir,
+    };
+    let trained = train(&run, &mut Control { progress: &mut progress, stop })?;
+    artifact::save(&args.model_dir, &trained.meta, &trained.vs)?;
+    runtime.block_on(store.close());
+    Ok(ModelSummary::of(&trained.meta))
+}
+
+/// The database, the job and its training data.
+async fn load(args: &AttemptSettings) -> anyhow::Result<(Store, JobRow, TrainingData)> {
+    let store = Store::connect(&args.database_url).await?;
+    let job = store.job(&args.job).await?.with_context(|| format!("no training job `{}`", args.job))?;
+    let datasets = Datasets::new(store.clone(), BlobStore::new(&args.data_dir), IngestLimits::default());
+    let data = datasets
+        .training_data(&job.dataset_id)
+        .await?
+        .with_context(|| format!("dataset `{}` no longer exists", job.dataset_id))?;
+    Ok((store, job, data))
+}
