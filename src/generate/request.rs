@@ -21,6 +21,8 @@ pub const MAX_PRIMER_NOTES: usize = 2_000;
 pub const MAX_PRIMER_MIDI_BYTES: usize = 1024 * 1024;
 /// Most primer tokens fed to the model; a longer primer keeps its last ones.
 pub const MAX_PRIMER_TOKENS: usize = 2_048;
+/// Most parts one request may ask for.
+pub const MAX_PARTS: usize = 16;
 
 /// Ask a model for music.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -65,6 +67,26 @@ pub struct GenerateRequest {
     pub end_on_bar: Option<bool>,
     /// WebSocket only: `fast` sends notes as computed; `realtime` when they would sound.
     pub pacing: Option<Pacing>,
+    /// The parts to write, in order, for a model trained with parts (at most 16):
+    /// which of its parts, by name, and each one's instrument, range and polyphony.
+    /// The model's own parts when omitted.
+    #[schema(example = json!([{"name": "soprano", "program": 52, "pitch_range": [60, 81], "max_polyphony": 1},
+        {"name": "bass", "program": 42, "pitch_range": [36, 62]}]))]
+    pub parts: Option<Vec<PartRequest>>,
+}
+
+/// One part to write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartRequest {
+    /// One of the model's parts, by name; case does not matter (`"soprano"`).
+    pub name: String,
+    /// General MIDI program (0 to 127) of this part's track; the model's own when omitted.
+    pub program: Option<u8>,
+    /// Lowest and highest MIDI pitch of this part, inclusive (0 to 127).
+    pub pitch_range: Option<[u8; 2]>,
+    /// Most notes of this part sounding at once (1 to 16).
+    pub max_polyphony: Option<u8>,
 }
 
 /// How much music: exactly one of these.
@@ -182,9 +204,21 @@ pub struct ValidatedRequest {
     pub key_signature: Option<KeySignature>,
     pub end_on_bar: bool,
     pub pacing: Pacing,
+    /// The parts asked for, in order; empty when the request names none.
+    pub parts: Vec<ValidatedPart>,
     /// Which constraints were asked for, by field name, so that a model that cannot
     /// honour one is refused naming it.
     pub constrained: Vec<&'static str>,
+}
+
+/// A part that passed validation; its name is still to be found among the model's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedPart {
+    pub name: String,
+    pub program: Option<u8>,
+    /// 128 flags: may this pitch sound in this part (its range, within the key).
+    pub pitches: [bool; 128],
+    pub max_polyphony: Option<u8>,
 }
 
 /// A field at fault and why.
@@ -288,6 +322,13 @@ impl GenerateRequest {
         if self.end_on_bar == Some(true) {
             constrained.push("end_on_bar");
         }
+        let parts = match &self.parts {
+            Some(parts) => {
+                constrained.push("parts");
+                check_parts(parts, &pitches)?
+            }
+            None => Vec::new(),
+        };
         let greedy = self.greedy.unwrap_or(false);
         Ok(ValidatedRequest {
             length,
@@ -301,9 +342,63 @@ impl GenerateRequest {
             key_signature,
             end_on_bar: self.end_on_bar.unwrap_or(true),
             pacing: self.pacing.unwrap_or_default(),
+            parts,
             constrained,
         })
     }
+}
+
+/// Each part's fields, against its limits and the others; `pitches` is what the
+/// key and the request's own range allow.
+fn check_parts(parts: &[PartRequest], pitches: &[bool; 128]) -> Result<Vec<ValidatedPart>, Invalid> {
+    if parts.is_empty() || parts.len() > MAX_PARTS {
+        return Err(invalid("parts", format!("must hold 1 to {MAX_PARTS} parts")));
+    }
+    let mut checked: Vec<ValidatedPart> = Vec::with_capacity(parts.len());
+    for (index, part) in parts.iter().enumerate() {
+        let field = |name: &str| format!("parts[{index}].{name}");
+        let name = part.name.trim();
+        if name.is_empty() {
+            return Err(Invalid {
+                field: field("name"),
+                message: "must name one of the model's parts".into(),
+            });
+        }
+        if checked.iter().any(|earlier| earlier.name.eq_ignore_ascii_case(name)) {
+            return Err(Invalid { field: field("name"), message: format!("`{name}` is asked for twice") });
+        }
+        if part.program.is_some_and(|program| program > 127) {
+            return Err(Invalid { field: field("program"), message: "must be 0 to 127".into() });
+        }
+        let mut allowed = *pitches;
+        if let Some([low, high]) = part.pitch_range {
+            if low > high || high > 127 {
+                return Err(Invalid {
+                    field: field("pitch_range"),
+                    message: "must be [low, high] with 0 ≤ low ≤ high ≤ 127".into(),
+                });
+            }
+            for (pitch, flag) in allowed.iter_mut().enumerate() {
+                *flag &= (usize::from(low)..=usize::from(high)).contains(&pitch);
+            }
+            if !allowed.iter().any(|&flag| flag) {
+                return Err(Invalid {
+                    field: field("pitch_range"),
+                    message: "no pitch of the key, scale and request range lies in this range".into(),
+                });
+            }
+        }
+        if part.max_polyphony.is_some_and(|max| !(1..=16).contains(&max)) {
+            return Err(Invalid { field: field("max_polyphony"), message: "must be 1 to 16".into() });
+        }
+        checked.push(ValidatedPart {
+            name: name.to_owned(),
+            program: part.program,
+            pitches: allowed,
+            max_polyphony: part.max_polyphony,
+        });
+    }
+    Ok(checked)
 }
 
 fn check_primer(primer: &Primer) -> Result<(), Invalid> {
@@ -401,6 +496,35 @@ mod tests {
         assert_eq!(parse_key("Bb"), Some(Tonic { pitch_class: 10, fifths: -2 }));
         assert_eq!(parse_key("F#"), Some(Tonic { pitch_class: 6, fifths: 6 }));
         assert_eq!(parse_key("H"), None);
+    }
+
+    #[test]
+    fn parts_are_checked_each_by_its_own_field() {
+        let soprano = json!({"name": "Soprano", "program": 52, "pitch_range": [60, 81], "max_polyphony": 1});
+        let checked = check(json!({"key": "C", "parts": [soprano, {"name": "bass"}]})).unwrap();
+        assert_eq!(checked.constrained, ["key", "parts"]);
+        let [first, second] = &checked.parts[..] else { panic!("two parts: {:?}", checked.parts) };
+        assert_eq!((first.name.as_str(), first.program, first.max_polyphony), ("Soprano", Some(52), Some(1)));
+        let first_pitches: Vec<usize> = (0..128).filter(|&p| first.pitches[p]).collect();
+        assert_eq!((first_pitches[0], first_pitches[first_pitches.len() - 1]), (60, 81));
+        assert!(!first.pitches[61], "C# is outside C major");
+        assert_eq!(second.pitches, checked.pitches, "a part without a range keeps the request's pitches");
+
+        assert_eq!(field(json!({"parts": []})), "parts");
+        let seventeen: Vec<_> = (0..17).map(|i| json!({"name": format!("p{i}")})).collect();
+        assert_eq!(field(json!({"parts": seventeen})), "parts");
+        assert_eq!(field(json!({"parts": [{"name": " "}]})), "parts[0].name");
+        assert_eq!(field(json!({"parts": [{"name": "alto"}, {"name": "Alto"}]})), "parts[1].name");
+        assert_eq!(field(json!({"parts": [{"name": "alto", "program": 128}]})), "parts[0].program");
+        assert_eq!(
+            field(json!({"parts": [{"name": "alto", "pitch_range": [70, 60]}]})),
+            "parts[0].pitch_range"
+        );
+        assert_eq!(
+            field(json!({"pitch_range": [40, 50], "parts": [{"name": "alto", "pitch_range": [60, 70]}]})),
+            "parts[0].pitch_range"
+        );
+        assert_eq!(field(json!({"parts": [{"name": "alto", "max_polyphony": 0}]})), "parts[0].max_polyphony");
     }
 
     #[test]
