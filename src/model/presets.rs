@@ -9,7 +9,8 @@ use super::roll_net::{RollNetConfig, RollOutput};
 use super::seq2seq_net::{RollLoss, Seq2SeqConfig};
 use super::token_net::{Head, TokenNetConfig};
 use super::training_record::FitConfig;
-use crate::repr::events::EventsConfig;
+use crate::midi::Score;
+use crate::repr::events::{EventsConfig, PART_LIMIT};
 use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::{NoteChordConfig, Parse};
 use crate::repr::pianoroll::Grid;
@@ -17,8 +18,9 @@ use crate::repr::pianoroll::Grid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
-    /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo),
-    /// embedding → 2×256 LSTM → dense, gradient clipping, decaying learning rate.
+    /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo,
+    /// and parts when a file of the corpus has more than one), embedding → 2×256
+    /// LSTM → dense, gradient clipping, decaying learning rate.
     Fugue,
     /// The Bach note/chord tutorial: `note-chord` tokens, window 40, LSTM 300 ×2 →
     /// batch norm → ReLU → dropout → dense; Adam, batch 64.
@@ -284,6 +286,22 @@ pub enum Family {
 pub enum TokenRepresentation {
     Events(EventsConfig),
     NoteChord(NoteChordConfig),
+}
+
+impl TokenRepresentation {
+    /// The representation as trained on this corpus, which the artifact records:
+    /// `events` keeps parts (up to [`PART_LIMIT`]) when any file has more than one,
+    /// and merges them into one stream, as before parts, when none does.
+    pub fn for_corpus(self, scores: &[Score]) -> TokenRepresentation {
+        match self {
+            TokenRepresentation::Events(config) => {
+                let has_parts = scores.iter().any(|score| score.parts.len() > 1);
+                let max_parts = if has_parts { PART_LIMIT } else { 0 };
+                TokenRepresentation::Events(EventsConfig { max_parts, ..config })
+            }
+            other => other,
+        }
+    }
 }
 
 impl Hyperparameters {
