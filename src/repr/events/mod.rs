@@ -52,7 +52,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::decode::decode;
 pub use self::parts::{
-    CorpusPart, PART_LIMIT, PartSpec, corpus_parts, declared_parts, layout, next_note_part,
+    CorpusPart, PART_LIMIT, PartSpec, corpus_parts, declared_parts, file_parts, layout, merge_part_tables,
+    next_note_part,
 };
 pub use self::tokens::{PartName, Token, UnknownToken};
 use crate::midi::Score;

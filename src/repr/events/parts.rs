@@ -130,32 +130,47 @@ pub struct CorpusPart {
 /// Every distinct part (name, program, drums) of the scores, the most common first
 /// (ties in order of first appearance).
 pub fn corpus_parts<'a>(scores: impl IntoIterator<Item = &'a Score>) -> Vec<CorpusPart> {
+    merge_part_tables(scores.into_iter().map(file_parts))
+}
+
+/// One file's table of the parts that have notes, each distinct part counted once.
+pub fn file_parts(score: &Score) -> Vec<CorpusPart> {
     let mut table: Vec<CorpusPart> = Vec::new();
-    for score in scores {
-        let mut seen: Vec<usize> = Vec::new();
-        for part in &score.parts {
-            let spec = PartSpec::of(part);
-            let index = match table.iter().position(|entry| entry.part == spec) {
-                Some(index) => index,
-                None => {
-                    table.push(CorpusPart { part: spec, files: 0, notes: 0, pitch_range: [127, 0] });
-                    table.len() - 1
-                }
-            };
-            let entry = &mut table[index];
-            if !seen.contains(&index) {
-                seen.push(index);
-                entry.files += 1;
-            }
-            entry.notes += part.notes.len() as u64;
-            for note in &part.notes {
-                entry.pitch_range =
-                    [entry.pitch_range[0].min(note.pitch), entry.pitch_range[1].max(note.pitch)];
-            }
-        }
+    for part in score.parts.iter().filter(|part| !part.notes.is_empty()) {
+        let spec = PartSpec::of(part);
+        let pitches = part.notes.iter().map(|note| note.pitch);
+        let (low, high) = (pitches.clone().min().unwrap_or(0), pitches.max().unwrap_or(0));
+        let entry =
+            CorpusPart { part: spec, files: 1, notes: part.notes.len() as u64, pitch_range: [low, high] };
+        merge_entry(&mut table, entry, false);
     }
-    table.sort_by_key(|entry| std::cmp::Reverse(entry.files));
     table
+}
+
+/// Sums files' part tables into a corpus's, the most common part first.
+pub fn merge_part_tables(tables: impl IntoIterator<Item = Vec<CorpusPart>>) -> Vec<CorpusPart> {
+    let mut merged: Vec<CorpusPart> = Vec::new();
+    for entry in tables.into_iter().flatten() {
+        merge_entry(&mut merged, entry, true);
+    }
+    merged.sort_by_key(|entry| std::cmp::Reverse(entry.files));
+    merged
+}
+
+/// Adds `entry` into the table's entry for the same part, or appends it; `files`
+/// add up only across files (within one, a part is one file however many times
+/// it appears).
+fn merge_entry(table: &mut Vec<CorpusPart>, entry: CorpusPart, across_files: bool) {
+    let Some(existing) = table.iter_mut().find(|existing| existing.part == entry.part) else {
+        table.push(entry);
+        return;
+    };
+    if across_files {
+        existing.files += entry.files;
+    }
+    existing.notes += entry.notes;
+    let [low, high] = entry.pitch_range;
+    existing.pitch_range = [existing.pitch_range[0].min(low), existing.pitch_range[1].max(high)];
 }
 
 #[cfg(test)]
