@@ -49,8 +49,9 @@ mod tests {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
-    /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo),
-    /// embedding → 2×256 LSTM → dense, gradient clipping, decaying learning rate.
+    /// fugue's default: `events` tokens (rhythm, velocity, polyphony, meter, tempo,
+    /// and parts when a file of the corpus has more than one), embedding → 2×256
+    /// LSTM → dense, gradient clipping, decaying learning rate.
     Fugue,
     /// The Bach note/chord tutorial: `note-chord` tokens, window 40, LSTM 300 ×2 →
     /// batch norm → ReLU → dropout → dense; Adam, batch 64.

@@ -29,10 +29,18 @@ pub fn tokens(args: &TokensArgs) -> anyhow::Result<()> {
         }
     }
     let ingested = ingest(uploads, false, &IngestLimits::default())?;
+    let scores = ingested
+        .files
+        .iter()
+        .map(|(accepted, bytes)| {
+            read_usable(bytes, false).with_context(|| format!("{} read again", accepted.file))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // The representation a model trained on these files would use.
+    let representation = representation.for_corpus(&scores);
     let mut files = BTreeMap::new();
-    for (accepted, bytes) in &ingested.files {
-        let score = read_usable(bytes, false).with_context(|| format!("{} read again", accepted.file))?;
-        files.insert(file_name(&accepted.file), tokenize(&representation, &score, bytes));
+    for ((accepted, bytes), score) in ingested.files.iter().zip(&scores) {
+        files.insert(file_name(&accepted.file), tokenize(&representation, score, bytes));
     }
     let rejected: BTreeMap<String, &str> =
         ingested.report.rejected.iter().map(|r| (file_name(&r.file), r.reason.as_str())).collect();

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::Upload;
 use crate::midi::{self, Part, Score};
+use crate::repr::events::{CorpusPart, EventsConfig};
 use crate::repr::{events, note_chord, pianoroll};
 use crate::shared::sha256_hex;
 
@@ -69,6 +70,11 @@ pub struct Totals {
     pub duration_seconds: f64,
     /// Lowest and highest pitch over all accepted files.
     pub pitch_range: Option<[u8; 2]>,
+    /// Every distinct part (name, program, drums) of the accepted files, the most
+    /// common first: what a `fugue` model trained on them can offer.
+    /// (Reports from before this field show none.)
+    #[serde(default)]
+    pub part_table: Vec<CorpusPart>,
     pub representations: RepresentationTotals,
 }
 
@@ -82,6 +88,12 @@ pub struct RepresentationTotals {
     /// `events` tokens on the 24-per-beat grid.
     pub events_tokens: u64,
     pub events_vocabulary: u64,
+    /// The same with parts (`Part` tokens and a header declaring each file's parts),
+    /// as the `fugue` preset trains when a file has more than one part.
+    #[serde(default)]
+    pub events_with_parts_tokens: u64,
+    #[serde(default)]
+    pub events_with_parts_vocabulary: u64,
     /// `pianoroll` frames on the quarter-note grid.
     pub pianoroll_frames: u64,
 }
@@ -93,6 +105,9 @@ pub struct FileTokens {
     note_chord: HashSet<String>,
     events_count: u64,
     events: HashSet<events::Token>,
+    events_with_parts_count: u64,
+    events_with_parts: HashSet<events::Token>,
+    parts: Vec<CorpusPart>,
     pianoroll_frames: u64,
 }
 
@@ -155,11 +170,16 @@ fn part_summary(part: &Part) -> PartSummary {
 fn tokens_of(score: &Score) -> FileTokens {
     let note_chord = note_chord::encode(score, &note_chord::NoteChordConfig::default());
     let events = events::encode(score, &events::EventsConfig::default());
+    let with_parts = EventsConfig { max_parts: events::PART_LIMIT, ..EventsConfig::default() };
+    let events_with_parts = events::encode(score, &with_parts);
     FileTokens {
         note_chord_count: note_chord.len() as u64,
         note_chord: note_chord.into_iter().collect(),
         events_count: events.len() as u64,
         events: events.into_iter().collect(),
+        events_with_parts_count: events_with_parts.len() as u64,
+        events_with_parts: events_with_parts.into_iter().collect(),
+        parts: events::file_parts(score),
         pianoroll_frames: pianoroll::encode(score, pianoroll::Grid::Quarter).len() as u64,
     }
 }
@@ -167,6 +187,8 @@ fn tokens_of(score: &Score) -> FileTokens {
 pub fn totals(accepted: &[AcceptedFile], tokens: &[FileTokens]) -> Totals {
     let note_chord: HashSet<&String> = tokens.iter().flat_map(|t| &t.note_chord).collect();
     let event_kinds: HashSet<&events::Token> = tokens.iter().flat_map(|t| &t.events).collect();
+    let with_parts_kinds: HashSet<&events::Token> =
+        tokens.iter().flat_map(|t| &t.events_with_parts).collect();
     let pitch_range =
         accepted.iter().map(|file| file.pitch_range).reduce(|a, b| [a[0].min(b[0]), a[1].max(b[1])]);
     Totals {
@@ -175,11 +197,14 @@ pub fn totals(accepted: &[AcceptedFile], tokens: &[FileTokens]) -> Totals {
         parts: accepted.iter().map(|file| file.parts).sum(),
         duration_seconds: accepted.iter().map(|file| file.duration_seconds).sum(),
         pitch_range,
+        part_table: events::merge_part_tables(tokens.iter().map(|t| t.parts.clone())),
         representations: RepresentationTotals {
             note_chord_tokens: tokens.iter().map(|t| t.note_chord_count).sum(),
             note_chord_vocabulary: note_chord.len() as u64,
             events_tokens: tokens.iter().map(|t| t.events_count).sum(),
             events_vocabulary: event_kinds.len() as u64,
+            events_with_parts_tokens: tokens.iter().map(|t| t.events_with_parts_count).sum(),
+            events_with_parts_vocabulary: with_parts_kinds.len() as u64,
             pianoroll_frames: tokens.iter().map(|t| t.pianoroll_frames).sum(),
         },
     }

@@ -165,6 +165,8 @@ impl EventsDecoder {
                     && !matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_)))
             }
             (_, Token::Tempo(_)) => request.tempo_bpm.is_none() && matches!(self.last, Some(Token::Pos(_))),
+            // This decoder writes one part; masking per part (with `next_note_part`) comes later.
+            (_, Token::Part(_) | Token::Drums | Token::Name(_)) => false,
             (_, Token::Prog(p)) => {
                 p == request.program
                     && matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Dur(_)))
@@ -225,7 +227,8 @@ impl EventsDecoder {
                     self.tempos.insert(index, (at, f64::from(bpm)));
                 }
             }
-            Token::Prog(_) => self.next_pitch_floor = 0,
+            Token::Prog(_) | Token::Part(_) => self.next_pitch_floor = 0,
+            Token::Drums | Token::Name(_) => {}
             Token::Pitch(pitch) => {
                 if let Some(start) = self.position {
                     self.pending = Some(Pending { pitch, velocity: 64, start, duration: 0 });

@@ -324,7 +324,7 @@ impl Worker {
         let model = Rc::new(LoadedModel::load(dir, self.device.0)?);
         let bytes = model.vs.variables().values().map(|t| t.numel() as u64 * 4).sum();
         let grammar = match &model.meta.representation {
-            Representation::Events { config, vocabulary } => {
+            Representation::Events { config, vocabulary, .. } => {
                 Some(Rc::new(EventsGrammar::new(vocabulary, config)))
             }
             _ => None,

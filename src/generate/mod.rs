@@ -53,11 +53,9 @@ impl Piece {
         let mut programs: Vec<u8> = self.notes.iter().map(|note| note.program).collect();
         programs.sort_unstable();
         programs.dedup();
-        let channels = (0u8..16).filter(|&channel| channel != 9);
-        let parts = programs
+        let mut parts: Vec<Part> = programs
             .into_iter()
-            .zip(channels)
-            .map(|(program, channel)| {
+            .map(|program| {
                 let mut notes: Vec<Note> = self
                     .notes
                     .iter()
@@ -71,9 +69,10 @@ impl Piece {
                     .collect();
                 notes.sort_by_key(|note| (note.start, note.pitch));
                 let name = Some(crate::midi::program_name(program).to_owned());
-                Part { name, ..Part::new(channel, program, notes) }
+                Part { name, ..Part::new(0, program, notes) }
             })
             .collect();
+        crate::midi::assign_channels(&mut parts);
         let mut score = Score::of_parts(DECODED_TICKS_PER_BEAT, parts);
         score.tempos = self
             .tempos

@@ -41,7 +41,7 @@ pub fn generate(
             frames.truncate(steps as usize);
             Ok(pianoroll::decode(&frames, *grid))
         }
-        (Net::Token(net), Representation::Events { config, vocabulary }) => {
+        (Net::Token(net), Representation::Events { config, vocabulary, .. }) => {
             let tokens = sample_tokens(net, vocabulary, "Bar", steps, sampling, rng, device);
             let parsed: Vec<events::Token> = tokens.iter().filter_map(|token| token.parse().ok()).collect();
             Ok(events::decode(&parsed, config))

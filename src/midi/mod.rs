@@ -6,7 +6,7 @@ mod score;
 mod usable;
 mod write;
 
-pub use gm::program_name;
+pub use gm::{DRUM_CHANNEL, assign_channels, program_name};
 pub use read::{
     MAX_BEATS, MAX_FILE_BYTES, MAX_NOTES_PER_FILE, MAX_SECONDS, MAX_SOUNDING_BEATS, ReadError, read,
 };

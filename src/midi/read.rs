@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use midly::{Format, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
+use super::gm::DRUM_CHANNEL;
 use super::score::{KeySignature, Note, Part, Score, TempoChange, TimeSignature};
 
 /// Larger files are refused before parsing: memory per file stays bounded
@@ -42,8 +43,6 @@ pub const MAX_SECONDS: f64 = 6.0 * 3600.0;
 /// Every note's length, summed, in beats: 50 parts sounding without a rest for the
 /// longest piece allowed. This bounds `Dur` tokens and piano-roll cells.
 pub const MAX_SOUNDING_BEATS: f64 = 2_000_000.0;
-
-const DRUM_CHANNEL: u8 = 9;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReadError {

@@ -1,7 +1,12 @@
 //! [`Score`] → standard MIDI file (format 1).
 //!
 //! Track 0 is the conductor (time signatures, key signatures, tempos and program
-//! changes); every part follows as its own track with its name and notes. At equal
+//! changes); every part follows as its own track with its name and notes, on the
+//! part's channel; a drum part always on channel 10 (index 9), where General MIDI
+//! plays drums. Parts keep the channels they have: [`assign_channels`] gives
+//! decoded parts theirs, and a score read from a file writes back as it was.
+//!
+//! [`assign_channels`]: super::assign_channels At equal
 //! ticks note-offs come before note-ons, so a repeated pitch is not cut short.
 //!
 //! Program changes sit in the conductor, per channel, where the program of the notes
@@ -12,6 +17,7 @@
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
+use super::gm::DRUM_CHANNEL;
 use super::score::{Part, Score};
 
 pub fn write(score: &Score) -> Vec<u8> {
@@ -56,7 +62,7 @@ fn program_changes(score: &Score) -> Vec<Timed<'static>> {
         .parts
         .iter()
         .flat_map(|part| {
-            part.notes.iter().map(move |note| (part.channel.min(15), note.start, part.program.min(127)))
+            part.notes.iter().map(move |note| (channel_of(part), note.start, part.program.min(127)))
         })
         .collect();
     onsets.sort_unstable();
@@ -74,7 +80,7 @@ fn program_changes(score: &Score) -> Vec<Timed<'static>> {
 }
 
 fn part_events(part: &Part) -> Vec<Timed<'_>> {
-    let channel = u4::new(part.channel.min(15));
+    let channel = u4::new(channel_of(part));
     let midi = |message| TrackEventKind::Midi { channel, message };
     let mut events = Vec::with_capacity(2 + part.notes.len() * 2);
     if let Some(name) = &part.name {
@@ -87,6 +93,10 @@ fn part_events(part: &Part) -> Vec<Timed<'_>> {
         events.push((note.start, 3, midi(MidiMessage::NoteOn { key, vel })));
     }
     events
+}
+
+fn channel_of(part: &Part) -> u8 {
+    if part.is_drum { DRUM_CHANNEL } else { part.channel.min(15) }
 }
 
 /// Sorts by (tick, order), converts to delta times and ends the track.

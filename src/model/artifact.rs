@@ -16,7 +16,7 @@ use super::token_net::{TokenNet, TokenNetConfig};
 use super::training_record::FitOutcome;
 use super::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 use crate::repr::Vocabulary;
-use crate::repr::events::EventsConfig;
+use crate::repr::events::{CorpusPart, EventsConfig};
 use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::NoteChordConfig;
 use crate::repr::pianoroll::Grid;
@@ -48,10 +48,24 @@ pub struct ArtifactMeta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Representation {
-    Pianoroll { grid: Grid },
-    Events { config: EventsConfig, vocabulary: Vocabulary },
-    NoteChord { config: NoteChordConfig, vocabulary: Vocabulary },
-    MelodyChords { config: MelodyChordsConfig },
+    Pianoroll {
+        grid: Grid,
+    },
+    Events {
+        config: EventsConfig,
+        vocabulary: Vocabulary,
+        /// With parts: every part of the training corpus, the most common first,
+        /// for generation to offer. None without parts (and in older artifacts).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        parts: Vec<CorpusPart>,
+    },
+    NoteChord {
+        config: NoteChordConfig,
+        vocabulary: Vocabulary,
+    },
+    MelodyChords {
+        config: MelodyChordsConfig,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

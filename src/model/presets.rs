@@ -12,7 +12,8 @@ use super::optim::OptimizerKind;
 use super::roll_net::{RollNetConfig, RollOutput};
 use super::seq2seq_net::{RollLoss, Seq2SeqConfig};
 use super::token_net::{Head, TokenNetConfig};
-use crate::repr::events::EventsConfig;
+use crate::midi::Score;
+use crate::repr::events::{EventsConfig, PART_LIMIT};
 use crate::repr::melody_chords::MelodyChordsConfig;
 use crate::repr::note_chord::{NoteChordConfig, Parse};
 use crate::repr::pianoroll::Grid;
@@ -201,4 +202,20 @@ pub enum Family {
 pub enum TokenRepresentation {
     Events(EventsConfig),
     NoteChord(NoteChordConfig),
+}
+
+impl TokenRepresentation {
+    /// The representation as trained on this corpus, which the artifact records:
+    /// `events` keeps parts (up to [`PART_LIMIT`]) when any file has more than one,
+    /// and merges them into one stream, as before parts, when none does.
+    pub fn for_corpus(self, scores: &[Score]) -> TokenRepresentation {
+        match self {
+            TokenRepresentation::Events(config) => {
+                let has_parts = scores.iter().any(|score| score.parts.len() > 1);
+                let max_parts = if has_parts { PART_LIMIT } else { 0 };
+                TokenRepresentation::Events(EventsConfig { max_parts, ..config })
+            }
+            other => other,
+        }
+    }
 }

@@ -102,5 +102,10 @@ mod tests {
         let config = events::EventsConfig { with_program: true, ..events::EventsConfig::default() };
         let tokens = events::encode(&score, &config).len();
         assert!(tokens <= 3_100_000, "{tokens} events tokens");
+        // With parts, a `Part` token per part and position, one at most per note.
+        let config =
+            events::EventsConfig { max_parts: events::PART_LIMIT, ..events::EventsConfig::default() };
+        let tokens = events::encode(&score, &config).len();
+        assert!(tokens <= 3_300_000, "{tokens} events tokens with parts");
     }
 }

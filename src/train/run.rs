@@ -160,6 +160,7 @@ fn train_tokens(
     files: &[&[u8]],
     control: &mut Control<'_>,
 ) -> anyhow::Result<Fitted> {
+    let representation = representation.for_corpus(scores);
     let sequences: Vec<Vec<String>> =
         scores.iter().zip(files).map(|(score, bytes)| tokenize(&representation, score, bytes)).collect();
     let vocabulary = Vocabulary::build(sequences.iter().map(Vec::as_slice));
@@ -173,7 +174,10 @@ fn train_tokens(
     let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
     let outcome = fit_on_ids(run, ids, &vs, &loss, control)?;
     let representation = match representation {
-        TokenRepresentation::Events(config) => Representation::Events { config, vocabulary },
+        TokenRepresentation::Events(config) => {
+            let parts = if config.max_parts > 0 { events::corpus_parts(scores) } else { Vec::new() };
+            Representation::Events { config, vocabulary, parts }
+        }
         TokenRepresentation::NoteChord(config) => Representation::NoteChord { config, vocabulary },
     };
     Ok(Fitted { vs, representation, network: Network::Token(net.config().clone()), outcome })

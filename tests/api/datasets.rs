@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use fugue::midi;
+use fugue::repr::events;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -66,10 +67,25 @@ async fn the_410_chorales_upload_as_a_zip_with_correct_totals() {
         "note_chord_vocabulary",
         "events_tokens",
         "events_vocabulary",
+        "events_with_parts_tokens",
+        "events_with_parts_vocabulary",
         "pianoroll_frames",
     ] {
         assert!(representations[key].as_u64().unwrap() > 0, "{key}");
     }
+    // The corpus's part table agrees with the files read directly.
+    assert_eq!(totals["part_table"], serde_json::to_value(events::corpus_parts(&scores)).unwrap());
+    let table = totals["part_table"].as_array().unwrap();
+    // The four voices are the most common parts (a few chorales name a soprano
+    // otherwise, `Soprano 1` say, so Alto, Tenor and Bass come first).
+    let mut names: Vec<&str> = table[..4].iter().map(|part| part["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Alto", "Bass", "Soprano", "Tenor"], "{table:?}");
+    assert!(table[3]["files"].as_u64().unwrap() >= 365, "{}", table[3]);
+    assert!(
+        representations["events_with_parts_vocabulary"].as_u64()
+            > representations["events_vocabulary"].as_u64()
+    );
     assert_eq!(dataset["file_count"], 410);
     assert_eq!(dataset["note_count"], notes);
     assert_eq!(app.blob_files().len(), 410);
@@ -232,6 +248,10 @@ fn hostile_and_fuzzed_inputs_are_refused_for_their_length_or_expand_within_bound
             let tokens = events::encode(&score, &config);
             assert!(tokens.len() <= 3_100_000, "{}", path.display());
             midi::write(&events::decode(&tokens, &config));
+            let with_parts = events::EventsConfig { max_parts: events::PART_LIMIT, ..config };
+            let tokens = events::encode(&score, &with_parts);
+            assert!(tokens.len() <= 3_300_000, "{} with parts", path.display());
+            midi::write(&events::decode(&tokens, &with_parts));
             melody_chords::encode(&score, &melody_chords::MelodyChordsConfig::default());
         }
     }

@@ -142,3 +142,60 @@ fn parts_sharing_a_channel_keep_their_programs() {
         [(0, 0), (40, 200)]
     );
 }
+
+/// Piano (two hands: one program, two parts), bass, drums and strings, on the
+/// `events` grid, as a file would hold them.
+fn band() -> Score {
+    use fugue::midi::{Note, Part, TempoChange, TimeSignature};
+    let part = |name: &str, channel: u8, program: u8, notes: &[(u8, u8, u64, u64)]| Part {
+        name: Some(name.to_owned()),
+        program,
+        channel,
+        is_drum: channel == 9,
+        notes: notes
+            .iter()
+            .map(|&(pitch, velocity, start, duration)| Note { pitch, velocity, start, duration })
+            .collect(),
+    };
+    let mut score = Score::of_parts(
+        480,
+        vec![
+            part(
+                "Piano RH",
+                0,
+                0,
+                &[(72, 90, 0, 480), (76, 90, 480, 240), (79, 90, 720, 240), (72, 90, 1920, 1920)],
+            ),
+            part("Piano LH", 1, 0, &[(48, 70, 0, 960), (55, 70, 960, 960), (48, 70, 1920, 1920)]),
+            part("Bass", 2, 33, &[(36, 98, 0, 480), (36, 98, 960, 480), (43, 98, 1920, 960)]),
+            part("Drums", 9, 0, &[(36, 110, 0, 60), (42, 82, 0, 60), (42, 82, 480, 60), (38, 110, 960, 60)]),
+            part("Strings", 3, 48, &[(60, 62, 0, 3840), (64, 62, 0, 3840), (67, 62, 1920, 1920)]),
+        ],
+    );
+    score.tempos = vec![TempoChange { tick: 0, micros_per_beat: 500_000 }];
+    score.time_signatures = vec![TimeSignature { tick: 0, numerator: 4, denominator: 4 }];
+    score
+}
+
+#[test]
+fn a_band_keeps_its_parts_through_events_and_mido_agrees() {
+    use fugue::repr::events::{self, EventsConfig, PART_LIMIT};
+    let file = midi::read(&midi::write(&band())).unwrap();
+    assert_eq!(file, band(), "the file holds the band as built");
+    let config = EventsConfig { max_parts: PART_LIMIT, ..EventsConfig::default() };
+    let decoded = events::decode(&events::encode(&file, &config), &config);
+    assert_eq!(decoded, file, "every note in its part, every program and channel kept");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("band.mid");
+    std::fs::write(&out, midi::write(&decoded)).unwrap();
+    assert_eq!(midi::read(&std::fs::read(&out).unwrap()).unwrap(), file);
+    let mut theirs = mido_summaries(&[out.as_path()]).remove(0);
+    assert_eq!(theirs["track_names"], json!([null, "Piano RH", "Piano LH", "Bass", "Drums", "Strings"]));
+    let drum_channels: Vec<&Value> =
+        theirs["notes"].as_array().unwrap().iter().filter(|n| n[0] == 9).collect();
+    assert_eq!(drum_channels.len(), 4, "the drums, and only they, on channel 10");
+    theirs.as_object_mut().unwrap().remove("type");
+    theirs.as_object_mut().unwrap().remove("track_names");
+    assert_eq!(summary(&file), theirs);
+}

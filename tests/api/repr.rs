@@ -2,11 +2,15 @@
 
 use std::collections::BTreeSet;
 
+use std::path::Path;
+
 use fugue::midi;
+use fugue::model::artifact::{Representation, read_meta};
+use fugue::model::presets::{Family, Preset, TokenRepresentation};
 use fugue::repr::pianoroll::{self, BenchmarkSplits, Grid};
 use fugue::repr::{DECODED_TICKS_PER_BEAT, Vocabulary, events, note_chord};
 
-use crate::support::{midi_files, shared_data};
+use crate::support::{midi_files, project_path, shared_data};
 
 #[test]
 fn jsb_mini_files_read_back_to_the_benchmark_rolls_exactly() {
@@ -80,4 +84,124 @@ fn note_chord_vocabulary_of_the_chorales() {
         .collect();
     let normal_vocabulary = Vocabulary::build(normal_sequences.iter().map(Vec::as_slice));
     assert!(normal_vocabulary.len() < vocabulary.len() / 4, "{}", normal_vocabulary.len());
+}
+
+/// The `events` stream without parts, over both shared MIDI corpora, as a digest.
+fn flat_events_digest() -> String {
+    let config = events::EventsConfig::default();
+    let mut paths = midi_files(&shared_data("bach-chorales-midi"));
+    for split in ["train", "valid", "test"] {
+        paths.extend(midi_files(&shared_data(&format!("jsb-mini/{split}"))));
+    }
+    assert_eq!(paths.len(), 422, "410 chorales and 12 jsb-mini files");
+    let mut text = String::new();
+    for path in &paths {
+        let tokens: Vec<String> =
+            events::encode(&usable(path), &config).iter().map(ToString::to_string).collect();
+        text.push_str(&tokens.join(" "));
+        text.push('\n');
+    }
+    fugue::shared::sha256_hex(text.as_bytes())
+}
+
+fn usable(path: &Path) -> midi::Score {
+    midi::read_usable(&std::fs::read(path).unwrap(), false).unwrap()
+}
+
+fn chorale_scores() -> Vec<midi::Score> {
+    midi_files(&shared_data("bach-chorales-midi")).iter().map(|path| usable(path)).collect()
+}
+
+/// The config the `fugue` preset trains with on these scores.
+fn fugue_config(scores: &[midi::Score]) -> events::EventsConfig {
+    let Family::Tokens(representation) = Preset::Fugue.family() else { panic!("fugue is a token preset") };
+    match representation.for_corpus(scores) {
+        TokenRepresentation::Events(config) => config,
+        other => panic!("fugue trains on events, not {other:?}"),
+    }
+}
+
+#[test]
+fn a_corpus_without_parts_encodes_exactly_as_before_parts() {
+    // The digest of the token streams of the code before parts (commit 186e320).
+    let before = "189c32f12a98595160dee53ce083c5d27c4a31e78299532ddabd0aff20c98a63";
+    assert_eq!(flat_events_digest(), before, "the events stream without parts changed");
+    // A one-part corpus trains without parts, with the config of every earlier model.
+    let mini: Vec<midi::Score> =
+        midi_files(&shared_data("jsb-mini/train")).iter().map(|path| usable(path)).collect();
+    assert_eq!(fugue_config(&mini), events::EventsConfig::default());
+    // The bundled model loads with that config, and the chorales it was trained on
+    // still give exactly its vocabulary.
+    let meta = read_meta(&project_path("models/default")).unwrap();
+    let Representation::Events { config, vocabulary, parts } = meta.representation else {
+        panic!("models/default is an events model")
+    };
+    assert_eq!((config.max_parts, parts.len()), (0, 0));
+    let sequences: Vec<Vec<String>> = chorale_scores()
+        .iter()
+        .map(|score| events::encode(score, &config).iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(Vocabulary::build(sequences.iter().map(Vec::as_slice)), vocabulary);
+}
+
+#[test]
+fn chorale_voices_keep_their_parts_through_events_and_midi() {
+    let scores = chorale_scores();
+    let config = fugue_config(&scores);
+    assert_eq!(config.max_parts, events::PART_LIMIT, "the chorales have parts");
+    let scale = |score: &midi::Score, tick: u64| {
+        tick * u64::from(DECODED_TICKS_PER_BEAT) / u64::from(score.ticks_per_beat)
+    };
+    for (score, path) in scores.iter().zip(midi_files(&shared_data("bach-chorales-midi"))) {
+        let decoded = events::decode(&events::encode(score, &config), &config);
+        let again = midi::read(&midi::write(&decoded)).unwrap();
+        assert_eq!(again, decoded, "{}: MIDI keeps the decoded parts", path.display());
+        let specs = |score: &midi::Score| score.parts.iter().map(events::PartSpec::of).collect::<Vec<_>>();
+        assert_eq!(specs(&again), specs(score), "{}: names, programs, order", path.display());
+        for (theirs, ours) in again.parts.iter().zip(&score.parts) {
+            let notes: Vec<(u8, u64, u64)> =
+                ours.notes.iter().map(|n| (n.pitch, scale(score, n.start), scale(score, n.end()))).collect();
+            let back: Vec<(u8, u64, u64)> =
+                theirs.notes.iter().map(|n| (n.pitch, n.start, n.end())).collect();
+            assert_eq!(back, notes, "{}: every note of {:?} in its part", path.display(), ours.name);
+        }
+        let channels: Vec<u8> = again.parts.iter().map(|part| part.channel).collect();
+        let expected: Vec<u8> = (0..16).filter(|&c| c != 9).take(channels.len()).collect();
+        assert_eq!(channels, expected, "{}: a channel per part", path.display());
+    }
+    let satb = scores.iter().filter(|score| {
+        let names: Vec<Option<&str>> = score.parts.iter().map(|part| part.name.as_deref()).collect();
+        names == [Some("Soprano"), Some("Alto"), Some("Tenor"), Some("Bass")]
+    });
+    assert_eq!(satb.count(), 365, "the four-part chorales");
+}
+
+#[test]
+fn events_vocabulary_of_the_chorales_with_and_without_parts() {
+    let scores = chorale_scores();
+    let vocabulary = |config: &events::EventsConfig| {
+        let sequences: Vec<Vec<String>> = scores
+            .iter()
+            .map(|score| events::encode(score, config).iter().map(ToString::to_string).collect())
+            .collect();
+        let tokens: usize = sequences.iter().map(Vec::len).sum();
+        (Vocabulary::build(sequences.iter().map(Vec::as_slice)), tokens)
+    };
+    let (flat, flat_tokens) = vocabulary(&events::EventsConfig::default());
+    let (parts, parts_tokens) = vocabulary(&fugue_config(&scores));
+    let kinds =
+        |kind: &str| (0..parts.len() as u32).filter(|&id| parts.token(id).unwrap().starts_with(kind)).count();
+    println!(
+        "events on the 410 chorales: without parts {} tokens, {flat_tokens} in all; with parts {} tokens \
+         ({} Part, {} Prog, {} Name), {parts_tokens} in all",
+        flat.len(),
+        parts.len(),
+        kinds("Part_"),
+        kinds("Prog_"),
+        kinds("Name_")
+    );
+    assert_eq!(flat.len(), 117, "the bundled model's vocabulary");
+    assert!(kinds("Part_") <= usize::from(events::PART_LIMIT));
+    assert!(parts.len() <= flat.len() + 80, "parts cost a few dozen tokens, not hundreds: {}", parts.len());
+    assert!(parts_tokens < flat_tokens * 3 / 2, "a Part per voice and position, no more: {parts_tokens}");
 }

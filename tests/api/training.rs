@@ -60,6 +60,11 @@ fn every_preset_trains_and_generates_music() {
         run(command);
         let meta = meta(&model);
         assert_eq!(meta["preset"], preset);
+        if preset == "fugue" {
+            let representation = &meta["representation"];
+            assert_eq!(representation["config"]["max_parts"], 0, "one-track files: no parts");
+            assert!(representation.get("parts").is_none(), "{representation}");
+        }
         assert_eq!(meta["network"]["recurrent_dropout"], 0.25, "{preset}: every LSTM takes it");
         assert_eq!(meta["training"]["history"].as_array().unwrap().len(), 2);
         assert!(!dir.path().join("model.checkpoint").exists(), "checkpoints are removed after success");
@@ -93,6 +98,44 @@ fn every_preset_trains_and_generates_music() {
         assert!(score.note_count() > 0, "{preset} generated no notes");
         assert!(!score.tempos.is_empty(), "{preset}: the song has a tempo");
     }
+}
+
+#[test]
+fn fugue_learns_the_parts_of_a_corpus_that_has_them_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("chorales");
+    std::fs::create_dir(&data).unwrap();
+    for name in ["bwv1.6.mid", "bwv10.7.mid", "bwv101.7.mid", "bwv102.7.mid", "bwv103.6.mid"] {
+        std::fs::copy(shared_data(&format!("bach-chorales-midi/{name}")), data.join(name)).unwrap();
+    }
+    let model = dir.path().join("model");
+    let mut command = Command::new(FUGUE);
+    command.args(["train", "--preset", "fugue", "--out"]).arg(&model).arg("--data").arg(&data);
+    command.args(["--epochs", "1", "--hidden-size", "8", "--layers", "1", "--embedding-size", "4"]);
+    command.args(["--window", "16", "--batch-size", "4"]);
+    run(command);
+    let representation = &meta(&model)["representation"];
+    assert_eq!(representation["config"]["max_parts"], 16, "{}", representation["config"]);
+    let vocabulary: Vec<&str> =
+        representation["vocabulary"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    for token in ["Part_0", "Part_3", "Name_Soprano", "Name_Bass"] {
+        assert!(vocabulary.contains(&token), "{token} in {vocabulary:?}");
+    }
+    let parts = representation["parts"].as_array().unwrap();
+    let voices: Vec<(&str, u64)> = parts[..4]
+        .iter()
+        .map(|part| (part["name"].as_str().unwrap(), part["files"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(voices, [("Soprano", 5), ("Alto", 5), ("Tenor", 5), ("Bass", 5)], "{parts:?}");
+    assert!(parts.iter().all(|part| part["program"].is_u64() && part["drums"] == false), "{parts:?}");
+
+    // `fugue generate` samples a model with parts and writes a file (what parts
+    // it plays is for the per-part decoder to come; one epoch plays few notes).
+    let song = dir.path().join("song.mid");
+    let mut generate = Command::new(FUGUE);
+    generate.args(["generate", "--model"]).arg(&model).arg("--out").arg(&song).args(["--length", "64"]);
+    run(generate);
+    fugue::midi::read(&std::fs::read(&song).unwrap()).expect("fugue's reader accepts the song");
 }
 
 #[test]

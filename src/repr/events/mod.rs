@@ -1,9 +1,14 @@
 //! `events`: fugue's default representation, REMI-like, keeping rhythm, dynamics,
-//! polyphony, meter and tempo.
+//! polyphony, meter, tempo and, when asked, parts.
 //!
 //! A piece is a run of bars. Each bar opens with `Bar` (and `TimeSig_n/d` where the
 //! meter changes); then, per onset position in the bar, `Pos_p` followed by an
 //! optional `Tempo_b` and, per note, `[Prog_p] Pitch_p Vel_v Dur_d...`.
+//!
+//! With parts ([`EventsConfig::max_parts`] > 0), a header before the first bar
+//! declares the piece's part table once, `Part_i [Drums] Prog_p [Name_n]` per part
+//! in the file's order, and within a position the notes come grouped by part, each
+//! group opened by its `Part_i`: `Pos_0 Part_0 Pitch_72 Vel_90 Dur_24 Part_1 ...`.
 //!
 //! Why this design:
 //! - Bar and position tokens (REMI) rather than time shifts (TSD): the model always
@@ -17,15 +22,41 @@
 //!   at a resolution people hear, in a small vocabulary.
 //! - Meter changes take effect at the next bar line, so bars are always whole and
 //!   the decoder can place every onset exactly.
+//! - Parts are declared once and referred to by index. A part is not a program:
+//!   four voices that all sing, or a piano's two hands, are parts with one
+//!   program. REMI+ (a `Prog` token per note, `with_program`) cannot tell them
+//!   apart, and repeats the program on every note. Per-track streams (MMM: each
+//!   bar, or the whole piece, written track after track) keep parts apart but put
+//!   the notes of one instant far from each other, so the model sees harmony only
+//!   through long-range memory, and a decoder can no longer count what sounds at a
+//!   position. Part tokens in the time-ordered stream keep the vertical view and
+//!   cost a few `Part_i` tokens (at most [`PART_LIMIT`] for the `fugue` preset)
+//!   plus the corpus's programs and part names in the vocabulary. At every point
+//!   the prefix says which part the next note is in ([`next_note_part`]), so a
+//!   decoder can mask each part's range and polyphony; and the header says what
+//!   each part is ([`declared_parts`]), so generation can choose the parts by
+//!   writing the header itself.
+//! - Names are tokens (first line, 23 bytes at most), so a model learns that a
+//!   `Tenor` sings lower than an `Alto` whatever its index; the vocabulary grows
+//!   with the corpus's distinct names, a few dozen for the Bach chorales.
+//! - Without parts (`max_parts` 0, the default and what every model before parts
+//!   was trained with) nothing changes: no header, drums left out, one stream.
+
+mod decode;
+mod parts;
+mod tokens;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::DECODED_TICKS_PER_BEAT;
-use crate::midi::{Note, Part, Score, TempoChange, TimeSignature};
+pub use self::decode::decode;
+pub use self::parts::{
+    CorpusPart, PART_LIMIT, PartSpec, corpus_parts, declared_parts, file_parts, layout, merge_part_tables,
+    next_note_part,
+};
+pub use self::tokens::{PartName, Token, UnknownToken};
+use crate::midi::Score;
 
 /// Metronome markings: the tempo bins.
 pub const TEMPO_MARKINGS: [u16; 39] = [
@@ -33,7 +64,6 @@ pub const TEMPO_MARKINGS: [u16; 39] = [
     116, 120, 126, 132, 138, 144, 152, 160, 168, 176, 184, 192, 200, 208,
 ];
 const VELOCITY_BIN: u8 = 4;
-const DRUM_CHANNEL: u8 = 9;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsConfig {
@@ -41,73 +71,26 @@ pub struct EventsConfig {
     pub grid_per_beat: u16,
     /// Largest duration one `Dur` token holds, in grid units; longer notes use several.
     pub max_duration_units: u16,
-    /// Emit `Prog_p` before each note (multi-instrument corpora).
+    /// Emit `Prog_p` before each note (multi-instrument corpora without parts).
     pub with_program: bool,
     /// Emit `Tempo_b` where the tempo changes.
     pub with_tempo: bool,
+    /// Parts a piece declares at most; 0 merges every part into one stream and
+    /// leaves drums out (artifacts from before parts have none). With parts,
+    /// programs live in the header and `with_program` does nothing.
+    #[serde(default)]
+    pub max_parts: u8,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { grid_per_beat: 24, max_duration_units: 96, with_program: false, with_tempo: true }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Token {
-    Bar,
-    TimeSig(u8, u8),
-    Pos(u16),
-    Tempo(u16),
-    Prog(u8),
-    Pitch(u8),
-    Vel(u8),
-    Dur(u16),
-}
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Token::Bar => f.write_str("Bar"),
-            Token::TimeSig(n, d) => write!(f, "TimeSig_{n}/{d}"),
-            Token::Pos(p) => write!(f, "Pos_{p}"),
-            Token::Tempo(b) => write!(f, "Tempo_{b}"),
-            Token::Prog(p) => write!(f, "Prog_{p}"),
-            Token::Pitch(p) => write!(f, "Pitch_{p}"),
-            Token::Vel(v) => write!(f, "Vel_{v}"),
-            Token::Dur(d) => write!(f, "Dur_{d}"),
+        EventsConfig {
+            grid_per_beat: 24,
+            max_duration_units: 96,
+            with_program: false,
+            with_tempo: true,
+            max_parts: 0,
         }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not an events token: `{0}`")]
-pub struct UnknownToken(pub String);
-
-impl FromStr for Token {
-    type Err = UnknownToken;
-
-    fn from_str(text: &str) -> Result<Token, UnknownToken> {
-        let unknown = || UnknownToken(text.to_owned());
-        if text == "Bar" {
-            return Ok(Token::Bar);
-        }
-        let (kind, value) = text.split_once('_').ok_or_else(unknown)?;
-        let number = |value: &str| value.parse::<u16>().map_err(|_| unknown());
-        let byte = |value: &str| value.parse::<u8>().map_err(|_| unknown());
-        Ok(match kind {
-            "TimeSig" => {
-                let (n, d) = value.split_once('/').ok_or_else(unknown)?;
-                Token::TimeSig(byte(n)?, byte(d)?)
-            }
-            "Pos" => Token::Pos(number(value)?),
-            "Tempo" => Token::Tempo(number(value)?),
-            "Prog" => Token::Prog(byte(value)?),
-            "Pitch" => Token::Pitch(byte(value)?),
-            "Vel" => Token::Vel(byte(value)?),
-            "Dur" => Token::Dur(number(value)?),
-            _ => return Err(unknown()),
-        })
     }
 }
 
@@ -141,51 +124,50 @@ struct GridNote {
     duration: u64,
     pitch: u8,
     velocity: u8,
-    program: u8,
+    /// The declared part (with parts) or the program (without) it sounds in.
+    voice: u8,
 }
 
 pub fn encode(score: &Score, config: &EventsConfig) -> Vec<Token> {
     let grid = u64::from(config.grid_per_beat);
     let tpb = u64::from(score.ticks_per_beat.max(1));
     let to_units = |tick: u64| (tick * grid + tpb / 2) / tpb;
+    let with_parts = config.max_parts > 0;
+    let layout = with_parts.then(|| layout(&score.parts, config.max_parts));
     let mut notes: Vec<GridNote> = score
         .parts
         .iter()
-        .filter(|part| !part.is_drum)
-        // Without program tokens, every part is one instrument.
-        .flat_map(|part| {
-            part.notes.iter().map(move |note| (if config.with_program { part.program } else { 0 }, note))
+        .zip(0..)
+        .filter(|(part, _)| with_parts || !part.is_drum)
+        .flat_map(|(part, index)| {
+            let voice = match &layout {
+                Some(layout) => layout.slot_of[index],
+                // Without program tokens, every part is one instrument.
+                None if config.with_program => part.program,
+                None => 0,
+            };
+            part.notes.iter().map(move |note| (voice, note))
         })
-        .map(|(program, note)| {
+        .map(|(voice, note)| {
             let onset = to_units(note.start);
             let duration = to_units(note.end()).saturating_sub(onset).max(1);
-            GridNote { onset, duration, pitch: note.pitch, velocity: note.velocity, program }
+            GridNote { onset, duration, pitch: note.pitch, velocity: note.velocity, voice }
         })
         .collect();
-    notes.sort_by_key(|n| (n.onset, n.program, n.pitch, std::cmp::Reverse(n.duration)));
-    // One note per (onset, program, pitch): the longest.
-    notes.dedup_by_key(|n| (n.onset, n.program, n.pitch));
+    notes.sort_by_key(|n| (n.onset, n.voice, n.pitch, std::cmp::Reverse(n.duration)));
+    // One note per (onset, voice, pitch): the longest.
+    notes.dedup_by_key(|n| (n.onset, n.voice, n.pitch));
     let Some(last_onset) = notes.last().map(|n| n.onset) else { return Vec::new() };
 
+    let mut tokens = Vec::with_capacity(notes.len() * 4);
+    if let Some(layout) = &layout {
+        tokens.extend(layout.declared.iter().zip(0..).flat_map(|(part, index)| part.header(index)));
+    }
     let meters: Vec<(u64, u8, u8)> =
         score.time_signatures.iter().map(|ts| (to_units(ts.tick), ts.numerator, ts.denominator)).collect();
-    // (grid unit, marking): the last change per unit, and only where the marking
-    // changes, so a file of 500,000 tempo events costs the markings it really has.
-    let mut tempos: Vec<(u64, u16)> = Vec::new();
-    if config.with_tempo {
-        for change in &score.tempos {
-            let (unit, marking) = (to_units(change.tick), tempo_marking(change.bpm()));
-            if tempos.last().is_some_and(|&(last, _)| last == unit) {
-                tempos.pop();
-            }
-            if tempos.last().is_none_or(|&(_, last)| last != marking) {
-                tempos.push((unit, marking));
-            }
-        }
-    }
+    let tempos = if config.with_tempo { tempo_markings(score, &to_units) } else { Vec::new() };
     let mut next_tempo = tempos.iter().peekable();
 
-    let mut tokens = Vec::with_capacity(notes.len() * 4);
     let (mut meter, mut meter_index) = ((4u8, 4u8), 0usize);
     let mut announced_meter = None;
     let mut announced_tempo = None;
@@ -210,10 +192,14 @@ pub fn encode(score: &Score, config: &EventsConfig) -> Vec<Token> {
                 announced_tempo = Some(marking);
             }
         }
+        let mut previous: Option<&GridNote> = None;
         while let Some(note) = next_note.next_if(|note| note.onset < bar_end) {
             let slot = positions.entry(note.onset).or_default();
-            if config.with_program {
-                slot.push(Token::Prog(note.program));
+            let opens_group = previous.is_none_or(|p| (p.onset, p.voice) != (note.onset, note.voice));
+            if with_parts && opens_group {
+                slot.push(Token::Part(note.voice));
+            } else if !with_parts && config.with_program {
+                slot.push(Token::Prog(note.voice));
             }
             slot.push(Token::Pitch(note.pitch));
             slot.push(Token::Vel(velocity_bin(note.velocity)));
@@ -223,6 +209,7 @@ pub fn encode(score: &Score, config: &EventsConfig) -> Vec<Token> {
                 slot.push(Token::Dur(step as u16));
                 left -= step;
             }
+            previous = Some(note);
         }
         for (tick, slot) in positions {
             tokens.push(Token::Pos((tick - bar_start) as u16));
@@ -233,117 +220,26 @@ pub fn encode(score: &Score, config: &EventsConfig) -> Vec<Token> {
     tokens
 }
 
-/// Rebuilds a score; out-of-grammar tokens (a `Dur` with no note, say) are skipped.
-pub fn decode(tokens: &[Token], config: &EventsConfig) -> Score {
-    let unit = u64::from(DECODED_TICKS_PER_BEAT) / u64::from(config.grid_per_beat.max(1));
-    let mut decoder = Decoder::default();
-    for &token in tokens {
-        decoder.step(token, config.grid_per_beat);
-    }
-    decoder.finish_note();
-
-    let mut by_program: BTreeMap<u8, Vec<Note>> = BTreeMap::new();
-    for (program, note) in decoder.notes {
-        let scaled = Note { start: note.start * unit, duration: note.duration * unit, ..note };
-        by_program.entry(program).or_default().push(scaled);
-    }
-    let channels = (0u8..16).filter(|&channel| channel != DRUM_CHANNEL);
-    let parts = by_program
-        .into_iter()
-        .zip(channels.cycle())
-        .map(|((program, mut notes), channel)| {
-            notes.sort_by_key(|n| (n.start, n.pitch));
-            Part { name: None, program, channel, is_drum: false, notes }
-        })
-        .collect();
-    Score {
-        ticks_per_beat: DECODED_TICKS_PER_BEAT,
-        tempos: decoder
-            .tempos
-            .into_iter()
-            .map(|(tick, bpm)| TempoChange {
-                tick: tick * unit,
-                micros_per_beat: 60_000_000 / u32::from(bpm),
-            })
-            .collect(),
-        time_signatures: decoder
-            .meters
-            .into_iter()
-            .map(|(tick, numerator, denominator)| TimeSignature { tick: tick * unit, numerator, denominator })
-            .collect(),
-        key_signatures: Vec::new(),
-        parts,
-    }
-}
-
-#[derive(Default)]
-struct Decoder {
-    /// Start of the current bar and its length, in grid units; None before the first bar.
-    bar: Option<(u64, u64)>,
-    meter: Option<(u8, u8)>,
-    position: Option<u64>,
-    program: u8,
-    pending: Option<(u8, u8, u64)>,
-    notes: Vec<(u8, Note)>,
-    tempos: BTreeMap<u64, u16>,
-    meters: Vec<(u64, u8, u8)>,
-}
-
-impl Decoder {
-    fn step(&mut self, token: Token, grid_per_beat: u16) {
-        if !matches!(token, Token::Vel(_) | Token::Dur(_)) {
-            self.finish_note();
+/// (grid unit, marking): the last change per unit, and only where the marking
+/// changes, so a file of 500,000 tempo events costs the markings it really has.
+fn tempo_markings(score: &Score, to_units: &dyn Fn(u64) -> u64) -> Vec<(u64, u16)> {
+    let mut tempos: Vec<(u64, u16)> = Vec::new();
+    for change in &score.tempos {
+        let (unit, marking) = (to_units(change.tick), tempo_marking(change.bpm()));
+        if tempos.last().is_some_and(|&(last, _)| last == unit) {
+            tempos.pop();
         }
-        let (n, d) = self.meter.unwrap_or((4, 4));
-        match token {
-            Token::Bar => {
-                let start = self.bar.map_or(0, |(start, length)| start + length);
-                self.bar = Some((start, bar_units(n, d, grid_per_beat)));
-                self.position = None;
-            }
-            Token::TimeSig(n, d) => {
-                if let Some((start, _)) = self.bar {
-                    self.meter = Some((n, d));
-                    self.bar = Some((start, bar_units(n, d, grid_per_beat)));
-                    self.meters.push((start, n, d));
-                }
-            }
-            Token::Pos(p) => self.position = self.bar.map(|(start, _)| start + u64::from(p)),
-            Token::Tempo(bpm) if bpm > 0 => {
-                if let Some(at) = self.position {
-                    self.tempos.insert(at, bpm);
-                }
-            }
-            Token::Prog(program) => self.program = program,
-            Token::Pitch(pitch) if self.position.is_some() && pitch <= 127 => {
-                self.pending = Some((pitch, 64, 0));
-            }
-            Token::Vel(velocity) => {
-                if let Some(pending) = &mut self.pending {
-                    pending.1 = velocity.clamp(1, 127);
-                }
-            }
-            Token::Dur(units) => {
-                if let Some(pending) = &mut self.pending {
-                    pending.2 += u64::from(units);
-                }
-            }
-            Token::Tempo(_) | Token::Pitch(_) => {}
+        if tempos.last().is_none_or(|&(_, last)| last != marking) {
+            tempos.push((unit, marking));
         }
     }
-
-    fn finish_note(&mut self) {
-        if let (Some((pitch, velocity, duration)), Some(start)) = (self.pending.take(), self.position)
-            && duration > 0
-        {
-            self.notes.push((self.program, Note { pitch, velocity, start, duration }));
-        }
-    }
+    tempos
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::midi::{Note, Part, TempoChange, TimeSignature};
 
     fn names(tokens: &[Token]) -> Vec<String> {
         tokens.iter().map(ToString::to_string).collect()
@@ -414,6 +310,117 @@ mod tests {
         let config = EventsConfig { with_program: true, ..EventsConfig::default() };
         let decoded = decode(&encode(&piece, &config), &config);
         assert_eq!(decoded, piece);
+    }
+
+    fn named(name: &str, program: u8, channel: u8, notes: &[(u8, u8, u64, u64)]) -> Part {
+        Part { name: Some(name.to_owned()), is_drum: channel == 9, ..part(program, channel, notes) }
+    }
+
+    const WITH_PARTS: EventsConfig = EventsConfig {
+        grid_per_beat: 24,
+        max_duration_units: 96,
+        with_program: false,
+        with_tempo: true,
+        max_parts: PART_LIMIT,
+    };
+
+    #[test]
+    fn parts_are_declared_once_and_named_at_each_position() {
+        // Two voices that both sing (one program) in unison on beat 1, and drums.
+        let piece = score(
+            vec![
+                named("Soprano", 52, 0, &[(67, 90, 0, 480), (69, 90, 480, 480)]),
+                named("Alto", 52, 0, &[(67, 90, 0, 960)]),
+                named("Kit", 0, 9, &[(36, 100, 0, 120)]),
+            ],
+            vec![],
+            vec![],
+        );
+        assert_eq!(
+            names(&encode(&piece, &WITH_PARTS)),
+            [
+                "Part_0",
+                "Prog_52",
+                "Name_Soprano",
+                "Part_1",
+                "Prog_52",
+                "Name_Alto",
+                "Part_2",
+                "Drums",
+                "Prog_0",
+                "Name_Kit",
+                "Bar",
+                "TimeSig_4/4",
+                "Pos_0",
+                "Part_0",
+                "Pitch_67",
+                "Vel_90",
+                "Dur_24",
+                "Part_1",
+                "Pitch_67",
+                "Vel_90",
+                "Dur_48",
+                "Part_2",
+                "Pitch_36",
+                "Vel_102",
+                "Dur_6",
+                "Pos_24",
+                "Part_0",
+                "Pitch_69",
+                "Vel_90",
+                "Dur_24"
+            ]
+        );
+        // Without parts, as before: drums left out, the unison merged.
+        assert_eq!(
+            names(&encode(&piece, &EventsConfig::default())),
+            [
+                "Bar",
+                "TimeSig_4/4",
+                "Pos_0",
+                "Pitch_67",
+                "Vel_90",
+                "Dur_48",
+                "Pos_24",
+                "Pitch_69",
+                "Vel_90",
+                "Dur_24"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_score_with_parts_decodes_exactly() {
+        // Channels as `assign_channels` gives them: pitched parts in order skipping
+        // 9, drums on 9; an unnamed part stays unnamed; the hands share program 0;
+        // the bass plays two positions running with no other part between.
+        let piece = score(
+            vec![
+                named("Right hand", 0, 0, &[(72, 90, 0, 240), (76, 90, 240, 240), (72, 50, 1920, 3840)]),
+                named("Left hand", 0, 1, &[(48, 70, 0, 1920), (72, 70, 1920, 480)]),
+                named("Drums", 0, 9, &[(36, 126, 0, 20), (42, 90, 0, 20), (36, 126, 960, 20)]),
+                part(33, 2, &[(36, 90, 960, 480), (38, 90, 1440, 480)]),
+            ],
+            vec![TimeSignature { tick: 0, numerator: 4, denominator: 4 }],
+            vec![TempoChange { tick: 0, micros_per_beat: 500_000 }],
+        );
+        let tokens = encode(&piece, &WITH_PARTS);
+        assert_eq!(decode(&tokens, &WITH_PARTS), piece);
+        assert_eq!(declared_parts(&tokens), piece.parts.iter().map(PartSpec::of).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn without_a_part_token_a_note_has_no_part_and_is_skipped() {
+        let tokens: Vec<Token> = [
+            "Part_0", "Prog_40", "Bar", "Pos_0", "Pitch_60", "Vel_90", "Dur_6", "Part_2", "Pitch_62",
+            "Vel_90", "Dur_6",
+        ]
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
+        let decoded = decode(&tokens, &WITH_PARTS);
+        let summary: Vec<_> = decoded.parts.iter().map(|p| (p.program, p.channel, p.notes.len())).collect();
+        assert_eq!(summary, [(40, 0, 0), (0, 1, 0), (0, 2, 1)], "declared, gap, used undeclared");
     }
 
     #[test]
