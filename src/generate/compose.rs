@@ -115,6 +115,11 @@ impl Composer {
             .await
             .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
         supports(&meta.representation, &validated)?;
+        let parts = super::parts::for_model(&meta.representation, &validated)
+            .map_err(|invalid| ComposeError::Invalid { field: invalid.field, message: invalid.message })?;
+        if !parts.is_empty() && request.primer.is_some() {
+            return Err(invalid("primer", "a model with parts takes no primer yet"));
+        }
         let primer = match &request.primer {
             Some(primer) => Some(self.primer(primer, &meta.data, validated.seed).await?),
             None => None,
@@ -126,6 +131,7 @@ impl Composer {
             model_id: model.clone(),
             model_dir: dir,
             validated: validated.clone(),
+            parts,
             primer,
             hold: Some(hold),
         };
@@ -299,7 +305,9 @@ fn supports(representation: &Representation, validated: &ValidatedRequest) -> Re
     let (kind, constraints, lengths): (&str, &[&str], &[&str]) = match representation {
         // Parts need a model that learnt them; for one that did, the names are
         // resolved against its part table when the session starts.
-        Representation::Events { .. } if validated.constrained.contains(&"parts") => {
+        Representation::Events { config, .. }
+            if config.max_parts == 0 && validated.constrained.contains(&"parts") =>
+        {
             return Err(invalid("parts", "this model was trained without parts; ask without `parts`"));
         }
         Representation::Events { .. } => return Ok(()),

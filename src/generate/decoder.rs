@@ -8,10 +8,10 @@
 //! bar line to end on). The model only ever chooses among allowed tokens, so the
 //! constraints hold by construction rather than by filtering afterwards.
 
-use crate::generate::GeneratedNote;
 use crate::generate::request::{Length, ValidatedRequest};
+use crate::generate::{GeneratedNote, NotePart};
 use crate::repr::Vocabulary;
-use crate::repr::events::{EventsConfig, Token};
+use crate::repr::events::{EventsConfig, PartName, PartSpec, Token};
 
 /// The vocabulary's tokens, parsed once per model.
 #[derive(Debug)]
@@ -42,6 +42,24 @@ impl EventsGrammar {
     }
 }
 
+/// One part of a piece being written by a model with parts: what the header
+/// declares it as (one of the model's parts), and what the request asks of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedPart {
+    pub declared: PartSpec,
+    /// The program of its track in the MIDI file (the request's, else the model's).
+    pub program: u8,
+    /// 128 flags: may this pitch sound in this part.
+    pub pitches: [bool; 128],
+    pub max_polyphony: Option<u8>,
+}
+
+impl PlannedPart {
+    fn note_part(&self, index: u8) -> NotePart {
+        NotePart { index, name: self.declared.name.as_deref().and_then(PartName::new) }
+    }
+}
+
 /// A note whose duration tokens are still coming.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -50,12 +68,18 @@ struct Pending {
     /// Grid units from the start of the piece.
     start: u64,
     duration: u64,
+    part: Option<u8>,
 }
 
 /// Where a piece being generated stands.
 #[derive(Debug)]
 pub struct EventsDecoder {
     request: ValidatedRequest,
+    /// The piece's parts, for a model with parts (its header declares them in this
+    /// order); empty for a model without.
+    parts: Vec<PlannedPart>,
+    /// The part whose notes are being written at this position.
+    part: Option<u8>,
     last: Option<Token>,
     bars: u32,
     bar_start: u64,
@@ -65,8 +89,9 @@ pub struct EventsDecoder {
     /// Lowest pitch the next note at this position may have (notes ascend within a position).
     next_pitch_floor: u8,
     pending: Option<Pending>,
-    /// Ends (grid units) of the notes written so far, for the polyphony limit.
-    ends: Vec<(u64, u64)>,
+    /// (start, end, part) of the notes written so far, in grid units, for the
+    /// polyphony limits.
+    ends: Vec<(u64, u64, Option<u8>)>,
     /// Tempo changes (grid units, bpm).
     tempos: Vec<(u64, f64)>,
     meters: Vec<(u64, u8, u8)>,
@@ -81,13 +106,15 @@ pub struct EventsDecoder {
 const MAX_NOTE_BEATS: u64 = 16;
 
 impl EventsDecoder {
-    pub fn new(request: ValidatedRequest, grammar: &EventsGrammar) -> EventsDecoder {
+    pub fn new(request: ValidatedRequest, parts: Vec<PlannedPart>, grammar: &EventsGrammar) -> EventsDecoder {
         let meter = request.time_signature.unwrap_or((4, 4));
         let tempo = request.tempo_bpm.unwrap_or(120.0);
         EventsDecoder {
             bar_units: bar_units(meter, grammar.config.grid_per_beat),
             meter,
             request,
+            parts,
+            part: None,
             last: None,
             bars: 0,
             bar_start: 0,
@@ -133,8 +160,18 @@ impl EventsDecoder {
             .collect()
     }
 
+    /// The header that declares the planned parts, to be fed to the model before
+    /// the first bar; empty without parts.
+    pub fn header(&self) -> Vec<Token> {
+        self.parts.iter().zip(0..).flat_map(|(part, index)| part.declared.header(index)).collect()
+    }
+
     fn allows(&self, token: Token, grammar: &EventsGrammar) -> bool {
         let request = &self.request;
+        let with_parts = !self.parts.is_empty();
+        // A position is open but holds nothing yet: no bar line or next position.
+        let unfinished =
+            matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_) | Token::Part(_)));
         let longest = MAX_NOTE_BEATS * u64::from(grammar.config.grid_per_beat);
         if self.closing {
             // The budget is spent: finish the note being written, then a bar line.
@@ -157,29 +194,51 @@ impl EventsDecoder {
             (_, Token::TimeSig(..)) => false,
             (Some(Token::Dur(_)), Token::Dur(_)) => self.pending_units() < longest,
             (_, Token::Dur(_)) => false,
-            (_, Token::Bar) => !matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_))),
+            (_, Token::Bar) => !unfinished,
             (_, Token::Pos(p)) => {
                 let p = u64::from(p);
-                p < self.bar_units
-                    && self.position.is_none_or(|at| p > at - self.bar_start)
-                    && !matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_)))
+                p < self.bar_units && self.position.is_none_or(|at| p > at - self.bar_start) && !unfinished
             }
             (_, Token::Tempo(_)) => request.tempo_bpm.is_none() && matches!(self.last, Some(Token::Pos(_))),
-            // This decoder writes one part; masking per part (with `next_note_part`) comes later.
-            (_, Token::Part(_) | Token::Drums | Token::Name(_)) => false,
+            // The header is written before decoding starts.
+            (_, Token::Drums | Token::Name(_)) => false,
+            // Parts at a position come in the header's order, each at most once.
+            (_, Token::Part(index)) => {
+                usize::from(index) < self.parts.len()
+                    && self.position.is_some()
+                    && self.part.is_none_or(|current| index > current)
+                    && matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Dur(_)))
+            }
             (_, Token::Prog(p)) => {
-                p == request.program
+                !with_parts
+                    && p == request.program
                     && matches!(self.last, Some(Token::Pos(_) | Token::Tempo(_) | Token::Dur(_)))
             }
             (_, Token::Pitch(p)) => {
-                self.position.is_some()
-                    && matches!(
+                let follows = if with_parts {
+                    matches!(self.last, Some(Token::Part(_) | Token::Dur(_)))
+                } else {
+                    matches!(
                         self.last,
                         Some(Token::Pos(_) | Token::Tempo(_) | Token::Prog(_) | Token::Dur(_))
                     )
+                };
+                let planned = self.part.and_then(|index| self.parts.get(usize::from(index)));
+                let in_part = match planned {
+                    Some(part) => {
+                        part.pitches[usize::from(p.min(127))]
+                            && part
+                                .max_polyphony
+                                .is_none_or(|max| self.sounding(self.part) < usize::from(max))
+                    }
+                    None => !with_parts,
+                };
+                self.position.is_some()
+                    && follows
+                    && in_part
                     && p >= self.next_pitch_floor
                     && request.pitches.get(usize::from(p)).copied().unwrap_or(false)
-                    && request.max_polyphony.is_none_or(|max| self.sounding() < usize::from(max))
+                    && request.max_polyphony.is_none_or(|max| self.sounding(None) < usize::from(max))
             }
         }
     }
@@ -188,11 +247,14 @@ impl EventsDecoder {
         self.pending.map_or(0, |note| note.duration)
     }
 
-    /// Notes sounding at the current position (the one being written included).
-    fn sounding(&self) -> usize {
+    /// Notes sounding at the current position (the one being written included), in
+    /// one part or, for `None`, in all.
+    fn sounding(&self, part: Option<u8>) -> usize {
         let Some(at) = self.position else { return 0 };
-        let finished = self.ends.iter().filter(|&&(start, end)| start <= at && at < end).count();
-        finished + usize::from(self.pending.is_some_and(|note| note.start == at))
+        let counted = |of: Option<u8>| part.is_none() || of == part;
+        let finished =
+            self.ends.iter().filter(|&&(start, end, of)| start <= at && at < end && counted(of)).count();
+        finished + usize::from(self.pending.is_some_and(|note| note.start == at && counted(note.part)))
     }
 
     /// Takes the chosen token; returns the note it completed, if any.
@@ -208,6 +270,7 @@ impl EventsDecoder {
                 }
                 self.bars += 1;
                 self.position = None;
+                self.part = None;
             }
             Token::TimeSig(n, d) => {
                 self.meter = (n, d);
@@ -218,6 +281,7 @@ impl EventsDecoder {
             Token::Pos(p) => {
                 self.position = Some(self.bar_start + u64::from(p));
                 self.next_pitch_floor = 0;
+                self.part = None;
             }
             Token::Tempo(bpm) => {
                 if let Some(at) = self.position {
@@ -227,11 +291,15 @@ impl EventsDecoder {
                     self.tempos.insert(index, (at, f64::from(bpm)));
                 }
             }
-            Token::Prog(_) | Token::Part(_) => self.next_pitch_floor = 0,
+            Token::Prog(_) => self.next_pitch_floor = 0,
+            Token::Part(index) => {
+                self.part = Some(index);
+                self.next_pitch_floor = 0;
+            }
             Token::Drums | Token::Name(_) => {}
             Token::Pitch(pitch) => {
                 if let Some(start) = self.position {
-                    self.pending = Some(Pending { pitch, velocity: 64, start, duration: 0 });
+                    self.pending = Some(Pending { pitch, velocity: 64, start, duration: 0, part: self.part });
                     self.next_pitch_floor = pitch.saturating_add(1);
                 }
             }
@@ -300,13 +368,15 @@ impl EventsDecoder {
     fn finish_note(&mut self, grammar: &EventsGrammar) -> Option<GeneratedNote> {
         let note = self.pending.take().filter(|note| note.duration > 0)?;
         let end = note.start + note.duration;
-        self.ends.push((note.start, end));
+        self.ends.push((note.start, end, note.part));
         let per_beat = grammar.grid_per_beat();
         let start_seconds = seconds_at(&self.tempos, note.start, per_beat);
+        let planned = note.part.and_then(|index| Some((index, self.parts.get(usize::from(index))?)));
         Some(GeneratedNote {
             pitch: note.pitch,
             velocity: note.velocity,
-            program: self.request.program,
+            program: planned.map_or(self.request.program, |(_, part)| part.program),
+            part: planned.map(|(index, part)| part.note_part(index)),
             start_beat: note.start as f64 / per_beat,
             duration_beats: (end - note.start) as f64 / per_beat,
             start_seconds,
@@ -372,7 +442,7 @@ mod tests {
     ) -> (Vec<Token>, Vec<GeneratedNote>) {
         let grammar = grammar();
         let request = serde_json::from_value::<GenerateRequest>(request).unwrap().check(1).unwrap();
-        let mut decoder = EventsDecoder::new(request, &grammar);
+        let mut decoder = EventsDecoder::new(request, Vec::new(), &grammar);
         let (mut tokens, mut notes) = (vec![Token::Bar], Vec::new());
         notes.extend(decoder.accept(Token::Bar, &grammar));
         while !decoder.done() && tokens.len() < 500 {

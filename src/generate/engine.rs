@@ -18,7 +18,7 @@ use std::time::Instant;
 use tch::{Kind as TensorKind, Tensor};
 use tokio::sync::mpsc;
 
-use super::decoder::{EventsDecoder, EventsGrammar};
+use super::decoder::{EventsDecoder, EventsGrammar, PlannedPart};
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
 use crate::devices::DeviceName;
@@ -48,6 +48,8 @@ pub struct SessionRequest {
     pub model_id: String,
     pub model_dir: PathBuf,
     pub validated: ValidatedRequest,
+    /// The parts to write, for a model with parts (see [`super::parts::plan`]).
+    pub parts: Vec<PlannedPart>,
     pub primer: Option<Score>,
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
@@ -260,7 +262,10 @@ impl Worker {
                     .unwrap_or_default();
                 let bar =
                     grammar.id_of(Token::Bar).ok_or_else(|| anyhow::anyhow!("the vocabulary has no Bar"))?;
-                let mut decoder = EventsDecoder::new(validated.clone(), &grammar);
+                let mut decoder = EventsDecoder::new(validated.clone(), request.parts, &grammar);
+                // A model with parts reads the header that declares them first.
+                let header: Vec<i64> = decoder.header().iter().filter_map(|t| grammar.id_of(*t)).collect();
+                let primer = [header, primer].concat();
                 decoder.accept(Token::Bar, &grammar);
                 (Decoding::Events { grammar, decoder: Box::new(decoder) }, primer, bar)
             }

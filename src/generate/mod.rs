@@ -5,6 +5,7 @@ pub mod compose;
 pub mod decoder;
 pub mod engine;
 pub mod offline;
+pub mod parts;
 pub mod request;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::midi::{Note, Part, Score, TempoChange, TimeSignature};
 use crate::repr::DECODED_TICKS_PER_BEAT;
+use crate::repr::events::PartName;
 
 /// One generated note, in beats and in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -27,6 +29,18 @@ pub struct GeneratedNote {
     pub duration_beats: f64,
     pub start_seconds: f64,
     pub duration_seconds: f64,
+    /// The part it belongs to, for a model with parts: its index in the piece's
+    /// part table, and its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<NotePart>,
+}
+
+/// A note's part.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NotePart {
+    pub index: u8,
+    #[schema(value_type = Option<String>, example = "Soprano")]
+    pub name: Option<PartName>,
 }
 
 /// What a finished session produced.
@@ -46,20 +60,27 @@ pub struct Piece {
 }
 
 impl Piece {
-    /// The piece as a score (480 ticks per beat), one part per program, each named
-    /// after its General MIDI instrument.
+    /// The piece as a score (480 ticks per beat): a track per part, named after it,
+    /// when the notes have parts; else a track per program, named after its General
+    /// MIDI instrument.
     pub fn score(&self) -> Score {
         let ticks = |beats: f64| (beats * f64::from(DECODED_TICKS_PER_BEAT)).round() as u64;
-        let mut programs: Vec<u8> = self.notes.iter().map(|note| note.program).collect();
-        programs.sort_unstable();
-        programs.dedup();
-        let mut parts: Vec<Part> = programs
+        // (part index, program): notes without parts group by program alone.
+        let mut tracks: Vec<(Option<u8>, u8)> =
+            self.notes.iter().map(|note| (note.part.map(|part| part.index), note.program)).collect();
+        tracks.sort_unstable();
+        tracks.dedup();
+        let mut parts: Vec<Part> = tracks
             .into_iter()
-            .map(|program| {
+            .map(|(part, program)| {
+                let belongs = |note: &&GeneratedNote| match part {
+                    Some(index) => note.part.is_some_and(|p| p.index == index),
+                    None => note.part.is_none() && note.program == program,
+                };
                 let mut notes: Vec<Note> = self
                     .notes
                     .iter()
-                    .filter(|note| note.program == program)
+                    .filter(belongs)
                     .map(|note| Note {
                         pitch: note.pitch,
                         velocity: note.velocity.clamp(1, 127),
@@ -68,8 +89,12 @@ impl Piece {
                     })
                     .collect();
                 notes.sort_by_key(|note| (note.start, note.pitch));
-                let name = Some(crate::midi::program_name(program).to_owned());
-                Part { name, ..Part::new(0, program, notes) }
+                let part_name = self.notes.iter().find(belongs).and_then(|note| note.part?.name);
+                let name = match part_name {
+                    Some(name) => name.as_str().to_owned(),
+                    None => crate::midi::program_name(program).to_owned(),
+                };
+                Part { name: Some(name), ..Part::new(0, program, notes) }
             })
             .collect();
         crate::midi::assign_channels(&mut parts);
@@ -117,6 +142,7 @@ pub fn notes_of(score: &Score) -> Vec<GeneratedNote> {
                 duration_beats: score.beats(note.duration),
                 start_seconds,
                 duration_seconds: map.seconds(note.end()) - start_seconds,
+                part: None,
             }
         })
         .collect();
@@ -155,6 +181,7 @@ mod tests {
             duration_beats,
             start_seconds: start_beat * 0.5,
             duration_seconds: duration_beats * 0.5,
+            part: None,
         };
         let piece = Piece {
             notes: vec![note(60, 0.0, 1.0, 0), note(64, 0.5, 0.25, 0), note(43, 1.0, 2.0, 32)],

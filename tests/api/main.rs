@@ -12,6 +12,7 @@ mod health;
 mod jobs;
 mod midi;
 mod openapi;
+mod parts;
 mod repr;
 mod storage;
 mod support;

@@ -105,6 +105,7 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
         cache_bytes: 1 << 30,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let representation = crate::model::artifact::read_meta(&args.model)?.representation;
     for sessions in [1u64, 4, 16, 64] {
         let started = Instant::now();
         let tokens: u32 = runtime.block_on(async {
@@ -114,10 +115,14 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
                     serde_json::json!({"length": {"tokens": 400}, "seed": seed, "end_on_bar": false}),
                 )?;
                 let validated = request.check(seed).map_err(|invalid| anyhow::anyhow!(invalid.message))?;
+                // A model with parts writes the parts its corpus typically has.
+                let parts = crate::generate::parts::for_model(&representation, &validated)
+                    .map_err(|invalid| anyhow::anyhow!(invalid.message))?;
                 let session = SessionRequest {
                     model_id: "bench".into(),
                     model_dir: args.model.clone(),
                     validated,
+                    parts,
                     primer: None,
                     hold: None,
                 };

@@ -56,6 +56,20 @@ impl PartName {
     }
 }
 
+/// As its text, so that a note's part name reads as a plain string in JSON.
+impl serde::Serialize for PartName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PartName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PartName, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PartName::new(&text).ok_or_else(|| serde::de::Error::custom("a part name must not be empty"))
+    }
+}
+
 impl fmt::Debug for PartName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
