@@ -289,7 +289,6 @@ async fn requests_a_model_cannot_honour_name_the_field() {
         (json!({"primer": {"midi_base64": "bm90IG1pZGk="}}), "primer.midi_base64"),
         (json!({"primer": {"corpus": true}}), "primer.corpus"),
         (json!({"model": "jsb-pianoroll", "parts": [{"name": "soprano"}]}), "parts"),
-        (json!({"parts": [{"name": "soprano"}]}), "parts"),
         (json!({"parts": [{"name": "soprano", "max_polyphony": 17}]}), "parts[0].max_polyphony"),
     ];
     for (body, field) in cases {

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::jobs::{finished, tiny_job};
+use crate::jobs::{finished, tiny_job, upload_mini};
 use crate::support::{Options, TestApp, error_body, midi_files, shared_data, spawn_app};
 
 /// A `fugue` model trained (briefly) on eight chorales: one with parts.
@@ -18,7 +18,12 @@ async fn chorale_model(app: &TestApp) -> String {
         form = form.part("files", Part::bytes(std::fs::read(&path).unwrap()).file_name(name));
     }
     let dataset: Value = app.post_form("/v1/datasets", form).await.json().await.unwrap();
-    let mut job = tiny_job(dataset["id"].as_str().unwrap(), 2);
+    trained(app, dataset["id"].as_str().unwrap()).await
+}
+
+/// The id of a small `fugue` model trained on the dataset through a job.
+async fn trained(app: &TestApp, dataset_id: &str) -> String {
+    let mut job = tiny_job(dataset_id, 2);
     job["hyperparameters"]["hidden_size"] = json!(32);
     let submitted: Value =
         app.client.post(app.url("/v1/training-jobs")).json(&job).send().await.unwrap().json().await.unwrap();
@@ -97,4 +102,19 @@ async fn four_parts_keep_their_ranges_polyphony_and_instruments_over_many_seeds(
     let response = app.client.post(app.url("/v1/generate")).json(&unknown).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_body(response).await["error"]["details"]["field"], "parts[1].name");
+}
+
+#[tokio::test]
+async fn a_model_trained_without_parts_refuses_them_naming_the_field() {
+    let app = spawn_app(Options { train_workers: 1, ..Options::default() }).await;
+    // jsb-mini's files have one track each: the fugue preset learns no parts.
+    let dataset = upload_mini(&app).await;
+    let model = trained(&app, &dataset).await;
+    let body = json!({"model": model, "length": {"notes": 8}, "parts": [{"name": "soprano"}]});
+    let response = app.client.post(app.url("/v1/generate")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_body(response).await["error"]["details"]["field"], "parts");
+    let plain = json!({"model": model, "length": {"notes": 8}});
+    let response = app.client.post(app.url("/v1/generate")).json(&plain).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "the same model composes without parts");
 }
