@@ -15,7 +15,7 @@ const $ = (id) => document.getElementById(id);
 
 export class Composer {
   constructor() {
-    this.roll = new PianoRoll($("roll"));
+    this.roll = new PianoRoll($("roll"), $("roll-legend"));
     this.synth = new Synth();
     this.current = null;
     $("compose-form").addEventListener("submit", (event) => {

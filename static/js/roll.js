@@ -1,9 +1,17 @@
-// A piano roll on a canvas: time across, pitch up, velocity as shade, and a
-// playhead. Notes can be added while they stream in.
+// A piano roll on a canvas: time across, pitch up, velocity as shade, a colour
+// per part (with a legend), and a playhead. Notes can be added while they stream in.
+
+// Distinct hues that read on light and dark backgrounds; parts beyond them repeat.
+const PART_COLOURS = ["#2f6fdf", "#d9480f", "#2b8a3e", "#9c36b5", "#c2255c", "#0b7285", "#e67700", "#5f3dc4"];
+
+export function partColour(index) {
+  return PART_COLOURS[index % PART_COLOURS.length];
+}
 
 export class PianoRoll {
-  constructor(canvas) {
+  constructor(canvas, legend) {
     this.canvas = canvas;
+    this.legend = legend;
     this.notes = [];
     this.playhead = null;
     new ResizeObserver(() => this.draw()).observe(canvas);
@@ -33,6 +41,7 @@ export class PianoRoll {
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
     canvas.dataset.notes = String(this.notes.length);
+    this.drawLegend();
     const g = canvas.getContext("2d");
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, width, height);
@@ -60,9 +69,16 @@ export class PianoRoll {
     }
     for (const note of this.notes) {
       const shade = 0.3 + 0.7 * (note.velocity / 127);
-      g.fillStyle = dark ? `rgba(150, 180, 255, ${shade})` : `rgba(40, 70, 180, ${shade})`;
+      if (note.part) {
+        g.globalAlpha = shade;
+        g.fillStyle = partColour(note.part.index);
+      } else {
+        g.globalAlpha = 1;
+        g.fillStyle = dark ? `rgba(150, 180, 255, ${shade})` : `rgba(40, 70, 180, ${shade})`;
+      }
       g.fillRect(x(note.start_seconds), y(note.pitch), Math.max(2, x(note.duration_seconds) - 1), Math.max(2, row - 1));
     }
+    g.globalAlpha = 1;
     if (this.playhead !== null) {
       g.strokeStyle = "#e0452b";
       g.lineWidth = 2;
@@ -71,5 +87,27 @@ export class PianoRoll {
       g.lineTo(x(this.playhead), height);
       g.stroke();
     }
+  }
+
+  // One entry per part of the notes, in part order: its colour and name.
+  drawLegend() {
+    if (!this.legend) return;
+    const parts = new Map();
+    for (const note of this.notes) {
+      if (note.part && !parts.has(note.part.index)) parts.set(note.part.index, note.part.name);
+    }
+    const entries = [...parts.entries()].sort((a, b) => a[0] - b[0]);
+    this.legend.replaceChildren(
+      ...entries.map(([index, name]) => {
+        const item = document.createElement("li");
+        item.dataset.part = String(index);
+        const swatch = document.createElement("span");
+        swatch.className = "swatch";
+        swatch.style.background = partColour(index);
+        item.append(swatch, name ?? `Part ${index + 1}`);
+        return item;
+      }),
+    );
+    this.legend.hidden = entries.length === 0;
   }
 }
