@@ -222,7 +222,8 @@ pub struct ValidatedPart {
 }
 
 /// A field at fault and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
 pub struct Invalid {
     pub field: String,
     pub message: String,

@@ -97,7 +97,9 @@ fn reference_rate(
     reference(command)?["steps_per_s"].as_f64().context("the reference printed no steps_per_s")
 }
 
-/// The engine serving `args.model` to 1, 4, 16 and 64 sessions at once.
+/// The engine serving `args.model` to 1, 4, 16 and 64 sessions at once; for a
+/// model with parts, also with its parts' masks against one stream without them,
+/// at 1 and 64 sessions, side by side.
 fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let engine = Engine::start(&EngineConfig {
         devices: vec![DeviceName(Device::Cpu)],
@@ -106,46 +108,69 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let representation = crate::model::artifact::read_meta(&args.model)?.representation;
+    let model = args.model.display();
     for sessions in [1u64, 4, 16, 64] {
-        let started = Instant::now();
-        let tokens: u32 = runtime.block_on(async {
-            let mut receivers = Vec::new();
-            for seed in 0..sessions {
-                let request: GenerateRequest = serde_json::from_value(
-                    serde_json::json!({"length": {"tokens": 400}, "seed": seed, "end_on_bar": false}),
-                )?;
-                let validated = request.check(seed).map_err(|invalid| anyhow::anyhow!(invalid.message))?;
-                // A model with parts writes the parts its corpus typically has.
-                let parts = crate::generate::parts::for_model(&representation, &validated)
-                    .map_err(|invalid| anyhow::anyhow!(invalid.message))?;
-                let session = SessionRequest {
-                    model_id: "bench".into(),
-                    model_dir: args.model.clone(),
-                    validated,
-                    parts,
-                    primer: None,
-                    hold: None,
-                };
-                receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
+        let rate = runtime.block_on(engine_rate(&engine, args, &representation, sessions, true))?;
+        println!("engine, {model} ({sessions:>2} sessions): {rate:>8.0} tokens/s in all");
+    }
+    let with_parts =
+        crate::generate::parts::for_model(&representation, &GenerateRequest::default().check(0)?)?;
+    if !with_parts.is_empty() {
+        for sessions in [1u64, 64] {
+            // Alternating runs, so that a slow moment of a shared machine hits both.
+            let (mut masked, mut plain) = (0.0, 0.0);
+            for _ in 0..3 {
+                masked += runtime.block_on(engine_rate(&engine, args, &representation, sessions, true))?;
+                plain += runtime.block_on(engine_rate(&engine, args, &representation, sessions, false))?;
             }
-            let mut tokens = 0;
-            for mut receiver in receivers {
-                while let Some(event) = receiver.recv().await {
-                    match event {
-                        SessionEvent::Finished(piece) => tokens += piece.tokens,
-                        SessionEvent::Failed(message) => anyhow::bail!(message),
-                        SessionEvent::Notes(_) => {}
-                    }
-                }
-            }
-            anyhow::Ok(tokens)
-        })?;
-        let seconds = started.elapsed().as_secs_f64();
-        println!(
-            "engine, {} ({sessions:>2} sessions): {:>8.0} tokens/s in all",
-            args.model.display(),
-            f64::from(tokens) / seconds
-        );
+            println!(
+                "engine, {model} ({sessions:>2} sessions): with part masks {:>8.0}, one stream {:>8.0} tokens/s (masks/none {:.2}x)",
+                masked / 3.0,
+                plain / 3.0,
+                masked / plain
+            );
+        }
     }
     Ok(())
+}
+
+/// Tokens per second of `sessions` sessions of 400 tokens stepped together; with
+/// `parts`, a model with parts writes the parts its corpus typically has.
+async fn engine_rate(
+    engine: &Engine,
+    args: &GenerateBenchArgs,
+    representation: &crate::model::artifact::Representation,
+    sessions: u64,
+    parts: bool,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut receivers = Vec::new();
+    for seed in 0..sessions {
+        let request: GenerateRequest = serde_json::from_value(
+            serde_json::json!({"length": {"tokens": 400}, "seed": seed, "end_on_bar": false}),
+        )?;
+        let validated = request.check(seed)?;
+        let parts =
+            if parts { crate::generate::parts::for_model(representation, &validated)? } else { Vec::new() };
+        let session = SessionRequest {
+            model_id: "bench".into(),
+            model_dir: args.model.clone(),
+            validated,
+            parts,
+            primer: None,
+            hold: None,
+        };
+        receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
+    }
+    let mut tokens = 0;
+    for mut receiver in receivers {
+        while let Some(event) = receiver.recv().await {
+            match event {
+                SessionEvent::Finished(piece) => tokens += piece.tokens,
+                SessionEvent::Failed(message) => anyhow::bail!(message),
+                SessionEvent::Notes(_) => {}
+            }
+        }
+    }
+    Ok(f64::from(tokens) / started.elapsed().as_secs_f64())
 }
