@@ -42,12 +42,22 @@ pub fn generate(
             Ok(pianoroll::decode(&frames, *grid))
         }
         (Net::Token(net), Representation::Events { config, vocabulary, .. }) => {
-            let tokens = sample_tokens(net, vocabulary, "Bar", steps, sampling, rng, device);
+            // A model with parts reads the header of the parts its corpus typically
+            // has first, then writes freely from the first bar.
+            let plain = super::request::GenerateRequest::default().check(0)?;
+            let header: Vec<String> = super::parts::for_model(&model.meta.representation, &plain)?
+                .iter()
+                .zip(0..)
+                .flat_map(|(part, index)| part.declared.header(index))
+                .map(|token| token.to_string())
+                .collect();
+            let start: Vec<&str> = header.iter().map(String::as_str).chain(["Bar"]).collect();
+            let tokens = sample_tokens(net, vocabulary, &start, steps, sampling, rng, device);
             let parsed: Vec<events::Token> = tokens.iter().filter_map(|token| token.parse().ok()).collect();
             Ok(events::decode(&parsed, config))
         }
         (Net::Token(net), Representation::NoteChord { config, vocabulary }) => {
-            let tokens = sample_tokens(net, vocabulary, "", steps, sampling, rng, device);
+            let tokens = sample_tokens(net, vocabulary, &[], steps, sampling, rng, device);
             Ok(note_chord::decode(&tokens, config)?)
         }
         (Net::Melody(net), Representation::MelodyChords { config }) => {
@@ -63,16 +73,21 @@ pub fn generate(
 fn sample_tokens(
     net: &TokenNet,
     vocabulary: &Vocabulary,
-    start: &str,
+    start: &[&str],
     length: u32,
     sampling: &Sampling,
     rng: &mut Rng,
     device: Device,
 ) -> Vec<String> {
-    let first =
-        vocabulary.id(start).map_or_else(|| (rng.next_u64() % vocabulary.len() as u64) as i64, i64::from);
-    let mut tokens = vec![first];
+    let known: Vec<i64> = start.iter().filter_map(|token| vocabulary.id(token)).map(i64::from).collect();
+    let mut tokens =
+        if known.is_empty() { vec![(rng.next_u64() % vocabulary.len() as u64) as i64] } else { known };
     let mut state = net.zero_state(1, device);
+    // The start tokens but the last are read in; the last is the first input.
+    for &id in &tokens[..tokens.len() - 1] {
+        let input = Tensor::from_slice(&[id]).to_device(device);
+        state = net.step(&input, &state).1;
+    }
     for _ in 0..length {
         let input = Tensor::from_slice(&[*tokens.last().expect("starts non-empty")]).to_device(device);
         let (logits, next) = net.step(&input, &state);

@@ -129,13 +129,20 @@ fn fugue_learns_the_parts_of_a_corpus_that_has_them_and_records_them() {
     assert_eq!(voices, [("Soprano", 5), ("Alto", 5), ("Tenor", 5), ("Bass", 5)], "{parts:?}");
     assert!(parts.iter().all(|part| part["program"].is_u64() && part["drums"] == false), "{parts:?}");
 
-    // `fugue generate` samples a model with parts and writes a file (what parts
-    // it plays is for the per-part decoder to come; one epoch plays few notes).
+    // `fugue generate` reads the header of the corpus's typical parts first, so
+    // whatever notes one epoch plays land in named voices.
     let song = dir.path().join("song.mid");
     let mut generate = Command::new(FUGUE);
-    generate.args(["generate", "--model"]).arg(&model).arg("--out").arg(&song).args(["--length", "64"]);
+    generate.args(["generate", "--model"]).arg(&model).arg("--out").arg(&song).args(["--length", "256"]);
     run(generate);
-    fugue::midi::read(&std::fs::read(&song).unwrap()).expect("fugue's reader accepts the song");
+    let score = fugue::midi::read(&std::fs::read(&song).unwrap()).expect("fugue's reader accepts the song");
+    let names: Vec<Option<&str>> =
+        score.parts.iter().filter(|part| !part.notes.is_empty()).map(|part| part.name.as_deref()).collect();
+    assert!(!names.is_empty(), "the song has notes");
+    assert!(
+        names.iter().all(|name| name.is_some_and(|name| ["Soprano", "Alto", "Tenor", "Bass"].contains(&name))),
+        "every part is a named voice: {names:?}"
+    );
 }
 
 #[test]
