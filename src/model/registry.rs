@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
-
-use crate::shared::Preset;
 use utoipa::ToSchema;
 
-use super::artifact::{ArtifactMeta, load_meta, read_meta};
+use super::artifact::{ArtifactMeta, Representation, load_meta, read_meta};
 use super::training_record::EpochMetrics;
+use crate::repr::events::CorpusPart;
+use crate::shared::Preset;
 use crate::store::{ModelDeletion, ModelRow, Store};
 
 /// Longest model id, in characters.
@@ -96,6 +96,9 @@ pub struct ModelDetail {
     pub hyperparameters: serde_json::Value,
     /// The representation's kind (`events`, `note-chord`, `melody-chords`, `pianoroll`).
     pub representation: String,
+    /// The parts a model trained with parts knows, the most common first: what a
+    /// generation request's `parts` may name. Empty for a model without parts.
+    pub parts: Vec<CorpusPart>,
     /// What it was trained on: a dataset or a path, and the content hash.
     pub data_source: String,
     pub data_sha256: String,
@@ -220,6 +223,10 @@ impl ModelRegistry {
             info,
             hyperparameters: meta.hyperparameters.clone(),
             representation: representation_kind(&meta),
+            parts: match &meta.representation {
+                Representation::Events { config, parts, .. } if config.max_parts > 0 => parts.clone(),
+                _ => Vec::new(),
+            },
             data_source: meta.data.source.to_string(),
             data_sha256: meta.data.sha256.clone(),
             history: meta.training.history.clone(),

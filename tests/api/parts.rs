@@ -36,6 +36,12 @@ async fn trained(app: &TestApp, dataset_id: &str) -> String {
 async fn four_parts_keep_their_ranges_polyphony_and_instruments_over_many_seeds() {
     let app = spawn_app(Options { train_workers: 1, ..Options::default() }).await;
     let model = chorale_model(&app).await;
+    let detail: Value = app.get(&format!("/v1/models/{model}")).await.json().await.unwrap();
+    let known: Vec<&str> =
+        detail["parts"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    for voice in ["Soprano", "Alto", "Tenor", "Bass"] {
+        assert!(known.contains(&voice), "the model detail lists {voice}: {known:?}");
+    }
     // (name as asked, as the model knows it, program, range)
     let voices = [
         ("soprano", "Soprano", 52, [60, 81]),
@@ -110,6 +116,8 @@ async fn a_model_trained_without_parts_refuses_them_naming_the_field() {
     // jsb-mini's files have one track each: the fugue preset learns no parts.
     let dataset = upload_mini(&app).await;
     let model = trained(&app, &dataset).await;
+    let detail: Value = app.get(&format!("/v1/models/{model}")).await.json().await.unwrap();
+    assert_eq!(detail["parts"], json!([]), "no part table");
     let body = json!({"model": model, "length": {"notes": 8}, "parts": [{"name": "soprano"}]});
     let response = app.client.post(app.url("/v1/generate")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
