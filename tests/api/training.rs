@@ -140,7 +140,9 @@ fn fugue_learns_the_parts_of_a_corpus_that_has_them_and_records_them() {
         score.parts.iter().filter(|part| !part.notes.is_empty()).map(|part| part.name.as_deref()).collect();
     assert!(!names.is_empty(), "the song has notes");
     assert!(
-        names.iter().all(|name| name.is_some_and(|name| ["Soprano", "Alto", "Tenor", "Bass"].contains(&name))),
+        names
+            .iter()
+            .all(|name| name.is_some_and(|name| ["Soprano", "Alto", "Tenor", "Bass"].contains(&name))),
         "every part is a named voice: {names:?}"
     );
 }
