@@ -279,3 +279,99 @@ impl SetComparison {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(pitch: u8, start_beat: f64, duration_beats: f64) -> AnalysisNote {
+        AnalysisNote { pitch, program: 0, start_beat, duration_beats }
+    }
+
+    /// C4+E4, G4, B3+C5, F#4, D4, C#4: six onsets over six beats.
+    fn hand_built() -> Vec<AnalysisNote> {
+        vec![
+            note(60, 0.0, 1.0),
+            note(64, 0.0, 1.0),
+            note(67, 1.0, 1.0),
+            note(59, 2.0, 1.0),
+            note(72, 2.0, 2.0),
+            note(66, 3.0, 0.5),
+            note(62, 3.5, 0.5),
+            note(61, 4.0, 2.0),
+        ]
+    }
+
+    fn assert_close(actual: &[f64], expected: &[f64]) {
+        assert_eq!(actual.len(), expected.len(), "{actual:?}");
+        for (a, e) in actual.iter().zip(expected) {
+            assert!((a - e).abs() < 1e-12, "{actual:?} against {expected:?}");
+        }
+    }
+
+    #[test]
+    fn a_hand_built_piece_has_the_hand_computed_statistics() {
+        let stats = PieceStatistics::of(&hand_built()).unwrap();
+        assert_eq!(stats.notes, 8);
+        let e = 1.0 / 8.0;
+        // C twice (60, 72); C#, D, E, F#, G, B once.
+        assert_close(&stats.pitch_classes, &[2.0 * e, e, e, 0.0, e, 0.0, e, e, 0.0, 0.0, 0.0, e]);
+        assert_eq!((stats.lowest_pitch, stats.highest_pitch, stats.pitch_range), (59, 72, 13));
+        // 9 beats of notes over 6 beats of sound (0 to 6, never silent).
+        assert!((stats.mean_polyphony - 1.5).abs() < 1e-12);
+        assert!((stats.notes_per_beat - 8.0 / 6.0).abs() < 1e-12);
+        // Onsets 0, 1, 2, 3, 3.5, 4: three quarters and two eighths.
+        assert_close(&stats.inter_onset_intervals, &[0.0, 0.4, 0.0, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Top line E4 G4 C5 F#4 D4 C#4: 3, 5, 6, 4 and 1 semitones.
+        let fifth = 0.2;
+        let mut melodic = [0.0; 14];
+        for interval in [1, 3, 4, 5, 6] {
+            melodic[interval] = fifth;
+        }
+        assert_close(&stats.melodic_intervals, &melodic);
+        // G major holds all but the C#.
+        assert_eq!(stats.best_scale, Scale { tonic: 7, mode: Mode::Major });
+        assert!((stats.scale_consistency - 7.0 / 8.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_leading_tone_makes_the_minor_scale_fit_best() {
+        // A harmonic minor: A B C D E F G#.
+        let notes: Vec<AnalysisNote> = [57, 59, 60, 62, 64, 65, 68, 69]
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| note(p, i as f64, 1.0))
+            .collect();
+        let stats = PieceStatistics::of(&notes).unwrap();
+        assert_eq!(stats.best_scale, Scale { tonic: 9, mode: Mode::HarmonicMinor });
+        assert_eq!(stats.scale_consistency, 1.0);
+        assert_eq!(PieceStatistics::of(&[]), None);
+    }
+
+    #[test]
+    fn sets_compare_by_histogram_overlap_and_mean_features() {
+        let all_c = PieceStatistics::of(&[note(60, 0.0, 1.0), note(72, 1.0, 1.0)]).unwrap();
+        let c_and_g = PieceStatistics::of(&[note(60, 0.0, 1.0), note(67, 2.0, 1.0)]).unwrap();
+        // One note: no intervals to count, so it leaves those means alone.
+        let lone_g = PieceStatistics::of(&[note(67, 0.0, 4.0)]).unwrap();
+        assert_eq!(overlap(&all_c.pitch_classes, &all_c.pitch_classes), 1.0);
+        assert_eq!(overlap(&all_c.pitch_classes, &c_and_g.pitch_classes), 0.5);
+
+        let comparison = SetComparison::of(&[all_c.clone()], &[c_and_g.clone(), lone_g.clone()]);
+        // Reference pitch classes: mean of (½ C, ½ G) and (all G) = ¼ C, ¾ G.
+        assert!((comparison.reference.pitch_classes[0] - 0.25).abs() < 1e-12);
+        assert!((comparison.reference.pitch_classes[7] - 0.75).abs() < 1e-12);
+        assert!((comparison.pitch_class_overlap - 0.25).abs() < 1e-12);
+        // Gaps: one beat (bin 3) against two beats (bin 5), the lone note not counted.
+        assert_eq!(comparison.inter_onset_interval_overlap, 0.0);
+        assert_eq!(comparison.reference.inter_onset_intervals[5], 1.0);
+        // Melodic intervals: 12 against 7 semitones.
+        assert_eq!(comparison.melodic_interval_overlap, 0.0);
+        // Ranges 12 | 7 and 0: means 12 and 3.5.
+        assert_eq!(
+            (comparison.generated.mean_pitch_range, comparison.reference.mean_pitch_range),
+            (12.0, 3.5)
+        );
+        assert_eq!(comparison.reference.pieces, 2);
+    }
+}
