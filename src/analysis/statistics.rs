@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(overlap(&all_c.pitch_classes, &all_c.pitch_classes), 1.0);
         assert_eq!(overlap(&all_c.pitch_classes, &c_and_g.pitch_classes), 0.5);
 
-        let comparison = SetComparison::of(&[all_c.clone()], &[c_and_g.clone(), lone_g.clone()]);
+        let comparison = SetComparison::of(&[all_c], &[c_and_g, lone_g]);
         // Reference pitch classes: mean of (½ C, ½ G) and (all G) = ¼ C, ¾ G.
         assert!((comparison.reference.pitch_classes[0] - 0.25).abs() < 1e-12);
         assert!((comparison.reference.pitch_classes[7] - 0.75).abs() < 1e-12);

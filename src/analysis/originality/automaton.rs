@@ -72,6 +72,11 @@ impl SuffixAutomaton {
             + self.edge_targets.len())
     }
 
+    /// The largest text position any state names, for the index's own checks.
+    pub fn last_position(&self) -> u32 {
+        self.first_end.iter().copied().max().unwrap_or(0)
+    }
+
     /// The text position where the matched substring first ends.
     pub fn first_end(&self, matched: Match) -> u32 {
         self.first_end[matched.state as usize]
@@ -268,13 +273,6 @@ impl TryFrom<Unchecked> for SuffixAutomaton {
             edge_symbols: raw.edge_symbols,
             edge_targets: raw.edge_targets,
         })
-    }
-}
-
-impl SuffixAutomaton {
-    /// The largest text position any state names, for the index's own checks.
-    pub fn last_position(&self) -> u32 {
-        self.first_end.iter().copied().max().unwrap_or(0)
     }
 }
 

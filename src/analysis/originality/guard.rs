@@ -36,7 +36,7 @@ impl CopyGuard {
     /// consecutive notes as in the training data).
     pub fn new(index: Arc<OriginalityIndex>, max_copied_notes: u32, kinds: &[CopyKind]) -> CopyGuard {
         let mut kinds = kinds.to_vec();
-        kinds.sort_unstable_by_key(|&kind| kind as u8);
+        kinds.sort_unstable();
         kinds.dedup();
         CopyGuard {
             index,

@@ -8,10 +8,10 @@ use super::automaton::{Match, SuffixAutomaton};
 use super::symbols::{CopyKind, PIECE_END, SequencedNote, onset_sequence};
 use crate::analysis::{AnalysisNote, TrainingPiece};
 
-/// Most training notes (after merging unisons) an index takes: at the measured
-/// ~110 bytes per note that is about 220 MB, and never more than 180 bytes per
-/// note (the automata's worst case), so 360 MB.
-pub const MAX_INDEXED_NOTES: usize = 2_000_000;
+/// Most training notes (after merging unisons) an index takes: 8.5 times the 410
+/// chorales. At the chorales' 133 bytes per note that is 133 MB in memory, and
+/// never more than 173 MB (the automata's worst case, see the module doc).
+pub const MAX_INDEXED_NOTES: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IndexError {
@@ -40,6 +40,19 @@ struct IndexedPiece {
     name: String,
     /// Its first note's number.
     first_note: u32,
+}
+
+/// How big an index is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSize {
+    pub pieces: usize,
+    /// Training notes indexed (unisons merged).
+    pub notes: usize,
+    /// States and edges of the three automata together.
+    pub states: usize,
+    pub edges: usize,
+    /// Bytes held in memory.
+    pub heap_bytes: usize,
 }
 
 /// Notes a copy check leaves out of the query.
@@ -139,7 +152,7 @@ impl OriginalityIndex {
         })
     }
 
-    pub fn automaton(&self, kind: CopyKind) -> &SuffixAutomaton {
+    pub(super) fn automaton(&self, kind: CopyKind) -> &SuffixAutomaton {
         match kind {
             CopyKind::Exact => &self.exact,
             CopyKind::Transposed => &self.transposed,
@@ -147,16 +160,19 @@ impl OriginalityIndex {
         }
     }
 
-    /// Training notes indexed (unisons merged).
-    pub fn notes(&self) -> usize {
-        self.pitches.len()
-    }
-
-    /// Bytes the index holds in memory.
-    pub fn heap_bytes(&self) -> usize {
-        let names: usize = self.pieces.iter().map(|piece| piece.name.len() + 28).sum();
-        let automata: usize = CopyKind::ALL.iter().map(|&kind| self.automaton(kind).heap_bytes()).sum();
-        names + self.pitches.len() + 4 * self.bars.len() + automata
+    pub fn size(&self) -> IndexSize {
+        let automata = CopyKind::ALL.map(|kind| self.automaton(kind));
+        let names: usize = self.pieces.iter().map(|piece| piece.name.len() + size_of::<IndexedPiece>()).sum();
+        IndexSize {
+            pieces: self.pieces.len(),
+            notes: self.pitches.len(),
+            states: automata.iter().map(|automaton| automaton.states()).sum(),
+            edges: automata.iter().map(|automaton| automaton.edges()).sum(),
+            heap_bytes: names
+                + self.pitches.len()
+                + 4 * self.bars.len()
+                + automata.iter().map(|automaton| automaton.heap_bytes()).sum::<usize>(),
+        }
     }
 
     /// The longest run of consecutive notes of `query` copied from one training

@@ -40,9 +40,11 @@
 //! neither question in O(1) per note.)
 //!
 //! **Bound.** For n training notes each automaton has at most 2n states (16 bytes
-//! each) and 3n edges (8 bytes each): at most 56n bytes per kind, about 173n bytes
-//! for the whole index; [`MAX_INDEXED_NOTES`] caps n. The 410 Bach chorales
-//! (`fugue bench originality`) measure FIGURES.
+//! each) and 3n edges (8 bytes each): at most 56n bytes per kind, 173n bytes for
+//! the whole index with each note's pitch and bar; [`MAX_INDEXED_NOTES`] caps n
+//! at a million. The 410 Bach chorales (`fugue bench originality`) make 117,489
+//! notes, 550,366 states and 782,182 edges: 15.7 MB in memory (133 bytes per
+//! note), 25 MB as JSON.
 //!
 //! The index is serde-serialisable, to be stored with a model artifact; reading
 //! one checks every array against the others, so a corrupt file is refused rather
@@ -54,7 +56,9 @@ mod index;
 mod symbols;
 
 pub use guard::{CopyGuard, PitchSet};
-pub use index::{CopiedRun, CopyReport, Exclusion, IndexError, MAX_INDEXED_NOTES, OriginalityIndex};
+pub use index::{
+    CopiedRun, CopyReport, Exclusion, IndexError, IndexSize, MAX_INDEXED_NOTES, OriginalityIndex,
+};
 pub use symbols::CopyKind;
 
 #[cfg(test)]

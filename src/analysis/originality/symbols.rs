@@ -15,7 +15,7 @@ const LONGEST_DISTINCT_GAP: u64 = 16 * GRID_PER_BEAT as u64;
 pub const PIECE_END: u32 = u32::MAX;
 
 /// What counts as the same run of notes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CopyKind {
     /// The same pitches with the same onset pattern (inter-onset intervals on the grid).

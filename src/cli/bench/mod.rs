@@ -1,6 +1,7 @@
 //! `fugue bench`: speed figures printed side by side, as ratios, in one run.
 
 mod generate;
+mod originality;
 
 use std::path::Path;
 use std::process::Command;
@@ -16,6 +17,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest_bench(args),
         BenchCommand::Train(args) => train_bench(args),
         BenchCommand::Generate(args) => generate::run(args),
+        BenchCommand::Originality(args) => originality::run(args),
     }
 }
 
