@@ -72,7 +72,7 @@ pub async fn generate(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
-    /// The session session: the model and the seed in use.
+    /// The session started: the model and the seed in use.
     Start { model: String, seed: u64 },
     /// Notes as they are sampled (or, with `realtime` pacing, as they sound).
     Notes { notes: Vec<GeneratedNote> },
