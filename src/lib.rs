@@ -1,14 +1,15 @@
 //! fugue: train LSTM music models on MIDI corpora and serve compositions.
 //!
-//! Seven layers, top first; a module imports its own layer and those below it,
+//! Eight layers, top first; a module imports its own layer and those below it,
 //! never one above (`tests/api/architecture.rs` holds the crate to this):
 //! 1. HTTP and commands: `app`, `api`, `cli`, `observability`;
 //! 2. services: `datasets`, `jobs`, `generate`;
 //! 3. the trainer: `train`;
 //! 4. networks, artifacts and their registry: `model`;
 //! 5. representations: `repr`;
-//! 6. MIDI: `midi`;
-//! 7. storage, settings and leaf helpers: `store`, `config`, `devices`, `shared`.
+//! 6. analysis of what was made: `analysis`;
+//! 7. MIDI: `midi`;
+//! 8. storage, settings and leaf helpers: `store`, `config`, `devices`, `shared`.
 
 // 1. HTTP and commands
 /// HTTP handlers, one file per resource, the HTTP error type and the OpenAPI document.
@@ -40,11 +41,15 @@ pub mod model;
 /// Representations: Score ⇄ training sequences.
 pub mod repr;
 
-// 6. MIDI
+// 6. Analysis
+/// Originality (copies of training pieces) and musical statistics of a piece.
+pub mod analysis;
+
+// 7. MIDI
 /// MIDI files in and out, and the Score they are read into.
 pub mod midi;
 
-// 7. Storage, settings and leaf helpers
+// 8. Storage, settings and leaf helpers
 /// The settings a server or worker pool is built from.
 pub mod config;
 /// Compute devices: CPU and CUDA, as libtorch sees them.

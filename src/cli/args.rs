@@ -197,6 +197,9 @@ pub enum BenchCommand {
     /// Many WebSocket sessions against a real `fugue serve` on loopback: outcomes,
     /// time to first note, realtime lateness, notes/s, and the server's RSS and CPU.
     Load(LoadBenchArgs),
+    /// The originality index over the chorales: build time, size, the time to look
+    /// up 500-note pieces (median, p99), and the copy guard's cost per note.
+    Originality(OriginalityBenchArgs),
 }
 
 /// The PyTorch reference run side by side, and libtorch's CPU threads for both.
@@ -282,6 +285,22 @@ pub struct TrainBenchArgs {
     pub steps: u32,
     #[command(flatten)]
     pub reference: ReferenceArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OriginalityBenchArgs {
+    /// Folder of MIDI files: the training pieces indexed.
+    #[arg(long, env = "FUGUE_BENCH_DATA", default_value = "../shared/data/bach-chorales-midi")]
+    pub data: PathBuf,
+    /// Notes per query piece.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(2..))]
+    pub notes: u16,
+    /// Query pieces timed of each kind (stitched from the training pieces, random walks).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..))]
+    pub queries: u16,
+    /// The copy guard's limit, for its cost per note.
+    #[arg(long, default_value_t = 4)]
+    pub max_copied_notes: u32,
 }
 
 #[derive(Debug, Clone, Args)]

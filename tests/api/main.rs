@@ -1,6 +1,7 @@
 //! Integration tests: one binary (libtorch links once), one file per concern.
 //! Every test starts the real server on port 0 against a real database.
 
+mod analysis;
 mod architecture;
 mod attempts;
 mod auth;

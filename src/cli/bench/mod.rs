@@ -2,6 +2,7 @@
 
 mod generate;
 mod load;
+mod originality;
 
 use std::path::Path;
 use std::process::Command;
@@ -18,6 +19,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Train(args) => train_bench(args),
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Load(args) => load::run(args),
+        BenchCommand::Originality(args) => originality::run(args),
     }
 }
 
