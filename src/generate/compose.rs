@@ -117,9 +117,6 @@ impl Composer {
         supports(&meta.representation, &validated)?;
         let parts = super::parts::for_model(&meta.representation, &validated)
             .map_err(|invalid| ComposeError::Invalid { field: invalid.field, message: invalid.message })?;
-        if !parts.is_empty() && request.primer.is_some() {
-            return Err(invalid("primer", "a model with parts takes no primer yet"));
-        }
         let primer = match &request.primer {
             Some(primer) => Some(self.primer(primer, &meta.data, validated.seed).await?),
             None => None,

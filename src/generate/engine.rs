@@ -19,6 +19,7 @@ use tch::{Kind as TensorKind, Tensor};
 use tokio::sync::mpsc;
 
 use super::decoder::{EventsDecoder, EventsGrammar, PlannedPart};
+use super::parts::primer_in_parts;
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
 use crate::devices::DeviceName;
@@ -253,19 +254,17 @@ impl Worker {
         };
         let (decoding, primer_ids, first) = match (&model.meta.representation, grammar) {
             (Representation::Events { config, .. }, Some(grammar)) => {
-                let primer: Vec<i64> = request
-                    .primer
-                    .as_ref()
-                    .map(|score| {
-                        events::encode(score, config).iter().filter_map(|t| grammar.id_of(*t)).collect()
-                    })
-                    .unwrap_or_default();
                 let bar =
                     grammar.id_of(Token::Bar).ok_or_else(|| anyhow::anyhow!("the vocabulary has no Bar"))?;
-                let mut decoder = EventsDecoder::new(validated.clone(), request.parts, &grammar);
-                // A model with parts reads the header that declares them first.
-                let header: Vec<i64> = decoder.header().iter().filter_map(|t| grammar.id_of(*t)).collect();
-                let primer = [header, primer].concat();
+                let mut decoder = EventsDecoder::new(validated.clone(), request.parts.clone(), &grammar);
+                // A model with parts reads the header that declares them first; a
+                // primer comes with it, its notes in those parts.
+                let tokens = match (&request.primer, request.parts.is_empty()) {
+                    (Some(score), true) => events::encode(score, config),
+                    (Some(score), false) => events::encode(&primer_in_parts(score, &request.parts), config),
+                    (None, _) => decoder.header(),
+                };
+                let primer: Vec<i64> = tokens.iter().filter_map(|t| grammar.id_of(*t)).collect();
                 decoder.accept(Token::Bar, &grammar);
                 (Decoding::Events { grammar, decoder: Box::new(decoder) }, primer, bar)
             }

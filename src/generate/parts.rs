@@ -4,6 +4,7 @@
 
 use super::decoder::PlannedPart;
 use super::request::{Invalid, ValidatedRequest};
+use crate::midi::{Part, Score};
 use crate::model::artifact::Representation;
 use crate::repr::events::{CorpusPart, Token};
 
@@ -36,7 +37,7 @@ pub fn plan(
             .into_iter()
             .map(|known| PlannedPart {
                 declared: known.part.clone(),
-                program: known.part.program,
+                program: if request.program_asked { request.program } else { known.part.program },
                 pitches: request.pitches,
                 max_polyphony: None,
             })
@@ -70,6 +71,29 @@ pub fn plan(
             })
         })
         .collect()
+}
+
+/// A primer's notes in the planned parts, so that the model reads them in the
+/// parts it is about to write: the primer's part `k` plays planned part `k` (the
+/// last one for any beyond), each declared as planned.
+pub fn primer_in_parts(primer: &Score, planned: &[PlannedPart]) -> Score {
+    let mut parts: Vec<Part> = planned
+        .iter()
+        .map(|part| Part {
+            name: part.declared.name.clone(),
+            is_drum: part.declared.drums,
+            ..Part::new(0, part.declared.program, Vec::new())
+        })
+        .collect();
+    for (index, part) in primer.parts.iter().enumerate() {
+        if let Some(target) = parts.get_mut(index.min(planned.len().saturating_sub(1))) {
+            target.notes.extend(part.notes.iter().copied());
+        }
+    }
+    for part in &mut parts {
+        part.notes.sort_by_key(|note| (note.start, note.pitch));
+    }
+    Score { parts, ..primer.clone() }
 }
 
 /// The parts most pieces have: those in at least half as many files as the most

@@ -200,6 +200,9 @@ pub struct ValidatedRequest {
     pub tempo_bpm: Option<f64>,
     pub time_signature: Option<(u8, u8)>,
     pub program: u8,
+    /// Whether `program` was asked for (it then plays every part a request
+    /// without `parts` gets), or is the default.
+    pub program_asked: bool,
     /// The key signature the MIDI file states, when a key was asked for.
     pub key_signature: Option<KeySignature>,
     pub end_on_bar: bool,
@@ -340,6 +343,7 @@ impl GenerateRequest {
             tempo_bpm: self.tempo_bpm,
             time_signature: self.time_signature.map(|[n, d]| (n, d)),
             program,
+            program_asked: self.program.is_some(),
             key_signature,
             end_on_bar: self.end_on_bar.unwrap_or(true),
             pacing: self.pacing.unwrap_or_default(),

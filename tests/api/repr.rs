@@ -130,13 +130,15 @@ fn a_corpus_without_parts_encodes_exactly_as_before_parts() {
     let mini: Vec<midi::Score> =
         midi_files(&shared_data("jsb-mini/train")).iter().map(|path| usable(path)).collect();
     assert_eq!(fugue_config(&mini), events::EventsConfig::default());
-    // The bundled model loads with that config, and the chorales it was trained on
-    // still give exactly its vocabulary.
+    // The bundled default, trained on the chorales with parts, records the
+    // config the chorales get, and they still give exactly its vocabulary.
     let meta = read_meta(&project_path("models/default")).unwrap();
     let Representation::Events { config, vocabulary, parts } = meta.representation else {
         panic!("models/default is an events model")
     };
-    assert_eq!((config.max_parts, parts.len()), (0, 0));
+    assert_eq!(config, fugue_config(&chorale_scores()));
+    let names: Vec<&str> = parts.iter().take(4).filter_map(|part| part.part.name.as_deref()).collect();
+    assert_eq!(names, ["Alto", "Tenor", "Bass", "Soprano"], "the most common parts first");
     let sequences: Vec<Vec<String>> = chorale_scores()
         .iter()
         .map(|score| events::encode(score, &config).iter().map(ToString::to_string).collect())

@@ -105,6 +105,9 @@ try {
     await page.waitForFunction(() => !document.querySelector("#download").disabled, null, { timeout: 60_000 });
     const notes = Number(await page.getAttribute("#roll", "data-notes"));
     assert.ok(notes >= 24, `${notes} notes in the roll`);
+    // The bundled default sings in four voices: a colour each, named in the legend.
+    const legend = await page.$$eval("#roll-legend li", (items) => items.map((item) => item.textContent));
+    assert.deepEqual(legend, ["Soprano", "Alto", "Tenor", "Bass"]);
     assert.match(await page.textContent("#compose-status"), /notes, .* s of music, seed 7/);
     await page.screenshot({ path: join(shots, "03-compose-done.png") });
   });

@@ -25,6 +25,7 @@ from fugue_client.models import (
     HyperparameterOverrides,
     JobState,
     LengthType0,
+    PartRequest,
     Preset,
     TrainingJob,
     TrainingJobRequest,
@@ -82,5 +83,19 @@ exercised.append(f"generate: {len(piece.notes)} notes")
 midi = composition_midi.sync_detailed(piece.composition_id, client=client)
 check(midi.status_code == 200 and midi.content[:4] == b"MThd", f"the download is not MIDI ({midi.status_code})")
 exercised.append(f"composition_midi: {len(midi.content)} bytes of MIDI")
+
+# 6. Generate in parts with the bundled default, a four-voice chorale model: a
+#    soprano for a flute and a bass for a tuba, each in its range, one note at a time.
+parts = [
+    PartRequest(name="soprano", program=73, pitch_range=[62, 79], max_polyphony=1),
+    PartRequest(name="bass", program=58, pitch_range=[40, 60], max_polyphony=1),
+]
+piece = generate.sync(client=client, body=GenerateRequest(length=LengthType0(notes=32), seed=3, parts=parts))
+check(isinstance(piece, Composition) and piece.notes, f"generate with parts answered {piece!r}")
+ranges = {"Soprano": (62, 79, 73), "Bass": (40, 60, 58)}
+for note in piece.notes:
+    low, high, program = ranges[note.part.name]
+    check(low <= note.pitch <= high and note.program == program, f"{note.part.name} plays {note.pitch}, program {note.program}")
+exercised.append(f"generate with parts: {len(piece.notes)} notes in {sorted({n.part.name for n in piece.notes})}")
 
 print("sdk: ok: " + "; ".join(exercised))
