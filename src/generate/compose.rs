@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use super::engine::{Engine, SessionEvent, SessionRequest};
-use super::request::{GenerateRequest, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote, ValidatedRequest};
+use super::request::{
+    GenerateRequest, Invalid, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote, ValidatedRequest,
+};
 use super::{GeneratedNote, Piece};
 use crate::datasets::{BlobStore, Datasets};
 use crate::midi::{self, Note, Part, Score};
@@ -89,6 +91,12 @@ pub enum ComposeError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<Invalid> for ComposeError {
+    fn from(Invalid { field, message }: Invalid) -> ComposeError {
+        ComposeError::Invalid { field, message }
+    }
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> ComposeError {
     ComposeError::Invalid { field: field.to_owned(), message: message.into() }
 }
@@ -101,9 +109,7 @@ impl Composer {
 
     /// Checks the request against its limits and the model, and starts a session.
     pub async fn start(&self, request: GenerateRequest) -> Result<OpenSession, ComposeError> {
-        let validated = request
-            .check(rand_seed())
-            .map_err(|invalid| ComposeError::Invalid { field: invalid.field, message: invalid.message })?;
+        let validated = request.check(rand_seed())?;
         let model = match &request.model {
             Some(model) => model.clone(),
             None => self.models.default_id().await?,
@@ -115,8 +121,7 @@ impl Composer {
             .await
             .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
         supports(&meta.representation, &validated)?;
-        let parts = super::parts::for_model(&meta.representation, &validated)
-            .map_err(|invalid| ComposeError::Invalid { field: invalid.field, message: invalid.message })?;
+        let parts = super::parts::for_model(&meta.representation, &validated)?;
         let primer = match &request.primer {
             Some(primer) => Some(self.primer(primer, &meta.data, validated.seed).await?),
             None => None,
