@@ -257,14 +257,19 @@ impl Worker {
                 let bar =
                     grammar.id_of(Token::Bar).ok_or_else(|| anyhow::anyhow!("the vocabulary has no Bar"))?;
                 let mut decoder = EventsDecoder::new(validated.clone(), request.parts.clone(), &grammar);
-                // A model with parts reads the header that declares them first; a
-                // primer comes with it, its notes in those parts.
-                let tokens = match (&request.primer, request.parts.is_empty()) {
-                    (Some(score), true) => events::encode(score, config),
-                    (Some(score), false) => events::encode(&primer_in_parts(score, &request.parts), config),
-                    (None, _) => decoder.header(),
+                // A model with parts reads the header that declares them first,
+                // then the primer, its notes in those parts. The header stays whole
+                // however long the primer: a long primer keeps its last tokens.
+                let header = decoder.header();
+                let body = match &request.primer {
+                    Some(score) if header.is_empty() => events::encode(score, config),
+                    // Encoded in the planned parts, the primer declares the same header.
+                    Some(score) => events::encode(&primer_in_parts(score, &request.parts), config)
+                        .split_off(header.len()),
+                    None => Vec::new(),
                 };
-                let primer: Vec<i64> = tokens.iter().filter_map(|t| grammar.id_of(*t)).collect();
+                let primer: Vec<i64> =
+                    primer_tokens(header, body).iter().filter_map(|t| grammar.id_of(*t)).collect();
                 decoder.accept(Token::Bar, &grammar);
                 (Decoding::Events { grammar, decoder: Box::new(decoder) }, primer, bar)
             }
@@ -486,5 +491,28 @@ fn apply_program_and_tempo(score: &mut Score, validated: &ValidatedRequest) {
     }
     if let Some(bpm) = validated.tempo_bpm {
         score.tempos = vec![TempoChange { tick: 0, micros_per_beat: (60_000_000.0 / bpm).round() as u32 }];
+    }
+}
+/// The header whole, then as much of the primer's body as fits in
+/// [`MAX_PRIMER_TOKENS`] with it, the body's last tokens.
+fn primer_tokens(header: Vec<Token>, body: Vec<Token>) -> Vec<Token> {
+    let room = MAX_PRIMER_TOKENS.saturating_sub(header.len());
+    let kept = &body[body.len().saturating_sub(room)..];
+    header.into_iter().chain(kept.iter().copied()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_primer_keeps_the_whole_header_and_its_own_last_tokens() {
+        let header = vec![Token::Part(0), Token::Prog(52), Token::Part(1), Token::Prog(42)];
+        let body: Vec<Token> = (0..3 * MAX_PRIMER_TOKENS).map(|i| Token::Pitch((i % 128) as u8)).collect();
+        let kept = primer_tokens(header.clone(), body.clone());
+        assert_eq!(kept.len(), MAX_PRIMER_TOKENS);
+        assert_eq!(kept[..4], header[..]);
+        assert_eq!(kept[4..], body[body.len() - (MAX_PRIMER_TOKENS - 4)..]);
+        assert_eq!(primer_tokens(header.clone(), body[..3].to_vec()), [&header[..], &body[..3]].concat());
     }
 }
