@@ -305,13 +305,6 @@ fn score_of_notes(notes: &[PrimerNote]) -> Score {
 /// Refuses what the model's representation cannot do, naming the field.
 fn supports(representation: &Representation, validated: &ValidatedRequest) -> Result<(), ComposeError> {
     let (kind, constraints, lengths): (&str, &[&str], &[&str]) = match representation {
-        // Parts need a model that learnt them; for one that did, the names are
-        // resolved against its part table when the session starts.
-        Representation::Events { config, .. }
-            if config.max_parts == 0 && validated.constrained.contains(&"parts") =>
-        {
-            return Err(invalid("parts", "this model was trained without parts; ask without `parts`"));
-        }
         Representation::Events { .. } => return Ok(()),
         Representation::NoteChord { .. } => ("note-chord", &["pitch_range", "key"], &["notes", "tokens"]),
         Representation::MelodyChords { .. } => ("melody-chords", &[], &["notes", "tokens"]),

@@ -8,7 +8,9 @@ use crate::midi::{Part, Score};
 use crate::model::artifact::Representation;
 use crate::repr::events::{CorpusPart, Token};
 
-/// The parts a model with parts writes this piece in; none for other models.
+/// The parts a model with parts writes this piece in; none for other models. An
+/// `events` model trained without parts refuses a request that names some (other
+/// families refuse every control they lack, `parts` among them, in `compose`).
 pub fn for_model(
     representation: &Representation,
     request: &ValidatedRequest,
@@ -17,7 +19,13 @@ pub fn for_model(
         return Ok(Vec::new());
     };
     if config.max_parts == 0 {
-        return Ok(Vec::new());
+        if request.parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(Invalid {
+            field: "parts".to_owned(),
+            message: "this model was trained without parts; ask without `parts`".to_owned(),
+        });
     }
     let most_parts = (0..config.max_parts)
         .take_while(|&index| vocabulary.id(&Token::Part(index).to_string()).is_some())
