@@ -19,6 +19,7 @@ use crate::cli::args::GenerateBenchArgs;
 use crate::devices::DeviceName;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
+use crate::model::artifact::Representation;
 use crate::model::lstm::Lstm;
 
 pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
@@ -113,9 +114,8 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
         let rate = runtime.block_on(engine_rate(&engine, args, &representation, sessions, true))?;
         println!("engine, {model} ({sessions:>2} sessions): {rate:>8.0} tokens/s in all");
     }
-    let with_parts =
-        crate::generate::parts::for_model(&representation, &GenerateRequest::default().check(0)?)?;
-    if !with_parts.is_empty() {
+    let has_parts = matches!(&representation, Representation::Events { config, .. } if config.max_parts > 0);
+    if has_parts {
         for sessions in [1u64, 64] {
             // Alternating runs, so that a slow moment of a shared machine hits both.
             let (mut masked, mut plain) = (0.0, 0.0);
@@ -139,7 +139,7 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
 async fn engine_rate(
     engine: &Engine,
     args: &GenerateBenchArgs,
-    representation: &crate::model::artifact::Representation,
+    representation: &Representation,
     sessions: u64,
     parts: bool,
 ) -> anyhow::Result<f64> {
