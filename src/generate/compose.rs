@@ -7,9 +7,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
+use super::decoder::EventsGrammar;
 use super::engine::{Engine, SessionEvent, SessionRequest};
 use super::request::{
-    GenerateRequest, Invalid, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote, ValidatedRequest,
+    GenerateRequest, GivenSource, Invalid, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote,
+    ValidatedRequest,
 };
 use super::{GeneratedNote, Piece};
 use crate::datasets::{BlobStore, Datasets};
@@ -109,7 +111,7 @@ impl Composer {
 
     /// Checks the request against its limits and the model, and starts a session.
     pub async fn start(&self, request: GenerateRequest) -> Result<OpenSession, ComposeError> {
-        let validated = request.check(rand_seed())?;
+        let mut validated = request.check(rand_seed())?;
         let model = match &request.model {
             Some(model) => model.clone(),
             None => self.models.default_id().await?,
@@ -122,6 +124,26 @@ impl Composer {
             .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
         supports(&meta.representation, &validated)?;
         let parts = super::parts::for_model(&meta.representation, &validated)?;
+        let given = match (&validated.given, &meta.representation) {
+            (Some(given), Representation::Events { config, vocabulary, .. }) => {
+                let (score, field) = self.given_score(&given.source).await?;
+                let meter = validated.time_signature.or_else(|| {
+                    score.time_signatures.first().map(|meter| (meter.numerator, meter.denominator))
+                });
+                let meter = meter.unwrap_or((4, 4));
+                let grammar = EventsGrammar::new(vocabulary, config);
+                let placed =
+                    super::given::place(&score, &given.part, &parts, given.decoding, &grammar, meter, field)?;
+                // The given part sets the piece's meter, tempo and length.
+                validated.time_signature = Some(meter);
+                validated.tempo_bpm =
+                    validated.tempo_bpm.or_else(|| score.tempos.first().map(|tempo| tempo.bpm()));
+                validated.length = Length::Bars(placed.bars);
+                validated.end_on_bar = true;
+                Some(placed)
+            }
+            _ => None,
+        };
         let primer = match &request.primer {
             Some(primer) => Some(self.primer(primer, &meta.data, validated.seed).await?),
             None => None,
@@ -134,6 +156,7 @@ impl Composer {
             model_dir: dir,
             validated: validated.clone(),
             parts,
+            given,
             primer,
             hold: Some(hold),
         };
@@ -246,6 +269,40 @@ impl Composer {
                 Ok(midi::read(&bytes).map_err(anyhow::Error::from)?)
             }
             Primer::Corpus(_) => self.corpus_window(trained_on, seed).await,
+        }
+    }
+
+    /// The given part as a one-part score, and the field its notes came from.
+    async fn given_score(&self, source: &GivenSource) -> Result<(Score, &'static str), ComposeError> {
+        match source {
+            GivenSource::Notes(notes) => Ok((score_of_notes(notes), "given.notes")),
+            GivenSource::Midi { base64, track } => {
+                let field = "given.midi_base64";
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(base64.trim())
+                    .map_err(|error| invalid(field, format!("not base64: {error}")))?;
+                if bytes.len() > MAX_PRIMER_MIDI_BYTES {
+                    return Err(invalid(field, "must decode to at most 1 MiB"));
+                }
+                let read = tokio::task::spawn_blocking(move || midi::read(&bytes));
+                let mut score = read
+                    .await
+                    .map_err(anyhow::Error::from)?
+                    .map_err(|error| invalid(field, format!("not a MIDI file fugue can read: {error}")))?;
+                score.parts.retain(|part| !part.is_drum && !part.notes.is_empty());
+                if *track >= score.parts.len() {
+                    return Err(invalid(
+                        "given.track",
+                        format!(
+                            "the file has {} tracks with pitched notes; give 0 to {}",
+                            score.parts.len(),
+                            score.parts.len().saturating_sub(1)
+                        ),
+                    ));
+                }
+                score.parts = vec![score.parts.swap_remove(*track)];
+                Ok((score, field))
+            }
         }
     }
 

@@ -8,10 +8,11 @@
 //! bar line to end on). The model only ever chooses among allowed tokens, so the
 //! constraints hold by construction rather than by filtering afterwards.
 
+use crate::generate::given::GivenPart;
 use crate::generate::request::{Length, ValidatedRequest};
 use crate::generate::{GeneratedNote, NotePart};
 use crate::repr::Vocabulary;
-use crate::repr::events::{EventsConfig, PartName, PartSpec, Token};
+use crate::repr::events::{EventsConfig, PartName, PartSpec, Token, bar_units};
 
 /// The vocabulary's tokens, parsed once per model.
 #[derive(Debug)]
@@ -34,6 +35,10 @@ impl EventsGrammar {
 
     pub fn token(&self, id: i64) -> Option<Token> {
         usize::try_from(id).ok().and_then(|id| self.tokens.get(id).copied().flatten())
+    }
+
+    pub fn config(&self) -> &EventsConfig {
+        &self.config
     }
 
     /// Grid units per beat.
@@ -80,6 +85,12 @@ pub struct EventsDecoder {
     parts: Vec<PlannedPart>,
     /// The part whose notes are being written at this position.
     part: Option<u8>,
+    /// A part the user brought, forced note for note.
+    given: Option<GivenPart>,
+    /// How many of the given part's tokens at this position are written.
+    given_cursor: usize,
+    /// The position whose given notes are all written.
+    given_written: Option<u64>,
     last: Option<Token>,
     bars: u32,
     bar_start: u64,
@@ -106,15 +117,23 @@ pub struct EventsDecoder {
 const MAX_NOTE_BEATS: u64 = 16;
 
 impl EventsDecoder {
-    pub fn new(request: ValidatedRequest, parts: Vec<PlannedPart>, grammar: &EventsGrammar) -> EventsDecoder {
+    pub fn new(
+        request: ValidatedRequest,
+        parts: Vec<PlannedPart>,
+        given: Option<GivenPart>,
+        grammar: &EventsGrammar,
+    ) -> EventsDecoder {
         let meter = request.time_signature.unwrap_or((4, 4));
         let tempo = request.tempo_bpm.unwrap_or(120.0);
         EventsDecoder {
-            bar_units: bar_units(meter, grammar.config.grid_per_beat),
+            bar_units: bar_units(meter.0, meter.1, grammar.config.grid_per_beat),
             meter,
             request,
             parts,
             part: None,
+            given,
+            given_cursor: 0,
+            given_written: None,
             last: None,
             bars: 0,
             bar_start: 0,
@@ -166,7 +185,58 @@ impl EventsDecoder {
         self.parts.iter().zip(0..).flat_map(|(part, index)| part.declared.header(index)).collect()
     }
 
+    /// The given part's token that must come next, if one must.
+    pub fn forced(&self) -> Option<Token> {
+        let given = self.given.as_ref()?;
+        if self.part != Some(given.part) {
+            return None;
+        }
+        given.schedule.get(&self.position?)?.get(self.given_cursor).copied()
+    }
+
+    /// The given part has notes at this position that are not written yet.
+    fn given_due_here(&self) -> bool {
+        match (&self.given, self.position) {
+            (Some(given), Some(at)) => given.schedule.contains_key(&at) && self.given_written != Some(at),
+            _ => false,
+        }
+    }
+
+    /// The next onset of the given part after this position.
+    fn next_given_onset(&self) -> Option<u64> {
+        let from = self.position.map_or(self.bar_start, |at| at + 1);
+        self.given.as_ref()?.schedule.range(from..).next().map(|(&at, _)| at)
+    }
+
+    /// What a given part adds to the grammar: no position or bar line skips its
+    /// notes, the parts before it may come first at a position where it plays, and
+    /// it plays nothing but its own notes.
+    fn given_allows(&self, token: Token) -> bool {
+        let Some(given) = &self.given else { return true };
+        let due = self.given_due_here();
+        match token {
+            Token::Bar => {
+                !due && (self.bars == 0
+                    || self.next_given_onset().is_none_or(|next| next >= self.bar_start + self.bar_units))
+            }
+            Token::Pos(p) => {
+                !due && self.next_given_onset().is_none_or(|next| self.bar_start + u64::from(p) <= next)
+            }
+            Token::Part(index) if due => index <= given.part,
+            Token::Part(index) => index != given.part,
+            Token::Pitch(_) | Token::Vel(_) | Token::Dur(_) => self.part != Some(given.part),
+            _ => true,
+        }
+    }
+
     fn allows(&self, token: Token, grammar: &EventsGrammar) -> bool {
+        if let Some(forced) = self.forced() {
+            return token == forced;
+        }
+        self.given_allows(token) && self.grammar_allows(token, grammar)
+    }
+
+    fn grammar_allows(&self, token: Token, grammar: &EventsGrammar) -> bool {
         let request = &self.request;
         let with_parts = !self.parts.is_empty();
         // A position is open but holds nothing yet: no bar line or next position.
@@ -259,6 +329,7 @@ impl EventsDecoder {
 
     /// Takes the chosen token; returns the note it completed, if any.
     pub fn accept(&mut self, token: Token, grammar: &EventsGrammar) -> Option<GeneratedNote> {
+        let forced = self.forced() == Some(token);
         self.tokens += 1;
         let completed =
             if matches!(token, Token::Vel(_) | Token::Dur(_)) { None } else { self.finish_note(grammar) };
@@ -274,7 +345,7 @@ impl EventsDecoder {
             }
             Token::TimeSig(n, d) => {
                 self.meter = (n, d);
-                self.bar_units = bar_units(self.meter, grammar.config.grid_per_beat);
+                self.bar_units = bar_units(self.meter.0, self.meter.1, grammar.config.grid_per_beat);
                 self.meters.retain(|&(at, ..)| at != self.bar_start);
                 self.meters.push((self.bar_start, n, d));
             }
@@ -282,6 +353,7 @@ impl EventsDecoder {
                 self.position = Some(self.bar_start + u64::from(p));
                 self.next_pitch_floor = 0;
                 self.part = None;
+                self.given_cursor = 0;
             }
             Token::Tempo(bpm) => {
                 if let Some(at) = self.position {
@@ -295,6 +367,7 @@ impl EventsDecoder {
             Token::Part(index) => {
                 self.part = Some(index);
                 self.next_pitch_floor = 0;
+                self.given_cursor = 0;
             }
             Token::Drums | Token::Name(_) => {}
             Token::Pitch(pitch) => {
@@ -315,6 +388,12 @@ impl EventsDecoder {
                     }
                     note.duration += u64::from(units);
                 }
+            }
+        }
+        if forced {
+            self.given_cursor += 1;
+            if self.forced().is_none() {
+                self.given_written = self.position;
             }
         }
         self.closing = self.closing || self.budget_spent(grammar);
@@ -366,7 +445,14 @@ impl EventsDecoder {
     }
 
     fn finish_note(&mut self, grammar: &EventsGrammar) -> Option<GeneratedNote> {
-        let note = self.pending.take().filter(|note| note.duration > 0)?;
+        let mut note = self.pending.take().filter(|note| note.duration > 0)?;
+        // A given note comes back as given, whatever the tokens could say of it.
+        let given = self.given.as_ref().filter(|given| note.part == Some(given.part));
+        if let Some(&(duration, velocity)) =
+            given.and_then(|given| given.notes.get(&(note.start, note.pitch)))
+        {
+            (note.duration, note.velocity) = (duration, velocity);
+        }
         let end = note.start + note.duration;
         self.ends.push((note.start, end, note.part));
         let per_beat = grammar.grid_per_beat();
@@ -383,14 +469,6 @@ impl EventsDecoder {
             duration_seconds: seconds_at(&self.tempos, end, per_beat) - start_seconds,
         })
     }
-}
-
-fn bar_units((numerator, denominator): (u8, u8), grid_per_beat: u16) -> u64 {
-    let units = u64::from(numerator) * u64::from(grid_per_beat) * 4;
-    if denominator == 0 || units % u64::from(denominator) != 0 {
-        return 4 * u64::from(grid_per_beat);
-    }
-    (units / u64::from(denominator)).max(1)
 }
 
 /// Seconds at grid position `at` under the tempo changes, which must be sorted by
@@ -442,7 +520,7 @@ mod tests {
     ) -> (Vec<Token>, Vec<GeneratedNote>) {
         let grammar = grammar();
         let request = serde_json::from_value::<GenerateRequest>(request).unwrap().check(1).unwrap();
-        let mut decoder = EventsDecoder::new(request, Vec::new(), &grammar);
+        let mut decoder = EventsDecoder::new(request, Vec::new(), None, &grammar);
         let (mut tokens, mut notes) = (vec![Token::Bar], Vec::new());
         notes.extend(decoder.accept(Token::Bar, &grammar));
         while !decoder.done() && tokens.len() < 500 {
@@ -531,5 +609,85 @@ mod tests {
         let (tokens, _) = run(serde_json::json!({"length": {"tokens": 30}, "end_on_bar": false}), random(3));
         assert!((30..=33).contains(&tokens.len()), "stops once the note is whole: {}", tokens.len());
         assert!(!matches!(tokens.last(), Some(Token::Pitch(_) | Token::Vel(_))), "no note left half-written");
+    }
+}
+
+#[cfg(test)]
+mod given_tests {
+    use super::*;
+    use crate::generate::given::place;
+    use crate::generate::request::{GenerateRequest, GivenDecoding, PartReference};
+    use crate::model::artifact::{Representation, read_meta};
+
+    /// The bundled four-part model's grammar and parts, and a chorale's soprano
+    /// placed as the given part.
+    fn bundled_soprano() -> (EventsGrammar, Vec<PlannedPart>, GivenPart, ValidatedRequest) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let meta = read_meta(&root.join("models/default")).unwrap();
+        let Representation::Events { config, vocabulary, parts: table } = &meta.representation else {
+            panic!("the bundled model is an events model")
+        };
+        let grammar = EventsGrammar::new(vocabulary, config);
+        let mut request =
+            serde_json::from_value::<GenerateRequest>(serde_json::json!({})).unwrap().check(1).unwrap();
+        let planned = crate::generate::parts::plan(&request, table, 4).unwrap();
+        let bytes = std::fs::read(root.join("../shared/data/bach-chorales-midi/bwv10.7.mid")).unwrap();
+        let mut score = crate::midi::read(&bytes).unwrap();
+        score.parts.retain(|part| part.name.as_deref() == Some("Soprano"));
+        let given = place(
+            &score,
+            &PartReference::Name("soprano".into()),
+            &planned,
+            GivenDecoding::Forced,
+            &grammar,
+            (4, 4),
+            "given.notes",
+        )
+        .unwrap();
+        request.length = Length::Bars(given.bars);
+        request.time_signature = Some((4, 4));
+        (grammar, planned, given, request)
+    }
+
+    #[test]
+    fn the_given_part_is_written_note_for_note_whatever_the_model_picks() {
+        let (grammar, planned, given, request) = bundled_soprano();
+        for seed in 0..10 {
+            let rng = std::cell::RefCell::new(crate::model::sampling::Rng::new(seed));
+            let mut decoder =
+                EventsDecoder::new(request.clone(), planned.clone(), Some(given.clone()), &grammar);
+            let mut notes = Vec::new();
+            notes.extend(decoder.accept(Token::Bar, &grammar));
+            let mut steps = 0;
+            while !decoder.done() {
+                steps += 1;
+                assert!(steps < 20_000, "seed {seed}: the piece never ends");
+                let mask = decoder.mask(&grammar);
+                let allowed: Vec<Token> = (0..mask.len())
+                    .filter(|&i| mask[i] == 0.0)
+                    .filter_map(|i| grammar.token(i as i64))
+                    .collect();
+                let token = allowed[(rng.borrow_mut().next_u64() % allowed.len() as u64) as usize];
+                notes.extend(decoder.accept(token, &grammar));
+            }
+            notes.extend(decoder.finish(&grammar));
+            let notes = decoder.closed(notes, &grammar);
+            let per_beat = grammar.grid_per_beat();
+            let mut sung: Vec<(u64, u8, u64, u8)> = notes
+                .iter()
+                .filter(|note| note.part.is_some_and(|part| part.index == 0))
+                .map(|note| {
+                    let units = |beats: f64| (beats * per_beat).round() as u64;
+                    (units(note.start_beat), note.pitch, units(note.duration_beats), note.velocity)
+                })
+                .collect();
+            sung.sort();
+            let expected: Vec<(u64, u8, u64, u8)> = given
+                .notes
+                .iter()
+                .map(|(&(onset, pitch), &(duration, velocity))| (onset, pitch, duration, velocity))
+                .collect();
+            assert_eq!(sung, expected, "seed {seed}");
+        }
     }
 }

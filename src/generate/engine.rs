@@ -19,6 +19,7 @@ use tch::{Kind as TensorKind, Tensor};
 use tokio::sync::mpsc;
 
 use super::decoder::{EventsDecoder, EventsGrammar, PlannedPart};
+use super::given::GivenPart;
 use super::parts::primer_in_parts;
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
@@ -51,6 +52,8 @@ pub struct SessionRequest {
     pub validated: ValidatedRequest,
     /// The parts to write, for a model with parts (see [`super::parts::plan`]).
     pub parts: Vec<PlannedPart>,
+    /// A part the user brought, for the decoder to force (see [`super::given`]).
+    pub given: Option<GivenPart>,
     pub primer: Option<Score>,
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
@@ -256,7 +259,12 @@ impl Worker {
             (Representation::Events { config, .. }, Some(grammar)) => {
                 let bar =
                     grammar.id_of(Token::Bar).ok_or_else(|| anyhow::anyhow!("the vocabulary has no Bar"))?;
-                let mut decoder = EventsDecoder::new(validated.clone(), request.parts.clone(), &grammar);
+                let mut decoder = EventsDecoder::new(
+                    validated.clone(),
+                    request.parts.clone(),
+                    request.given.clone(),
+                    &grammar,
+                );
                 // A model with parts reads the header that declares them first,
                 // then the primer, its notes in those parts. The header stays whole
                 // however long the primer: a long primer keeps its last tokens.

@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod decoder;
 pub mod engine;
+pub mod given;
 pub mod offline;
 pub mod parts;
 pub mod request;

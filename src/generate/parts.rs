@@ -19,6 +19,13 @@ pub fn for_model(
         return Ok(Vec::new());
     };
     if config.max_parts == 0 {
+        if request.given.is_some() {
+            return Err(Invalid {
+                field: "given".to_owned(),
+                message: "this model was trained without parts, so it cannot write parts around a given one"
+                    .to_owned(),
+            });
+        }
         if request.parts.is_empty() {
             return Ok(Vec::new());
         }

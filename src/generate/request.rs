@@ -73,6 +73,51 @@ pub struct GenerateRequest {
     #[schema(example = json!([{"name": "soprano", "program": 52, "pitch_range": [60, 81], "max_polyphony": 1},
         {"name": "bass", "program": 42, "pitch_range": [36, 62]}]))]
     pub parts: Option<Vec<PartRequest>>,
+    /// A part you bring, to harmonize or accompany (a model with parts): its notes
+    /// come back exactly, the model writes the piece's other parts around them, and
+    /// the piece ends on the bar line after its last note. It sets the length, so
+    /// leave `length` and `primer` out.
+    #[schema(example = json!({"part": "soprano", "notes": [
+        {"pitch": 67, "start_beat": 0, "duration_beats": 1}, {"pitch": 69, "start_beat": 1, "duration_beats": 1},
+        {"pitch": 71, "start_beat": 2, "duration_beats": 2}]}))]
+    pub given: Option<Given>,
+}
+
+/// A part the user brings: its notes, or one track of a MIDI file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Given {
+    /// Which of the piece's parts these notes are: a name (`"soprano"`), or an index
+    /// into the request's `parts` (the model's typical parts when those are omitted).
+    pub part: PartReference,
+    /// The notes (1 to 2000); exactly one of `notes` and `midi_base64`.
+    pub notes: Option<Vec<PrimerNote>>,
+    /// A MIDI file, base64 (at most 1 MiB decoded); its tempo and meter become the
+    /// piece's unless the request sets them.
+    pub midi_base64: Option<String>,
+    /// With `midi_base64`: which of the file's tracks that hold notes, from 0
+    /// (default 0).
+    pub track: Option<u32>,
+    /// How the model reads the given part: `lookahead` (default) weighs several
+    /// candidate harmonies by how well each fits the given notes still to come;
+    /// `forced` writes left to right, seeing the given part only up to now.
+    pub decoding: Option<GivenDecoding>,
+}
+
+/// A part by name or by index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PartReference {
+    Index(u8),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GivenDecoding {
+    #[default]
+    Lookahead,
+    Forced,
 }
 
 /// One part to write.
@@ -209,6 +254,7 @@ pub struct ValidatedRequest {
     pub pacing: Pacing,
     /// The parts asked for, in order; empty when the request names none.
     pub parts: Vec<ValidatedPart>,
+    pub given: Option<ValidatedGiven>,
     /// Which constraints were asked for, by field name, so that a model that cannot
     /// honour one is refused naming it.
     pub constrained: Vec<&'static str>,
@@ -222,6 +268,21 @@ pub struct ValidatedPart {
     /// 128 flags: may this pitch sound in this part (its range, within the key).
     pub pitches: [bool; 128],
     pub max_polyphony: Option<u8>,
+}
+
+/// A given part that passed validation; its notes are read and placed on the
+/// model's grid when the model is known (`super::given`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedGiven {
+    pub part: PartReference,
+    pub source: GivenSource,
+    pub decoding: GivenDecoding,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GivenSource {
+    Notes(Vec<PrimerNote>),
+    Midi { base64: String, track: usize },
 }
 
 /// A field at fault and why.
@@ -333,6 +394,19 @@ impl GenerateRequest {
             }
             None => Vec::new(),
         };
+        let given = match &self.given {
+            Some(given) => {
+                if self.length.is_some() {
+                    return Err(invalid("length", "a given part sets the length; leave `length` out"));
+                }
+                if self.primer.is_some() {
+                    return Err(invalid("primer", "a given part is the start; leave `primer` out"));
+                }
+                constrained.push("given");
+                Some(check_given(given)?)
+            }
+            None => None,
+        };
         let greedy = self.greedy.unwrap_or(false);
         Ok(ValidatedRequest {
             length,
@@ -348,6 +422,7 @@ impl GenerateRequest {
             end_on_bar: self.end_on_bar.unwrap_or(true),
             pacing: self.pacing.unwrap_or_default(),
             parts,
+            given,
             constrained,
         })
     }
@@ -408,37 +483,72 @@ fn check_parts(parts: &[PartRequest], pitches: &[bool; 128]) -> Result<Vec<Valid
 
 fn check_primer(primer: &Primer) -> Result<(), Invalid> {
     match primer {
-        Primer::Notes(notes) => {
-            if notes.is_empty() || notes.len() > MAX_PRIMER_NOTES {
-                return Err(invalid("primer.notes", format!("must hold 1 to {MAX_PRIMER_NOTES} notes")));
-            }
-            for (index, note) in notes.iter().enumerate() {
-                let field = |name: &str| format!("primer.notes[{index}].{name}");
-                if note.pitch > 127 {
-                    return Err(Invalid { field: field("pitch"), message: "must be 0 to 127".into() });
-                }
-                if !(note.start_beat >= 0.0 && note.start_beat <= 10_000.0) {
-                    return Err(Invalid { field: field("start_beat"), message: "must be 0 to 10000".into() });
-                }
-                if !(note.duration_beats > 0.0 && note.duration_beats <= 64.0) {
-                    return Err(Invalid {
-                        field: field("duration_beats"),
-                        message: "must be above 0 and at most 64".into(),
-                    });
-                }
-                if note.velocity.is_some_and(|v| !(1..=127).contains(&v)) {
-                    return Err(Invalid { field: field("velocity"), message: "must be 1 to 127".into() });
-                }
-            }
-            Ok(())
-        }
-        // Base64 is 4/3 of the bytes it holds.
-        Primer::MidiBase64(text) if text.len() > MAX_PRIMER_MIDI_BYTES / 3 * 4 + 4 => {
-            Err(invalid("primer.midi_base64", "must decode to at most 1 MiB"))
-        }
+        Primer::Notes(notes) => check_notes(notes, "primer.notes"),
+        Primer::MidiBase64(text) => check_midi_base64(text, "primer.midi_base64"),
         Primer::Corpus(false) => Err(invalid("primer.corpus", "must be true (or leave the primer out)")),
         _ => Ok(()),
     }
+}
+
+fn check_given(given: &Given) -> Result<ValidatedGiven, Invalid> {
+    if let PartReference::Name(name) = &given.part
+        && name.trim().is_empty()
+    {
+        return Err(invalid("given.part", "must name one of the piece's parts, or give its index"));
+    }
+    let source = match (&given.notes, &given.midi_base64) {
+        (Some(notes), None) => {
+            if given.track.is_some() {
+                return Err(invalid("given.track", "goes with `midi_base64`, not with `notes`"));
+            }
+            check_notes(notes, "given.notes")?;
+            GivenSource::Notes(notes.clone())
+        }
+        (None, Some(text)) => {
+            check_midi_base64(text, "given.midi_base64")?;
+            let track = given.track.unwrap_or(0);
+            if track >= 1024 {
+                return Err(invalid("given.track", "must be 0 to 1023"));
+            }
+            GivenSource::Midi { base64: text.clone(), track: track as usize }
+        }
+        _ => return Err(invalid("given", "must hold exactly one of `notes` and `midi_base64`")),
+    };
+    Ok(ValidatedGiven { part: given.part.clone(), source, decoding: given.decoding.unwrap_or_default() })
+}
+
+/// Explicit notes (a primer's or a given part's), each field against its limit.
+fn check_notes(notes: &[PrimerNote], field: &str) -> Result<(), Invalid> {
+    if notes.is_empty() || notes.len() > MAX_PRIMER_NOTES {
+        return Err(invalid(field, format!("must hold 1 to {MAX_PRIMER_NOTES} notes")));
+    }
+    for (index, note) in notes.iter().enumerate() {
+        let field = |name: &str| format!("{field}[{index}].{name}");
+        if note.pitch > 127 {
+            return Err(Invalid { field: field("pitch"), message: "must be 0 to 127".into() });
+        }
+        if !(note.start_beat >= 0.0 && note.start_beat <= 10_000.0) {
+            return Err(Invalid { field: field("start_beat"), message: "must be 0 to 10000".into() });
+        }
+        if !(note.duration_beats > 0.0 && note.duration_beats <= 64.0) {
+            return Err(Invalid {
+                field: field("duration_beats"),
+                message: "must be above 0 and at most 64".into(),
+            });
+        }
+        if note.velocity.is_some_and(|v| !(1..=127).contains(&v)) {
+            return Err(Invalid { field: field("velocity"), message: "must be 1 to 127".into() });
+        }
+    }
+    Ok(())
+}
+
+fn check_midi_base64(text: &str, field: &str) -> Result<(), Invalid> {
+    // Base64 is 4/3 of the bytes it holds.
+    if text.len() > MAX_PRIMER_MIDI_BYTES / 3 * 4 + 4 {
+        return Err(invalid(field, "must decode to at most 1 MiB"));
+    }
+    Ok(())
 }
 
 /// A tonic as the request spelled it.

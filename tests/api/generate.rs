@@ -10,15 +10,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{Options, TestApp, error_body, spawn_app};
 
-async fn bundled(max_sessions_per_worker: usize) -> TestApp {
+pub async fn bundled(max_sessions_per_worker: usize) -> TestApp {
     spawn_app(Options { bundled_models: true, max_sessions_per_worker, ..Options::default() }).await
 }
 
-async fn generate(app: &TestApp, body: &Value) -> reqwest::Response {
+pub async fn generate(app: &TestApp, body: &Value) -> reqwest::Response {
     app.client.post(app.url("/v1/generate")).json(body).send().await.unwrap()
 }
 
-async fn composed(app: &TestApp, body: &Value) -> Value {
+pub async fn composed(app: &TestApp, body: &Value) -> Value {
     let response = generate(app, body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     response.json().await.unwrap()
@@ -171,7 +171,7 @@ async fn open_stream(
     socket
 }
 
-async fn messages(app: &TestApp, request: &Value) -> Vec<Value> {
+pub async fn messages(app: &TestApp, request: &Value) -> Vec<Value> {
     let mut socket = open_stream(app, request).await;
     let mut received = Vec::new();
     while let Some(message) = tokio::time::timeout(Duration::from_secs(60), socket.next()).await.unwrap() {

@@ -9,6 +9,7 @@ mod binary;
 mod datasets;
 mod errors;
 mod generate;
+mod harmonize;
 mod health;
 mod jobs;
 mod midi;

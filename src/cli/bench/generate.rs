@@ -157,6 +157,7 @@ async fn engine_rate(
             model_dir: args.model.clone(),
             validated,
             parts,
+            given: None,
             primer: None,
             hold: None,
         };

@@ -111,7 +111,7 @@ pub fn tempo_marking(bpm: f64) -> u16 {
 
 /// Bar length in grid units; meters whose bar is not a whole number of units
 /// (denominators beyond 16) fall back to 4/4.
-fn bar_units(numerator: u8, denominator: u8, grid_per_beat: u16) -> u64 {
+pub fn bar_units(numerator: u8, denominator: u8, grid_per_beat: u16) -> u64 {
     let units = u64::from(numerator) * u64::from(grid_per_beat) * 4;
     if denominator == 0 || units % u64::from(denominator) != 0 {
         return 4 * u64::from(grid_per_beat);
