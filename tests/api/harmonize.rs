@@ -51,7 +51,7 @@ fn notes_of(notes: &[Value]) -> Vec<(u64, String, String, u64)> {
     kept
 }
 
-fn in_part<'a>(piece: &'a Value, name: &str) -> Vec<Value> {
+fn in_part(piece: &Value, name: &str) -> Vec<Value> {
     piece["notes"].as_array().unwrap().iter().filter(|n| n["part"]["name"] == name).cloned().collect()
 }
 
