@@ -77,7 +77,7 @@ struct Pending {
 }
 
 /// Where a piece being generated stands.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EventsDecoder {
     request: ValidatedRequest,
     /// The piece's parts, for a model with parts (its header declares them in this
@@ -91,6 +91,8 @@ pub struct EventsDecoder {
     given_cursor: usize,
     /// The position whose given notes are all written.
     given_written: Option<u64>,
+    /// How many of the given part's onsets are written.
+    given_progress: usize,
     last: Option<Token>,
     bars: u32,
     bar_start: u64,
@@ -134,6 +136,7 @@ impl EventsDecoder {
             given,
             given_cursor: 0,
             given_written: None,
+            given_progress: 0,
             last: None,
             bars: 0,
             bar_start: 0,
@@ -192,6 +195,11 @@ impl EventsDecoder {
             return None;
         }
         given.schedule.get(&self.position?)?.get(self.given_cursor).copied()
+    }
+
+    /// How many of the given part's onsets are written.
+    pub fn given_progress(&self) -> usize {
+        self.given_progress
     }
 
     /// The given part has notes at this position that are not written yet.
@@ -394,6 +402,7 @@ impl EventsDecoder {
             self.given_cursor += 1;
             if self.forced().is_none() {
                 self.given_written = self.position;
+                self.given_progress += 1;
             }
         }
         self.closing = self.closing || self.budget_spent(grammar);

@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 
 use super::decoder::{EventsDecoder, EventsGrammar, PlannedPart};
 use super::given::GivenPart;
+use super::lookahead::{CANDIDATES, Lookahead, settled};
 use super::parts::primer_in_parts;
+use super::request::GivenDecoding;
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
 use crate::devices::DeviceName;
@@ -169,18 +171,29 @@ struct Session {
     model_id: String,
     model: Rc<LoadedModel>,
     events: mpsc::UnboundedSender<SessionEvent>,
-    rng: Rng,
     validated: ValidatedRequest,
-    state: LstmState,
-    next_input: i64,
-    decoding: Decoding,
-    steps: u32,
+    /// The piece being written: one line, or the candidates of a look-ahead
+    /// harmonization.
+    lines: Vec<Line>,
+    lookahead: Option<Lookahead>,
+    /// Notes already sent to the client.
+    sent: usize,
     peak_batch: usize,
-    notes: Vec<GeneratedNote>,
     opened: Instant,
     _hold: Option<ModelUse>,
 }
 
+/// One way the piece could go: its recurrent state, decoder and notes.
+struct Line {
+    rng: Rng,
+    state: LstmState,
+    next_input: i64,
+    decoding: Decoding,
+    steps: u32,
+    notes: Vec<GeneratedNote>,
+}
+
+#[derive(Clone)]
 enum Decoding {
     Events { grammar: Rc<EventsGrammar>, decoder: Box<EventsDecoder> },
     NoteChord { mask: Vec<f32>, tokens: Vec<i64>, target: u32 },
@@ -212,10 +225,17 @@ impl Worker {
             for model in models {
                 self.step(&model);
             }
+            for session in &mut self.sessions {
+                session.settle();
+            }
             let (done, running): (Vec<Session>, Vec<Session>) =
                 std::mem::take(&mut self.sessions).into_iter().partition(Session::finished);
             self.sessions = running;
             for session in done {
+                let unsent = session.unsent();
+                if !unsent.is_empty() {
+                    let _ = session.events.send(SessionEvent::Notes(unsent));
+                }
                 let piece = session.piece();
                 let _ = session.events.send(SessionEvent::Finished(piece));
                 self.live.fetch_sub(1, Ordering::SeqCst);
@@ -312,18 +332,25 @@ impl Worker {
         };
         let primer_ids = &primer_ids[primer_ids.len().saturating_sub(MAX_PRIMER_TOKENS)..];
         let state = prime(net, primer_ids, self.device.0);
+        let line = Line { rng, state, next_input: first, decoding, steps: 0, notes: Vec::new() };
+        let looks_ahead = request.given.is_some_and(|given| given.decoding == GivenDecoding::Lookahead);
+        let (lines, lookahead) = if looks_ahead {
+            // Each candidate draws from its own generator, seeded from the request's.
+            let mut seeds = Rng::new(validated.seed ^ 0x6c6f_6f6b_6168_6561);
+            let lines = (0..CANDIDATES).map(|_| line.fork(seeds.next_u64())).collect();
+            (lines, Some(Lookahead::new(CANDIDATES, seeds.next_u64())))
+        } else {
+            (vec![line], None)
+        };
         Ok(Some(Session {
             model_id: request.model_id,
             model: model.clone(),
             events: events.clone(),
-            rng,
             validated,
-            state,
-            next_input: first,
-            decoding,
-            steps: 0,
+            lines,
+            lookahead,
+            sent: 0,
             peak_batch: 0,
-            notes: Vec::new(),
             opened: Instant::now(),
             _hold: request.hold,
         }))
@@ -367,14 +394,18 @@ impl Worker {
         }
     }
 
-    /// One batched step of every live session of `model`.
+    /// One batched step of every line that may step of every live session of `model`.
     fn step(&mut self, model: &str) {
-        let indices: Vec<usize> =
-            (0..self.sessions.len()).filter(|&i| self.sessions[i].model_id == model).collect();
-        let Some(&first) = indices.first() else { return };
-        let loaded = self.sessions[first].model.clone();
+        let rows: Vec<Row> = (0..self.sessions.len())
+            .filter(|&i| self.sessions[i].model_id == model)
+            .flat_map(|session| {
+                self.sessions[session].stepping().into_iter().map(move |line| Row { session, line })
+            })
+            .collect();
+        let Some(first) = rows.first() else { return };
+        let loaded = self.sessions[first.session].model.clone();
         let Net::Token(net) = &loaded.net else { return };
-        for chunk in indices.chunks(*BUCKETS.last().expect("buckets are not empty")) {
+        for chunk in rows.chunks(*BUCKETS.last().expect("buckets are not empty")) {
             step_chunk(net, &mut self.sessions, chunk, self.device.0);
         }
     }
@@ -394,17 +425,25 @@ fn bucket(n: usize) -> usize {
     BUCKETS.iter().copied().find(|&size| size >= n).unwrap_or(n)
 }
 
-fn step_chunk(net: &TokenNet, sessions: &mut [Session], chunk: &[usize], device: tch::Device) {
+/// A line of a session, as one row of a batch.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    session: usize,
+    line: usize,
+}
+
+fn step_chunk(net: &TokenNet, sessions: &mut [Session], chunk: &[Row], device: tch::Device) {
     let padded = bucket(chunk.len());
-    let mut ids: Vec<i64> = chunk.iter().map(|&i| sessions[i].next_input).collect();
+    let line = |row: &Row| &sessions[row.session].lines[row.line];
+    let mut ids: Vec<i64> = chunk.iter().map(|row| line(row).next_input).collect();
     ids.resize(padded, 0);
     let zeros = |like: &Tensor| {
         let size = like.size();
         Tensor::zeros([size[0], (padded - chunk.len()) as i64, size[2]], (TensorKind::Float, device))
     };
-    let first = &sessions[chunk[0]].state;
-    let mut hs: Vec<Tensor> = chunk.iter().map(|&i| sessions[i].state.h.shallow_clone()).collect();
-    let mut cs: Vec<Tensor> = chunk.iter().map(|&i| sessions[i].state.c.shallow_clone()).collect();
+    let first = &line(&chunk[0]).state;
+    let mut hs: Vec<Tensor> = chunk.iter().map(|row| line(row).state.h.shallow_clone()).collect();
+    let mut cs: Vec<Tensor> = chunk.iter().map(|row| line(row).state.c.shallow_clone()).collect();
     if padded > chunk.len() {
         hs.push(zeros(&first.h));
         cs.push(zeros(&first.c));
@@ -412,20 +451,44 @@ fn step_chunk(net: &TokenNet, sessions: &mut [Session], chunk: &[usize], device:
     let state = LstmState { h: Tensor::cat(&hs, 1), c: Tensor::cat(&cs, 1) };
     let input = Tensor::from_slice(&ids).to_device(device);
     let (logits, next) = net.step(&input, &state);
-    for (row, &index) in chunk.iter().enumerate() {
-        let session = &mut sessions[index];
+    for (index, row) in chunk.iter().enumerate() {
+        let session = &mut sessions[row.session];
         session.peak_batch = session.peak_batch.max(chunk.len());
-        session.state = LstmState { h: next.h.narrow(1, row as i64, 1), c: next.c.narrow(1, row as i64, 1) };
-        let mask = session.mask();
+        let line = &mut session.lines[row.line];
+        line.state = LstmState { h: next.h.narrow(1, index as i64, 1), c: next.c.narrow(1, index as i64, 1) };
+        let mask = line.mask();
         let vocabulary = mask.len() as i64;
-        let masked = logits.narrow(0, row as i64, 1)
-            + Tensor::from_slice(&mask).view([1, vocabulary]).to_device(device);
-        let id = sample(&masked, &session.validated.sampling, std::slice::from_mut(&mut session.rng))[0];
-        session.accept(id);
+        let row_logits = logits.narrow(0, index as i64, 1);
+        let masked = &row_logits + Tensor::from_slice(&mask).view([1, vocabulary]).to_device(device);
+        let id = sample(&masked, &session.validated.sampling, std::slice::from_mut(&mut line.rng))[0];
+        if let Some(lookahead) = &mut session.lookahead {
+            let log_probabilities = Vec::<f32>::try_from(
+                row_logits.log_softmax(-1, TensorKind::Float).view([-1]).to_device(tch::Device::Cpu),
+            )
+            .expect("log-probabilities are floats: this is a bug");
+            lookahead.weigh(row.line, &log_probabilities, &mask, line.forced());
+        }
+        let completed = line.accept(id);
+        if session.lookahead.is_none() && !completed.is_empty() {
+            session.sent += completed.len();
+            let _ = session.events.send(SessionEvent::Notes(completed));
+        }
     }
 }
 
-impl Session {
+impl Line {
+    /// A copy to go its own way, drawing from a generator seeded with `seed`.
+    fn fork(&self, seed: u64) -> Line {
+        Line {
+            rng: Rng::new(seed),
+            state: LstmState { h: self.state.h.shallow_clone(), c: self.state.c.shallow_clone() },
+            next_input: self.next_input,
+            decoding: self.decoding.clone(),
+            steps: self.steps,
+            notes: self.notes.clone(),
+        }
+    }
+
     fn mask(&self) -> Vec<f32> {
         match &self.decoding {
             Decoding::Events { grammar, decoder } => decoder.mask(grammar),
@@ -433,7 +496,16 @@ impl Session {
         }
     }
 
-    fn accept(&mut self, id: i64) {
+    /// The id the decoder forces next (a given note's token), if any.
+    fn forced(&self) -> Option<i64> {
+        match &self.decoding {
+            Decoding::Events { grammar, decoder } => decoder.forced().and_then(|token| grammar.id_of(token)),
+            Decoding::NoteChord { .. } => None,
+        }
+    }
+
+    /// Takes the sampled id; returns the notes it completed.
+    fn accept(&mut self, id: i64) -> Vec<GeneratedNote> {
         self.steps += 1;
         self.next_input = id;
         match &mut self.decoding {
@@ -447,12 +519,13 @@ impl Session {
                 if decoder.done() {
                     completed.extend(decoder.finish(grammar));
                 }
-                if !completed.is_empty() {
-                    self.notes.extend_from_slice(&completed);
-                    let _ = self.events.send(SessionEvent::Notes(completed));
-                }
+                self.notes.extend_from_slice(&completed);
+                completed
             }
-            Decoding::NoteChord { tokens, .. } => tokens.push(id),
+            Decoding::NoteChord { tokens, .. } => {
+                tokens.push(id);
+                Vec::new()
+            }
         }
     }
 
@@ -463,17 +536,68 @@ impl Session {
         }
     }
 
+    fn given_progress(&self) -> usize {
+        match &self.decoding {
+            Decoding::Events { decoder, .. } => decoder.given_progress(),
+            Decoding::NoteChord { .. } => 0,
+        }
+    }
+}
+
+impl Session {
+    /// The lines that step now: the one line, or the candidates that have not yet
+    /// written the given notes the others have reached (the rest wait for them).
+    fn stepping(&self) -> Vec<usize> {
+        let unfinished = || (0..self.lines.len()).filter(|&line| !self.lines[line].finished());
+        if self.lookahead.is_none() {
+            return unfinished().collect();
+        }
+        let behind = unfinished().map(|line| self.lines[line].given_progress()).min();
+        unfinished().filter(|&line| Some(self.lines[line].given_progress()) == behind).collect()
+    }
+
+    /// For a look-ahead session: once every line has written the given notes at
+    /// the same next onset, redraws the lines by their weights and sends the notes
+    /// they all share.
+    fn settle(&mut self) {
+        let Some(lookahead) = &mut self.lookahead else { return };
+        let progress: Vec<usize> = self.lines.iter().map(Line::given_progress).collect();
+        let level = progress[0];
+        if level <= lookahead.redrawn_at() || progress.iter().any(|&p| p != level) {
+            return;
+        }
+        let redrawn: Vec<Line> =
+            lookahead.redraw(level).into_iter().map(|(from, seed)| self.lines[from].fork(seed)).collect();
+        self.lines = redrawn;
+        let settled = settled(self.lines.iter().map(|line| line.notes.as_slice()));
+        if settled > self.sent {
+            let _ = self.events.send(SessionEvent::Notes(self.lines[0].notes[self.sent..settled].to_vec()));
+            self.sent = settled;
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.lines.iter().all(Line::finished)
+    }
+
+    /// The line the piece is: the only one, or the likeliest candidate.
+    fn chosen(&self) -> &Line {
+        &self.lines[self.lookahead.as_ref().map_or(0, Lookahead::best)]
+    }
+
     fn piece(&self) -> Piece {
-        match (&self.decoding, &self.model.meta.representation) {
+        let line = self.chosen();
+        let mut piece = match (&line.decoding, &self.model.meta.representation) {
             (Decoding::Events { grammar, decoder }, _) => {
                 let per_beat = grammar.grid_per_beat();
                 Piece {
-                    notes: decoder.closed(self.notes.clone(), grammar),
+                    notes: decoder.closed(line.notes.clone(), grammar),
                     tempos: decoder.tempos().iter().map(|&(at, bpm)| (at as f64 / per_beat, bpm)).collect(),
                     meters: decoder.meters().iter().map(|&(at, n, d)| (at as f64 / per_beat, n, d)).collect(),
-                    tokens: self.steps,
+                    tokens: line.steps,
                     peak_batch: self.peak_batch,
                     generated_in: self.opened.elapsed(),
+                    given_log_likelihood: None,
                 }
             }
             (Decoding::NoteChord { tokens, .. }, Representation::NoteChord { config, vocabulary }) => {
@@ -485,11 +609,18 @@ impl Session {
                 Piece {
                     peak_batch: self.peak_batch,
                     generated_in: self.opened.elapsed(),
-                    ..piece_of(&score, self.steps)
+                    ..piece_of(&score, line.steps)
                 }
             }
-            _ => piece_of(&Score::of_parts(480, vec![]), self.steps),
-        }
+            _ => piece_of(&Score::of_parts(480, vec![]), line.steps),
+        };
+        piece.given_log_likelihood = self.lookahead.as_ref().map(Lookahead::log_likelihood);
+        piece
+    }
+
+    /// The chosen line's notes not sent yet (a look-ahead session's last ones).
+    fn unsent(&self) -> Vec<GeneratedNote> {
+        self.chosen().notes.get(self.sent..).unwrap_or_default().to_vec()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod compose;
 pub mod decoder;
 pub mod engine;
 pub mod given;
+pub mod lookahead;
 pub mod offline;
 pub mod parts;
 pub mod request;
@@ -58,6 +59,9 @@ pub struct Piece {
     pub peak_batch: usize,
     /// From the session's start on its worker to its last step.
     pub generated_in: std::time::Duration,
+    /// For a look-ahead harmonization: the model's probability of the given part,
+    /// in nats, as its candidates estimated it (see [`lookahead`]).
+    pub given_log_likelihood: Option<f64>,
 }
 
 impl Piece {
@@ -165,6 +169,7 @@ pub fn piece_of(score: &Score, tokens: u32) -> Piece {
         tokens,
         peak_batch: 1,
         generated_in: std::time::Duration::ZERO,
+        given_log_likelihood: None,
     }
 }
 
@@ -191,6 +196,7 @@ mod tests {
             tokens: 12,
             peak_batch: 1,
             generated_in: std::time::Duration::ZERO,
+            given_log_likelihood: None,
         };
         let score = piece.score();
         assert_eq!(score.parts.len(), 2, "one part per program");

@@ -88,15 +88,27 @@ async fn harmonizing_returns_the_given_notes_exactly_and_fills_the_other_parts()
         assert_eq!(track.notes.len(), soprano.len());
     }
 
-    // The same soprano from the file itself (track 0), and over the WebSocket.
+    // The same soprano from the file itself (track 0), and over the WebSocket, looking
+    // ahead (the default).
     let from_file = json!({"seed": 1, "given": {"part": 0, "midi_base64":
-        base64::engine::general_purpose::STANDARD.encode(&file), "track": 0, "decoding": "forced"}});
+        base64::engine::general_purpose::STANDARD.encode(&file), "track": 0}});
     let piece = composed(&app, &from_file).await;
     assert_eq!(notes_of(&in_part(&piece, "Soprano")), notes_of(&soprano));
     let streamed = messages(&app, &from_file).await;
     let end = streamed.last().unwrap();
     assert_eq!(end["type"], "end", "{end}");
     assert_eq!(notes_of(&in_part(&end["composition"], "Soprano")), notes_of(&soprano));
+    assert_eq!(end["composition"]["notes"], piece["notes"], "the stream writes what REST does");
+    let streamed: Vec<Value> = streamed
+        .iter()
+        .filter(|m| m["type"] == "notes")
+        .flat_map(|m| m["notes"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(
+        notes_of(&streamed).len(),
+        piece["notes"].as_array().unwrap().len(),
+        "every note is streamed once"
+    );
 }
 
 #[tokio::test]
