@@ -5,6 +5,8 @@
 //!   consecutive notes a query copies from one of them (exactly, transposed, or by
 //!   pitch order alone), and a [`originality::CopyGuard`] that lets a decoder mask
 //!   notes that would copy more than N in a row.
+//! - [`voice_leading`]: part-writing faults (parallel fifths and octaves, voice
+//!   crossings, notes out of range) of a piece in voices.
 //! - [`statistics`]: per-piece musical features in the manner of MGEval (Yang &
 //!   Lerch 2020) and their comparison between two sets of pieces.
 //!
@@ -15,5 +17,6 @@
 mod notes;
 pub mod originality;
 pub mod statistics;
+pub mod voice_leading;
 
 pub use notes::{AnalysisNote, GRID_PER_BEAT, TrainingNote, TrainingPiece, grid_steps, notes_of};

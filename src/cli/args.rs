@@ -200,6 +200,25 @@ pub enum BenchCommand {
     /// The originality index over the chorales: build time, size, the time to look
     /// up 500-note pieces (median, p99), and the copy guard's cost per note.
     Originality(OriginalityBenchArgs),
+    /// Harmonizing the held-out chorales from their sopranos, forced and looking
+    /// ahead: the NLL of Bach's lower voices and part-writing faults per 100 notes.
+    Harmonize(HarmonizeBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HarmonizeBenchArgs {
+    /// A four-part chorale model (events with parts).
+    #[arg(long, default_value = "models/default")]
+    pub model: PathBuf,
+    /// The folder the model was trained on: its held-out files are harmonized.
+    #[arg(long, env = "FUGUE_BENCH_DATA", default_value = "../shared/data/bach-chorales-midi")]
+    pub data: PathBuf,
+    /// Most held-out chorales to harmonize.
+    #[arg(long, default_value_t = 1000)]
+    pub pieces: usize,
+    /// Harmonizations per chorale and way of decoding.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub seeds: u64,
 }
 
 /// The PyTorch reference run side by side, and libtorch's CPU threads for both.

@@ -127,20 +127,17 @@ impl Composer {
         let given = match (&validated.given, &meta.representation) {
             (Some(given), Representation::Events { config, vocabulary, .. }) => {
                 let (score, field) = self.given_score(&given.source).await?;
-                let meter = validated.time_signature.or_else(|| {
-                    score.time_signatures.first().map(|meter| (meter.numerator, meter.denominator))
-                });
-                let meter = meter.unwrap_or((4, 4));
                 let grammar = EventsGrammar::new(vocabulary, config);
-                let placed =
-                    super::given::place(&score, &given.part, &parts, given.decoding, &grammar, meter, field)?;
-                // The given part sets the piece's meter, tempo and length.
-                validated.time_signature = Some(meter);
-                validated.tempo_bpm =
-                    validated.tempo_bpm.or_else(|| score.tempos.first().map(|tempo| tempo.bpm()));
-                validated.length = Length::Bars(placed.bars);
-                validated.end_on_bar = true;
-                Some(placed)
+                let (which, decoding) = (given.part.clone(), given.decoding);
+                Some(super::given::prepare(
+                    &mut validated,
+                    &score,
+                    &which,
+                    decoding,
+                    &parts,
+                    &grammar,
+                    field,
+                )?)
             }
             _ => None,
         };

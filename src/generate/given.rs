@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::decoder::{EventsGrammar, PlannedPart};
-use super::request::{GivenDecoding, Invalid, MAX_BARS, MAX_PRIMER_NOTES, PartReference};
+use super::request::{
+    GivenDecoding, Invalid, Length, MAX_BARS, MAX_PRIMER_NOTES, PartReference, ValidatedRequest,
+};
 use crate::midi::Score;
 use crate::repr::events::{Token, bar_units, velocity_bin};
 
@@ -23,6 +25,30 @@ pub struct GivenPart {
     /// Bars the piece lasts: to the bar line at or after the given part's end.
     pub bars: u32,
     pub decoding: GivenDecoding,
+}
+
+/// Places the given part (see [`place`]) and lets it set the piece: its meter (the
+/// request's, else the file's, else 4/4), its tempo (the request's, else the
+/// file's, else the model's own), and its length, to the bar line after it.
+pub fn prepare(
+    validated: &mut ValidatedRequest,
+    score: &Score,
+    which: &PartReference,
+    decoding: GivenDecoding,
+    planned: &[PlannedPart],
+    grammar: &EventsGrammar,
+    field: &str,
+) -> Result<GivenPart, Invalid> {
+    let meter = validated
+        .time_signature
+        .or_else(|| score.time_signatures.first().map(|meter| (meter.numerator, meter.denominator)))
+        .unwrap_or((4, 4));
+    let placed = place(score, which, planned, decoding, grammar, meter, field)?;
+    validated.time_signature = Some(meter);
+    validated.tempo_bpm = validated.tempo_bpm.or_else(|| score.tempos.first().map(|tempo| tempo.bpm()));
+    validated.length = Length::Bars(placed.bars);
+    validated.end_on_bar = true;
+    Ok(placed)
 }
 
 /// The given notes (the first part of `score`) placed among the piece's `planned`

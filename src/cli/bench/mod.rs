@@ -1,6 +1,7 @@
 //! `fugue bench`: speed figures printed side by side, as ratios, in one run.
 
 mod generate;
+mod harmonize;
 mod load;
 mod originality;
 
@@ -20,6 +21,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Load(args) => load::run(args),
         BenchCommand::Originality(args) => originality::run(args),
+        BenchCommand::Harmonize(args) => harmonize::run(args),
     }
 }
 
