@@ -17,8 +17,8 @@ async function showStatus() {
   }
 }
 
-const models = () => refreshModels(models);
 const composer = new Composer();
+const models = () => refreshModels(models).then(() => composer.refreshVoices());
 const trainer = new Trainer(models);
 showStatus();
 models();

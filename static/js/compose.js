@@ -2,20 +2,24 @@
 // downloads and past compositions.
 
 import { ApiProblem, api, clearErrors, showError, socket } from "./api.js";
+import { parseMelody } from "./melody.js";
+import { PartControls } from "./parts.js";
 import { PianoRoll } from "./roll.js";
 import { Synth } from "./synth.js";
 
 // Request fields → the id suffix of the error line beside their control.
 const FIELDS = {
   model: "model", temperature: "temperature", length: "length", seed: "seed", key: "key", scale: "key",
-  tempo_bpm: "tempo", program: "program", primer: "primer", pitch_range: "key",
+  tempo_bpm: "tempo", program: "program", primer: "primer", pitch_range: "key", given: "melody",
 };
 
 const $ = (id) => document.getElementById(id);
 
 export class Composer {
   constructor() {
-    this.roll = new PianoRoll($("roll"), $("roll-legend"));
+    this.roll = new PianoRoll($("roll"));
+    this.parts = new PartControls($("roll-legend"));
+    this.roll.isGiven = (part) => this.parts.isGiven(part);
     this.synth = new Synth();
     this.current = null;
     $("compose-form").addEventListener("submit", (event) => {
@@ -31,6 +35,27 @@ export class Composer {
     $("play").addEventListener("click", () => this.play());
     $("stop").addEventListener("click", () => this.stop());
     $("download").addEventListener("click", () => this.download(this.current));
+    $("model").addEventListener("change", () => this.refreshVoices());
+  }
+
+  // The parts a melody can be given as: the chosen model's, by name.
+  async refreshVoices() {
+    const select = $("melody-part");
+    const id = $("model").value;
+    if (!id) return;
+    try {
+      const model = await api(`/v1/models/${encodeURIComponent(id)}`);
+      // The parts most pieces have first, highest voice first; then the rest.
+      const parts = (model.parts ?? []).filter((part) => part.name);
+      const most = Math.max(0, ...parts.map((part) => part.files));
+      const rank = (part) => [part.files * 2 >= most ? 0 : 1, -(part.pitch_range[0] + part.pitch_range[1])];
+      parts.sort((a, b) => rank(a)[0] - rank(b)[0] || rank(a)[1] - rank(b)[1]);
+      const names = [...new Set(parts.map((part) => part.name))];
+      select.replaceChildren(...names.map((name) => new Option(name, name)));
+      $("melody").disabled = names.length === 0;
+    } catch (problem) {
+      showError(problem, FIELDS, $("error-melody"));
+    }
   }
 
   async request() {
@@ -50,11 +75,21 @@ export class Composer {
     }
     if ($("tempo").value !== "") body.tempo_bpm = Number($("tempo").value);
     const primer = $("primer").files[0];
-    if (primer) {
-      const bytes = new Uint8Array(await primer.arrayBuffer());
-      let binary = "";
-      for (const byte of bytes) binary += String.fromCharCode(byte);
-      body.primer = { midi_base64: btoa(binary) };
+    if (primer) body.primer = { midi_base64: await base64Of(primer) };
+    body.parts = this.parts.request();
+    // A melody to harmonize sets the length and is the start of the piece.
+    const typed = $("melody-notes").value.trim();
+    const file = $("melody-file").files[0];
+    if (typed || file) {
+      body.given = { part: $("melody-part").value };
+      if (file) {
+        body.given.midi_base64 = await base64Of(file);
+        body.given.track = Number($("melody-track").value || 0);
+      } else {
+        body.given.notes = parseMelody(typed);
+      }
+      delete body.length;
+      delete body.primer;
     }
     return body;
   }
@@ -63,7 +98,14 @@ export class Composer {
     const form = $("compose-form");
     clearErrors(form);
     this.stop();
-    const body = await this.request();
+    let body;
+    try {
+      body = await this.request();
+    } catch (error) {
+      $("error-melody").textContent = error.message;
+      return;
+    }
+    this.parts.reset(body.given?.part);
     $("generate").disabled = true;
     $("compose-status").textContent = "Starting…";
     this.roll.set([]);
@@ -84,11 +126,13 @@ export class Composer {
       $("compose-status").textContent = `Composing with ${message.model}, seed ${message.seed}…`;
     } else if (message.type === "notes") {
       this.roll.add(message.notes);
+      this.parts.update(message.notes);
       $("compose-status").textContent = `Composing… ${this.roll.notes.length} notes`;
     } else if (message.type === "end") {
       const piece = message.composition;
       this.current = piece;
       this.roll.set(piece.notes);
+      this.parts.update(piece.notes);
       $("compose-status").textContent =
         `${piece.stats.notes} notes, ${piece.stats.seconds.toFixed(1)} s of music, seed ${piece.seed} ` +
         `(${piece.stats.tokens_per_second.toFixed(0)} tokens/s).`;
@@ -109,7 +153,7 @@ export class Composer {
       const poll = window.setInterval(() => {
         const fresh = this.roll.notes.slice(played);
         played = this.roll.notes.length;
-        for (const note of fresh) this.synth.voice(note, this.synth.context.currentTime + 0.02, 1);
+        for (const note of this.parts.audible(fresh)) this.synth.voice(note, this.synth.context.currentTime + 0.02, 1);
         this.roll.setPlayhead((performance.now() - started) / 1000);
         if (!$("generate").disabled) window.clearInterval(poll);
       }, 30);
@@ -120,7 +164,8 @@ export class Composer {
     if (!piece) return;
     this.current = piece;
     this.roll.set(piece.notes);
-    this.synth.play(piece.notes, {
+    this.parts.update(piece.notes);
+    this.synth.play(this.parts.audible(piece.notes), {
       rate: () => Number($("speed").value),
       loop: () => $("loop").checked,
       onPosition: (seconds) => this.roll.setPlayhead(seconds),
@@ -178,4 +223,11 @@ export class Composer {
       list.textContent = problem.message;
     }
   }
+}
+
+async function base64Of(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
 }

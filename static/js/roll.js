@@ -1,5 +1,6 @@
 // A piano roll on a canvas: time across, pitch up, velocity as shade, a colour
-// per part (with a legend), and a playhead. Notes can be added while they stream in.
+// per part (the legend is parts.js), the given part of a harmonization outlined,
+// and a playhead. Notes can be added while they stream in.
 
 // Distinct hues that read on light and dark backgrounds; parts beyond them repeat.
 const PART_COLOURS = ["#2f6fdf", "#d9480f", "#2b8a3e", "#9c36b5", "#c2255c", "#0b7285", "#e67700", "#5f3dc4"];
@@ -9,10 +10,11 @@ export function partColour(index) {
 }
 
 export class PianoRoll {
-  constructor(canvas, legend) {
+  constructor(canvas) {
     this.canvas = canvas;
-    this.legend = legend;
     this.notes = [];
+    // Says whether a note's part is the given one, to outline it.
+    this.isGiven = () => false;
     this.playhead = null;
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
@@ -41,7 +43,6 @@ export class PianoRoll {
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
     canvas.dataset.notes = String(this.notes.length);
-    this.drawLegend();
     const g = canvas.getContext("2d");
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, width, height);
@@ -76,7 +77,14 @@ export class PianoRoll {
         g.globalAlpha = 1;
         g.fillStyle = dark ? `rgba(150, 180, 255, ${shade})` : `rgba(40, 70, 180, ${shade})`;
       }
-      g.fillRect(x(note.start_seconds), y(note.pitch), Math.max(2, x(note.duration_seconds) - 1), Math.max(2, row - 1));
+      const box = [x(note.start_seconds), y(note.pitch), Math.max(2, x(note.duration_seconds) - 1), Math.max(2, row - 1)];
+      g.fillRect(...box);
+      if (note.part && this.isGiven(note.part)) {
+        g.globalAlpha = 1;
+        g.strokeStyle = dark ? "#ffffff" : "#111111";
+        g.lineWidth = 1.5;
+        g.strokeRect(...box);
+      }
     }
     g.globalAlpha = 1;
     if (this.playhead !== null) {
@@ -87,27 +95,5 @@ export class PianoRoll {
       g.lineTo(x(this.playhead), height);
       g.stroke();
     }
-  }
-
-  // One entry per part of the notes, in part order: its colour and name.
-  drawLegend() {
-    if (!this.legend) return;
-    const parts = new Map();
-    for (const note of this.notes) {
-      if (note.part && !parts.has(note.part.index)) parts.set(note.part.index, note.part.name);
-    }
-    const entries = [...parts.entries()].sort((a, b) => a[0] - b[0]);
-    this.legend.replaceChildren(
-      ...entries.map(([index, name]) => {
-        const item = document.createElement("li");
-        item.dataset.part = String(index);
-        const swatch = document.createElement("span");
-        swatch.className = "swatch";
-        swatch.style.background = partColour(index);
-        item.append(swatch, name ?? `Part ${index + 1}`);
-        return item;
-      }),
-    );
-    this.legend.hidden = entries.length === 0;
   }
 }

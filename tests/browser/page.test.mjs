@@ -106,7 +106,7 @@ try {
     const notes = Number(await page.getAttribute("#roll", "data-notes"));
     assert.ok(notes >= 24, `${notes} notes in the roll`);
     // The bundled default sings in four voices: a colour each, named in the legend.
-    const legend = await page.$$eval("#roll-legend li", (items) => items.map((item) => item.textContent));
+    const legend = await page.$$eval("#roll-legend .part-name", (items) => items.map((item) => item.textContent));
     assert.deepEqual(legend, ["Soprano", "Alto", "Tenor", "Bass"]);
     assert.match(await page.textContent("#compose-status"), /notes, .* s of music, seed 7/);
     await page.screenshot({ path: join(shots, "03-compose-done.png") });
@@ -145,6 +145,44 @@ try {
     await page.fill("#length", "96");
   });
 
+  await step("harmonize a typed melody: it comes back note for note, outlined, and a picked instrument sticks", async () => {
+    // A typo is refused beside the melody, before anything is sent.
+    await page.fill("#melody-notes", "G4 H4");
+    await page.click("#generate");
+    assert.match(await page.textContent("#error-melody"), /H4/);
+
+    const melody = "G4 G4 A4 B4:2 A4 G4:2 F#4 E4 D4:2 G4:4";
+    const expected = [67, 67, 69, 71, 69, 67, 66, 64, 62, 67];
+    await page.fill("#melody-notes", melody);
+    assert.equal(await page.inputValue("#melody-part"), "Soprano");
+    const latest = async () => (await (await fetch(`${base}/v1/compositions?limit=1`)).json())[0];
+    const before = (await latest()).composition_id;
+    await page.click("#generate");
+    await page.waitForFunction(() => /of music/.test(document.querySelector("#compose-status").textContent) &&
+      !document.querySelector("#generate").disabled, null, { timeout: 60_000 });
+    const piece = await latest();
+    assert.notEqual(piece.composition_id, before);
+    const sung = piece.notes.filter((note) => note.part?.name === "Soprano");
+    assert.deepEqual(sung.map((note) => note.pitch), expected);
+    assert.ok(piece.notes.some((note) => note.part?.name === "Bass"), "the model wrote a bass");
+    const given = await page.$$eval("#roll-legend li", (items) =>
+      items.filter((item) => item.querySelector(".given")).map((item) => item.querySelector(".part-name").textContent));
+    assert.deepEqual(given, ["Soprano"]);
+    await page.screenshot({ path: join(shots, "04b-harmonized.png") });
+
+    // Mute and solo are toggles; an instrument picked for the bass is the next piece's.
+    await page.click("button[aria-label='Mute the Alto']");
+    assert.equal(await page.getAttribute("button[aria-label='Mute the Alto']", "aria-pressed"), "true");
+    await page.selectOption("select[aria-label='Instrument of the Bass']", "58");
+    await page.click("#generate");
+    await page.waitForFunction((id) => fetch("/v1/compositions?limit=1").then((r) => r.json())
+      .then((list) => list[0].composition_id !== id), piece.composition_id, { timeout: 60_000, polling: 500 });
+    await page.waitForFunction(() => !document.querySelector("#generate").disabled, null, { timeout: 60_000 });
+    const tuba = (await latest()).notes.filter((note) => note.part?.name === "Bass");
+    assert.ok(tuba.length > 0 && tuba.every((note) => note.program === 58), "the bass plays the tuba");
+    await page.fill("#melody-notes", "");
+  });
+
   await step("upload a zip of jsb-mini and read the ingest report", async () => {
     const zip = join(work, "jsb-mini.zip");
     execFileSync("python3", ["-c", `import shutil, sys; shutil.make_archive(sys.argv[1][:-4], "zip", sys.argv[2])`,
@@ -174,7 +212,7 @@ try {
     await page.waitForFunction(() => [...document.querySelectorAll("#model-list tbody tr")]
       .some((row) => row.textContent.includes("trained") && row.textContent.endsWith("default")));
     const system = await (await fetch(`${base}/v1/system`)).json();
-    assert.notEqual(system.default_model, "default");
+    assert.notEqual(system.default_model, "default", JSON.stringify(system) + JSON.stringify((await (await fetch(`${base}/v1/models`)).json()).map((m) => [m.id, m.name, m.source, m.is_default])));
   });
 
   await step("readable at phone width", async () => {
