@@ -111,7 +111,7 @@ async fn four_parts_keep_their_ranges_polyphony_and_instruments_over_many_seeds(
 }
 
 #[tokio::test]
-async fn a_model_trained_without_parts_refuses_them_naming_the_field() {
+async fn a_model_trained_without_parts_refuses_parts_and_a_given_part_naming_the_field() {
     let app = spawn_app(Options { train_workers: 1, ..Options::default() }).await;
     // jsb-mini's files have one track each: the fugue preset learns no parts.
     let dataset = upload_mini(&app).await;
@@ -122,6 +122,11 @@ async fn a_model_trained_without_parts_refuses_them_naming_the_field() {
     let response = app.client.post(app.url("/v1/generate")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_body(response).await["error"]["details"]["field"], "parts");
+    let melody = json!([{"pitch": 67, "start_beat": 0, "duration_beats": 1}]);
+    let given = json!({"model": model, "given": {"part": 0, "notes": melody}});
+    let response = app.client.post(app.url("/v1/generate")).json(&given).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_body(response).await["error"]["details"]["field"], "given");
     let plain = json!({"model": model, "length": {"notes": 8}});
     let response = app.client.post(app.url("/v1/generate")).json(&plain).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED, "the same model composes without parts");

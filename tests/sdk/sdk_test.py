@@ -22,11 +22,13 @@ from fugue_client.models import (
     Dataset,
     DatasetUpload,
     GenerateRequest,
+    Given,
     HyperparameterOverrides,
     JobState,
     LengthType0,
     PartRequest,
     Preset,
+    PrimerNote,
     TrainingJob,
     TrainingJobRequest,
 )
@@ -97,5 +99,20 @@ for note in piece.notes:
     low, high, program = ranges[note.part.name]
     check(low <= note.pitch <= high and note.program == program, f"{note.part.name} plays {note.pitch}, program {note.program}")
 exercised.append(f"generate with parts: {len(piece.notes)} notes in {sorted({n.part.name for n in piece.notes})}")
+
+# 7. Harmonize a melody: the given soprano comes back note for note, and the model
+#    writes the other voices under it.
+melody = [(67, 0, 1), (67, 1, 1), (69, 2, 1), (71, 3, 1), (72, 4, 2), (71, 6, 2)]
+given = Given(
+    part="soprano",
+    notes=[PrimerNote(pitch=p, start_beat=s, duration_beats=d, velocity=70) for p, s, d in melody],
+)
+piece = generate.sync(client=client, body=GenerateRequest(seed=4, given=given))
+check(isinstance(piece, Composition), f"harmonizing answered {piece!r}")
+sung = [(n.pitch, n.start_beat, n.duration_beats, n.velocity) for n in piece.notes if n.part.name == "Soprano"]
+check(sung == [(p, s, d, 70) for p, s, d in melody], f"the given soprano came back as {sung}")
+others = sorted({n.part.name for n in piece.notes} - {"Soprano"})
+check(others, "no part was written around the melody")
+exercised.append(f"harmonize: {len(piece.notes) - len(sung)} notes in {others} under the given soprano")
 
 print("sdk: ok: " + "; ".join(exercised))
