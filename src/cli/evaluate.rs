@@ -1,0 +1,3 @@
+pub fn evaluate(_args: &crate::cli::args::EvaluateArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}
