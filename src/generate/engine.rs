@@ -22,6 +22,7 @@ use super::decoder::{EventsDecoder, EventsGrammar, PlannedPart};
 use super::parts::primer_in_parts;
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
+use crate::analysis::originality::CopyGuard;
 use crate::devices::DeviceName;
 use crate::midi::{Score, TempoChange};
 use crate::model::artifact::{LoadedModel, Net, Representation};
@@ -52,6 +53,8 @@ pub struct SessionRequest {
     /// The parts to write, for a model with parts (see [`super::parts::plan`]).
     pub parts: Vec<PlannedPart>,
     pub primer: Option<Score>,
+    /// `max_copied_notes`: the guard the decoder masks copies with.
+    pub copy_guard: Option<CopyGuard>,
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
     pub hold: Option<ModelUse>,
@@ -257,6 +260,9 @@ impl Worker {
                 let bar =
                     grammar.id_of(Token::Bar).ok_or_else(|| anyhow::anyhow!("the vocabulary has no Bar"))?;
                 let mut decoder = EventsDecoder::new(validated.clone(), request.parts.clone(), &grammar);
+                if let Some(guard) = request.copy_guard {
+                    decoder.guard_copies(guard);
+                }
                 // A model with parts reads the header that declares them first,
                 // then the primer, its notes in those parts. The header stays whole
                 // however long the primer: a long primer keeps its last tokens.

@@ -158,6 +158,7 @@ async fn engine_rate(
             validated,
             parts,
             primer: None,
+            copy_guard: None,
             hold: None,
         };
         receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
