@@ -69,6 +69,7 @@ impl App {
             models: models.clone(),
             store: store.clone(),
             datasets: datasets.clone(),
+            indexes: Default::default(),
         };
         let state = AppState {
             store: store.clone(),

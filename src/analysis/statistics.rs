@@ -266,7 +266,11 @@ pub struct SetComparison {
 
 impl SetComparison {
     pub fn of(generated: &[PieceStatistics], reference: &[PieceStatistics]) -> SetComparison {
-        let (generated, reference) = (SetStatistics::of(generated), SetStatistics::of(reference));
+        SetComparison::of_sets(SetStatistics::of(generated), SetStatistics::of(reference))
+    }
+
+    /// Two sets already summarised (a model keeps its held-out files' summary).
+    pub fn of_sets(generated: SetStatistics, reference: SetStatistics) -> SetComparison {
         SetComparison {
             pitch_class_overlap: overlap(&generated.pitch_classes, &reference.pitch_classes),
             inter_onset_interval_overlap: overlap(

@@ -42,6 +42,13 @@ pub enum Command {
     Eval(EvalArgs),
     /// Print the tokens a token preset makes of MIDI files, as JSON.
     Tokens(TokensArgs),
+    /// (Re)build a model's originality index and held-out statistics from the
+    /// corpus it was trained on, with the training run's own split, without
+    /// retraining it.
+    Index(IndexArgs),
+    /// Generate pieces with a fixed list of seeds and compare their musical
+    /// statistics with the model's held-out files; stored with the model.
+    Evaluate(EvaluateArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Run the side-by-side speed benchmarks.
@@ -155,6 +162,36 @@ pub struct EvalArgs {
     pub data: PathBuf,
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
+    #[command(flatten)]
+    pub torch: TorchArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    /// The model artifact directory (its `originality.json` and `meta.json` are replaced).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The folder of MIDI files it was trained on; default: the path its meta.json
+    /// names. Refused unless its content hash is the one the model recorded.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// The model artifact directory (an `events` model with held-out statistics;
+    /// its `meta.json` gets the result).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Pieces to generate, with seeds 1 to N (1 to 64: one batch of the engine).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub pieces: u32,
+    /// Notes per piece (1 to 2000).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub notes: u32,
+    /// Print the result without storing it in the model's meta.json.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub torch: TorchArgs,
 }

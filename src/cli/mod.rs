@@ -5,7 +5,9 @@ pub mod args;
 mod bench;
 mod corpus;
 mod eval;
+mod evaluate;
 mod generate;
+mod index;
 mod tokens;
 mod train;
 
@@ -36,6 +38,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::train(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Tokens(args) => tokens::tokens(&args),
+        Command::Index(args) => index::index(&args),
+        Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::Generate(args) => generate::generate(&args),
         Command::TrainAttempt(args) => crate::jobs::attempt::run(&args.settings()),
     }

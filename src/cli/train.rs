@@ -32,7 +32,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         Ok(())
     };
     let trained = run_training(&run, &mut Control { progress: &mut progress, stop: &never })?;
-    artifact::save(&args.out, &trained.meta, &trained.vs)?;
+    artifact::save(&args.out, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     std::fs::remove_dir_all(&checkpoints).with_context(|| format!("removing {}", checkpoints.display()))?;
     eprintln!(
         "fugue train: best validation loss {:.4} at epoch {}; model in {}",

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 pub use self::blobs::BlobStore;
 pub use self::report::{AcceptedFile, IngestReport, PartSummary, Rejection, RepresentationTotals, Totals};
 use crate::store::{DatasetDeletion, DatasetFileRow, DatasetRow, Store};
-use crate::train::data::TrainingData;
+use crate::train::data::{TrainingData, TrainingFile};
 
 /// One uploaded file, as received.
 #[derive(Debug, Clone)]
@@ -282,7 +282,7 @@ impl Datasets {
                 .map(|file| {
                     let bytes =
                         blobs.get(&file.sha256).with_context(|| format!("reading {}", file.file_name))?;
-                    Ok((file.sha256, bytes))
+                    Ok(TrainingFile { sha256: file.sha256, name: file.file_name, bytes })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
         })

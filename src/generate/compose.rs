@@ -2,6 +2,9 @@
 //! model can honour the request, start an engine session, and keep what it made.
 //! The REST endpoint and the WebSocket stream both go through [`Composer`].
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
 use base64::Engine as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -14,9 +17,12 @@ use super::request::{
     ValidatedRequest,
 };
 use super::{GeneratedNote, Piece};
+use crate::analysis::AnalysisNote;
+use crate::analysis::originality::{CopyGuard, CopyKind, CopyReport, OriginalityIndex};
+use crate::analysis::statistics::PieceStatistics;
 use crate::datasets::{BlobStore, Datasets};
 use crate::midi::{self, Note, Part, Score};
-use crate::model::artifact::{DataSource, Representation, load_meta};
+use crate::model::artifact::{DataSource, Representation, load_meta, read_originality};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
 use crate::shared::{rfc3339, sha256_hex};
@@ -58,6 +64,18 @@ pub struct Stats {
     pub tokens_per_second: f64,
     /// Most sessions stepped together while this one ran.
     pub peak_batch: usize,
+    /// The longest runs of consecutive notes copied from one of the model's
+    /// training pieces (exactly, transposed, in onset order), each with the piece
+    /// and bar it comes from; null when the model has no originality index. A
+    /// primer is not part of the composition, so never counted.
+    #[serde(default)]
+    pub originality: Option<CopyReport>,
+    /// The copy limit the request set (`max_copied_notes`), when it set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_copied_notes: Option<u32>,
+    /// Musical statistics of the piece (MGEval-style); null without notes.
+    #[serde(default)]
+    pub statistics: Option<PieceStatistics>,
 }
 
 /// A session under way.
@@ -66,6 +84,10 @@ pub struct OpenSession {
     pub validated: ValidatedRequest,
     pub events: mpsc::UnboundedReceiver<SessionEvent>,
     request: GenerateRequest,
+    /// The model's originality index, which the piece is looked up in.
+    index: Option<Arc<OriginalityIndex>>,
+    /// The part the user gave, whose notes are not the model's to count as copies.
+    given_part: Option<u8>,
     /// The model stays undeletable until the client is done (realtime pacing
     /// outlasts the engine's session).
     _hold: ModelUse,
@@ -77,6 +99,55 @@ pub struct Composer {
     pub models: ModelRegistry,
     pub store: Store,
     pub datasets: Datasets,
+    pub indexes: Indexes,
+}
+
+/// The originality indexes of the models lately used, built once from each
+/// artifact's `originality.json` (13 MB in memory for the bundled default's
+/// 100,393 training notes) and kept for the [`Indexes::KEPT`] latest.
+#[derive(Clone, Default)]
+pub struct Indexes {
+    latest: Arc<Mutex<Vec<CachedIndex>>>,
+}
+
+/// An artifact's directory and its index.
+type CachedIndex = (PathBuf, Arc<OriginalityIndex>);
+
+impl Indexes {
+    const KEPT: usize = 4;
+
+    /// The index of the artifact in `dir`; None when it has none.
+    pub async fn of(&self, dir: &Path) -> anyhow::Result<Option<Arc<OriginalityIndex>>> {
+        let cached = {
+            let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+            latest.iter().find(|(at, _)| at == dir).map(|(_, index)| index.clone())
+        };
+        if let Some(index) = cached {
+            return Ok(Some(index));
+        }
+        let owned = dir.to_owned();
+        let Some(index) = tokio::task::spawn_blocking(move || read_originality(&owned)).await?? else {
+            return Ok(None);
+        };
+        let index = Arc::new(index);
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        latest.retain(|(at, _)| at != dir);
+        latest.insert(0, (dir.to_owned(), index.clone()));
+        latest.truncate(Self::KEPT);
+        Ok(Some(index))
+    }
+}
+
+/// Which kinds of copy `max_copied_notes` guards against. An exact copy is a
+/// transposed one (by 0 semitones), so guarding transposed runs guards exact ones.
+pub const GUARDED: [CopyKind; 2] = [CopyKind::Transposed, CopyKind::OnsetOrder];
+
+/// The notes the model wrote, which a copy lookup reads: all but a given part's (a
+/// primer is never in the composition).
+fn written(notes: &[GeneratedNote], given_part: Option<u8>) -> Vec<GeneratedNote> {
+    let is_given =
+        |note: &GeneratedNote| given_part.is_some_and(|given| note.part.is_some_and(|p| p.index == given));
+    notes.iter().filter(|note| !is_given(note)).copied().collect()
 }
 
 /// Why a composition could not be made, stored or read. The HTTP layer maps each
@@ -141,6 +212,17 @@ impl Composer {
             }
             _ => None,
         };
+        let index = self.indexes.of(&dir).await?;
+        let copy_guard = match (validated.max_copied_notes, &index) {
+            (None, _) => None,
+            (Some(max), Some(index)) => Some(CopyGuard::new(index.clone(), max, &GUARDED)),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "max_copied_notes",
+                    format!("model `{model}` has no originality index to hold a copy limit to"),
+                ));
+            }
+        };
         let primer = match &request.primer {
             Some(primer) => Some(self.primer(primer, &meta.data, validated.seed).await?),
             None => None,
@@ -148,6 +230,7 @@ impl Composer {
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
         let hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
         let client_hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
+        let given_part = given.as_ref().map(|given| given.part);
         let session = SessionRequest {
             model_id: model.clone(),
             model_dir: dir,
@@ -155,10 +238,11 @@ impl Composer {
             parts,
             given,
             primer,
+            copy_guard,
             hold: Some(hold),
         };
         let events = self.engine.submit(session).map_err(|_| ComposeError::AllWorkersFull)?;
-        Ok(OpenSession { model, validated, events, request, _hold: client_hold })
+        Ok(OpenSession { model, validated, events, request, index, given_part, _hold: client_hold })
     }
 
     /// Stores the finished piece, the MIDI blob first, then the row; returns the
@@ -190,6 +274,12 @@ impl Composer {
             elapsed_ms: elapsed.as_millis() as u64,
             tokens_per_second: f64::from(piece.tokens) / elapsed.as_secs_f64().max(1e-9),
             peak_batch: piece.peak_batch,
+            originality: session
+                .index
+                .as_ref()
+                .map(|index| index.lookup(&analysis_notes(&written(&piece.notes, session.given_part)), &[])),
+            max_copied_notes: session.validated.max_copied_notes,
+            statistics: PieceStatistics::of(&analysis_notes(&piece.notes)),
         };
         let row = CompositionRow {
             id: uuid::Uuid::new_v4().to_string(),
@@ -395,6 +485,19 @@ fn composition_of(row: &CompositionRow) -> anyhow::Result<Composition> {
         midi_url: format!("/v1/compositions/{}/midi", row.id),
         created_at: rfc3339(row.created_at),
     })
+}
+
+/// Generated notes as the analysis reads them.
+pub fn analysis_notes(notes: &[GeneratedNote]) -> Vec<AnalysisNote> {
+    notes
+        .iter()
+        .map(|note| AnalysisNote {
+            pitch: note.pitch,
+            program: note.program,
+            start_beat: note.start_beat,
+            duration_beats: note.duration_beats,
+        })
+        .collect()
 }
 
 /// A seed for requests that bring none.

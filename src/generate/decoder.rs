@@ -8,6 +8,7 @@
 //! bar line to end on). The model only ever chooses among allowed tokens, so the
 //! constraints hold by construction rather than by filtering afterwards.
 
+use crate::analysis::originality::{CopyGuard, PitchSet};
 use crate::generate::given::GivenPart;
 use crate::generate::request::{Length, ValidatedRequest};
 use crate::generate::{GeneratedNote, NotePart};
@@ -113,6 +114,8 @@ pub struct EventsDecoder {
     /// The budget is spent: finish the note and, when asked, reach a bar line.
     closing: bool,
     done: bool,
+    /// `max_copied_notes`: masks pitches that would copy a longer run.
+    copy_guard: Option<CopyGuard>,
 }
 
 /// Longest single note, in beats (a guard against endless duration tokens).
@@ -150,7 +153,14 @@ impl EventsDecoder {
             tokens: 0,
             closing: false,
             done: false,
+            copy_guard: None,
         }
+    }
+
+    /// Masks, from now on, every pitch that would extend a run copied from the
+    /// training pieces past the guard's limit.
+    pub fn guard_copies(&mut self, guard: CopyGuard) {
+        self.copy_guard = Some(guard);
     }
 
     pub fn done(&self) -> bool {
@@ -167,8 +177,9 @@ impl EventsDecoder {
 
     /// A 0/−∞ mask over the vocabulary: which ids may come next.
     pub fn mask(&self, grammar: &EventsGrammar) -> Vec<f32> {
-        let allowed: Vec<bool> =
+        let mut allowed: Vec<bool> =
             grammar.tokens.iter().map(|token| token.is_some_and(|t| self.allows(t, grammar))).collect();
+        self.mask_copies(&mut allowed, grammar);
         // A dead end (the model's vocabulary cannot continue under these
         // constraints) falls back to a bar line, or failing that, anything parsable.
         let any = allowed.iter().any(|&a| a);
@@ -180,6 +191,28 @@ impl EventsDecoder {
                 if ok { 0.0 } else { f32::NEG_INFINITY }
             })
             .collect()
+    }
+
+    /// Clears the pitches the copy guard forbids at the current position.
+    fn mask_copies(&self, allowed: &mut [bool], grammar: &EventsGrammar) {
+        let (Some(guard), Some(position)) = (&self.copy_guard, self.position) else { return };
+        let pitches: Vec<(usize, u8)> = (0..allowed.len())
+            .filter_map(|id| match grammar.tokens[id] {
+                Some(Token::Pitch(pitch)) if allowed[id] => Some((id, pitch)),
+                _ => None,
+            })
+            .collect();
+        if pitches.is_empty() {
+            return;
+        }
+        let mut candidates = PitchSet::default();
+        pitches.iter().for_each(|&(_, pitch)| candidates.insert(pitch));
+        // A dead end (every pitch forbidden where one must come) falls back to a
+        // bar line in `mask`, as any other.
+        let forbidden = guard.forbidden(position as f64 / grammar.grid_per_beat(), candidates);
+        for (id, pitch) in pitches {
+            allowed[id] &= !forbidden.contains(pitch);
+        }
     }
 
     /// The header that declares the planned parts, to be fed to the model before
@@ -380,6 +413,9 @@ impl EventsDecoder {
             Token::Drums | Token::Name(_) => {}
             Token::Pitch(pitch) => {
                 if let Some(start) = self.position {
+                    if let Some(guard) = &mut self.copy_guard {
+                        guard.push(pitch, start as f64 / grammar.grid_per_beat());
+                    }
                     self.pending = Some(Pending { pitch, velocity: 64, start, duration: 0, part: self.part });
                     self.next_pitch_floor = pitch.saturating_add(1);
                 }

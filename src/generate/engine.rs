@@ -25,6 +25,7 @@ use super::parts::primer_in_parts;
 use super::request::GivenDecoding;
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
+use crate::analysis::originality::CopyGuard;
 use crate::devices::DeviceName;
 use crate::midi::{Score, TempoChange};
 use crate::model::artifact::{LoadedModel, Net, Representation};
@@ -57,6 +58,8 @@ pub struct SessionRequest {
     /// A part the user brought, for the decoder to force (see [`super::given`]).
     pub given: Option<GivenPart>,
     pub primer: Option<Score>,
+    /// `max_copied_notes`: the guard the decoder masks copies with.
+    pub copy_guard: Option<CopyGuard>,
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
     pub hold: Option<ModelUse>,
@@ -285,6 +288,9 @@ impl Worker {
                     request.given.clone(),
                     &grammar,
                 );
+                if let Some(guard) = request.copy_guard {
+                    decoder.guard_copies(guard);
+                }
                 // A model with parts reads the header that declares them first,
                 // then the primer, its notes in those parts. The header stays whole
                 // however long the primer: a long primer keeps its last tokens.

@@ -23,6 +23,12 @@ pub const MAX_PRIMER_MIDI_BYTES: usize = 1024 * 1024;
 pub const MAX_PRIMER_TOKENS: usize = 2_048;
 /// Most parts one request may ask for.
 pub const MAX_PARTS: usize = 16;
+/// `max_copied_notes`: the fewest notes a copy limit may allow. Below 3, copying
+/// by onset order forbids nearly every pitch after nearly every note (almost
+/// every pair of pitches follows one another somewhere in a corpus).
+pub const MIN_COPIED_NOTES: u32 = 3;
+/// `max_copied_notes`: the most (the longest piece a request may ask for).
+pub const MAX_COPIED_NOTES: u32 = MAX_NOTES;
 
 /// Ask a model for music.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -73,6 +79,12 @@ pub struct GenerateRequest {
     #[schema(example = json!([{"name": "soprano", "program": 52, "pitch_range": [60, 81], "max_polyphony": 1},
         {"name": "bass", "program": 42, "pitch_range": [36, 62]}]))]
     pub parts: Option<Vec<PartRequest>>,
+    /// The longest run of consecutive notes the piece may copy from any one of the
+    /// model's training pieces (exactly, transposed, or in onset order): while
+    /// decoding, any pitch that would make a longer run is masked. 3 to 2000;
+    /// needs a model with an originality index.
+    #[schema(example = 6)]
+    pub max_copied_notes: Option<u32>,
     /// A part you bring, to harmonize or accompany (a model with parts): its notes
     /// come back exactly, the model writes the piece's other parts around them, and
     /// the piece ends on the bar line after its last note. It sets the length, so
@@ -258,6 +270,8 @@ pub struct ValidatedRequest {
     /// Which constraints were asked for, by field name, so that a model that cannot
     /// honour one is refused naming it.
     pub constrained: Vec<&'static str>,
+    /// The copy limit, in notes.
+    pub max_copied_notes: Option<u32>,
 }
 
 /// A part that passed validation; its name is still to be found among the model's.
@@ -407,6 +421,15 @@ impl GenerateRequest {
             }
             None => None,
         };
+        if let Some(max) = self.max_copied_notes {
+            if !(MIN_COPIED_NOTES..=MAX_COPIED_NOTES).contains(&max) {
+                return Err(invalid(
+                    "max_copied_notes",
+                    format!("must be {MIN_COPIED_NOTES} to {MAX_COPIED_NOTES}"),
+                ));
+            }
+            constrained.push("max_copied_notes");
+        }
         let greedy = self.greedy.unwrap_or(false);
         Ok(ValidatedRequest {
             length,
@@ -424,6 +447,7 @@ impl GenerateRequest {
             parts,
             given,
             constrained,
+            max_copied_notes: self.max_copied_notes,
         })
     }
 }

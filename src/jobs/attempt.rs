@@ -146,7 +146,7 @@ fn train_job(
         checkpoints: &args.checkpoint_dir,
     };
     let trained = train(&run, &mut Control { progress: &mut progress, stop })?;
-    artifact::save(&args.model_dir, &trained.meta, &trained.vs)?;
+    artifact::save(&args.model_dir, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     runtime.block_on(store.close());
     Ok(ModelSummary::of(&trained.meta))
 }

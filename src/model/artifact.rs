@@ -1,6 +1,8 @@
 //! Model artifacts on disk: one directory per model under the models directory,
 //! holding `meta.json` (what the model is and how it was trained) beside
-//! `model.safetensors` (its weights).
+//! `model.safetensors` (its weights), and `originality.json` (the training split's
+//! notes, from which the originality index is built) when it was trained on MIDI
+//! files.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,8 @@ use super::seq2seq_net::{Seq2Seq, Seq2SeqConfig};
 use super::token_net::{TokenNet, TokenNetConfig};
 use super::training_record::FitOutcome;
 use super::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
+use crate::analysis::originality::{IndexedCorpus, OriginalityIndex};
+use crate::analysis::statistics::{SetComparison, SetStatistics};
 use crate::repr::Vocabulary;
 use crate::repr::events::{CorpusPart, EventsConfig};
 use crate::repr::melody_chords::MelodyChordsConfig;
@@ -25,6 +29,8 @@ use crate::shared::Preset;
 /// The file that makes a directory a model artifact.
 pub const META_FILE: &str = "meta.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The training split's notes as the originality index reads them ([`IndexedCorpus`]).
+pub const ORIGINALITY_FILE: &str = "originality.json";
 /// Bumped when `meta.json` or the weight layout changes incompatibly.
 pub const FORMAT: u32 = 1;
 
@@ -43,8 +49,40 @@ pub struct ArtifactMeta {
     pub training: FitOutcome,
     /// Scores on held-out data, by name (for example `test_nll`).
     pub evaluation: serde_json::Map<String, serde_json::Value>,
+    /// The originality index stored beside it (`originality.json`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub originality_index: Option<IndexSummary>,
+    /// Musical statistics (MGEval-style) of the held-out files, when it was
+    /// trained on MIDI files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_statistics: Option<SetStatistics>,
+    /// What `fugue evaluate` found: generated pieces against the held-out files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub music_evaluation: Option<MusicEvaluation>,
 }
 
+/// What an artifact's originality index holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IndexSummary {
+    /// Training pieces indexed (the training split, never the held-out files).
+    pub pieces: usize,
+    /// Their notes, unisons merged.
+    pub notes: usize,
+}
+
+/// Pieces the model generated (a fixed list of seeds) against its held-out files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MusicEvaluation {
+    /// Pieces generated, with seeds 1 to `pieces`.
+    pub pieces: usize,
+    /// Notes asked of each piece.
+    pub notes_per_piece: u32,
+    /// Histogram overlaps (1 = identical) and the two sets' mean features.
+    pub comparison: SetComparison,
+    /// The generated pieces' longest copied run (transposed), median and longest, in notes.
+    pub median_copied_notes: Option<u32>,
+    pub longest_copied_notes: Option<u32>,
+}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Representation {
@@ -185,11 +223,19 @@ pub fn read_meta(dir: &Path) -> anyhow::Result<ArtifactMeta> {
 
 /// Writes the artifact to `dir` atomically: everything goes into a temp directory
 /// beside it, which is synced and renamed into place (replacing an older model).
-pub fn save(dir: &Path, meta: &ArtifactMeta, vs: &VarStore) -> anyhow::Result<()> {
+pub fn save(
+    dir: &Path,
+    meta: &ArtifactMeta,
+    vs: &VarStore,
+    originality: Option<&IndexedCorpus>,
+) -> anyhow::Result<()> {
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let staging = tempfile::Builder::new().prefix(".artifact-").tempdir_in(parent)?;
     write_tensors(&staging.path().join(WEIGHTS_FILE), &named_variables(vs))?;
+    if let Some(corpus) = originality {
+        write_atomically(&staging.path().join(ORIGINALITY_FILE), &serde_json::to_vec(corpus)?)?;
+    }
     write_atomically(&staging.path().join(META_FILE), serde_json::to_string_pretty(meta)?.as_bytes())?;
     std::fs::set_permissions(staging.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     std::fs::File::open(staging.path())?.sync_all()?;
@@ -204,6 +250,32 @@ pub fn save(dir: &Path, meta: &ArtifactMeta, vs: &VarStore) -> anyhow::Result<()
     }
     std::fs::File::open(parent)?.sync_all()?;
     Ok(())
+}
+
+/// Replaces the originality index and `meta.json` of an existing artifact, each
+/// file atomically (the index first: a meta that names an index always has it).
+pub fn store_originality(dir: &Path, meta: &ArtifactMeta, corpus: &IndexedCorpus) -> anyhow::Result<()> {
+    write_atomically(&dir.join(ORIGINALITY_FILE), &serde_json::to_vec(corpus)?)?;
+    rewrite_meta(dir, meta)
+}
+
+/// Replaces `meta.json` of an existing artifact atomically.
+pub fn rewrite_meta(dir: &Path, meta: &ArtifactMeta) -> anyhow::Result<()> {
+    write_atomically(&dir.join(META_FILE), serde_json::to_string_pretty(meta)?.as_bytes())
+}
+
+/// The artifact's originality index, built from its stored notes; None when the
+/// artifact has none.
+pub fn read_originality(dir: &Path) -> anyhow::Result<Option<OriginalityIndex>> {
+    let path = dir.join(ORIGINALITY_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let corpus: IndexedCorpus = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not an originality index", path.display()))?;
+    Ok(Some(corpus.index()?))
 }
 
 #[cfg(test)]
@@ -230,6 +302,9 @@ mod tests {
                 stopped_early: false,
             },
             evaluation: Default::default(),
+            originality_index: None,
+            held_out_statistics: None,
+            music_evaluation: None,
         }
     }
 
@@ -250,9 +325,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vs = VarStore::new(Device::Cpu);
         let meta = tiny(&vs);
-        save(&dir.path().join("m"), &meta, &vs).unwrap();
+        save(&dir.path().join("m"), &meta, &vs, None).unwrap();
         // Saving again replaces the model in one step.
-        save(&dir.path().join("m"), &meta, &vs).unwrap();
+        save(&dir.path().join("m"), &meta, &vs, None).unwrap();
         let loaded = LoadedModel::load(&dir.path().join("m"), Device::Cpu).unwrap();
         assert_eq!(loaded.meta, meta);
         for (name, tensor) in vs.variables() {
@@ -269,7 +344,7 @@ mod tests {
         let vs = VarStore::new(Device::Cpu);
         let mut meta = tiny(&vs);
         let path = dir.path().join("m");
-        save(&path, &meta, &vs).unwrap();
+        save(&path, &meta, &vs, None).unwrap();
 
         meta.network = Network::Roll(RollNetConfig::plain(5, 1, RollOutput::Independent));
         std::fs::write(path.join(META_FILE), serde_json::to_string(&meta).unwrap()).unwrap();

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::artifact::{ArtifactMeta, Representation, load_meta, read_meta};
+use super::artifact::{ArtifactMeta, IndexSummary, MusicEvaluation, Representation, load_meta, read_meta};
 use super::training_record::EpochMetrics;
+use crate::analysis::statistics::SetStatistics;
 use crate::repr::events::CorpusPart;
 use crate::shared::Preset;
 use crate::store::{ModelDeletion, ModelRow, Store};
@@ -105,6 +106,14 @@ pub struct ModelDetail {
     /// Every epoch's metrics.
     pub history: Vec<EpochMetrics>,
     pub fugue_version: String,
+    /// Its originality index (the training split's notes), which every
+    /// composition's copied runs are looked up in and `max_copied_notes` needs;
+    /// null for a model without one.
+    pub originality_index: Option<IndexSummary>,
+    /// Musical statistics of its held-out files (MGEval-style features).
+    pub held_out_statistics: Option<SetStatistics>,
+    /// `fugue evaluate`: pieces it generated against its held-out files.
+    pub music_evaluation: Option<MusicEvaluation>,
 }
 
 /// Why a model could not be deleted or made the default.
@@ -231,6 +240,9 @@ impl ModelRegistry {
             data_sha256: meta.data.sha256.clone(),
             history: meta.training.history.clone(),
             fugue_version: meta.fugue_version.clone(),
+            originality_index: meta.originality_index.clone(),
+            held_out_statistics: meta.held_out_statistics.clone(),
+            music_evaluation: meta.music_evaluation.clone(),
         }))
     }
 

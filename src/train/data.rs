@@ -14,8 +14,24 @@ use crate::shared::sha256_hex;
 pub enum TrainingData {
     /// A benchmark JSON with its own `train` and `valid` splits (piano-roll presets).
     Benchmark(PathBuf),
-    /// MIDI files as (content hash, bytes), in the dataset's order.
-    Files { files: Vec<(String, Vec<u8>)>, include_drums: bool, source: Corpus },
+    /// MIDI files in the dataset's order.
+    Files { files: Vec<TrainingFile>, include_drums: bool, source: Corpus },
+}
+
+/// One MIDI file of a corpus.
+pub struct TrainingFile {
+    pub sha256: String,
+    /// As uploaded (a path, or `archive.zip/path`); its last part names the piece
+    /// a copied run comes from.
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl TrainingFile {
+    /// The file name without its folders: what a copied run names.
+    pub fn piece_name(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name)
+    }
 }
 
 pub type Sequences = (Vec<Vec<Frame>>, Vec<Vec<Frame>>);
@@ -26,12 +42,13 @@ impl TrainingData {
         let TrainingData::Files { files, include_drums, source } = self else {
             anyhow::bail!("a benchmark JSON trains piano-roll presets only");
         };
-        let hashes: Vec<&str> = files.iter().map(|(hash, _)| hash.as_str()).collect();
+        let hashes: Vec<&str> = files.iter().map(|file| file.sha256.as_str()).collect();
         let source = DataSource { source: source.clone(), sha256: sha256_hex(hashes.join("\n").as_bytes()) };
         let scores = files
             .iter()
-            .map(|(hash, bytes)| {
-                midi::read_usable(bytes, *include_drums).with_context(|| format!("file {hash}"))
+            .map(|file| {
+                midi::read_usable(&file.bytes, *include_drums)
+                    .with_context(|| format!("file {}", file.sha256))
             })
             .collect::<anyhow::Result<_>>()?;
         Ok((scores, source))
@@ -40,7 +57,15 @@ impl TrainingData {
     /// The files' bytes, in the order of [`TrainingData::scores`]; none for a benchmark.
     pub fn file_bytes(&self) -> Vec<&[u8]> {
         match self {
-            TrainingData::Files { files, .. } => files.iter().map(|(_, bytes)| bytes.as_slice()).collect(),
+            TrainingData::Files { files, .. } => files.iter().map(|file| file.bytes.as_slice()).collect(),
+            TrainingData::Benchmark(_) => Vec::new(),
+        }
+    }
+
+    /// The pieces' names, in the order of [`TrainingData::scores`]; none for a benchmark.
+    pub fn piece_names(&self) -> Vec<&str> {
+        match self {
+            TrainingData::Files { files, .. } => files.iter().map(TrainingFile::piece_name).collect(),
             TrainingData::Benchmark(_) => Vec::new(),
         }
     }

@@ -10,7 +10,11 @@ use tch::nn::VarStore;
 
 use super::data::{Sequences, TrainingData, split_by_file};
 use super::{Control, FitOutcome, LossFn, roll_training, seq2seq_training, token_training};
+use crate::analysis::originality::{IndexedCorpus, MAX_INDEXED_NOTES};
+use crate::analysis::statistics::{PieceStatistics, SetStatistics};
+use crate::analysis::{TrainingPiece, notes_of};
 use crate::midi::Score;
+use crate::model::artifact::IndexSummary;
 use crate::model::artifact::{self, ArtifactMeta, Network, Representation};
 use crate::model::hyperparameters::Hyperparameters;
 use crate::model::melody_net::{MelodyNet, frame_id};
@@ -32,10 +36,13 @@ pub struct TrainingRun<'a> {
     pub checkpoints: &'a Path,
 }
 
-/// A trained model: its weights (the best epoch's) and its artifact metadata.
+/// A trained model: its weights (the best epoch's), its artifact metadata and its
+/// originality index's notes (trained on MIDI files, at most
+/// [`MAX_INDEXED_NOTES`] training notes).
 pub struct Trained {
     pub vs: VarStore,
     pub meta: ArtifactMeta,
+    pub originality: Option<IndexedCorpus>,
 }
 
 /// What a family's trainer hands back before the metadata is assembled.
@@ -51,12 +58,14 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
     let hp = &run.hyperparameters;
     // Seeds the initial weights; each epoch reseeds itself (see train::fit).
     tch::manual_seed(hp.seed as i64);
+    let mut scores = Vec::new();
     let (fitted, data) = match run.preset.family() {
         family @ (Family::Pianoroll | Family::PianorollSeq2seq) => {
             let (splits, data) = match run.data.benchmark_splits()? {
                 Some(benchmark) => benchmark,
                 None => {
-                    let (scores, data) = run.data.scores()?;
+                    let data;
+                    (scores, data) = run.data.scores()?;
                     let rolls: Vec<Vec<Frame>> =
                         scores.iter().map(|score| pianoroll::encode(score, hp.grid)).collect();
                     (split_by_file(rolls, hp.validation_fraction, hp.seed), data)
@@ -69,17 +78,21 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
             (fitted, data)
         }
         Family::Tokens(representation) => {
-            let (scores, data) = run.data.scores()?;
+            let data;
+            (scores, data) = run.data.scores()?;
             let files = run.data.file_bytes();
             (train_tokens(run, representation, &scores, &files, control)?, data)
         }
         Family::MelodyChords(config) => {
-            let (scores, data) = run.data.scores()?;
+            let data;
+            (scores, data) = run.data.scores()?;
             (train_melody(run, config, &scores, control)?, data)
         }
     };
     let mut evaluation = serde_json::Map::new();
     evaluation.insert("valid_loss".to_owned(), fitted.outcome.best_valid_loss.into());
+    let held_out = file_split(run.preset, hp, &scores, &run.data.file_bytes())
+        .map(|split| HeldOut::of(&split, &scores, &run.data.piece_names()));
     let meta = ArtifactMeta {
         format: artifact::FORMAT,
         fugue_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -91,8 +104,82 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
         data,
         training: fitted.outcome,
         evaluation,
+        originality_index: None,
+        held_out_statistics: None,
+        music_evaluation: None,
     };
-    Ok(Trained { vs: fitted.vs, meta })
+    let mut meta = meta;
+    let originality = held_out.and_then(|held_out| held_out.apply(&mut meta));
+    Ok(Trained { vs: fitted.vs, meta, originality })
+}
+
+/// Which files a run trains on and which it holds out, as indices into the
+/// corpus's scores: the split the trainer itself makes. None for a benchmark JSON
+/// (its own splits, and no MIDI files).
+pub fn file_split(
+    preset: Preset,
+    hp: &Hyperparameters,
+    scores: &[Score],
+    files: &[&[u8]],
+) -> Option<(Vec<usize>, Vec<usize>)> {
+    if scores.is_empty() {
+        return None;
+    }
+    // The token and melody families leave out files of fewer than two steps
+    // before splitting (see `fit_on_ids`); the piano-roll ones split every file.
+    let kept: Vec<usize> = match preset.family() {
+        Family::Pianoroll | Family::PianorollSeq2seq => (0..scores.len()).collect(),
+        Family::Tokens(representation) => {
+            let representation = representation.for_corpus(scores);
+            let steps = |(score, bytes): (&Score, &&[u8])| tokenize(&representation, score, bytes).len();
+            (0..scores.len()).filter(|&i| steps((&scores[i], &files[i])) >= 2).collect()
+        }
+        Family::MelodyChords(config) => {
+            (0..scores.len()).filter(|&i| melody_chords::encode(&scores[i], &config).len() >= 2).collect()
+        }
+    };
+    if kept.len() < 2 {
+        return None;
+    }
+    Some(split_by_file(kept, hp.validation_fraction, hp.seed))
+}
+
+/// What a run's split gives its artifact: the training files' originality index
+/// and the held-out files' statistics.
+pub struct HeldOut {
+    pub originality: Option<IndexedCorpus>,
+    pub statistics: Option<SetStatistics>,
+}
+
+impl HeldOut {
+    /// `names` are the scores' piece names.
+    pub fn of((train, valid): &(Vec<usize>, Vec<usize>), scores: &[Score], names: &[&str]) -> HeldOut {
+        let pieces: Vec<TrainingPiece> = train
+            .iter()
+            .map(|&i| TrainingPiece::from_score(names.get(i).copied().unwrap_or("?"), &scores[i]))
+            .collect();
+        let corpus = IndexedCorpus::of(&pieces);
+        let originality = if corpus.notes() > MAX_INDEXED_NOTES {
+            tracing::warn!(notes = corpus.notes(), "too many training notes for an originality index");
+            None
+        } else {
+            Some(corpus)
+        };
+        let statistics: Vec<PieceStatistics> =
+            valid.iter().filter_map(|&i| PieceStatistics::of(&notes_of(&scores[i]))).collect();
+        let statistics = (!statistics.is_empty()).then(|| SetStatistics::of(&statistics));
+        HeldOut { originality, statistics }
+    }
+
+    /// Records both in `meta`; the index's notes, to store beside it.
+    pub fn apply(self, meta: &mut ArtifactMeta) -> Option<IndexedCorpus> {
+        meta.originality_index = self
+            .originality
+            .as_ref()
+            .map(|corpus| IndexSummary { pieces: corpus.pieces(), notes: corpus.notes() });
+        meta.held_out_statistics = self.statistics;
+        self.originality
+    }
 }
 
 fn train_roll(

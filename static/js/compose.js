@@ -11,7 +11,22 @@ import { Synth } from "./synth.js";
 const FIELDS = {
   model: "model", temperature: "temperature", length: "length", seed: "seed", key: "key", scale: "key",
   tempo_bpm: "tempo", program: "program", primer: "primer", pitch_range: "key", given: "melody",
+  max_copied_notes: "max-copied",
 };
+
+// "longest copied run: 6 notes, from bwv10.7.mid bar 3", the longest of the
+// exact, transposed and onset-order runs; empty for a model without an index.
+export function originality(stats) {
+  const report = stats.originality;
+  if (!report) return "";
+  const runs = [
+    ["", report.exact], [" (transposed)", report.transposed], [" (in onset order)", report.onset_order],
+  ].filter(([, run]) => run);
+  if (runs.length === 0) return "longest copied run: none";
+  const [how, run] = runs.reduce((best, next) => (next[1].notes > best[1].notes ? next : best));
+  const limit = stats.max_copied_notes ? ` (limit ${stats.max_copied_notes})` : "";
+  return `longest copied run: ${run.notes} notes${how}, from ${run.piece} bar ${run.bar}${limit}`;
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -74,6 +89,7 @@ export class Composer {
       body.scale = $("scale").value;
     }
     if ($("tempo").value !== "") body.tempo_bpm = Number($("tempo").value);
+    if ($("max-copied").value !== "") body.max_copied_notes = Number($("max-copied").value);
     const primer = $("primer").files[0];
     if (primer) body.primer = { midi_base64: await base64Of(primer) };
     body.parts = this.parts.request();
@@ -109,6 +125,7 @@ export class Composer {
     $("generate").disabled = true;
     $("compose-status").textContent = "Starting…";
     this.roll.set([]);
+    $("compose-originality").textContent = "";
     const ws = socket("/v1/generate/stream");
     ws.addEventListener("open", () => ws.send(JSON.stringify(body)));
     ws.addEventListener("message", (event) => this.receive(JSON.parse(event.data)));
@@ -136,6 +153,7 @@ export class Composer {
       $("compose-status").textContent =
         `${piece.stats.notes} notes, ${piece.stats.seconds.toFixed(1)} s of music, seed ${piece.seed} ` +
         `(${piece.stats.tokens_per_second.toFixed(0)} tokens/s).`;
+      $("compose-originality").textContent = originality(piece.stats);
       for (const id of ["play", "stop", "download"]) $(id).disabled = false;
       this.refreshHistory();
     } else if (message.type === "error") {
@@ -203,7 +221,9 @@ export class Composer {
           const item = document.createElement("li");
           const label = document.createElement("span");
           const when = new Date(piece.created_at).toLocaleString();
-          label.textContent = `${when} · ${piece.model} · ${piece.stats.notes} notes · seed ${piece.seed}`;
+          const copied = originality(piece.stats);
+          label.textContent = `${when} · ${piece.model} · ${piece.stats.notes} notes · seed ${piece.seed}` +
+            (copied ? ` · ${copied}` : "");
           const play = document.createElement("button");
           play.type = "button";
           play.textContent = "Play";

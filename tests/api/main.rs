@@ -14,6 +14,7 @@ mod health;
 mod jobs;
 mod midi;
 mod openapi;
+mod originality;
 mod parts;
 mod repr;
 mod storage;

@@ -287,8 +287,11 @@ pub fn write_model(models_dir: &Path, name: &str) {
             stopped_early: false,
         },
         evaluation: Default::default(),
+        originality_index: None,
+        held_out_statistics: None,
+        music_evaluation: None,
     };
-    artifact::save(&models_dir.join(name), &meta, &vs).unwrap();
+    artifact::save(&models_dir.join(name), &meta, &vs, None).unwrap();
 }
 
 pub fn project_path(relative: &str) -> PathBuf {

@@ -66,6 +66,23 @@ fn every_preset_trains_and_generates_music() {
             assert!(representation.get("parts").is_none(), "{representation}");
         }
         assert_eq!(meta["network"]["recurrent_dropout"], 0.25, "{preset}: every LSTM takes it");
+        // Trained on MIDI files: the training split's originality index and the
+        // held-out files' statistics, which `fugue index` makes again exactly.
+        let files = crate::support::midi_files(&shared_data("jsb-mini/train")).len() as u64;
+        let (indexed, held_out) =
+            (meta["originality_index"]["pieces"].as_u64(), meta["held_out_statistics"]["pieces"].as_u64());
+        assert!(indexed.is_some_and(|pieces| pieces >= 1), "{preset}: {indexed:?}");
+        assert!(indexed.unwrap() + held_out.unwrap() <= files, "{preset}: {indexed:?} {held_out:?}");
+        let stored = std::fs::read(model.join("originality.json")).unwrap();
+        std::fs::remove_file(model.join("originality.json")).unwrap();
+        let mut index = Command::new(FUGUE);
+        index.args(["index", "--model"]).arg(&model);
+        run(index);
+        assert_eq!(
+            std::fs::read(model.join("originality.json")).unwrap(),
+            stored,
+            "{preset}: the same split"
+        );
         assert_eq!(meta["training"]["history"].as_array().unwrap().len(), 2);
         assert!(!dir.path().join("model.checkpoint").exists(), "checkpoints are removed after success");
         let epoch = &meta["training"]["history"][0];

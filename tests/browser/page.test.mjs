@@ -95,6 +95,7 @@ try {
     await page.fill("#length", "24");
     await page.selectOption("#length-unit", "notes");
     await page.fill("#seed", "7");
+    await page.fill("#max-copied", "5");
     await page.check("#realtime");
     await page.click("#generate");
     // Real-time pacing: notes arrive as they would sound, so the roll fills while
@@ -109,6 +110,10 @@ try {
     const legend = await page.$$eval("#roll-legend .part-name", (items) => items.map((item) => item.textContent));
     assert.deepEqual(legend, ["Soprano", "Alto", "Tenor", "Bass"]);
     assert.match(await page.textContent("#compose-status"), /notes, .* s of music, seed 7/);
+    // Its originality, under the copy limit asked for.
+    const copied = await page.textContent("#compose-originality");
+    const run = copied.match(/^longest copied run: (\d) notes.*, from bwv.*\.mid bar \d+ \(limit 5\)$/);
+    assert.ok(run && Number(run[1]) <= 5, copied);
     await page.screenshot({ path: join(shots, "03-compose-done.png") });
   });
 

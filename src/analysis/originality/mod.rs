@@ -46,19 +46,23 @@
 //! notes, 550,366 states and 782,182 edges: 15.7 MB in memory (133 bytes per
 //! note), 25 MB as JSON.
 //!
-//! The index is serde-serialisable, to be stored with a model artifact; reading
-//! one checks every array against the others, so a corrupt file is refused rather
-//! than making a lookup panic or loop.
+//! The index is serde-serialisable; reading one checks every array against the
+//! others, so a corrupt file is refused rather than making a lookup panic or loop.
+//! A model artifact stores the smaller [`IndexedCorpus`] instead (the training
+//! notes the automata are built from, about 8 bytes of JSON per note) and builds
+//! the index from it when the model is loaded.
 
 mod automaton;
 mod guard;
 mod index;
+mod stored;
 mod symbols;
 
 pub use guard::{CopyGuard, PitchSet};
 pub use index::{
     CopiedRun, CopyReport, Exclusion, IndexError, IndexSize, MAX_INDEXED_NOTES, OriginalityIndex,
 };
+pub use stored::IndexedCorpus;
 pub use symbols::CopyKind;
 
 #[cfg(test)]

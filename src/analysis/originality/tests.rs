@@ -256,3 +256,72 @@ fn the_guard_keeps_every_copied_run_within_the_limit() {
     assert!(forbidden_seen > 100, "the guard had to forbid notes: {forbidden_seen}");
     assert!(unguarded_longest > LIMIT, "unguarded walks copy more: {unguarded_longest}");
 }
+
+#[test]
+fn the_guard_holds_when_a_chord_comes_top_down() {
+    // A model with parts writes its soprano before its bass: the notes of one onset
+    // arrive in any order, while the lookup reads them bottom up.
+    const LIMIT: usize = 4;
+    let gaps = [0.0, 0.5, 1.0];
+    let corpus: Vec<TrainingPiece> =
+        (0..4).map(|seed| training(&format!("t{seed}"), &random_walk(seed, 300, 60, 8, 3, &gaps))).collect();
+    let index = Arc::new(OriginalityIndex::build(&corpus).unwrap());
+    let training_sequences: Vec<Vec<(i64, i64)>> =
+        corpus.iter().map(|piece| brute_force_sequence(&plain(piece))).collect();
+    let mut inserted_below = 0;
+    for seed in 0..60u64 {
+        let mut rng = Rng::new(3000 + seed);
+        let mut guard =
+            CopyGuard::new(index.clone(), LIMIT as u32, &[CopyKind::Transposed, CopyKind::OnsetOrder]);
+        let mut notes: Vec<AnalysisNote> = Vec::new();
+        let mut beat = 0.0;
+        while notes.len() < 60 {
+            beat += [0.5, 1.0][(rng.next_u64() % 2) as usize];
+            let voices = 1 + rng.next_u64() % 3;
+            let mut chord: Vec<u8> = Vec::new();
+            for _ in 0..voices {
+                let candidates = (60..68).fold(PitchSet::default(), |mut set, pitch| {
+                    set.insert(pitch);
+                    set
+                });
+                let forbidden = guard.forbidden(beat, candidates);
+                // Below every note of the chord so far where possible: top down.
+                let allowed: Vec<u8> = candidates.iter().filter(|&p| !forbidden.contains(p)).collect();
+                let lower: Vec<u8> =
+                    allowed.iter().copied().filter(|&p| chord.iter().all(|&c| p < c)).collect();
+                let pick = if lower.is_empty() { &allowed } else { &lower };
+                if pick.is_empty() {
+                    break;
+                }
+                let pitch = pick[(rng.next_u64() % pick.len() as u64) as usize];
+                inserted_below += usize::from(chord.iter().any(|&c| pitch < c));
+                guard.push(pitch, beat);
+                chord.push(pitch);
+                notes.push(note(pitch, beat, 0));
+            }
+        }
+        let sequence = brute_force_sequence(&notes);
+        for kind in CopyKind::ALL {
+            let longest = brute_force_longest(kind, &sequence, &training_sequences);
+            assert!(longest <= LIMIT, "seed {seed} {kind:?}: a run of {longest} notes");
+        }
+    }
+    assert!(inserted_below > 100, "chords came top down: {inserted_below}");
+}
+
+#[test]
+fn a_stored_corpus_rebuilds_the_same_index_and_a_bad_one_is_refused() {
+    let corpus = corpus();
+    let index = OriginalityIndex::build(&corpus).unwrap();
+    let stored = IndexedCorpus::of(&corpus);
+    assert_eq!(stored.notes(), index.size().notes);
+    let json = serde_json::to_string(&stored).unwrap();
+    let read: IndexedCorpus = serde_json::from_str(&json).unwrap();
+    assert_eq!(read.index().unwrap(), index);
+    let mut bad: serde_json::Value = serde_json::from_str(&json).unwrap();
+    bad["pieces"][0]["pitches"].as_array_mut().unwrap().pop();
+    assert!(serde_json::from_value::<IndexedCorpus>(bad).is_err());
+    let mut bad: serde_json::Value = serde_json::from_str(&json).unwrap();
+    bad["pieces"][0]["pitches"][0] = 200.into();
+    assert!(serde_json::from_value::<IndexedCorpus>(bad).is_err());
+}

@@ -111,7 +111,7 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let representation = crate::model::artifact::read_meta(&args.model)?.representation;
     let model = args.model.display();
     for sessions in [1u64, 4, 16, 64] {
-        let rate = runtime.block_on(engine_rate(&engine, args, &representation, sessions, true))?;
+        let rate = runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, None))?;
         println!("engine, {model} ({sessions:>2} sessions): {rate:>8.0} tokens/s in all");
     }
     let has_parts = matches!(&representation, Representation::Events { config, .. } if config.max_parts > 0);
@@ -120,8 +120,10 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             // Alternating runs, so that a slow moment of a shared machine hits both.
             let (mut masked, mut plain) = (0.0, 0.0);
             for _ in 0..3 {
-                masked += runtime.block_on(engine_rate(&engine, args, &representation, sessions, true))?;
-                plain += runtime.block_on(engine_rate(&engine, args, &representation, sessions, false))?;
+                masked +=
+                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, None))?;
+                plain +=
+                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, false, None))?;
             }
             println!(
                 "engine, {model} ({sessions:>2} sessions): with part masks {:>8.0}, one stream {:>8.0} tokens/s (masks/none {:.2}x)",
@@ -131,17 +133,43 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    // The copy limit: the same sessions with and without `max_copied_notes`,
+    // alternating, against the model's originality index.
+    if let Some(index) = crate::model::artifact::read_originality(&args.model)? {
+        let index = std::sync::Arc::new(index);
+        for sessions in [1u64, 64] {
+            let (mut guarded, mut free) = (0.0, 0.0);
+            for _ in 0..3 {
+                let limit = Some((index.clone(), COPY_LIMIT));
+                guarded +=
+                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, limit))?;
+                free +=
+                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, None))?;
+            }
+            println!(
+                "engine, {model} ({sessions:>2} sessions): with max_copied_notes {COPY_LIMIT} {:>8.0}, without {:>8.0} tokens/s (guard/none {:.2}x)",
+                guarded / 3.0,
+                free / 3.0,
+                guarded / free
+            );
+        }
+    }
     Ok(())
 }
 
+/// The copy limit the engine benchmark runs with.
+const COPY_LIMIT: u32 = 4;
+
 /// Tokens per second of `sessions` sessions of 400 tokens stepped together; with
-/// `parts`, a model with parts writes the parts its corpus typically has.
+/// `parts`, a model with parts writes the parts its corpus typically has; with
+/// `copy_limit`, each session's decoder masks copies longer than it.
 async fn engine_rate(
     engine: &Engine,
     args: &GenerateBenchArgs,
     representation: &Representation,
     sessions: u64,
     parts: bool,
+    copy_limit: Option<(std::sync::Arc<crate::analysis::originality::OriginalityIndex>, u32)>,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut receivers = Vec::new();
@@ -159,6 +187,13 @@ async fn engine_rate(
             parts,
             given: None,
             primer: None,
+            copy_guard: copy_limit.as_ref().map(|(index, max)| {
+                crate::analysis::originality::CopyGuard::new(
+                    index.clone(),
+                    *max,
+                    &crate::generate::compose::GUARDED,
+                )
+            }),
             hold: None,
         };
         receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);

@@ -194,6 +194,7 @@ async fn harmonize_all(
                 parts: planned,
                 given: Some(placed),
                 primer: None,
+                copy_guard: None,
                 hold: None,
             };
             runs.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);

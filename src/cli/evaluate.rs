@@ -1,0 +1,84 @@
+//! `fugue evaluate`: pieces generated with a fixed list of seeds against the
+//! model's held-out files, feature by feature (MGEval-style), stored with the model.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use crate::analysis::originality::CopyKind;
+use crate::analysis::statistics::{PieceStatistics, SetComparison, SetStatistics};
+use crate::cli::args::EvaluateArgs;
+use crate::devices::DeviceName;
+use crate::generate::compose::analysis_notes;
+use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
+use crate::generate::request::GenerateRequest;
+use crate::model::artifact::{MusicEvaluation, read_meta, read_originality, rewrite_meta};
+
+pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
+    let device = args.torch.apply();
+    let mut meta = read_meta(&args.model)?;
+    let reference = meta.held_out_statistics.clone().with_context(|| {
+        format!("{} has no held-out statistics: run `fugue index --model` first", args.model.display())
+    })?;
+    let index = read_originality(&args.model)?.map(Arc::new);
+    let engine = Engine::start(&EngineConfig {
+        devices: vec![DeviceName(device)],
+        max_sessions_per_worker: 64,
+        cache_bytes: 1 << 30,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let pieces = runtime.block_on(async {
+        let mut receivers = Vec::new();
+        for seed in 1..=u64::from(args.pieces) {
+            let request: GenerateRequest =
+                serde_json::from_value(serde_json::json!({"length": {"notes": args.notes}, "seed": seed}))?;
+            let validated = request.check(seed)?;
+            let parts = crate::generate::parts::for_model(&meta.representation, &validated)?;
+            let session = SessionRequest {
+                given: None,
+                model_id: "evaluate".into(),
+                model_dir: args.model.clone(),
+                validated,
+                parts,
+                primer: None,
+                copy_guard: None,
+                hold: None,
+            };
+            receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
+        }
+        let mut pieces = Vec::new();
+        for mut receiver in receivers {
+            while let Some(event) = receiver.recv().await {
+                match event {
+                    SessionEvent::Finished(piece) => pieces.push(piece),
+                    SessionEvent::Failed(message) => bail!(message),
+                    SessionEvent::Notes(_) => {}
+                }
+            }
+        }
+        anyhow::Ok(pieces)
+    })?;
+    let notes: Vec<_> = pieces.iter().map(|piece| analysis_notes(&piece.notes)).collect();
+    let statistics: Vec<PieceStatistics> =
+        notes.iter().filter_map(|notes| PieceStatistics::of(notes)).collect();
+    let mut copied: Vec<u32> = match &index {
+        Some(index) => {
+            notes.iter().map(|notes| index.lookup(notes, &[]).notes(CopyKind::Transposed)).collect()
+        }
+        None => Vec::new(),
+    };
+    copied.sort_unstable();
+    let evaluation = MusicEvaluation {
+        pieces: pieces.len(),
+        notes_per_piece: args.notes,
+        comparison: SetComparison::of_sets(SetStatistics::of(&statistics), reference),
+        median_copied_notes: copied.get(copied.len() / 2).copied(),
+        longest_copied_notes: copied.last().copied(),
+    };
+    println!("{}", serde_json::to_string_pretty(&evaluation)?);
+    if !args.dry_run {
+        meta.music_evaluation = Some(evaluation);
+        rewrite_meta(&args.model, &meta)?;
+    }
+    Ok(())
+}
