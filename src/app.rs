@@ -137,6 +137,7 @@ fn engine_config(args: &GenerationSettings) -> EngineConfig {
         devices,
         max_sessions_per_worker: args.max_sessions_per_worker.max(1),
         cache_bytes: args.model_cache_bytes,
+        realtime_lookahead: args.realtime_lookahead,
     }
 }
 

@@ -118,6 +118,9 @@ pub struct GenerationSettings {
     pub max_sessions_per_worker: usize,
     /// Model parameters each worker keeps loaded (least recently used go first).
     pub model_cache_bytes: u64,
+    /// How far ahead of its listener a realtime stream is written; further ahead,
+    /// it waits.
+    pub realtime_lookahead: std::time::Duration,
 }
 
 /// 64 MiB: a zipped corpus of a few thousand MIDI files fits.

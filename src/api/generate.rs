@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::json::{ValidJson, parse};
 use crate::generate::compose::{ComposeError, Composer, Composition, OpenSession};
 use crate::generate::engine::SessionEvent;
-use crate::generate::request::{GenerateRequest, Pacing};
+use crate::generate::request::{GenerateRequest, Length, Pacing, Steer};
 use crate::generate::{GeneratedNote, Piece};
 
 /// How long a WebSocket client has to send its request.
@@ -45,6 +45,13 @@ pub async fn generate(
     headers: HeaderMap,
     ValidJson(request): ValidJson<GenerateRequest>,
 ) -> Result<Response, ApiError> {
+    if matches!(request.length, Some(Length::Endless(_))) {
+        return Err(ComposeError::Invalid {
+            field: "length.endless".to_owned(),
+            message: "an endless piece streams: open the WebSocket, /v1/generate/stream".to_owned(),
+        }
+        .into());
+    }
     let mut session = state.composer.start(request).await?;
     let piece = loop {
         match session.events.recv().await {
@@ -153,13 +160,20 @@ async fn follow(
     let piece: Piece = loop {
         let event = tokio::select! {
             event = session.events.recv() => event,
-            incoming = socket.recv() => if ends_session(incoming) { return Ok(()) } else { continue },
+            incoming = socket.recv() => {
+                if ends_session(incoming, socket, &mut session).await { return Ok(()) } else { continue }
+            }
         };
         match event {
             Some(SessionEvent::Notes(notes)) => {
                 if realtime
                     && let Some(first) = notes.first()
-                    && !pause_until(socket, began + Duration::from_secs_f64(first.start_seconds)).await
+                    && !pause_until(
+                        socket,
+                        &mut session,
+                        began + Duration::from_secs_f64(first.start_seconds),
+                    )
+                    .await
                 {
                     return Ok(());
                 }
@@ -172,7 +186,8 @@ async fn follow(
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
-    if realtime && !pause_until(socket, began + Duration::from_secs_f64(piece.seconds())).await {
+    if realtime && !pause_until(socket, &mut session, began + Duration::from_secs_f64(piece.seconds())).await
+    {
         return Ok(());
     }
     let (composition, _) = composer.store_piece(&session, piece).await?;
@@ -186,13 +201,31 @@ async fn follow(
 enum ClientMessage {
     /// End the session now; nothing is stored.
     Cancel,
+    /// New settings for the rest of the piece.
+    Steer(Steer),
 }
 
-/// Whether an incoming message ends the session: a close, a broken connection or a
-/// cancel message. Anything else is ignored.
-fn ends_session(incoming: Option<Result<Message, axum::Error>>) -> bool {
+/// Handles what the client sent while its piece streams: steers the session, or
+/// says the session is over (a close, a broken connection or a cancel message).
+/// A steer that is refused gets an error message naming the field, and the piece
+/// plays on; anything else is ignored.
+async fn ends_session(
+    incoming: Option<Result<Message, axum::Error>>,
+    socket: &mut WebSocket,
+    session: &mut OpenSession,
+) -> bool {
     match incoming {
-        Some(Ok(Message::Text(text))) => matches!(serde_json::from_str(&text), Ok(ClientMessage::Cancel)),
+        Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
+            Ok(ClientMessage::Cancel) => true,
+            Ok(ClientMessage::Steer(steer)) => {
+                if let Err(invalid) = session.steer(&steer) {
+                    let error = ApiError::from(ComposeError::from(invalid));
+                    return send(socket, &StreamMessage::Error { error: error.body().error }).await.is_err();
+                }
+                false
+            }
+            Err(_) => false,
+        },
         Some(Ok(Message::Close(_)) | Err(_)) | None => true,
         Some(Ok(_)) => false,
     }
@@ -200,11 +233,11 @@ fn ends_session(incoming: Option<Result<Message, axum::Error>>) -> bool {
 
 /// Waits for a realtime note's moment while still listening to the client; false
 /// when the client ended the session meanwhile.
-async fn pause_until(socket: &mut WebSocket, deadline: Instant) -> bool {
+async fn pause_until(socket: &mut WebSocket, session: &mut OpenSession, deadline: Instant) -> bool {
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => return true,
-            incoming = socket.recv() => if ends_session(incoming) { return false },
+            incoming = socket.recv() => if ends_session(incoming, socket, session).await { return false },
         }
     }
 }

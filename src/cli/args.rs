@@ -468,6 +468,11 @@ pub struct GenerationArgs {
     /// Model parameters each generation worker keeps loaded, in MiB (least recently used go first).
     #[arg(long, env = "FUGUE_MODEL_CACHE_MB", default_value_t = 1024)]
     pub model_cache_mb: u64,
+    /// How far ahead of its listener a realtime stream is written, in milliseconds;
+    /// further ahead, it waits and leaves the device to others.
+    #[arg(long, env = "FUGUE_REALTIME_LOOKAHEAD_MS", default_value_t = 1500,
+        value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub realtime_lookahead_ms: u64,
 }
 
 /// `fugue worker`: training workers without the HTTP server, sharing the database
@@ -583,6 +588,7 @@ impl ServeArgs {
                 devices: self.generation.generate_devices.clone(),
                 max_sessions_per_worker: self.generation.max_sessions_per_worker,
                 model_cache_bytes: self.generation.model_cache_mb.saturating_mul(1024 * 1024),
+                realtime_lookahead: Duration::from_millis(self.generation.realtime_lookahead_ms),
             },
             max_queued_jobs: self.max_queued_jobs,
         }

@@ -25,6 +25,7 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
         devices: vec![DeviceName(device)],
         max_sessions_per_worker: 64,
         cache_bytes: 1 << 30,
+        realtime_lookahead: crate::generate::engine::REALTIME_LOOKAHEAD,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let pieces = runtime.block_on(async {
@@ -43,6 +44,7 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
                 primer: None,
                 copy_guard: None,
                 hold: None,
+                steering: None,
             };
             receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
         }

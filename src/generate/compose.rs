@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::decoder::EventsGrammar;
 use super::engine::{Engine, SessionEvent, SessionRequest};
 use super::request::{
-    GenerateRequest, GivenSource, Invalid, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote,
+    GenerateRequest, GivenSource, Invalid, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote, Steer,
     ValidatedRequest,
 };
 use super::{GeneratedNote, Piece};
@@ -88,9 +88,23 @@ pub struct OpenSession {
     index: Option<Arc<OriginalityIndex>>,
     /// The part the user gave, whose notes are not the model's to count as copies.
     given_part: Option<u8>,
+    /// Where steered settings go to the engine's session.
+    steering: mpsc::UnboundedSender<ValidatedRequest>,
     /// The model stays undeletable until the client is done (realtime pacing
     /// outlasts the engine's session).
     _hold: ModelUse,
+}
+
+impl OpenSession {
+    /// Changes the rest of the piece: sampling, key, range, polyphony. Refused,
+    /// naming the field, as the same request would be; the piece plays on either way.
+    /// The stored request then holds the settings the piece ended with.
+    pub fn steer(&mut self, steer: &Steer) -> Result<(), Invalid> {
+        let (request, validated) = self.request.steered(steer, self.validated.seed)?;
+        let _ = self.steering.send(validated);
+        self.request = request;
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -231,6 +245,7 @@ impl Composer {
         let hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
         let client_hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
         let given_part = given.as_ref().map(|given| given.part);
+        let (steering, steered) = mpsc::unbounded_channel();
         let session = SessionRequest {
             model_id: model.clone(),
             model_dir: dir,
@@ -240,9 +255,10 @@ impl Composer {
             primer,
             copy_guard,
             hold: Some(hold),
+            steering: Some(steered),
         };
         let events = self.engine.submit(session).map_err(|_| ComposeError::AllWorkersFull)?;
-        Ok(OpenSession { model, validated, events, request, index, given_part, _hold: client_hold })
+        Ok(OpenSession { model, validated, events, request, index, given_part, steering, _hold: client_hold })
     }
 
     /// Stores the finished piece, the MIDI blob first, then the row; returns the
@@ -465,6 +481,7 @@ fn supports(representation: &Representation, validated: &ValidatedRequest) -> Re
         Length::Tokens(_) => "tokens",
         Length::Bars(_) => "bars",
         Length::Seconds(_) => "seconds",
+        Length::Endless(_) => "endless",
     };
     if !lengths.contains(&length) {
         return Err(invalid(

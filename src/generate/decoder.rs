@@ -230,6 +230,19 @@ impl EventsDecoder {
         given.schedule.get(&self.position?)?.get(self.given_cursor).copied()
     }
 
+    /// Seconds of music written so far: to the position being written.
+    pub fn seconds_written(&self, grammar: &EventsGrammar) -> f64 {
+        seconds_at(&self.tempos, self.position.unwrap_or(self.bar_start), grammar.grid_per_beat())
+    }
+
+    /// New sampling, pitches and polyphony for the rest of the piece (a listener
+    /// steering a stream); the note being written keeps its pitch.
+    pub fn steer(&mut self, settings: &ValidatedRequest) {
+        self.request.sampling = settings.sampling;
+        self.request.pitches = settings.pitches;
+        self.request.max_polyphony = settings.max_polyphony;
+    }
+
     /// How many of the given part's onsets are written.
     pub fn given_progress(&self) -> usize {
         self.given_progress
@@ -391,7 +404,10 @@ impl EventsDecoder {
                 self.meters.push((self.bar_start, n, d));
             }
             Token::Pos(p) => {
-                self.position = Some(self.bar_start + u64::from(p));
+                let at = self.bar_start + u64::from(p);
+                // Notes over by now never sound again: an endless piece stays small.
+                self.ends.retain(|&(_, end, _)| end > at);
+                self.position = Some(at);
                 self.next_pitch_floor = 0;
                 self.part = None;
                 self.given_cursor = 0;
@@ -482,6 +498,7 @@ impl EventsDecoder {
             Length::Tokens(n) => self.tokens >= n,
             // Spent when the bar after the last one asked for has begun.
             Length::Bars(n) => self.bars > n,
+            Length::Endless(_) => false,
             Length::Seconds(s) => {
                 let at = self.position.unwrap_or(self.bar_start);
                 seconds_at(&self.tempos, at, grammar.grid_per_beat()) >= s

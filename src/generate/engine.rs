@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc as std_mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tch::{Kind as TensorKind, Tensor};
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ use super::decoder::{EventsDecoder, EventsGrammar, PlannedPart};
 use super::given::GivenPart;
 use super::lookahead::{CANDIDATES, Lookahead, settled};
 use super::parts::primer_in_parts;
-use super::request::GivenDecoding;
+use super::request::{GivenDecoding, Pacing};
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
 use super::{GeneratedNote, Piece, offline, piece_of};
 use crate::analysis::originality::CopyGuard;
@@ -39,6 +39,13 @@ use crate::repr::note_chord;
 /// Batch sizes sessions are padded to.
 pub const BUCKETS: [usize; 3] = [4, 16, 64];
 
+/// How far ahead of its listener a realtime stream is written by default.
+pub const REALTIME_LOOKAHEAD: Duration = Duration::from_millis(1500);
+
+/// How long a worker whose every session is ahead of its listener waits before it
+/// looks again (a new session wakes it at once).
+const PARKED_POLL: Duration = Duration::from_millis(5);
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub devices: Vec<DeviceName>,
@@ -46,6 +53,9 @@ pub struct EngineConfig {
     pub max_sessions_per_worker: usize,
     /// Parameter bytes each worker keeps loaded; least recently used models go first.
     pub cache_bytes: u64,
+    /// How far ahead of its playback clock a realtime session is written; further
+    /// ahead, it is parked and leaves the device to the others.
+    pub realtime_lookahead: Duration,
 }
 
 /// A session to start.
@@ -63,6 +73,9 @@ pub struct SessionRequest {
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
     pub hold: Option<ModelUse>,
+    /// New settings for the rest of the piece, sent while it plays (sampling, key,
+    /// range, polyphony); `None` where nobody steers.
+    pub steering: Option<mpsc::UnboundedReceiver<ValidatedRequest>>,
 }
 
 /// What a session reports, in order: notes as they complete, then the end.
@@ -103,8 +116,8 @@ impl Engine {
                 let (commands, receiver) = std_mpsc::channel();
                 let live = Arc::new(AtomicUsize::new(0));
                 let cached = Arc::new(Mutex::new(Vec::new()));
-                let (worker_live, worker_cached, cache_bytes) =
-                    (live.clone(), cached.clone(), config.cache_bytes);
+                let (worker_live, worker_cached, cache_bytes, lookahead) =
+                    (live.clone(), cached.clone(), config.cache_bytes, config.realtime_lookahead);
                 std::thread::Builder::new()
                     .name(format!("fugue-generate-{device}"))
                     .spawn(move || {
@@ -115,6 +128,7 @@ impl Engine {
                             cached: worker_cached,
                             cache: HashMap::new(),
                             cache_bytes,
+                            lookahead,
                             sessions: Vec::new(),
                         };
                         worker.run(receiver)
@@ -167,6 +181,7 @@ struct Worker {
     cached: Arc<Mutex<Vec<String>>>,
     cache: HashMap<String, Cached>,
     cache_bytes: u64,
+    lookahead: Duration,
     sessions: Vec<Session>,
 }
 
@@ -179,6 +194,10 @@ struct Session {
     /// harmonization.
     lines: Vec<Line>,
     lookahead: Option<Lookahead>,
+    /// For realtime pacing: when the listener's playback began (the session's
+    /// start), so that the session is written only a little ahead of it.
+    clock: Option<Instant>,
+    steering: Option<mpsc::UnboundedReceiver<ValidatedRequest>>,
     /// Notes already sent to the client.
     sent: usize,
     peak_batch: usize,
@@ -194,6 +213,8 @@ struct Line {
     decoding: Decoding,
     steps: u32,
     notes: Vec<GeneratedNote>,
+    /// An endless stream keeps no notes (they are sent and gone) and no step limit.
+    endless: bool,
 }
 
 #[derive(Clone)]
@@ -222,14 +243,24 @@ impl Worker {
                 }
                 !gone
             });
+            for session in &mut self.sessions {
+                session.steer();
+            }
             let mut models: Vec<String> = self.sessions.iter().map(|s| s.model_id.clone()).collect();
             models.sort();
             models.dedup();
+            let mut stepped = false;
             for model in models {
-                self.step(&model);
+                stepped |= self.step(&model);
             }
             for session in &mut self.sessions {
                 session.settle();
+            }
+            if !stepped && !self.sessions.is_empty() {
+                // Every session is ahead of its listener: wait for a new one, or a moment.
+                if let Ok(start) = commands.recv_timeout(PARKED_POLL) {
+                    self.admit(start);
+                }
             }
             let (done, running): (Vec<Session>, Vec<Session>) =
                 std::mem::take(&mut self.sessions).into_iter().partition(Session::finished);
@@ -338,7 +369,8 @@ impl Worker {
         };
         let primer_ids = &primer_ids[primer_ids.len().saturating_sub(MAX_PRIMER_TOKENS)..];
         let state = prime(net, primer_ids, self.device.0);
-        let line = Line { rng, state, next_input: first, decoding, steps: 0, notes: Vec::new() };
+        let endless = matches!(validated.length, Length::Endless(_));
+        let line = Line { rng, state, next_input: first, decoding, steps: 0, notes: Vec::new(), endless };
         let looks_ahead = request.given.is_some_and(|given| given.decoding == GivenDecoding::Lookahead);
         let (lines, lookahead) = if looks_ahead {
             // Each candidate draws from its own generator, seeded from the request's.
@@ -352,9 +384,11 @@ impl Worker {
             model_id: request.model_id,
             model: model.clone(),
             events: events.clone(),
+            clock: (validated.pacing == Pacing::Realtime).then(Instant::now),
             validated,
             lines,
             lookahead,
+            steering: request.steering,
             sent: 0,
             peak_batch: 0,
             opened: Instant::now(),
@@ -400,20 +434,32 @@ impl Worker {
         }
     }
 
-    /// One batched step of every line that may step of every live session of `model`.
-    fn step(&mut self, model: &str) {
-        let rows: Vec<Row> = (0..self.sessions.len())
+    /// One batched step of every line that may step of every live session of
+    /// `model`, the most urgent first (realtime sessions by how little they are
+    /// ahead of their listener, then the fast ones); false when none could step.
+    ///
+    /// Every session that is not parked steps once per round, so neither kind
+    /// starves the other: a realtime session parks once it is `lookahead` ahead of
+    /// its listener, and what it leaves of the device goes to the fast ones.
+    fn step(&mut self, model: &str) -> bool {
+        let mut due: Vec<(f64, usize)> = (0..self.sessions.len())
             .filter(|&i| self.sessions[i].model_id == model)
-            .flat_map(|session| {
+            .filter_map(|i| self.sessions[i].slack(self.lookahead).map(|slack| (slack, i)))
+            .collect();
+        due.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let rows: Vec<Row> = due
+            .iter()
+            .flat_map(|&(_, session)| {
                 self.sessions[session].stepping().into_iter().map(move |line| Row { session, line })
             })
             .collect();
-        let Some(first) = rows.first() else { return };
+        let Some(first) = rows.first() else { return false };
         let loaded = self.sessions[first.session].model.clone();
-        let Net::Token(net) = &loaded.net else { return };
+        let Net::Token(net) = &loaded.net else { return false };
         for chunk in rows.chunks(*BUCKETS.last().expect("buckets are not empty")) {
             step_chunk(net, &mut self.sessions, chunk, self.device.0);
         }
+        true
     }
 }
 
@@ -492,6 +538,7 @@ impl Line {
             decoding: self.decoding.clone(),
             steps: self.steps,
             notes: self.notes.clone(),
+            endless: self.endless,
         }
     }
 
@@ -519,13 +566,15 @@ impl Line {
                 let token = grammar.token(id);
                 let mut completed: Vec<GeneratedNote> =
                     token.and_then(|t| decoder.accept(t, grammar)).into_iter().collect();
-                if self.steps >= 2 * MAX_TOKENS && !decoder.done() {
+                if self.steps >= 2 * MAX_TOKENS && !decoder.done() && !self.endless {
                     completed.extend(decoder.finish(grammar));
                 }
                 if decoder.done() {
                     completed.extend(decoder.finish(grammar));
                 }
-                self.notes.extend_from_slice(&completed);
+                if !self.endless {
+                    self.notes.extend_from_slice(&completed);
+                }
                 completed
             }
             Decoding::NoteChord { tokens, .. } => {
@@ -542,6 +591,14 @@ impl Line {
         }
     }
 
+    /// Seconds of music written so far (a note-chord line does not know: 0).
+    fn seconds_written(&self) -> f64 {
+        match &self.decoding {
+            Decoding::Events { grammar, decoder } => decoder.seconds_written(grammar),
+            Decoding::NoteChord { .. } => 0.0,
+        }
+    }
+
     fn given_progress(&self) -> usize {
         match &self.decoding {
             Decoding::Events { decoder, .. } => decoder.given_progress(),
@@ -551,6 +608,31 @@ impl Line {
 }
 
 impl Session {
+    /// How far ahead of its listener a realtime session is, in seconds (fast
+    /// sessions count as never ahead); `None` when it is `lookahead` ahead or more
+    /// and waits.
+    fn slack(&self, lookahead: Duration) -> Option<f64> {
+        let Some(clock) = self.clock else { return Some(f64::INFINITY) };
+        let ahead = self.lines[0].seconds_written() - clock.elapsed().as_secs_f64();
+        (ahead < lookahead.as_secs_f64()).then_some(ahead)
+    }
+
+    /// Takes the newest settings the client sent for the rest of the piece.
+    fn steer(&mut self) {
+        let Some(steering) = &mut self.steering else { return };
+        let mut newest = None;
+        while let Ok(settings) = steering.try_recv() {
+            newest = Some(settings);
+        }
+        let Some(settings) = newest else { return };
+        self.validated.sampling = settings.sampling;
+        for line in &mut self.lines {
+            if let Decoding::Events { decoder, .. } = &mut line.decoding {
+                decoder.steer(&settings);
+            }
+        }
+    }
+
     /// The lines that step now: the one line, or the candidates that have not yet
     /// written the given notes the others have reached (the rest wait for them).
     fn stepping(&self) -> Vec<usize> {

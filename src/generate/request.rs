@@ -158,6 +158,9 @@ pub enum Length {
     Bars(u32),
     /// Seconds of music (above 0, at most 600; `events` models).
     Seconds(f64),
+    /// `true`: music until the listener stops (WebSocket, `"pacing": "realtime"`,
+    /// `events` models); nothing is stored.
+    Endless(bool),
 }
 
 /// What the model continues from: exactly one of these.
@@ -245,6 +248,38 @@ pub enum Pacing {
     Realtime,
 }
 
+/// New settings for the rest of a streaming piece, sent while it plays (a
+/// WebSocket `steer` message). Fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Steer {
+    pub temperature: Option<f64>,
+    pub top_k: Option<i64>,
+    pub top_p: Option<f64>,
+    pub greedy: Option<bool>,
+    pub key: Option<String>,
+    pub scale: Option<Scale>,
+    pub pitch_range: Option<[u8; 2]>,
+    pub max_polyphony: Option<u8>,
+}
+
+impl GenerateRequest {
+    /// This request with the steered fields changed, checked as a request is.
+    pub fn steered(&self, steer: &Steer, seed: u64) -> Result<(GenerateRequest, ValidatedRequest), Invalid> {
+        let mut request = self.clone();
+        request.temperature = steer.temperature.or(request.temperature);
+        request.top_k = steer.top_k.or(request.top_k);
+        request.top_p = steer.top_p.or(request.top_p);
+        request.greedy = steer.greedy.or(request.greedy);
+        request.key = steer.key.clone().or(request.key);
+        request.scale = steer.scale.or(request.scale);
+        request.pitch_range = steer.pitch_range.or(request.pitch_range);
+        request.max_polyphony = steer.max_polyphony.or(request.max_polyphony);
+        let validated = request.check(seed)?;
+        Ok((request, validated))
+    }
+}
+
 /// A request that passed validation, with every default filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatedRequest {
@@ -327,6 +362,15 @@ impl GenerateRequest {
             }
             Length::Seconds(s) if !(s > 0.0 && s <= MAX_SECONDS) => {
                 return Err(invalid("length.seconds", format!("must be above 0 and at most {MAX_SECONDS}")));
+            }
+            Length::Endless(false) => {
+                return Err(invalid("length.endless", "must be true (or give another length)"));
+            }
+            Length::Endless(true) if self.pacing != Some(Pacing::Realtime) => {
+                return Err(invalid(
+                    "length.endless",
+                    "an endless piece plays as it is written: ask for \"pacing\": \"realtime\"",
+                ));
             }
             _ => {}
         }
@@ -431,14 +475,19 @@ impl GenerateRequest {
             constrained.push("max_copied_notes");
         }
         let greedy = self.greedy.unwrap_or(false);
+        // An endless piece keeps one tempo and meter, so that it needs no more
+        // memory the longer it plays.
+        let endless = matches!(length, Length::Endless(_));
+        let tempo_bpm = self.tempo_bpm.or(endless.then_some(120.0));
+        let time_signature = self.time_signature.map(|[n, d]| (n, d)).or(endless.then_some((4, 4)));
         Ok(ValidatedRequest {
             length,
             sampling: Sampling { temperature, top_k, top_p, greedy },
             seed: self.seed.unwrap_or(fresh_seed),
             pitches,
             max_polyphony: self.max_polyphony,
-            tempo_bpm: self.tempo_bpm,
-            time_signature: self.time_signature.map(|[n, d]| (n, d)),
+            tempo_bpm,
+            time_signature,
             program,
             program_asked: self.program.is_some(),
             key_signature,

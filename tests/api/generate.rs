@@ -161,7 +161,7 @@ async fn the_same_request_gives_the_same_notes_alone_and_among_many() {
     assert!(seeds.windows(2).any(|pair| pair[0] != pair[1]), "different seeds, different music");
 }
 
-async fn open_stream(
+pub async fn open_stream(
     app: &TestApp,
     request: &Value,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {

@@ -17,6 +17,7 @@ mod openapi;
 mod originality;
 mod parts;
 mod repr;
+mod streams;
 mod storage;
 mod support;
 mod training;

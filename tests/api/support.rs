@@ -236,6 +236,7 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             devices: Vec::new(),
             max_sessions_per_worker: options.max_sessions_per_worker,
             model_cache_bytes: 256 * 1024 * 1024,
+            realtime_lookahead: fugue::generate::engine::REALTIME_LOOKAHEAD,
         },
     }
 }

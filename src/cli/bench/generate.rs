@@ -106,6 +106,7 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
         devices: vec![DeviceName(Device::Cpu)],
         max_sessions_per_worker: 64,
         cache_bytes: 1 << 30,
+        realtime_lookahead: crate::generate::engine::REALTIME_LOOKAHEAD,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let representation = crate::model::artifact::read_meta(&args.model)?.representation;
@@ -195,6 +196,7 @@ async fn engine_rate(
                 )
             }),
             hold: None,
+            steering: None,
         };
         receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
     }

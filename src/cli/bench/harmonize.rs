@@ -79,6 +79,7 @@ pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
         devices: vec![DeviceName(Device::Cpu)],
         max_sessions_per_worker: usize::MAX,
         cache_bytes: 1 << 30,
+        realtime_lookahead: crate::generate::engine::REALTIME_LOOKAHEAD,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!(
@@ -196,6 +197,7 @@ async fn harmonize_all(
                 primer: None,
                 copy_guard: None,
                 hold: None,
+                steering: None,
             };
             runs.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
         }
