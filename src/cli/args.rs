@@ -462,8 +462,9 @@ pub struct GenerationArgs {
     /// device, else the CPU.
     #[arg(long, env = "FUGUE_GENERATE_DEVICES", value_delimiter = ',')]
     pub generate_devices: Vec<crate::devices::DeviceName>,
-    /// Live generation sessions per worker; more answer 429.
-    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 64)]
+    /// Live generation sessions per worker; more answer 429. A realtime stream holds
+    /// its place while it plays, but is parked (costs nothing) when ahead.
+    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 256)]
     pub max_sessions_per_worker: usize,
     /// Model parameters each generation worker keeps loaded, in MiB (least recently used go first).
     #[arg(long, env = "FUGUE_MODEL_CACHE_MB", default_value_t = 1024)]

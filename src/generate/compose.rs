@@ -122,6 +122,9 @@ pub struct Composer {
 #[derive(Clone, Default)]
 pub struct Indexes {
     latest: Arc<Mutex<Vec<CachedIndex>>>,
+    /// Held while an index is built, so that a crowd of first requests for a
+    /// model builds it once instead of once each.
+    building: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// An artifact's directory and its index.
@@ -132,11 +135,11 @@ impl Indexes {
 
     /// The index of the artifact in `dir`; None when it has none.
     pub async fn of(&self, dir: &Path) -> anyhow::Result<Option<Arc<OriginalityIndex>>> {
-        let cached = {
-            let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-            latest.iter().find(|(at, _)| at == dir).map(|(_, index)| index.clone())
-        };
-        if let Some(index) = cached {
+        if let Some(index) = self.cached(dir) {
+            return Ok(Some(index));
+        }
+        let _building = self.building.lock().await;
+        if let Some(index) = self.cached(dir) {
             return Ok(Some(index));
         }
         let owned = dir.to_owned();
@@ -149,6 +152,11 @@ impl Indexes {
         latest.insert(0, (dir.to_owned(), index.clone()));
         latest.truncate(Self::KEPT);
         Ok(Some(index))
+    }
+
+    fn cached(&self, dir: &Path) -> Option<Arc<OriginalityIndex>> {
+        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        latest.iter().find(|(at, _)| at == dir).map(|(_, index)| index.clone())
     }
 }
 

@@ -49,7 +49,9 @@ async fn an_endless_stream_plays_until_cancelled_and_a_steer_is_heard_within_the
     let steered_at = Instant::now();
     socket
         .send(Message::Text(
-            json!({"type": "steer", "key": "C", "scale": "major", "pitch_range": [60, 72]}).to_string().into(),
+            json!({"type": "steer", "key": "C", "scale": "major", "pitch_range": [60, 72]})
+                .to_string()
+                .into(),
         ))
         .await
         .unwrap();

@@ -18,16 +18,17 @@ use tch::{Device, Kind, Tensor};
 use crate::analysis::AnalysisNote;
 use crate::analysis::voice_leading::{SATB_RANGES, VoiceLeading};
 use crate::cli::args::HarmonizeBenchArgs;
-use crate::datasets::{IngestLimits, folder_uploads, ingest};
+use crate::cli::corpus::folder_data;
 use crate::devices::DeviceName;
 use crate::generate::decoder::EventsGrammar;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::{GenerateRequest, GivenDecoding, PartReference};
 use crate::generate::{Piece, given, parts};
-use crate::midi::{Score, read_usable};
+use crate::midi::Score;
 use crate::model::artifact::{LoadedModel, Net, Representation};
+use crate::model::hyperparameters::Hyperparameters;
 use crate::repr::events::{self, Token};
-use crate::train::data::split_by_file;
+use crate::train::run::file_split;
 
 const VOICES: [&str; 4] = ["Soprano", "Alto", "Tenor", "Bass"];
 
@@ -146,23 +147,27 @@ pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
 
 /// The held-out files (the model's own split) that have exactly the four voices.
 fn held_out_chorales(args: &HarmonizeBenchArgs, model: &LoadedModel) -> anyhow::Result<Vec<Score>> {
-    let uploads = folder_uploads(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
-    let ingested = ingest(uploads, false, &IngestLimits::default())?;
-    let scores: Vec<Score> =
-        ingested.files.iter().map(|(_, bytes)| read_usable(bytes, false)).collect::<Result<_, _>>()?;
-    let hyperparameters = &model.meta.hyperparameters;
-    let fraction = hyperparameters["validation_fraction"]
-        .as_f64()
-        .context("the model records no validation_fraction")?;
-    let seed = hyperparameters["seed"].as_u64().context("the model records no seed")?;
-    let (_, held_out) = split_by_file(scores, fraction, seed);
+    let data = folder_data(&args.data)?;
+    let (scores, source) = data.scores()?;
+    if source.sha256 != model.meta.data.sha256 {
+        bail!(
+            "{} is not the corpus the model was trained on (its content hash differs)",
+            args.data.display()
+        );
+    }
+    let hyperparameters: Hyperparameters = serde_json::from_value(model.meta.hyperparameters.clone())
+        .context("the model's hyperparameters do not read as this fugue's")?;
+    let (_, held_out) = file_split(model.meta.preset, &hyperparameters, &scores, &data.file_bytes())
+        .context("the corpus has fewer than two files the preset can use")?;
     Ok(held_out
         .into_iter()
+        .map(|index| &scores[index])
         .filter(|score| {
             let names: Vec<&str> = score.parts.iter().filter_map(|part| part.name.as_deref()).collect();
             names == VOICES
         })
         .take(args.pieces)
+        .cloned()
         .collect())
 }
 
