@@ -230,13 +230,10 @@ impl Datasets {
             created_at: 0,
         };
         let _writes = self.blobs.lock_writes().await;
-        let blobs = self.blobs.clone();
         // The bytes move into the writer: an upload can be hundreds of megabytes.
         let contents: Vec<(String, Vec<u8>)> =
             files.into_iter().map(|(file, bytes)| (file.sha256, bytes)).collect();
-        let created = tokio::task::spawn_blocking(move || store_blobs(&blobs, &contents))
-            .await
-            .map_err(anyhow::Error::from)??;
+        let created = store_blobs(&self.blobs, contents).await?;
         match self.store.insert_dataset(row, &rows).await {
             Ok(row) => Ok(Dataset::from_row(row, true)?),
             Err(error) => {
@@ -267,8 +264,7 @@ impl Datasets {
             return Ok(None);
         }
         let row = &rows[pick(rows.len()) % rows.len()];
-        let (blobs, hash) = (self.blobs.clone(), row.sha256.clone());
-        let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash)).await?;
+        let bytes = self.blobs.get(&row.sha256).await;
         Ok(Some(bytes.with_context(|| format!("reading {}", row.file_name))?))
     }
 
@@ -276,17 +272,12 @@ impl Datasets {
     pub async fn training_data(&self, id: &str) -> anyhow::Result<Option<TrainingData>> {
         let Some(dataset) = self.store.dataset(id).await? else { return Ok(None) };
         let rows = self.store.dataset_files(id).await?;
-        let blobs = self.blobs.clone();
-        let files = tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .map(|file| {
-                    let bytes =
-                        blobs.get(&file.sha256).with_context(|| format!("reading {}", file.file_name))?;
-                    Ok((file.sha256, bytes))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        })
-        .await??;
+        let mut files = Vec::with_capacity(rows.len());
+        for file in rows {
+            let bytes =
+                self.blobs.get(&file.sha256).await.with_context(|| format!("reading {}", file.file_name))?;
+            files.push((file.sha256, bytes));
+        }
         let source = crate::model::artifact::Corpus::Dataset(id.to_owned());
         Ok(Some(TrainingData::Files { files, include_drums: dataset.include_drums, source }))
     }
@@ -305,17 +296,15 @@ impl Datasets {
 
 /// Writes every blob; on failure removes those this call created. Returns the
 /// hashes it created (the ones to remove if the rows cannot be written).
-fn store_blobs(blobs: &BlobStore, files: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<String>> {
+async fn store_blobs(blobs: &BlobStore, files: Vec<(String, Vec<u8>)>) -> anyhow::Result<Vec<String>> {
     let mut created = Vec::new();
     for (hash, bytes) in files {
-        match blobs.put(hash, bytes) {
-            Ok(true) => created.push(hash.clone()),
+        match blobs.put(&hash, bytes).await {
+            Ok(true) => created.push(hash),
             Ok(false) => {}
             Err(error) => {
-                for hash in &created {
-                    let _ = blobs.remove(hash);
-                }
-                return Err(anyhow::Error::from(error).context("storing dataset files"));
+                blobs.remove_unused(created).await;
+                return Err(error.context("storing dataset files"));
             }
         }
     }

@@ -114,7 +114,7 @@ impl Composer {
             Some(model) => model.clone(),
             None => self.models.default_id().await?,
         };
-        let Some((dir, _)) = self.models.path(&model).await? else {
+        let Some((dir, row)) = self.models.path(&model).await? else {
             return Err(invalid("model", format!("no model `{model}`")));
         };
         let meta = load_meta(dir.clone())
@@ -127,8 +127,9 @@ impl Composer {
             None => None,
         };
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
-        let hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
-        let client_hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
+        let trained = row.is_some();
+        let hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
+        let client_hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let session = SessionRequest {
             model_id: model.clone(),
             model_dir: dir,
@@ -157,12 +158,7 @@ impl Composer {
         // The blob and its row are written under the lock deletions take, so a
         // deletion of an identical piece never removes the blob this row needs.
         let _writes = self.blobs().lock_writes().await;
-        let blobs = self.blobs().clone();
-        let put = hash.clone();
-        let midi = tokio::task::spawn_blocking(move || blobs.put(&put, &midi).map(|_| midi))
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(anyhow::Error::from)?;
+        self.blobs().put(&hash, midi.clone()).await?;
         let stats = Stats {
             notes: piece.notes.len(),
             tokens: piece.tokens,
@@ -208,12 +204,7 @@ impl Composer {
     }
 
     pub async fn midi(&self, hash: &str) -> Result<Vec<u8>, ComposeError> {
-        let blobs = self.blobs().clone();
-        let hash = hash.to_owned();
-        Ok(tokio::task::spawn_blocking(move || blobs.get(&hash))
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(anyhow::Error::from)?)
+        Ok(self.blobs().get(hash).await?)
     }
 
     async fn primer(

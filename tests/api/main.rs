@@ -12,6 +12,8 @@ mod generate;
 mod health;
 mod jobs;
 mod midi;
+mod nodes;
+mod objects;
 mod openapi;
 mod parts;
 mod repr;
