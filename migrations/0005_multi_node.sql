@@ -14,3 +14,15 @@ CREATE TABLE model_holds (
 
 CREATE INDEX model_holds_model ON model_holds (model_id, expires_at);
 CREATE INDEX model_holds_node ON model_holds (node);
+
+-- Blobs that may have no reference (see src/store/blobs.rs): marked by the
+-- deletion that orphaned them and by a writer about to store them; a collector
+-- removes a blob only when its mark is older than the grace period and no row
+-- references it.
+CREATE TABLE blob_marks (
+    sha256    TEXT PRIMARY KEY,
+    -- Unix milliseconds.
+    marked_at BIGINT NOT NULL
+);
+
+CREATE INDEX blob_marks_marked_at ON blob_marks (marked_at);

@@ -63,7 +63,9 @@ impl App {
         let storage = &args.storage;
         let objects = storage.objects()?;
         tracing::info!(location = objects.location(), "object store");
-        let datasets = Datasets::new(store.clone(), BlobStore::new(objects.clone()), IngestLimits::default());
+        let blobs = BlobStore::new(objects.clone()).with_grace(storage.blob_grace);
+        let datasets = Datasets::new(store.clone(), blobs, IngestLimits::default());
+        tokio::spawn(collect_garbage_every_minute(datasets.clone()));
         let mut jobs = Jobs::new(store.clone(), args.queue.clone());
         if let Some(url) = storage.postgres_url() {
             jobs.changes = JobChanges::listen(url);
@@ -215,6 +217,19 @@ async fn require_api_key(State(keys): State<Arc<[String]>>, request: Request, ne
 /// Compares without an early exit, so timing does not reveal how much of a key matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Collects unreferenced blobs past their grace period (deletions collect at once
+/// what is already due; this takes the rest).
+async fn collect_garbage_every_minute(datasets: Datasets) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let removed = datasets.collect_garbage().await;
+        if removed > 0 {
+            tracing::info!(removed, "unreferenced blobs collected");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct StorageSettings {
     pub object_store: Option<String>,
     /// S3 settings by name (`aws_endpoint_url`, …) over the `AWS_*` environment.
     pub object_store_options: Vec<(String, String)>,
+    /// How long an unreferenced blob stays before it is collected (protects
+    /// writers on other nodes; see `store::blobs`).
+    pub blob_grace: Duration,
     /// Disk for the local copies of trained models (`<data dir>/cache/models`).
     pub model_file_cache_bytes: u64,
 }

@@ -360,6 +360,11 @@ pub struct StorageArgs {
     /// variables). Unset: the data directory.
     #[arg(long, env = "FUGUE_OBJECT_STORE")]
     pub object_store: Option<String>,
+    /// Seconds an unreferenced blob (an uploaded file or a composition's MIDI)
+    /// stays in the object store before it is removed, so that an upload of the
+    /// same bytes on another node is never left without its file.
+    #[arg(long, env = "FUGUE_BLOB_GRACE_SECS", default_value_t = 600)]
+    pub blob_grace_secs: u64,
     /// Disk space for the local copies of trained models that generation loads.
     #[arg(long, env = "FUGUE_MODEL_FILE_CACHE_MB", default_value_t = 4096)]
     pub model_file_cache_mb: u64,
@@ -374,6 +379,7 @@ impl StorageArgs {
             default_model: self.default_model.clone(),
             object_store: self.object_store.clone().filter(|url| !url.is_empty()),
             object_store_options: Vec::new(),
+            blob_grace: Duration::from_secs(self.blob_grace_secs),
             model_file_cache_bytes: self.model_file_cache_mb.saturating_mul(1024 * 1024),
         }
     }

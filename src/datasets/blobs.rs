@@ -8,18 +8,30 @@ use anyhow::Context;
 
 use crate::objects::Objects;
 
+/// Ten minutes: far longer than a writer takes from marking its blobs to
+/// committing the rows that reference them (a request times out in 30 s).
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     objects: Objects,
+    /// How long a blob stays after its last reference went (or a writer marked
+    /// it) before a collector may remove it; see `store::blobs`.
+    grace: std::time::Duration,
     /// Held from writing blobs until their rows exist, and from deleting rows until
     /// their orphaned blobs are gone, so that a deletion never removes a blob a row
-    /// is about to reference (in this process; see the README's scaling section).
+    /// is about to reference in this process; across processes and nodes, marks
+    /// in the database and a grace period do (`Datasets::collect_garbage`).
     writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl BlobStore {
     pub fn new(objects: Objects) -> BlobStore {
-        BlobStore { objects, writes: Arc::default() }
+        BlobStore { objects, grace: DEFAULT_GRACE, writes: Arc::default() }
+    }
+
+    pub fn with_grace(self, grace: std::time::Duration) -> BlobStore {
+        BlobStore { grace, ..self }
     }
 
     /// The lock every writer of blobs and rows, and every deleter, holds.
@@ -44,14 +56,8 @@ impl BlobStore {
         self.objects.get(&BlobStore::key(hash)).await?.with_context(|| format!("blob {hash} is missing"))
     }
 
-    /// Removes blobs no row references any more; a failure is logged (the blob is
-    /// only wasted space) and the rest are still removed.
-    pub async fn remove_unused(&self, hashes: Vec<String>) {
-        for hash in hashes {
-            if let Err(error) = self.remove(&hash).await {
-                tracing::warn!(%hash, error = format!("{error:#}"), "could not remove an unused blob");
-            }
-        }
+    pub fn grace(&self) -> std::time::Duration {
+        self.grace
     }
 
     pub async fn remove(&self, hash: &str) -> anyhow::Result<()> {

@@ -230,14 +230,23 @@ impl Datasets {
             created_at: 0,
         };
         let _writes = self.blobs.lock_writes().await;
+        let hashes: Vec<String> = files.iter().map(|(file, _)| file.sha256.clone()).collect();
+        // Marked before they are looked up: a collector on another node leaves them be.
+        self.store.mark_blobs(&hashes, crate::store::now_ms()).await?;
         // The bytes move into the writer: an upload can be hundreds of megabytes.
         let contents: Vec<(String, Vec<u8>)> =
             files.into_iter().map(|(file, bytes)| (file.sha256, bytes)).collect();
-        let created = store_blobs(&self.blobs, contents).await?;
+        if let Err(error) = store_blobs(&self.blobs, contents).await {
+            drop(_writes);
+            self.collect_garbage().await;
+            return Err(CreateError::Internal(error));
+        }
         match self.store.insert_dataset(row, &rows).await {
             Ok(row) => Ok(Dataset::from_row(row, true)?),
             Err(error) => {
-                self.blobs.remove_unused(created).await;
+                // Marked and unreferenced: collected once the grace period is over.
+                drop(_writes);
+                self.collect_garbage().await;
                 Err(CreateError::Internal(error))
             }
         }
@@ -285,30 +294,53 @@ impl Datasets {
     /// Deletes the dataset and the blobs no other dataset uses, unless a queued or
     /// running training job needs it.
     pub async fn delete(&self, id: &str) -> anyhow::Result<DatasetDeletion> {
-        let _writes = self.blobs.lock_writes().await;
-        let deletion = self.store.delete_dataset(id).await?;
-        if let DatasetDeletion::Deleted { orphans } = &deletion {
-            self.blobs.remove_unused(orphans.clone()).await;
+        let deletion = {
+            let _writes = self.blobs.lock_writes().await;
+            self.store.delete_dataset(id).await?
+        };
+        if let DatasetDeletion::Deleted { .. } = &deletion {
+            self.collect_garbage().await;
         }
         Ok(deletion)
     }
-}
 
-/// Writes every blob; on failure removes those this call created. Returns the
-/// hashes it created (the ones to remove if the rows cannot be written).
-async fn store_blobs(blobs: &BlobStore, files: Vec<(String, Vec<u8>)>) -> anyhow::Result<Vec<String>> {
-    let mut created = Vec::new();
-    for (hash, bytes) in files {
-        match blobs.put(&hash, bytes).await {
-            Ok(true) => created.push(hash),
-            Ok(false) => {}
+    /// Removes the blobs whose mark is older than the grace period and that no
+    /// row references, safely against writers on any node (see `store::blobs`).
+    /// Failures are logged: an uncollected blob is only wasted space. Returns how
+    /// many were removed.
+    pub async fn collect_garbage(&self) -> usize {
+        let _writes = self.blobs.lock_writes().await;
+        // Marks at or before now minus the grace period.
+        let cutoff = crate::store::now_ms() + 1 - self.blobs.grace().as_millis() as i64;
+        let candidates = match self.store.blobs_marked_before(cutoff, 1000).await {
+            Ok(candidates) => candidates,
             Err(error) => {
-                blobs.remove_unused(created).await;
-                return Err(error.context("storing dataset files"));
+                tracing::warn!(error = format!("{error:#}"), "could not look for unused blobs");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for hash in candidates {
+            match self.store.collect_blob(&hash, cutoff, || self.blobs.remove(&hash)).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%hash, error = format!("{error:#}"), "could not remove an unused blob")
+                }
             }
         }
+        removed
     }
-    Ok(created)
+}
+
+/// Writes every blob (each once). On failure the ones written stay, marked:
+/// the collector removes them after the grace period, unless another upload on
+/// some node references them meanwhile.
+async fn store_blobs(blobs: &BlobStore, files: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+    for (hash, bytes) in files {
+        blobs.put(&hash, bytes).await.context("storing dataset files")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

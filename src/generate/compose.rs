@@ -158,6 +158,8 @@ impl Composer {
         // The blob and its row are written under the lock deletions take, so a
         // deletion of an identical piece never removes the blob this row needs.
         let _writes = self.blobs().lock_writes().await;
+        // Marked first, so that a collector on any node leaves it be (`store::blobs`).
+        self.store.mark_blobs(std::slice::from_ref(&hash), crate::store::now_ms()).await?;
         self.blobs().put(&hash, midi.clone()).await?;
         let stats = Stats {
             notes: piece.notes.len(),
@@ -195,11 +197,12 @@ impl Composer {
     /// Deletes the composition, and its MIDI file unless another composition or a
     /// dataset file is the same bytes. False when there is no such composition.
     pub async fn delete(&self, id: &str) -> Result<bool, ComposeError> {
-        let _writes = self.blobs().lock_writes().await;
-        let CompositionDeletion::Deleted { orphan } = self.store.delete_composition(id).await? else {
-            return Ok(false);
+        let deleted = {
+            let _writes = self.blobs().lock_writes().await;
+            self.store.delete_composition(id).await?
         };
-        self.blobs().remove_unused(orphan.into_iter().collect()).await;
+        let CompositionDeletion::Deleted { .. } = deleted else { return Ok(false) };
+        self.datasets.collect_garbage().await;
         Ok(true)
     }
 

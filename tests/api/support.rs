@@ -224,6 +224,8 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             default_model: "default".to_owned(),
             object_store: options.object_store.clone(),
             object_store_options: options.object_store_options.clone(),
+            // Unreferenced blobs go at once, as the tests of deletions expect.
+            blob_grace: Duration::ZERO,
             model_file_cache_bytes: 64 * 1024 * 1024,
         },
         static_dir: project_path("static"),
