@@ -128,6 +128,14 @@ fn train_job(
     let (store, job, data) = runtime.block_on(load(args, &objects))?;
     // Resume from the checkpoint in the store, wherever the last attempt ran.
     let checkpoint_dir = args.work_dir.join("checkpoint");
+    // A checkpoint written before checkpoints had manifests: its state file, the
+    // last one written, says it is whole.
+    let legacy_state = format!("{}/{}", args.checkpoint_key, crate::train::checkpoint::STATE_FILE);
+    if runtime.block_on(objects.manifest(&args.checkpoint_key))?.is_none()
+        && runtime.block_on(objects.exists(&legacy_state))?
+    {
+        runtime.block_on(objects.adopt_bundle(&args.checkpoint_key))?;
+    }
     if let Some(manifest) = runtime.block_on(objects.get_bundle(&args.checkpoint_key, &checkpoint_dir))? {
         tracing::info!(job = %args.job, files = manifest.files.len(), "resuming from the stored checkpoint");
     }

@@ -194,7 +194,11 @@ impl ModelRegistry {
             return Ok(None);
         }
         if let Some(row) = self.store.model(id).await? {
-            let dir = self.cache.fetch(&model_key(id), id).await?;
+            let mut dir = self.cache.fetch(&model_key(id), id).await?;
+            // Registered, so complete: a model stored before manifests existed.
+            if dir.is_none() && self.objects.adopt_bundle(&model_key(id)).await? {
+                dir = self.cache.fetch(&model_key(id), id).await?;
+            }
             let dir = dir.with_context(|| {
                 format!("model `{id}` is registered but its artifact is not in the store")
             })?;

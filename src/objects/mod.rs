@@ -248,6 +248,32 @@ impl Objects {
         Ok(Some(manifest))
     }
 
+    /// Writes a manifest for files stored under `prefix` without one, as they are:
+    /// for models and checkpoints written before bundles had manifests (each was
+    /// made whole by a directory rename). Only for a bundle known to be complete
+    /// (a registered model, a checkpoint whose state file is there): a bundle
+    /// being written also has no manifest yet. False when there is nothing there.
+    pub async fn adopt_bundle(&self, prefix: &str) -> anyhow::Result<bool> {
+        if self.manifest(prefix).await?.is_some() {
+            return Ok(true);
+        }
+        let mut files = Vec::new();
+        for (key, _) in self.list(prefix).await? {
+            let name = key.rsplit('/').next().unwrap_or_default().to_owned();
+            if !valid_name(&name) || key != format!("{prefix}/{name}") {
+                continue;
+            }
+            let Some(bytes) = self.get(&key).await? else { continue };
+            files.push(ManifestFile { name, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        }
+        if files.is_empty() {
+            return Ok(false);
+        }
+        tracing::info!(bundle = prefix, files = files.len(), "adopted files stored without a manifest");
+        self.put(&format!("{prefix}/{MANIFEST}"), serde_json::to_vec_pretty(&Manifest { files })?).await?;
+        Ok(true)
+    }
+
     /// Removes a bundle: its manifest first (readers stop seeing it at once), then
     /// everything else under the prefix.
     pub async fn delete_bundle(&self, prefix: &str) -> anyhow::Result<()> {

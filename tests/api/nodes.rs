@@ -234,7 +234,12 @@ async fn two_servers_and_two_workers_share_one_database_and_one_object_store() {
     assert_eq!(models.len(), 1, "{models:?}");
     let model = models[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(manifests, [format!("models/{model}/manifest.json")]);
-    assert!(objects.list(&format!("checkpoints/{id}")).await.unwrap().is_empty(), "the checkpoint is gone");
+    // The worker removes the checkpoint once the success is committed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !objects.list(&format!("checkpoints/{id}")).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the checkpoint is never removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Generate with it from B, which never saw it trained.
     let generated = client

@@ -167,3 +167,21 @@ async fn the_model_cache_fetches_once_checks_hashes_and_stays_bounded() {
     })
     .await;
 }
+
+/// Models and checkpoints stored before bundles had manifests (a directory
+/// renamed into place under the data dir) are adopted as they are.
+#[tokio::test]
+async fn files_stored_before_manifests_are_adopted_whole() {
+    each_store(|objects, backend| async move {
+        objects.put("models/old/model.safetensors", b"weights".to_vec()).await.unwrap();
+        objects.put("models/old/meta.json", b"{}".to_vec()).await.unwrap();
+        assert!(objects.manifest("models/old").await.unwrap().is_none());
+        assert!(objects.adopt_bundle("models/old").await.unwrap(), "{backend}");
+        let into = tempfile::tempdir().unwrap();
+        let manifest = objects.get_bundle("models/old", into.path()).await.unwrap().unwrap();
+        assert_eq!(manifest.files.len(), 2, "{backend}");
+        assert_eq!(std::fs::read(into.path().join("model.safetensors")).unwrap(), b"weights");
+        assert!(!objects.adopt_bundle("models/none").await.unwrap(), "{backend}: nothing to adopt");
+    })
+    .await;
+}
