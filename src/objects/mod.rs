@@ -25,7 +25,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use futures_util::TryStreamExt;
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 pub use self::cache::BundleCache;
@@ -143,13 +143,20 @@ impl Objects {
     }
 
     /// Writes a content-addressed object unless it is there already; true when
-    /// this call wrote it.
+    /// this call wrote it. A conditional write (`If-None-Match: *` on S3, a
+    /// hard link locally) settles a race between two writers of the same bytes;
+    /// a store without conditional writes gets the same bytes twice.
     pub async fn put_once(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<bool> {
         if self.exists(key).await? {
             return Ok(false);
         }
-        self.put(key, bytes).await?;
-        Ok(true)
+        let create = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        match self.inner.put_opts(&self.key(key), PutPayload::from(bytes.clone()), create).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => self.put(key, bytes).await.map(|()| true),
+            Err(error) => Err(anyhow::Error::from(error).context(format!("writing {key}"))),
+        }
     }
 
     pub async fn exists(&self, key: &str) -> anyhow::Result<bool> {

@@ -185,3 +185,18 @@ async fn files_stored_before_manifests_are_adopted_whole() {
     })
     .await;
 }
+
+/// Two writers of the same new blob at once: one writes it, the other finds it.
+#[tokio::test]
+async fn of_two_writers_racing_on_one_blob_exactly_one_writes_it() {
+    each_store(|objects, backend| async move {
+        let key = "blobs/sha256/ab/race.mid";
+        // Past the existence check both would write; the conditional write decides.
+        let (first, second) =
+            tokio::join!(objects.put_once(key, b"same".to_vec()), objects.put_once(key, b"same".to_vec()));
+        let created = [first.unwrap(), second.unwrap()];
+        assert_eq!(created.iter().filter(|created| **created).count(), 1, "{backend}: {created:?}");
+        assert_eq!(objects.get(key).await.unwrap().as_deref(), Some(&b"same"[..]));
+    })
+    .await;
+}
