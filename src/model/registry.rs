@@ -258,8 +258,15 @@ impl ModelRegistry {
     }
 
     pub async fn set_default(&self, id: &str) -> Result<(), RegistryError> {
-        let Some((_, row)) = self.path(id).await? else { return Err(RegistryError::NotFound(id.to_owned())) };
-        if self.store.set_default_model(id, row.is_some()).await? {
+        // Whether it exists, without fetching a trained model's files.
+        let registered = valid_id(id) && self.store.model(id).await?.is_some();
+        let bundled = !registered
+            && valid_id(id)
+            && self.bundled_dir.join(id).join(super::artifact::META_FILE).is_file();
+        if !registered && !bundled {
+            return Err(RegistryError::NotFound(id.to_owned()));
+        }
+        if self.store.set_default_model(id, registered).await? {
             Ok(())
         } else {
             Err(RegistryError::NotFound(id.to_owned()))

@@ -172,7 +172,7 @@ try {
   await step("make the trained model the default from the list", async () => {
     await page.click("#model-list button");
     await page.waitForFunction(() => [...document.querySelectorAll("#model-list tbody tr")]
-      .some((row) => row.textContent.includes("trained") && row.textContent.endsWith("default")));
+      .some((row) => row.textContent.includes("trained") && row.lastElementChild.textContent === "default"));
     const system = await (await fetch(`${base}/v1/system`)).json();
     assert.notEqual(system.default_model, "default");
   });
