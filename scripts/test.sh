@@ -29,8 +29,8 @@ target/debug/fugue openapi >"$openapi"
 step "the tutorial presets' tokens against music21 on the 410 chorales (tests/tutorials)"
 (cd tests/tutorials && ../../.venv/bin/python3 check_tutorial_tokens.py ../../target/debug/fugue ../../../shared/data/bach-chorales-midi)
 
-step "cargo test (SQLite and Postgres)"
-scripts/with-postgres.sh cargo test --locked
+step "cargo test (SQLite and Postgres; the filesystem and S3 through moto_server)"
+scripts/with-postgres.sh scripts/with-s3.sh cargo test --locked
 
 step "the page in headless Chromium (tests/browser)"
 scripts/browser-test.sh

@@ -35,8 +35,10 @@ use crate::devices::default_devices;
 use crate::generate::compose::Composer;
 use crate::generate::engine::{Engine, EngineConfig};
 use crate::jobs::Jobs;
+use crate::jobs::event_stream::JobChanges;
 use crate::jobs::worker::{WorkerContext, run_pool, worker_devices};
 use crate::model::registry::ModelRegistry;
+use crate::objects::BundleCache;
 use crate::observability::{HttpMetrics, track_requests};
 use crate::store::Store;
 
@@ -59,11 +61,22 @@ impl App {
             tracing::warn!("libtorch_cuda.so is not loaded: CUDA devices cannot be used by this build");
         }
         let storage = &args.storage;
-        let datasets =
-            Datasets::new(store.clone(), BlobStore::new(&storage.data_dir), IngestLimits::default());
-        let jobs = Jobs::new(store.clone(), args.queue.clone());
+        let objects = storage.objects()?;
+        tracing::info!(location = objects.location(), "object store");
+        let blobs = BlobStore::new(objects.clone()).with_grace(storage.blob_grace);
+        let datasets = Datasets::new(store.clone(), blobs, IngestLimits::default());
+        tokio::spawn(collect_garbage_every_minute(datasets.clone()));
+        let mut jobs = Jobs::new(store.clone(), args.queue.clone());
+        if let Some(url) = storage.postgres_url() {
+            jobs.changes = JobChanges::listen(url);
+        }
+        let cache = BundleCache::new(
+            objects.clone(),
+            storage.data_dir.join("cache").join("models"),
+            storage.model_file_cache_bytes,
+        );
         let models =
-            ModelRegistry::new(store.clone(), &storage.models_dir, &storage.data_dir, &storage.default_model);
+            ModelRegistry::new(store.clone(), &storage.models_dir, objects, cache, &storage.default_model);
         let composer = Composer {
             engine: Engine::start(&engine_config(&args.generation)),
             models: models.clone(),
@@ -206,6 +219,19 @@ async fn require_api_key(State(keys): State<Arc<[String]>>, request: Request, ne
 /// Compares without an early exit, so timing does not reveal how much of a key matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Collects unreferenced blobs past their grace period (deletions collect at once
+/// what is already due; this takes the rest).
+async fn collect_garbage_every_minute(datasets: Datasets) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let removed = datasets.collect_garbage().await;
+        if removed > 0 {
+            tracing::info!(removed, "unreferenced blobs collected");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::devices::DeviceName;
+use crate::objects::Objects;
 
 /// Everything `App::build` needs.
 #[derive(Debug, Clone)]
@@ -47,6 +48,16 @@ pub struct StorageSettings {
     pub models_dir: PathBuf,
     /// The model in `models_dir` that serves when a request names none.
     pub default_model: String,
+    /// `s3://bucket/prefix` for blobs, compositions, trained models and
+    /// checkpoints; `None` keeps them under `data_dir`.
+    pub object_store: Option<String>,
+    /// S3 settings by name (`aws_endpoint_url`, …) over the `AWS_*` environment.
+    pub object_store_options: Vec<(String, String)>,
+    /// How long an unreferenced blob stays before it is collected (protects
+    /// writers on other nodes; see `store::blobs`).
+    pub blob_grace: Duration,
+    /// Disk for the local copies of trained models (`<data dir>/cache/models`).
+    pub model_file_cache_bytes: u64,
 }
 
 impl StorageSettings {
@@ -55,6 +66,11 @@ impl StorageSettings {
         self.database_url
             .clone()
             .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    }
+
+    /// The object store in force.
+    pub fn objects(&self) -> anyhow::Result<Objects> {
+        Objects::open_with(self.object_store.as_deref(), &self.data_dir, &self.object_store_options)
     }
 
     /// The database URL in force: the configured one, else the embedded SQLite file.

@@ -9,7 +9,7 @@
 //! 5. representations: `repr`;
 //! 6. analysis of what was made: `analysis`;
 //! 7. MIDI: `midi`;
-//! 8. storage, settings and leaf helpers: `store`, `config`, `devices`, `shared`.
+//! 8. storage, settings and leaf helpers: `store`, `objects`, `config`, `devices`, `shared`.
 
 // 1. HTTP and commands
 /// HTTP handlers, one file per resource, the HTTP error type and the OpenAPI document.
@@ -54,6 +54,8 @@ pub mod midi;
 pub mod config;
 /// Compute devices: CPU and CUDA, as libtorch sees them.
 pub mod devices;
+/// Object storage: blobs, compositions, model artifacts, checkpoints; local or S3.
+pub mod objects;
 /// Leaf helpers every layer may use: time stamps, hashes, the shutdown signal.
 pub mod shared;
 /// Storage: Postgres or SQLite, the only place with SQL.

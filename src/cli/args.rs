@@ -411,6 +411,19 @@ pub struct StorageArgs {
     /// Name of the model in the models directory that serves when a request names none.
     #[arg(long, env = "FUGUE_DEFAULT_MODEL", default_value = "default")]
     pub default_model: String,
+    /// Where blobs, compositions, trained models and checkpoints live:
+    /// `s3://bucket/prefix` (endpoint, region and credentials from the `AWS_*`
+    /// variables). Unset: the data directory.
+    #[arg(long, env = "FUGUE_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// Seconds an unreferenced blob (an uploaded file or a composition's MIDI)
+    /// stays in the object store before it is removed, so that an upload of the
+    /// same bytes on another node is never left without its file.
+    #[arg(long, env = "FUGUE_BLOB_GRACE_SECS", default_value_t = 600)]
+    pub blob_grace_secs: u64,
+    /// Disk space for the local copies of trained models that generation loads.
+    #[arg(long, env = "FUGUE_MODEL_FILE_CACHE_MB", default_value_t = 4096)]
+    pub model_file_cache_mb: u64,
 }
 
 impl StorageArgs {
@@ -420,6 +433,10 @@ impl StorageArgs {
             database_url: self.database_url.clone(),
             models_dir: self.models_dir.clone(),
             default_model: self.default_model.clone(),
+            object_store: self.object_store.clone().filter(|url| !url.is_empty()),
+            object_store_options: Vec::new(),
+            blob_grace: Duration::from_secs(self.blob_grace_secs),
+            model_file_cache_bytes: self.model_file_cache_mb.saturating_mul(1024 * 1024),
         }
     }
 }
@@ -519,15 +536,21 @@ pub struct TrainAttemptArgs {
     pub lease_token: String,
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Datasets are read from here.
+    /// The local data dir (the object store when none is configured).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Resumed from, and written after every epoch.
+    /// `s3://bucket/prefix`; empty or unset: the local filesystem under the data dir.
+    #[arg(long, env = "FUGUE_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// A local working directory for the checkpoint and the artifact.
     #[arg(long)]
-    pub checkpoint_dir: PathBuf,
-    /// The fresh directory the artifact goes to.
+    pub work_dir: PathBuf,
+    /// The checkpoint's bundle in the object store: resumed from, written after every epoch.
     #[arg(long)]
-    pub model_dir: PathBuf,
+    pub checkpoint_key: String,
+    /// The fresh bundle the artifact goes to.
+    #[arg(long)]
+    pub model_key: String,
     #[arg(long)]
     pub device: crate::devices::DeviceName,
     /// libtorch CPU threads.
@@ -545,8 +568,10 @@ impl TrainAttemptArgs {
             lease_token: self.lease_token.clone(),
             database_url: self.database_url.clone(),
             data_dir: self.data_dir.clone(),
-            checkpoint_dir: self.checkpoint_dir.clone(),
-            model_dir: self.model_dir.clone(),
+            object_store: self.object_store.clone().filter(|url| !url.is_empty()),
+            work_dir: self.work_dir.clone(),
+            checkpoint_key: self.checkpoint_key.clone(),
+            model_key: self.model_key.clone(),
             device: self.device,
             threads: self.threads,
             lease_timeout: Duration::from_millis(self.lease_timeout_ms),

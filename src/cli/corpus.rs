@@ -21,7 +21,7 @@ pub fn training_data(args: &TrainArgs) -> anyhow::Result<TrainingData> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let store = Store::open(&args.storage.settings().database_url()).await?;
-                let blobs = BlobStore::new(&args.storage.data_dir);
+                let blobs = BlobStore::new(args.storage.settings().objects()?);
                 let datasets = Datasets::new(store.clone(), blobs, IngestLimits::default());
                 let data = datasets.training_data(id).await?.with_context(|| format!("no dataset `{id}`"));
                 store.close().await;

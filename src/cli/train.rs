@@ -31,7 +31,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         print_epoch(metrics, epochs);
         Ok(())
     };
-    let trained = run_training(&run, &mut Control { progress: &mut progress, stop: &never })?;
+    let trained =
+        run_training(&run, &mut Control { progress: &mut progress, stop: &never, checkpointed: None })?;
     artifact::save(&args.out, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     std::fs::remove_dir_all(&checkpoints).with_context(|| format!("removing {}", checkpoints.display()))?;
     eprintln!(

@@ -1,23 +1,37 @@
-//! Content-addressed file storage under the data dir: `blobs/sha256/ab/abcd….mid`.
+//! Content-addressed file storage in the object store: `blobs/sha256/ab/abcd….mid`.
 //! A file uploaded twice, in one dataset or many, is stored once; datasets and
 //! compositions share the store, so a blob may be referenced by both.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::objects::Objects;
+
+/// Ten minutes: far longer than a writer takes from marking its blobs to
+/// committing the rows that reference them (a request times out in 30 s).
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    root: PathBuf,
+    objects: Objects,
+    /// How long a blob stays after its last reference went (or a writer marked
+    /// it) before a collector may remove it; see `store::blobs`.
+    grace: std::time::Duration,
     /// Held from writing blobs until their rows exist, and from deleting rows until
     /// their orphaned blobs are gone, so that a deletion never removes a blob a row
-    /// is about to reference (in this process; see the README's scaling section).
+    /// is about to reference in this process; across processes and nodes, marks
+    /// in the database and a grace period do (`Datasets::collect_garbage`).
     writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl BlobStore {
-    pub fn new(data_dir: &Path) -> BlobStore {
-        BlobStore { root: data_dir.join("blobs").join("sha256"), writes: Arc::default() }
+    pub fn new(objects: Objects) -> BlobStore {
+        BlobStore { objects, grace: DEFAULT_GRACE, writes: Arc::default() }
+    }
+
+    pub fn with_grace(self, grace: std::time::Duration) -> BlobStore {
+        BlobStore { grace, ..self }
     }
 
     /// The lock every writer of blobs and rows, and every deleter, holds.
@@ -25,55 +39,29 @@ impl BlobStore {
         self.writes.lock().await
     }
 
-    fn path(&self, hash: &str) -> PathBuf {
+    fn key(hash: &str) -> String {
         // Hashes are made by sha256_hex, never taken from a request: no path tricks.
         debug_assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
-        self.root.join(&hash[..2]).join(format!("{hash}.mid"))
+        format!("blobs/sha256/{}/{hash}.mid", &hash[..2])
     }
 
-    /// Stores the bytes under their hash. Atomic: a temp file is written, synced and
-    /// renamed into place, so a crash never leaves a partial blob. Returns whether
-    /// this call created the blob (false when it already existed).
-    pub fn put(&self, hash: &str, bytes: &[u8]) -> std::io::Result<bool> {
-        let path = self.path(hash);
-        if path.exists() {
-            return Ok(false);
-        }
-        let dir = path.parent().expect("a blob path has a parent: this is a bug");
-        std::fs::create_dir_all(dir)?;
-        let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-        temp.write_all(bytes)?;
-        temp.as_file().sync_all()?;
-        temp.persist(&path).map_err(|error| error.error)?;
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok(true)
+    /// Stores the bytes under their hash, once: a blob already there is not
+    /// written again. A reader never sees part of one (see `objects`). Returns
+    /// whether this call created the blob.
+    pub async fn put(&self, hash: &str, bytes: Vec<u8>) -> anyhow::Result<bool> {
+        self.objects.put_once(&BlobStore::key(hash), bytes).await
     }
 
-    pub fn get(&self, hash: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.path(hash))
+    pub async fn get(&self, hash: &str) -> anyhow::Result<Vec<u8>> {
+        self.objects.get(&BlobStore::key(hash)).await?.with_context(|| format!("blob {hash} is missing"))
     }
 
-    /// Removes blobs no row references any more, on a blocking thread; a failure
-    /// is logged (the blob is only wasted space) and the rest are still removed.
-    pub async fn remove_unused(&self, hashes: Vec<String>) {
-        let blobs = self.clone();
-        let removing = tokio::task::spawn_blocking(move || {
-            for hash in hashes {
-                if let Err(error) = blobs.remove(&hash) {
-                    tracing::warn!(%hash, %error, "could not remove an unused blob");
-                }
-            }
-        });
-        if let Err(error) = removing.await {
-            tracing::warn!(%error, "removing unused blobs stopped");
-        }
+    pub fn grace(&self) -> std::time::Duration {
+        self.grace
     }
 
-    pub fn remove(&self, hash: &str) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path(hash)) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        }
+    pub async fn remove(&self, hash: &str) -> anyhow::Result<()> {
+        self.objects.delete(&BlobStore::key(hash)).await
     }
 }
 
@@ -82,17 +70,20 @@ mod tests {
     use super::*;
     use crate::shared::sha256_hex;
 
-    #[test]
-    fn stores_once_reads_back_and_removes() {
+    use std::path::{Path, PathBuf};
+
+    #[tokio::test]
+    async fn stores_once_reads_back_and_removes() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = BlobStore::new(dir.path());
+        let blobs = BlobStore::new(Objects::local(dir.path()).unwrap());
         let hash = sha256_hex(b"MThd");
-        assert!(blobs.put(&hash, b"MThd").unwrap());
-        assert!(!blobs.put(&hash, b"MThd").unwrap());
-        assert_eq!(blobs.get(&hash).unwrap(), b"MThd");
-        blobs.remove(&hash).unwrap();
-        blobs.remove(&hash).unwrap();
-        assert!(blobs.get(&hash).is_err());
+        assert!(blobs.put(&hash, b"MThd".to_vec()).await.unwrap());
+        assert!(!blobs.put(&hash, b"MThd".to_vec()).await.unwrap());
+        assert_eq!(blobs.get(&hash).await.unwrap(), b"MThd");
+        assert!(dir.path().join("blobs/sha256").join(&hash[..2]).join(format!("{hash}.mid")).is_file());
+        blobs.remove(&hash).await.unwrap();
+        blobs.remove(&hash).await.unwrap();
+        assert!(blobs.get(&hash).await.is_err());
         // Nothing but the blob directories is left behind.
         let leftovers: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.is_file()).collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");

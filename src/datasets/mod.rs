@@ -230,17 +230,23 @@ impl Datasets {
             created_at: 0,
         };
         let _writes = self.blobs.lock_writes().await;
-        let blobs = self.blobs.clone();
+        let hashes: Vec<String> = files.iter().map(|(file, _)| file.sha256.clone()).collect();
+        // Marked before they are looked up: a collector on another node leaves them be.
+        self.store.mark_blobs(&hashes, crate::store::now_ms()).await?;
         // The bytes move into the writer: an upload can be hundreds of megabytes.
         let contents: Vec<(String, Vec<u8>)> =
             files.into_iter().map(|(file, bytes)| (file.sha256, bytes)).collect();
-        let created = tokio::task::spawn_blocking(move || store_blobs(&blobs, &contents))
-            .await
-            .map_err(anyhow::Error::from)??;
+        if let Err(error) = store_blobs(&self.blobs, contents).await {
+            drop(_writes);
+            self.collect_garbage().await;
+            return Err(CreateError::Internal(error));
+        }
         match self.store.insert_dataset(row, &rows).await {
             Ok(row) => Ok(Dataset::from_row(row, true)?),
             Err(error) => {
-                self.blobs.remove_unused(created).await;
+                // Marked and unreferenced: collected once the grace period is over.
+                drop(_writes);
+                self.collect_garbage().await;
                 Err(CreateError::Internal(error))
             }
         }
@@ -267,8 +273,7 @@ impl Datasets {
             return Ok(None);
         }
         let row = &rows[pick(rows.len()) % rows.len()];
-        let (blobs, hash) = (self.blobs.clone(), row.sha256.clone());
-        let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash)).await?;
+        let bytes = self.blobs.get(&row.sha256).await;
         Ok(Some(bytes.with_context(|| format!("reading {}", row.file_name))?))
     }
 
@@ -276,17 +281,12 @@ impl Datasets {
     pub async fn training_data(&self, id: &str) -> anyhow::Result<Option<TrainingData>> {
         let Some(dataset) = self.store.dataset(id).await? else { return Ok(None) };
         let rows = self.store.dataset_files(id).await?;
-        let blobs = self.blobs.clone();
-        let files = tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .map(|file| {
-                    let bytes =
-                        blobs.get(&file.sha256).with_context(|| format!("reading {}", file.file_name))?;
-                    Ok(TrainingFile { sha256: file.sha256, name: file.file_name, bytes })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        })
-        .await??;
+        let mut files = Vec::with_capacity(rows.len());
+        for file in rows {
+            let bytes =
+                self.blobs.get(&file.sha256).await.with_context(|| format!("reading {}", file.file_name))?;
+            files.push(TrainingFile { sha256: file.sha256, name: file.file_name, bytes });
+        }
         let source = crate::model::artifact::Corpus::Dataset(id.to_owned());
         Ok(Some(TrainingData::Files { files, include_drums: dataset.include_drums, source }))
     }
@@ -294,32 +294,53 @@ impl Datasets {
     /// Deletes the dataset and the blobs no other dataset uses, unless a queued or
     /// running training job needs it.
     pub async fn delete(&self, id: &str) -> anyhow::Result<DatasetDeletion> {
-        let _writes = self.blobs.lock_writes().await;
-        let deletion = self.store.delete_dataset(id).await?;
-        if let DatasetDeletion::Deleted { orphans } = &deletion {
-            self.blobs.remove_unused(orphans.clone()).await;
+        let deletion = {
+            let _writes = self.blobs.lock_writes().await;
+            self.store.delete_dataset(id).await?
+        };
+        if let DatasetDeletion::Deleted { .. } = &deletion {
+            self.collect_garbage().await;
         }
         Ok(deletion)
     }
-}
 
-/// Writes every blob; on failure removes those this call created. Returns the
-/// hashes it created (the ones to remove if the rows cannot be written).
-fn store_blobs(blobs: &BlobStore, files: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<String>> {
-    let mut created = Vec::new();
-    for (hash, bytes) in files {
-        match blobs.put(hash, bytes) {
-            Ok(true) => created.push(hash.clone()),
-            Ok(false) => {}
+    /// Removes the blobs whose mark is older than the grace period and that no
+    /// row references, safely against writers on any node (see `store::blobs`).
+    /// Failures are logged: an uncollected blob is only wasted space. Returns how
+    /// many were removed.
+    pub async fn collect_garbage(&self) -> usize {
+        let _writes = self.blobs.lock_writes().await;
+        // Marks at or before now minus the grace period.
+        let cutoff = crate::store::now_ms() + 1 - self.blobs.grace().as_millis() as i64;
+        let candidates = match self.store.blobs_marked_before(cutoff, 1000).await {
+            Ok(candidates) => candidates,
             Err(error) => {
-                for hash in &created {
-                    let _ = blobs.remove(hash);
+                tracing::warn!(error = format!("{error:#}"), "could not look for unused blobs");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for hash in candidates {
+            match self.store.collect_blob(&hash, cutoff, || self.blobs.remove(&hash)).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%hash, error = format!("{error:#}"), "could not remove an unused blob")
                 }
-                return Err(anyhow::Error::from(error).context("storing dataset files"));
             }
         }
+        removed
     }
-    Ok(created)
+}
+
+/// Writes every blob (each once). On failure the ones written stay, marked:
+/// the collector removes them after the grace period, unless another upload on
+/// some node references them meanwhile.
+async fn store_blobs(blobs: &BlobStore, files: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+    for (hash, bytes) in files {
+        blobs.put(&hash, bytes).await.context("storing dataset files")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

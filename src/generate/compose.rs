@@ -209,7 +209,7 @@ impl Composer {
             Some(model) => model.clone(),
             None => self.models.default_id().await?,
         };
-        let Some((dir, _)) = self.models.path(&model).await? else {
+        let Some((dir, row)) = self.models.path(&model).await? else {
             return Err(invalid("model", format!("no model `{model}`")));
         };
         let meta = load_meta(dir.clone())
@@ -250,8 +250,9 @@ impl Composer {
             None => None,
         };
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
-        let hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
-        let client_hold = self.models.hold_in_use(&model).ok_or_else(being_deleted)?;
+        let trained = row.is_some();
+        let hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
+        let client_hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let given_part = given.as_ref().map(|given| given.part);
         let (steering, steered) = mpsc::unbounded_channel();
         let session = SessionRequest {
@@ -285,12 +286,9 @@ impl Composer {
         // The blob and its row are written under the lock deletions take, so a
         // deletion of an identical piece never removes the blob this row needs.
         let _writes = self.blobs().lock_writes().await;
-        let blobs = self.blobs().clone();
-        let put = hash.clone();
-        let midi = tokio::task::spawn_blocking(move || blobs.put(&put, &midi).map(|_| midi))
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(anyhow::Error::from)?;
+        // Marked first, so that a collector on any node leaves it be (`store::blobs`).
+        self.store.mark_blobs(std::slice::from_ref(&hash), crate::store::now_ms()).await?;
+        self.blobs().put(&hash, midi.clone()).await?;
         let stats = Stats {
             notes: piece.notes.len(),
             tokens: piece.tokens,
@@ -333,21 +331,17 @@ impl Composer {
     /// Deletes the composition, and its MIDI file unless another composition or a
     /// dataset file is the same bytes. False when there is no such composition.
     pub async fn delete(&self, id: &str) -> Result<bool, ComposeError> {
-        let _writes = self.blobs().lock_writes().await;
-        let CompositionDeletion::Deleted { orphan } = self.store.delete_composition(id).await? else {
-            return Ok(false);
+        let deleted = {
+            let _writes = self.blobs().lock_writes().await;
+            self.store.delete_composition(id).await?
         };
-        self.blobs().remove_unused(orphan.into_iter().collect()).await;
+        let CompositionDeletion::Deleted { .. } = deleted else { return Ok(false) };
+        self.datasets.collect_garbage().await;
         Ok(true)
     }
 
     pub async fn midi(&self, hash: &str) -> Result<Vec<u8>, ComposeError> {
-        let blobs = self.blobs().clone();
-        let hash = hash.to_owned();
-        Ok(tokio::task::spawn_blocking(move || blobs.get(&hash))
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(anyhow::Error::from)?)
+        Ok(self.blobs().get(hash).await?)
     }
 
     async fn primer(

@@ -3,8 +3,9 @@
 //! other end.
 //!
 //! The process opens the database and the dataset itself, trains, records every
-//! epoch's metrics under the job's lease before checkpointing the epoch, writes the
-//! artifact to the model directory it was given, and reports how it ended as one
+//! epoch's metrics under the job's lease before checkpointing the epoch (locally,
+//! then to the object store, so a later attempt resumes from it on any machine),
+//! writes the artifact to the object store (manifest last), and reports how it ended as one
 //! JSON line on stdout (an [`Outcome`]). Logs go to stderr.
 //!
 //! It stops before its next batch once its stdin reaches its end: the worker closes
@@ -27,6 +28,7 @@ use crate::devices::DeviceName;
 use crate::model::artifact;
 use crate::model::hyperparameters::Hyperparameters;
 use crate::model::registry::ModelSummary;
+use crate::objects::Objects;
 use crate::store::{JobRow, LeaseCheck, Store};
 use crate::train::data::TrainingData;
 use crate::train::run::{TrainingRun, train};
@@ -41,12 +43,18 @@ pub struct AttemptSettings {
     pub job: String,
     pub lease_token: String,
     pub database_url: String,
-    /// Datasets are read from here.
+    /// The local data dir (the object store's root when none is configured).
     pub data_dir: PathBuf,
-    /// Resumed from, and written after every epoch.
-    pub checkpoint_dir: PathBuf,
-    /// The fresh directory the artifact goes to.
-    pub model_dir: PathBuf,
+    /// `s3://bucket/prefix`, or `None` for the local filesystem under `data_dir`.
+    pub object_store: Option<String>,
+    /// A local working directory: the checkpoint is fetched from the store into it,
+    /// written there after every epoch and copied to the store
+    /// ([`checkpoint_key`](Self::checkpoint_key)); the artifact is staged in it.
+    pub work_dir: PathBuf,
+    /// The checkpoint's bundle in the object store (`checkpoints/<job>`).
+    pub checkpoint_key: String,
+    /// The artifact's bundle in the object store (`models/<id>`), fresh.
+    pub model_key: String,
     pub device: DeviceName,
     /// libtorch CPU threads.
     pub threads: i32,
@@ -58,7 +66,7 @@ pub struct AttemptSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// The artifact is in the model directory.
+    /// The artifact is in the object store, manifest and all.
     Trained { summary: ModelSummary },
     /// Stopped as asked (stdin closed); the last epoch's checkpoint stands.
     Stopped,
@@ -116,7 +124,21 @@ fn train_job(
     stop: &AtomicBool,
     cancelled: &AtomicBool,
 ) -> anyhow::Result<ModelSummary> {
-    let (store, job, data) = runtime.block_on(load(args))?;
+    let objects = Objects::open(args.object_store.as_deref(), &args.data_dir)?;
+    let (store, job, data) = runtime.block_on(load(args, &objects))?;
+    // Resume from the checkpoint in the store, wherever the last attempt ran.
+    let checkpoint_dir = args.work_dir.join("checkpoint");
+    // A checkpoint written before checkpoints had manifests: its state file, the
+    // last one written, says it is whole.
+    let legacy_state = format!("{}/{}", args.checkpoint_key, crate::train::checkpoint::STATE_FILE);
+    if runtime.block_on(objects.manifest(&args.checkpoint_key))?.is_none()
+        && runtime.block_on(objects.exists(&legacy_state))?
+    {
+        runtime.block_on(objects.adopt_bundle(&args.checkpoint_key))?;
+    }
+    if let Some(manifest) = runtime.block_on(objects.get_bundle(&args.checkpoint_key, &checkpoint_dir))? {
+        tracing::info!(job = %args.job, files = manifest.files.len(), "resuming from the stored checkpoint");
+    }
     let preset = job.preset;
     let hyperparameters: Hyperparameters =
         serde_json::from_str(&job.hyperparameters).context("reading the job's hyperparameters")?;
@@ -143,19 +165,25 @@ fn train_job(
         hyperparameters,
         data: &data,
         device: args.device.0,
-        checkpoints: &args.checkpoint_dir,
+        checkpoints: &checkpoint_dir,
     };
-    let trained = train(&run, &mut Control { progress: &mut progress, stop })?;
-    artifact::save(&args.model_dir, &trained.meta, &trained.vs, trained.originality.as_ref())?;
+    // Every epoch's checkpoint goes to the store, so another machine can resume.
+    let mut checkpointed =
+        |dir: &std::path::Path| runtime.block_on(objects.put_bundle(&args.checkpoint_key, dir)).map(drop);
+    let control = &mut Control { progress: &mut progress, stop, checkpointed: Some(&mut checkpointed) };
+    let trained = train(&run, control)?;
+    let model_dir = args.work_dir.join("model");
+    artifact::save(&model_dir, &trained.meta, &trained.vs, trained.originality.as_ref())?;
+    runtime.block_on(objects.put_bundle(&args.model_key, &model_dir))?;
     runtime.block_on(store.close());
     Ok(ModelSummary::of(&trained.meta))
 }
 
 /// The database, the job and its training data.
-async fn load(args: &AttemptSettings) -> anyhow::Result<(Store, JobRow, TrainingData)> {
+async fn load(args: &AttemptSettings, objects: &Objects) -> anyhow::Result<(Store, JobRow, TrainingData)> {
     let store = Store::connect(&args.database_url).await?;
     let job = store.job(&args.job).await?.with_context(|| format!("no training job `{}`", args.job))?;
-    let datasets = Datasets::new(store.clone(), BlobStore::new(&args.data_dir), IngestLimits::default());
+    let datasets = Datasets::new(store.clone(), BlobStore::new(objects.clone()), IngestLimits::default());
     let data = datasets
         .training_data(&job.dataset_id)
         .await?

@@ -1,23 +1,67 @@
 //! Following a job: a snapshot first, then every state change and every epoch as
 //! the database records them, until the job ends.
 //!
-//! The stream polls the job's rows rather than listening to the worker, because
+//! The stream reads the job's rows rather than listening to the worker, because
 //! the worker may be another process on another machine; what a client sees is
-//! exactly what was committed.
+//! exactly what was committed. It reads them when the job changed: on Postgres,
+//! every write about a job notifies `fugue_job_events` with its id, and one
+//! listener per node ([`JobChanges::listen`]) wakes that job's followers, which
+//! otherwise read every [`FALLBACK_INTERVAL`] (a notification sent while the
+//! listener's connection was down is lost). On SQLite, a single node whose
+//! training processes write the rows themselves, followers read every
+//! [`FOLLOW_INTERVAL`].
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use utoipa::ToSchema;
 
 use super::{Jobs, TrainingJob};
-use crate::store::JobState;
+use crate::store::{JobEventNotifications, JobState};
 use crate::train::EpochMetrics;
 
-/// How often a followed job is read.
+/// How often a followed job is read without notifications (SQLite).
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a followed job is read with notifications (Postgres), in case one
+/// was lost.
+pub const FALLBACK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The ids of jobs that changed, from this node's Postgres listener.
+#[derive(Clone, Default)]
+pub struct JobChanges {
+    sender: Option<broadcast::Sender<String>>,
+}
+
+impl JobChanges {
+    /// Listens on Postgres at `url` for as long as the process runs, reconnecting
+    /// when the connection drops.
+    pub fn listen(url: String) -> JobChanges {
+        let (sender, _) = broadcast::channel(1024);
+        let changes = sender.clone();
+        tokio::spawn(async move {
+            loop {
+                match JobEventNotifications::connect(&url).await {
+                    Ok(mut notifications) => loop {
+                        match notifications.next().await {
+                            Ok(id) => {
+                                let _ = changes.send(id);
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "job event notifications interrupted; reconnecting");
+                                break;
+                            }
+                        }
+                    },
+                    Err(error) => tracing::warn!(%error, "could not listen for job events; followers poll"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        JobChanges { sender: Some(sender) }
+    }
+}
 
 /// One message of `GET /v1/training-jobs/{id}/events` (WebSocket text frame or SSE
 /// `data:`), tagged by `type`.
@@ -57,9 +101,32 @@ pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
             let _ = sender.send(JobEvent::End { state: first.state }).await;
             return;
         }
+        let mut changes = jobs.changes.sender.as_ref().map(broadcast::Sender::subscribe);
+        let interval = if changes.is_some() { FALLBACK_INTERVAL } else { FOLLOW_INTERVAL };
+        // Read once at once: a change between the snapshot and the subscription
+        // would otherwise wait for the fallback.
+        let mut caught_up = false;
         while !done {
+            let changed = async {
+                if !std::mem::replace(&mut caught_up, true) {
+                    return;
+                }
+                match &mut changes {
+                    Some(changes) => loop {
+                        match changes.recv().await {
+                            Ok(id) if id == first.id => return,
+                            Ok(_) => {}
+                            // Missed some: read to be sure.
+                            Err(broadcast::error::RecvError::Lagged(_)) => return,
+                            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                        }
+                    },
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
-                () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+                () = changed => {}
+                () = tokio::time::sleep(interval) => {}
                 () = sender.closed() => return,
             }
             let job = match jobs.view(&first.id).await {

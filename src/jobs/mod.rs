@@ -153,6 +153,9 @@ pub struct Jobs {
     pub config: QueueSettings,
     /// Wakes this process's idle workers when a job is submitted here.
     pub wake: Arc<Notify>,
+    /// Jobs that changed, as Postgres notifies them, for this node's event
+    /// streams (see [`event_stream`]).
+    pub changes: event_stream::JobChanges,
 }
 
 /// Why a submission was not queued.
@@ -190,7 +193,7 @@ pub struct Submission {
 
 impl Jobs {
     pub fn new(store: Store, config: QueueSettings) -> Jobs {
-        Jobs { store, config, wake: Arc::new(Notify::new()) }
+        Jobs { store, config, wake: Arc::new(Notify::new()), changes: event_stream::JobChanges::default() }
     }
 
     /// Checks the request, queues its job (or finds the one its idempotency key made

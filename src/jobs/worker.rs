@@ -56,7 +56,8 @@ use super::retry::retry;
 use super::supervisor::{self, Ending, StopReason};
 use crate::config::{StorageSettings, TrainingSettings, WorkerSettings};
 use crate::devices::{DeviceName, default_devices};
-use crate::model::registry::{ModelSummary, trained_models_dir};
+use crate::model::registry::{ModelSummary, model_key};
+use crate::objects::Objects;
 use crate::shared::rfc3339;
 use crate::store::{self, Claim, JobNotifications, JobRow, JobState, LeaseCheck, ModelRow, Store};
 
@@ -64,7 +65,12 @@ use crate::store::{self, Claim, JobNotifications, JobRow, JobState, LeaseCheck, 
 #[derive(Clone)]
 pub struct WorkerContext {
     pub jobs: Jobs,
+    /// Local working directories of attempts live under `<data dir>/work`.
     pub data_dir: PathBuf,
+    /// Checkpoints and artifacts live here, so any machine can resume or serve them.
+    pub objects: Objects,
+    /// The store's URL as the training processes are told it.
+    pub object_store: Option<String>,
     /// `host:pid`, so operators can tell workers apart in job views.
     pub name: String,
     /// Each training process opens the database itself.
@@ -99,11 +105,24 @@ impl WorkerContext {
         Ok(WorkerContext {
             jobs,
             data_dir: storage.data_dir.clone(),
+            objects: storage.objects()?,
+            object_store: storage.object_store.clone(),
             name: worker_name(),
             database_url,
             program,
             threads: training.threads,
-            attempt_env: training.attempt_env.clone(),
+            // S3 settings given by name reach the training processes as `AWS_*` variables.
+            attempt_env: training
+                .attempt_env
+                .iter()
+                .cloned()
+                .chain(
+                    storage
+                        .object_store_options
+                        .iter()
+                        .map(|(name, value)| (name.to_ascii_uppercase(), value.clone())),
+                )
+                .collect(),
         })
     }
 }
@@ -257,8 +276,10 @@ async fn run_claim(
         lease_token: token.clone(),
         database_url: context.database_url.clone(),
         data_dir: context.data_dir.clone(),
-        checkpoint_dir: context.data_dir.join("checkpoints").join(&job.id),
-        model_dir: trained_models_dir(&context.data_dir).join(&model_id),
+        object_store: context.object_store.clone(),
+        work_dir: context.data_dir.join("work").join(format!("{}-{}", job.id, uuid::Uuid::new_v4().simple())),
+        checkpoint_key: checkpoint_key(&job.id),
+        model_key: model_key(&model_id),
         device,
         threads: context.threads,
         lease_timeout: context.jobs.config.lease_timeout,
@@ -277,10 +298,24 @@ async fn run_claim(
     let reason = *stop_reason.borrow();
     let state = settle(context, &job, &token, ending, reason, model_id).await;
     if state != Some(JobState::Succeeded) {
-        remove_dir(&attempt.model_dir).await;
+        remove_bundle(&context.objects, &attempt.model_key).await;
     }
     if state.is_some_and(JobState::is_terminal) {
-        remove_dir(&attempt.checkpoint_dir).await;
+        remove_bundle(&context.objects, &attempt.checkpoint_key).await;
+    }
+    remove_dir(&attempt.work_dir).await;
+}
+
+/// Where a job's checkpoint lives in the object store.
+pub fn checkpoint_key(job: &str) -> String {
+    format!("checkpoints/{job}")
+}
+
+/// Removes a bundle from the object store, manifest first; a failure is logged
+/// (the files are only wasted space, invisible without their manifest).
+async fn remove_bundle(objects: &Objects, key: &str) {
+    if let Err(error) = objects.delete_bundle(key).await {
+        tracing::warn!(key, error = format!("{error:#}"), "could not remove from the object store");
     }
 }
 
@@ -392,7 +427,7 @@ async fn heartbeat(
     let _ = stop.send(Some(reason));
 }
 
-/// Removes a model or checkpoint directory on a blocking thread (checkpoints of a
+/// Removes an attempt's working directory on a blocking thread (checkpoints of a
 /// large model are many megabytes).
 async fn remove_dir(dir: &Path) {
     let owned = dir.to_owned();

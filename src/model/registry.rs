@@ -5,21 +5,28 @@
 //! - bundled models: directories of the models directory (`FUGUE_MODELS_DIR`),
 //!   read-only, their id is the directory name;
 //! - trained models: rows of the `models` table, written when a training job
-//!   succeeds, with the artifact in `<data dir>/models/<id>`.
+//!   succeeds, with the artifact in the object store (`models/<id>/`, manifest
+//!   last), fetched into this node's bounded local cache on first use.
+//!
+//! Holds (a live generation session's claim on its model, which blocks deletion)
+//! are rows of the database with an expiry, renewed while they live, so a
+//! deletion on one node sees the sessions of every other; a node that dies
+//! stops renewing, and its holds lapse.
 //!
 //! The default is the `default_model` setting (`PUT /v1/models/{id}/default`),
 //! else `FUGUE_DEFAULT_MODEL`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use anyhow::Context;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::artifact::{ArtifactMeta, IndexSummary, MusicEvaluation, Representation, load_meta, read_meta};
 use super::training_record::EpochMetrics;
 use crate::analysis::statistics::SetStatistics;
+use crate::objects::{BundleCache, Objects};
 use crate::repr::events::CorpusPart;
 use crate::shared::Preset;
 use crate::store::{ModelDeletion, ModelRow, Store};
@@ -131,49 +138,57 @@ pub enum RegistryError {
 pub struct ModelRegistry {
     store: Store,
     bundled_dir: PathBuf,
-    trained_dir: PathBuf,
+    objects: Objects,
+    cache: BundleCache,
     fallback_default: String,
-    /// Models held by live generation sessions (count per id), and ids being deleted.
-    uses: Arc<Mutex<Uses>>,
+    /// This process, as the `node` of its holds.
+    node: String,
+    /// Holds to release, for the task that also renews them.
+    release: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
-#[derive(Default)]
-struct Uses {
-    holders: HashMap<String, usize>,
-    deleting: Vec<String>,
-}
+/// How long a hold lasts unless renewed; renewed every third of it.
+pub const HOLD_TTL: Duration = Duration::from_secs(30);
 
-/// Keeps a model from being deleted while it lives.
+/// Keeps a model from being deleted, on any node, while it lives.
 pub struct ModelUse {
-    id: String,
-    uses: Arc<Mutex<Uses>>,
+    hold: String,
+    release: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Drop for ModelUse {
     fn drop(&mut self) {
-        let mut uses = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = uses.holders.get_mut(&self.id) {
-            *count -= 1;
-            if *count == 0 {
-                uses.holders.remove(&self.id);
-            }
-        }
+        // Released by the registry's task (this may run on an engine thread).
+        let _ = self.release.send(std::mem::take(&mut self.hold));
     }
 }
 
-/// Where trained models live under the data dir.
-pub fn trained_models_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("models")
+/// Where a trained model's artifact lives in the object store.
+pub fn model_key(id: &str) -> String {
+    format!("models/{id}")
 }
 
 impl ModelRegistry {
-    pub fn new(store: Store, bundled_dir: &Path, data_dir: &Path, fallback_default: &str) -> ModelRegistry {
+    /// Starts the task that renews this node's holds and releases dropped ones
+    /// (call on a Tokio runtime).
+    pub fn new(
+        store: Store,
+        bundled_dir: &Path,
+        objects: Objects,
+        cache: BundleCache,
+        fallback_default: &str,
+    ) -> ModelRegistry {
+        let (release, released) = tokio::sync::mpsc::unbounded_channel();
+        let node = format!("{}:{}", uuid::Uuid::new_v4().simple(), std::process::id());
+        tokio::spawn(keep_holds(store.clone(), node.clone(), released));
         ModelRegistry {
             store,
             bundled_dir: bundled_dir.to_owned(),
-            trained_dir: trained_models_dir(data_dir),
+            objects,
+            cache,
             fallback_default: fallback_default.to_owned(),
-            uses: Arc::default(),
+            node,
+            release,
         }
     }
 
@@ -188,7 +203,15 @@ impl ModelRegistry {
             return Ok(None);
         }
         if let Some(row) = self.store.model(id).await? {
-            return Ok(Some((self.trained_dir.join(id), Some(row))));
+            let mut dir = self.cache.fetch(&model_key(id), id).await?;
+            // Registered, so complete: a model stored before manifests existed.
+            if dir.is_none() && self.objects.adopt_bundle(&model_key(id)).await? {
+                dir = self.cache.fetch(&model_key(id), id).await?;
+            }
+            let dir = dir.with_context(|| {
+                format!("model `{id}` is registered but its artifact is not in the store")
+            })?;
+            return Ok(Some((dir, Some(row))));
         }
         let bundled = self.bundled_dir.join(id);
         Ok(bundled.join(super::artifact::META_FILE).is_file().then_some((bundled, None)))
@@ -247,58 +270,67 @@ impl ModelRegistry {
     }
 
     pub async fn set_default(&self, id: &str) -> Result<(), RegistryError> {
-        let Some((_, row)) = self.path(id).await? else { return Err(RegistryError::NotFound(id.to_owned())) };
-        if self.store.set_default_model(id, row.is_some()).await? {
+        // Whether it exists, without fetching a trained model's files.
+        let registered = valid_id(id) && self.store.model(id).await?.is_some();
+        let bundled = !registered
+            && valid_id(id)
+            && self.bundled_dir.join(id).join(super::artifact::META_FILE).is_file();
+        if !registered && !bundled {
+            return Err(RegistryError::NotFound(id.to_owned()));
+        }
+        if self.store.set_default_model(id, registered).await? {
             Ok(())
         } else {
             Err(RegistryError::NotFound(id.to_owned()))
         }
     }
 
-    /// Holds `id` against deletion until the returned guard drops; `None` while the
-    /// model is being deleted.
-    pub fn hold_in_use(&self, id: &str) -> Option<ModelUse> {
-        let mut uses = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
-        if uses.deleting.iter().any(|deleting| deleting == id) {
-            return None;
+    /// Holds `id` against deletion, on every node, until the returned guard
+    /// drops; `None` when a trained model was deleted meanwhile.
+    pub async fn hold_in_use(&self, id: &str, trained: bool) -> anyhow::Result<Option<ModelUse>> {
+        let hold = uuid::Uuid::new_v4().to_string();
+        let expires_at = crate::store::now_ms() + HOLD_TTL.as_millis() as i64;
+        if !self.store.hold_model(&hold, id, &self.node, expires_at, trained).await? {
+            return Ok(None);
         }
-        *uses.holders.entry(id.to_owned()).or_default() += 1;
-        Some(ModelUse { id: id.to_owned(), uses: self.uses.clone() })
+        Ok(Some(ModelUse { hold, release: self.release.clone() }))
     }
 
-    /// Deletes a trained model: not the default, not one in use, never a bundled one.
+    /// Deletes a trained model: not the default, not one in use on any node, never
+    /// a bundled one. The row goes first (the model is gone for every node), then
+    /// the artifact, manifest first.
     pub async fn delete(&self, id: &str) -> Result<(), RegistryError> {
-        let Some((dir, row)) = self.path(id).await? else {
+        if !valid_id(id) {
             return Err(RegistryError::NotFound(id.to_owned()));
-        };
-        if row.is_none() {
-            return Err(RegistryError::Conflict(format!(
-                "model `{id}` is bundled with the server (read-only); remove its directory instead"
-            )));
+        }
+        if self.store.model(id).await?.is_none() {
+            if self.bundled_dir.join(id).join(super::artifact::META_FILE).is_file() {
+                return Err(RegistryError::Conflict(format!(
+                    "model `{id}` is bundled with the server (read-only); remove its directory instead"
+                )));
+            }
+            return Err(RegistryError::NotFound(id.to_owned()));
         }
         if self.default_id().await? == id {
             return Err(default_conflict(id));
         }
-        {
-            let mut uses = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
-            if uses.holders.contains_key(id) {
-                return Err(RegistryError::Conflict(format!(
-                    "model `{id}` is in use by a generation session"
-                )));
-            }
-            uses.deleting.push(id.to_owned());
-        }
-        let deletion = self.store.delete_model_unless_default(id).await;
-        self.uses.lock().unwrap_or_else(PoisonError::into_inner).deleting.retain(|deleting| deleting != id);
-        match deletion? {
+        match self.store.delete_model_unless_default(id).await? {
             ModelDeletion::Deleted => {
-                tokio::task::spawn_blocking(move || remove_artifact(&dir))
-                    .await
-                    .map_err(anyhow::Error::from)?;
+                self.cache.forget(id);
+                if let Err(error) = self.objects.delete_bundle(&model_key(id)).await {
+                    tracing::warn!(
+                        model = id,
+                        error = format!("{error:#}"),
+                        "could not remove a deleted model's files"
+                    );
+                }
                 Ok(())
             }
             ModelDeletion::NotFound => Err(RegistryError::NotFound(id.to_owned())),
             ModelDeletion::IsDefault => Err(default_conflict(id)),
+            ModelDeletion::InUse => {
+                Err(RegistryError::Conflict(format!("model `{id}` is in use by a generation session")))
+            }
         }
     }
 
@@ -327,14 +359,28 @@ fn default_conflict(id: &str) -> RegistryError {
     RegistryError::Conflict(format!("model `{id}` is the default; make another model the default first"))
 }
 
-/// Moves the directory aside in one step, then removes it; a failure leaves at most
-/// an ignored `.deleted-*` directory, never half a model under its id.
-fn remove_artifact(dir: &Path) {
-    let Some(parent) = dir.parent() else { return };
-    let aside = parent.join(format!(".deleted-{}", uuid::Uuid::new_v4().simple()));
-    let removed = std::fs::rename(dir, &aside).and_then(|()| std::fs::remove_dir_all(&aside));
-    if let Err(error) = removed {
-        tracing::warn!(dir = %dir.display(), %error, "could not remove a deleted model's files");
+/// Renews this node's holds every third of [`HOLD_TTL`] and releases the ones
+/// dropped; a failed write is retried at the next turn (a hold that cannot be
+/// released expires).
+async fn keep_holds(store: Store, node: String, mut released: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let mut renew = tokio::time::interval(HOLD_TTL / 3);
+    loop {
+        tokio::select! {
+            hold = released.recv() => match hold {
+                Some(hold) => {
+                    if let Err(error) = store.release_hold(&hold).await {
+                        tracing::warn!(error = format!("{error:#}"), "could not release a model hold; it will expire");
+                    }
+                }
+                None => return,
+            },
+            _ = renew.tick() => {
+                let expires_at = crate::store::now_ms() + HOLD_TTL.as_millis() as i64;
+                if let Err(error) = store.renew_holds(&node, expires_at).await {
+                    tracing::warn!(error = format!("{error:#}"), "could not renew model holds");
+                }
+            }
+        }
     }
 }
 

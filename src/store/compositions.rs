@@ -82,6 +82,7 @@ impl Store {
         let Some(hash) = hash else { return Ok(CompositionDeletion::NotFound) };
         sqlx::query("DELETE FROM compositions WHERE id = $1").bind(id).execute(&mut *tx).await?;
         let orphan = if super::blob_in_use(&mut tx, &hash).await? { None } else { Some(hash) };
+        super::blobs::mark_in(&mut tx, orphan.as_slice(), super::now_ms()).await?;
         tx.commit().await?;
         Ok(CompositionDeletion::Deleted { orphan })
     }

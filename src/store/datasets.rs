@@ -144,6 +144,7 @@ impl Store {
                 orphans.push(hash);
             }
         }
+        super::blobs::mark_in(&mut tx, &orphans, super::now_ms()).await?;
         tx.commit().await?;
         Ok(DatasetDeletion::Deleted { orphans })
     }

@@ -171,6 +171,29 @@ pub struct Reaped {
     pub run_after: i64,
 }
 
+/// Postgres channel that tells event followers, on every node, that a job changed
+/// (its state, or a new epoch); the payload is the job's id.
+const JOB_EVENTS_CHANNEL: &str = "fugue_job_events";
+
+/// Postgres notifications that jobs changed, for the event streams of one node.
+pub struct JobEventNotifications {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl JobEventNotifications {
+    pub async fn connect(database_url: &str) -> sqlx::Result<JobEventNotifications> {
+        let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
+        listener.listen(JOB_EVENTS_CHANNEL).await?;
+        Ok(JobEventNotifications { listener })
+    }
+
+    /// The id of the next job that changed; an error means the connection dropped
+    /// (notifications sent meanwhile are lost).
+    pub async fn next(&mut self) -> sqlx::Result<String> {
+        self.listener.recv().await.map(|notification| notification.payload().to_owned())
+    }
+}
+
 /// Postgres channel that wakes idle workers when a job becomes due.
 const JOBS_CHANNEL: &str = "fugue_training_jobs";
 
@@ -193,6 +216,38 @@ impl JobNotifications {
 }
 
 impl Store {
+    /// Tells event followers that job `id` changed, when the transaction commits
+    /// (Postgres; on SQLite followers poll).
+    async fn notify_followers(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: &str,
+    ) -> sqlx::Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(JOB_EVENTS_CHANNEL)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::notify_followers`] after a write outside a transaction; a failure
+    /// only delays followers until their next poll.
+    async fn notify_followers_now(&self, id: &str) {
+        if self.backend == Backend::Postgres {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(JOB_EVENTS_CHANNEL)
+                .bind(id)
+                .execute(&self.pool)
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(job = id, %error, "could not notify the job's followers");
+            }
+        }
+    }
+
     /// Inserts a queued job, or finds the one its idempotency key already made.
     /// Refused when `max_queued` jobs are already waiting.
     pub async fn enqueue_job(&self, job: NewJob, max_queued: i64) -> anyhow::Result<Enqueued> {
@@ -338,8 +393,12 @@ impl Store {
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
+        let claimed = row.as_ref().map(JobRow::from_row).transpose()?;
+        if let Some(job) = &claimed {
+            self.notify_followers(&mut tx, &job.id).await?;
+        }
         tx.commit().await?;
-        Ok(row.as_ref().map(JobRow::from_row).transpose()?.map(|job| Claim { job, token: token.to_owned() }))
+        Ok(claimed.map(|job| Claim { job, token: token.to_owned() }))
     }
 
     /// Renews the lease and reports whether cancellation was asked for.
@@ -391,6 +450,7 @@ impl Store {
         .bind(metrics)
         .execute(&mut *tx)
         .await?;
+        self.notify_followers(&mut tx, id).await?;
         tx.commit().await?;
         Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
     }
@@ -414,6 +474,7 @@ impl Store {
             return Ok(false);
         }
         insert_model(&mut tx, &ModelRow { created_at: now, ..model.clone() }).await?;
+        self.notify_followers(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -444,6 +505,9 @@ impl Store {
         .bind(backoff_ms)
         .fetch_optional(&self.pool)
         .await?;
+        if row.is_some() {
+            self.notify_followers_now(id).await;
+        }
         row.map(|row| {
             let state: String = row.try_get("state")?;
             JobState::parse(&state).ok_or_else(|| anyhow::anyhow!("unknown job state `{state}`"))
@@ -471,6 +535,9 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        if updated.rows_affected() == 1 {
+            self.notify_followers_now(id).await;
+        }
         Ok(updated.rows_affected() == 1)
     }
 
@@ -490,6 +557,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         self.notify_workers(&mut tx, id).await?;
+        self.notify_followers(&mut tx, id).await?;
         tx.commit().await?;
         Ok(updated.rows_affected() == 1)
     }
@@ -509,6 +577,7 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        self.notify_followers_now(id).await;
         self.job(id).await
     }
 
@@ -561,6 +630,7 @@ impl Store {
             .await?;
             if updated.rows_affected() == 1 {
                 self.notify_workers(&mut tx, &id).await?;
+                self.notify_followers(&mut tx, &id).await?;
                 reaped.push(Reaped { id, state, run_after });
             }
             tx.commit().await?;

@@ -16,6 +16,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
+mod blobs;
 mod compositions;
 mod datasets;
 mod jobs;
@@ -23,7 +24,10 @@ mod models;
 
 pub use compositions::{CompositionDeletion, CompositionRow};
 pub use datasets::{DatasetDeletion, DatasetFileRow, DatasetRow};
-pub use jobs::{Claim, Enqueued, EpochRow, JobNotifications, JobRow, JobState, LeaseCheck, NewJob, Reaped};
+pub use jobs::{
+    Claim, Enqueued, EpochRow, JobEventNotifications, JobNotifications, JobRow, JobState, LeaseCheck, NewJob,
+    Reaped,
+};
 pub use models::{ModelDeletion, ModelRow};
 
 /// One folder for both databases: the schema is written in the SQL they share.

@@ -118,6 +118,20 @@ impl Store {
         if default.and_then(|value| serde_json::from_str::<String>(&value).ok()).as_deref() == Some(id) {
             return Ok(ModelDeletion::IsDefault);
         }
+        // The row is locked before the holds are counted, and a new hold takes a
+        // share lock on it first (`hold_model`): one of the two waits for the other.
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SELECT id FROM models WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
+        }
+        let held =
+            sqlx::query("SELECT 1 AS held FROM model_holds WHERE model_id = $1 AND expires_at > $2 LIMIT 1")
+                .bind(id)
+                .bind(super::now_ms())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if held.is_some() {
+            return Ok(ModelDeletion::InUse);
+        }
         let deleted = sqlx::query("DELETE FROM models WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(if deleted.rows_affected() == 1 { ModelDeletion::Deleted } else { ModelDeletion::NotFound })
@@ -129,4 +143,60 @@ pub enum ModelDeletion {
     Deleted,
     NotFound,
     IsDefault,
+    /// A live hold (a generation session on some node) names it.
+    InUse,
+}
+
+impl Store {
+    /// Holds a model for a generation session until `expires_at` (renewed by
+    /// `renew_holds`). A trained model (`registered`) must still have its row,
+    /// share-locked while the hold is written, so a concurrent deletion either sees
+    /// the hold or makes this return false.
+    pub async fn hold_model(
+        &self,
+        hold: &str,
+        model: &str,
+        node: &str,
+        expires_at: i64,
+        registered: bool,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        if registered {
+            let lock = match self.backend {
+                super::Backend::Postgres => "SELECT 1 AS present FROM models WHERE id = $1 FOR SHARE",
+                super::Backend::Sqlite => "SELECT 1 AS present FROM models WHERE id = $1",
+            };
+            if sqlx::query(lock).bind(model).fetch_optional(&mut *tx).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        sqlx::query("INSERT INTO model_holds (id, model_id, node, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hold)
+            .bind(model)
+            .bind(node)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn release_hold(&self, hold: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM model_holds WHERE id = $1").bind(hold).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Extends every hold of `node`, and clears holds that lapsed (their node died).
+    pub async fn renew_holds(&self, node: &str, expires_at: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE model_holds SET expires_at = $1 WHERE node = $2")
+            .bind(expires_at)
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM model_holds WHERE expires_at < $1")
+            .bind(super::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

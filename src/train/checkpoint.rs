@@ -17,7 +17,7 @@ use super::EpochMetrics;
 use crate::model::optim::Optimizer;
 use crate::model::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 
-const STATE_FILE: &str = "checkpoint.json";
+pub const STATE_FILE: &str = "checkpoint.json";
 /// What checkpoints written before the files were named by epoch called them.
 const UNNUMBERED_TENSORS_FILE: &str = "checkpoint.safetensors";
 const UNNUMBERED_BEST_FILE: &str = "best.safetensors";

@@ -51,7 +51,14 @@ pub struct Control<'a> {
     pub progress: &'a mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
     /// Checked before every batch; once set, the run ends with [`Interrupted`].
     pub stop: &'a AtomicBool,
+    /// Called with the checkpoint directory after each epoch's checkpoint is
+    /// written whole (the job runner copies it to the object store). An error
+    /// ends the run.
+    pub checkpointed: Option<&'a mut Checkpointed<'a>>,
 }
+
+/// See [`Control::checkpointed`].
+pub type Checkpointed<'a> = dyn FnMut(&Path) -> anyhow::Result<()> + 'a;
 
 /// The run was stopped through [`Control::stop`]; its last checkpoint stands.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +168,9 @@ pub fn fit<B>(
         optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
         state.learning_rate = optimizer.learning_rate();
         state.save(dir, vs, optimizer)?;
+        if let Some(checkpointed) = control.checkpointed.as_mut() {
+            checkpointed(dir)?;
+        }
     }
     state.restore_best(dir, vs)?;
     Ok(FitOutcome {

@@ -90,7 +90,7 @@ const LAYERS: [(&str, &[&str]); 8] = [
     ("representations", &["repr"]),
     ("analysis", &["analysis"]),
     ("MIDI", &["midi"]),
-    ("storage, settings and leaf helpers", &["store", "config", "devices", "shared"]),
+    ("storage, settings and leaf helpers", &["store", "objects", "config", "devices", "shared"]),
 ];
 
 fn layer_of(module: &str) -> usize {

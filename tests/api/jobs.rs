@@ -480,8 +480,17 @@ async fn cancelling_as_a_job_finishes_leaves_a_consistent_end() {
     let listed: Value = app.get("/v1/models").await.json().await.unwrap();
     let trained = listed.as_array().unwrap().iter().filter(|m| m["source"] == "trained").count();
     assert_eq!(trained, outcomes.iter().filter(|s| *s == "succeeded").count(), "{outcomes:?}");
-    let dirs = std::fs::read_dir(app.data_dir.join("models")).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(dirs, trained, "no stray model directories");
+    // A cancelled attempt's artifact is removed right after its end is committed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dirs = std::fs::read_dir(app.data_dir.join("models")).map(|d| d.count()).unwrap_or(0);
+        if dirs == trained {
+            break;
+        }
+        let files = walk(&app.data_dir.join("models"));
+        assert!(Instant::now() < deadline, "stray model directories: {dirs} for {trained} models: {files:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -525,4 +534,16 @@ async fn a_trained_model_primes_from_a_window_of_its_own_corpus() {
     assert_eq!(compose(primed).await, first, "the same seed picks the same file and window");
     let plain = compose(json!({"model": model, "length": {"notes": 16}, "seed": 5})).await;
     assert_ne!(plain, first, "the corpus window conditions what follows");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() { walk(&p) } else { vec![p] }
+        })
+        .collect()
 }

@@ -13,6 +13,8 @@ mod harmonize;
 mod health;
 mod jobs;
 mod midi;
+mod nodes;
+mod objects;
 mod openapi;
 mod originality;
 mod parts;

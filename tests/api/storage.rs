@@ -239,3 +239,87 @@ async fn failed_attempts_back_off_by_the_formula_until_the_attempts_run_out() {
     })
     .await;
 }
+
+/// Blob collection across nodes: a deletion marks its orphans; a writer on
+/// another node marks the same blob before it finds it stored, so a collector
+/// leaves it; rows committed first keep it; only an old mark on an unreferenced
+/// blob lets it go.
+#[tokio::test]
+async fn a_blob_is_collected_only_past_its_grace_and_never_from_under_a_writer() {
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        let removed = std::sync::Mutex::new(Vec::<String>::new());
+        let remover = |hash: &str| {
+            removed.lock().unwrap().push(hash.to_owned());
+            std::future::ready(anyhow::Ok(()))
+        };
+        store.insert_dataset(dataset_row("d1"), &[file_row("a", "h")]).await.unwrap();
+        store.delete_dataset("d1").await.unwrap();
+        let orphaned_at = fugue::store::now_ms();
+        // Within the grace period: nothing to collect.
+        assert!(store.blobs_marked_before(orphaned_at - 60_000, 10).await.unwrap().is_empty());
+        // A writer on another node marks it, then finds the blob stored and skips it.
+        store.mark_blobs(&["h".to_owned()], orphaned_at + 1_000).await.unwrap();
+        // A collector whose grace ended between the two marks leaves it alone.
+        assert!(!store.collect_blob("h", orphaned_at + 500, || remover("h")).await.unwrap());
+        // The writer's rows commit: the blob is in use; a later collection only unmarks it.
+        store.insert_dataset(dataset_row("d2"), &[file_row("a", "h")]).await.unwrap();
+        assert!(!store.collect_blob("h", orphaned_at + 2_000, || remover("h")).await.unwrap());
+        assert!(store.blobs_marked_before(i64::MAX, 10).await.unwrap().is_empty());
+        assert!(removed.lock().unwrap().is_empty());
+        // Orphaned again and past the grace period: collected once.
+        store.delete_dataset("d2").await.unwrap();
+        let cutoff = fugue::store::now_ms() + 1;
+        assert_eq!(store.blobs_marked_before(cutoff, 10).await.unwrap(), ["h"]);
+        assert!(store.collect_blob("h", cutoff, || remover("h")).await.unwrap());
+        assert!(!store.collect_blob("h", cutoff, || remover("h")).await.unwrap());
+        assert_eq!(*removed.lock().unwrap(), ["h"]);
+        // A removal that fails keeps the mark for the next collection.
+        store.mark_blobs(&["g".to_owned()], 0).await.unwrap();
+        let failing = || std::future::ready(Err(anyhow::anyhow!("the store is down")));
+        assert!(store.collect_blob("g", 1, failing).await.is_err());
+        assert_eq!(store.blobs_marked_before(1, 10).await.unwrap(), ["g"]);
+        store.close().await;
+    })
+    .await;
+}
+
+/// A writer that marks a blob while a collector is removing it waits for the
+/// collector to finish, and then finds the blob gone (and stores it again).
+#[tokio::test]
+async fn a_writer_waits_for_a_collector_that_holds_the_blob() {
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        store.mark_blobs(&["h".to_owned()], 0).await.unwrap();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (started, is_removing) = tokio::sync::oneshot::channel::<()>();
+        let collector = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .collect_blob("h", 1, || async move {
+                        let _ = started.send(());
+                        let _ = released.await;
+                        Ok(())
+                    })
+                    .await
+                    .unwrap()
+            })
+        };
+        is_removing.await.unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { store.mark_blobs(&["h".to_owned()], fugue::store::now_ms()).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!writer.is_finished(), "the writer waited for the collector");
+        release.send(()).unwrap();
+        assert!(collector.await.unwrap(), "the collector removed the blob");
+        writer.await.unwrap().unwrap();
+        // The writer's mark is new: the blob it stores again is safe for a grace period.
+        assert!(store.blobs_marked_before(fugue::store::now_ms() - 60_000, 10).await.unwrap().is_empty());
+        assert_eq!(store.blobs_marked_before(i64::MAX, 10).await.unwrap(), ["h"]);
+        store.close().await;
+    })
+    .await;
+}

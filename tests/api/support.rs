@@ -101,6 +101,9 @@ pub struct Options {
     /// Serve the project's own `models/` (the bundled default and benchmark models).
     pub bundled_models: bool,
     pub max_sessions_per_worker: usize,
+    /// `s3://bucket/prefix` (the test's S3 server, see `objects.rs`), else the data dir.
+    pub object_store: Option<String>,
+    pub object_store_options: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -114,6 +117,8 @@ impl Default for Options {
             max_queued_jobs: 100,
             bundled_models: false,
             max_sessions_per_worker: 64,
+            object_store: None,
+            object_store_options: Vec::new(),
         }
     }
 }
@@ -217,6 +222,11 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             database_url: Some(options.database.url().to_owned()),
             models_dir,
             default_model: "default".to_owned(),
+            object_store: options.object_store.clone(),
+            object_store_options: options.object_store_options.clone(),
+            // Unreferenced blobs go at once, as the tests of deletions expect.
+            blob_grace: Duration::ZERO,
+            model_file_cache_bytes: 64 * 1024 * 1024,
         },
         static_dir: project_path("static"),
         api_keys: options.api_keys.clone(),
@@ -394,4 +404,63 @@ impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
         let _ = self.tool("pg_ctl").args(["-D", "data", "-m", "immediate", "stop"]).output();
     }
+}
+
+/// An S3-compatible server for the tests: `FUGUE_TEST_S3_ENDPOINT` when set (make
+/// test starts `moto_server`, see scripts/with-s3.sh), else a `moto_server` from
+/// the project's venv started once for this test process (and stopped when it
+/// exits).
+pub fn s3_endpoint() -> String {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(endpoint) = std::env::var("FUGUE_TEST_S3_ENDPOINT") {
+                return endpoint;
+            }
+            let moto = project_path(".venv/bin/moto_server");
+            assert!(moto.exists(), "{} is needed (make test installs moto[server])", moto.display());
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            // A watchdog shell stops the server once this test process is gone.
+            let script = format!(
+                "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
+                moto.display(),
+                std::process::id()
+            );
+            let mut watchdog =
+                std::process::Command::new("bash").args(["-c", &script]).spawn().expect("starting moto_server");
+            std::thread::spawn(move || watchdog.wait());
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "moto_server did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            format!("http://127.0.0.1:{port}")
+        })
+        .clone()
+}
+
+/// The standard `AWS_*` settings for the test server, by variable name.
+pub fn s3_env() -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", s3_endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// A fresh bucket on the test server, as `s3://bucket/prefix`.
+pub async fn s3_bucket() -> String {
+    let bucket = format!("fugue-{}", uuid::Uuid::new_v4().simple());
+    let response = reqwest::Client::new()
+        .put(format!("{}/{bucket}", s3_endpoint()))
+        .send()
+        .await
+        .expect("the S3 server answers");
+    assert!(response.status().is_success(), "creating bucket {bucket}: {}", response.status());
+    format!("s3://{bucket}/fugue")
 }

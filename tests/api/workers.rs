@@ -168,7 +168,12 @@ async fn a_killed_worker_s_job_resumes_on_another_from_its_checkpoint() {
     let models = models_of(&app, &id).await;
     assert_eq!(models.len(), 1, "exactly one model: {models:?}");
     assert_eq!(model_dirs(&app.data_dir), [models[0]["id"].as_str().unwrap()]);
-    assert!(!app.data_dir.join("checkpoints").join(&id).exists());
+    // The worker removes the checkpoint once the success is committed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.data_dir.join("checkpoints").join(&id).exists() {
+        assert!(Instant::now() < deadline, "the checkpoint is never removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -215,7 +215,7 @@ try {
   await step("make the trained model the default from the list", async () => {
     await page.click("#model-list button");
     await page.waitForFunction(() => [...document.querySelectorAll("#model-list tbody tr")]
-      .some((row) => row.textContent.includes("trained") && row.textContent.endsWith("default")));
+      .some((row) => row.textContent.includes("trained") && row.lastElementChild.textContent === "default"));
     const system = await (await fetch(`${base}/v1/system`)).json();
     assert.notEqual(system.default_model, "default", JSON.stringify(system) + JSON.stringify((await (await fetch(`${base}/v1/models`)).json()).map((m) => [m.id, m.name, m.source, m.is_default])));
   });
