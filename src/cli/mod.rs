@@ -1,11 +1,12 @@
 //! The command line: its argument tree, and the commands that run outside the
-//! server (train, generate, eval, tokens, bench).
+//! server (train, generate, render, eval, tokens, bench).
 
 pub mod args;
 mod bench;
 mod corpus;
 mod eval;
 mod generate;
+mod render;
 mod tokens;
 mod train;
 
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::eval(&args),
         Command::Tokens(args) => tokens::tokens(&args),
         Command::Generate(args) => generate::generate(&args),
+        Command::Render(args) => render::render(&args),
         Command::TrainAttempt(args) => crate::jobs::attempt::run(&args.settings()),
     }
 }

@@ -7,7 +7,8 @@ use fugue::app::App;
 use std::time::Duration;
 
 use fugue::config::{
-    DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings, TrainingSettings,
+    AudioSettings, DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings,
+    TrainingSettings,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
@@ -101,6 +102,8 @@ pub struct Options {
     /// Serve the project's own `models/` (the bundled default and benchmark models).
     pub bundled_models: bool,
     pub max_sessions_per_worker: usize,
+    /// The SoundFonts and render limits (default: the project's `soundfonts/`).
+    pub audio: AudioSettings,
 }
 
 impl Default for Options {
@@ -114,6 +117,7 @@ impl Default for Options {
             max_queued_jobs: 100,
             bundled_models: false,
             max_sessions_per_worker: 64,
+            audio: installed_audio(),
         }
     }
 }
@@ -237,6 +241,18 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             max_sessions_per_worker: options.max_sessions_per_worker,
             model_cache_bytes: 256 * 1024 * 1024,
         },
+        audio: options.audio.clone(),
+    }
+}
+
+/// The fonts `scripts/setup-soundfont.sh` installs (`make test` runs it), by
+/// absolute path, with the default limits.
+pub fn installed_audio() -> AudioSettings {
+    let installed = AudioSettings::installed();
+    AudioSettings {
+        soundfont: project_path(&installed.soundfont.to_string_lossy()),
+        page_soundfont: project_path(&installed.page_soundfont.to_string_lossy()),
+        ..installed
     }
 }
 

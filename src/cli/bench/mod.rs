@@ -3,6 +3,7 @@
 mod generate;
 mod load;
 mod originality;
+mod render;
 
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +21,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Load(args) => load::run(args),
         BenchCommand::Originality(args) => originality::run(args),
+        BenchCommand::Render(args) => render::run(args),
     }
 }
 
