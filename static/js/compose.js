@@ -3,7 +3,7 @@
 
 import { ApiProblem, api, clearErrors, showError, socket } from "./api.js";
 import { PianoRoll } from "./roll.js";
-import { Synth } from "./synth.js";
+import { SoundFontSynth } from "./sfsynth.js";
 
 // Request fields → the id suffix of the error line beside their control.
 const FIELDS = {
@@ -16,7 +16,7 @@ const $ = (id) => document.getElementById(id);
 export class Composer {
   constructor() {
     this.roll = new PianoRoll($("roll"), $("roll-legend"));
-    this.synth = new Synth();
+    this.synth = new SoundFontSynth();
     this.current = null;
     $("compose-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -31,6 +31,7 @@ export class Composer {
     $("play").addEventListener("click", () => this.play());
     $("stop").addEventListener("click", () => this.stop());
     $("download").addEventListener("click", () => this.download(this.current));
+    $("download-audio").addEventListener("click", () => this.download(this.current, "audio"));
   }
 
   async request() {
@@ -92,7 +93,7 @@ export class Composer {
       $("compose-status").textContent =
         `${piece.stats.notes} notes, ${piece.stats.seconds.toFixed(1)} s of music, seed ${piece.seed} ` +
         `(${piece.stats.tokens_per_second.toFixed(0)} tokens/s).`;
-      for (const id of ["play", "stop", "download"]) $(id).disabled = false;
+      for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
       this.refreshHistory();
     } else if (message.type === "error") {
       const problem = new ApiProblem(0, { error: message.error });
@@ -133,13 +134,15 @@ export class Composer {
     this.roll.setPlayhead(null);
   }
 
-  async download(piece) {
+  // The MIDI file, or (`audio`) the WAV the server renders with its SoundFont.
+  async download(piece, what = "midi") {
     if (!piece) return;
     try {
-      const blob = await api(piece.midi_url, { as: "blob" });
+      const url = what === "audio" ? `/v1/compositions/${piece.composition_id}/audio` : piece.midi_url;
+      const blob = await api(url, { as: "blob" });
       const link = document.createElement("a");
       link.href = URL.createObjectURL(blob);
-      link.download = `fugue-${piece.composition_id}.mid`;
+      link.download = `fugue-${piece.composition_id}.${what === "audio" ? "wav" : "mid"}`;
       document.body.append(link);
       link.click();
       link.remove();

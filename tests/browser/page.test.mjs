@@ -130,6 +130,37 @@ try {
     assert.ok(dataset.report.totals.notes >= 24);
   });
 
+  await step("the audio download is the server's WAV rendering of the piece", async () => {
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-audio")]);
+    assert.match(download.suggestedFilename(), /^fugue-.*\.wav$/);
+    const path = join(work, "downloaded.wav");
+    await download.saveAs(path);
+    const bytes = readFileSync(path);
+    assert.equal(bytes.subarray(0, 4).toString(), "RIFF");
+    assert.equal(bytes.subarray(8, 12).toString(), "WAVE");
+    assert.equal(bytes.readUInt32LE(24), 44_100);
+    assert.ok(bytes.length > 44 + 44_100, `${bytes.length} bytes: more than a second of audio`);
+  });
+
+  await step("playback goes through the SoundFont synthesizer and is not silent", async () => {
+    await page.click("#play");
+    await page.waitForFunction(() => document.documentElement.dataset.synth === "soundfont", null, { timeout: 90_000 });
+    // Tap the synthesizer's output until something sounds (or give up after 10 s).
+    const loudest = await page.evaluate(async () => {
+      const buffer = new Float32Array(globalThis.fugueSynth.analyser.fftSize);
+      let loudest = 0;
+      for (let i = 0; i < 100 && loudest < 0.01; i += 1) {
+        globalThis.fugueSynth.analyser.getFloatTimeDomainData(buffer);
+        loudest = Math.max(loudest, Math.sqrt(buffer.reduce((sum, x) => sum + x * x, 0) / buffer.length));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return loudest;
+    });
+    assert.ok(loudest >= 0.01, `the SoundFont synthesizer's output RMS peaked at ${loudest}`);
+    await page.screenshot({ path: join(shots, "03b-soundfont-playing.png") });
+    await page.click("#stop");
+  });
+
   await step("a past composition can be replayed and downloaded from the list", async () => {
     await page.waitForSelector("#history li button");
     assert.ok((await page.$$("#history li")).length >= 1);
