@@ -3,6 +3,7 @@
 
 import { ApiProblem, api, clearErrors, showError, socket } from "./api.js";
 import { PianoRoll } from "./roll.js";
+import { MidiOut } from "./midiout.js";
 import { SoundFontSynth } from "./sfsynth.js";
 
 // Request fields → the id suffix of the error line beside their control.
@@ -17,6 +18,8 @@ export class Composer {
   constructor() {
     this.roll = new PianoRoll($("roll"), $("roll-legend"));
     this.synth = new SoundFontSynth();
+    this.synth.midiOut = new MidiOut($("midi-out"));
+    this.synth.midiOut.init();
     this.current = null;
     $("compose-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -120,6 +123,8 @@ export class Composer {
   play(piece = this.current) {
     if (!piece) return;
     this.current = piece;
+    // A past composition played from the list is the one the transport acts on.
+    for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
     this.roll.set(piece.notes);
     this.synth.play(piece.notes, {
       rate: () => Number($("speed").value),

@@ -6,16 +6,10 @@
 // synth.js's own voices play instead.
 
 import { api } from "./api.js";
+import { channelOf } from "./channels.js";
 import { Synth } from "./synth.js";
 
 const PROCESSOR = "/vendor/spessasynth/spessasynth_processor.min.js";
-const DRUMS = 9;
-
-// The channel of a note's part: parts in order, skipping channel 10 (drums).
-export function channelOf(note) {
-  const index = note.part ? note.part.index : 0;
-  return index < DRUMS ? index : Math.min(15, index + 1);
-}
 
 export class SoundFontSynth extends Synth {
   constructor() {
@@ -23,6 +17,7 @@ export class SoundFontSynth extends Synth {
     this.font = null; // Promise<boolean>: whether the SoundFont synth is ready
     this.programs = new Map();
     this.kind = "basic";
+    this.midiOut = null; // a MidiOut, given by the page: every note is sent there too
     // The page's one player, for whoever debugs (and the browser test) to tap.
     globalThis.fugueSynth = this;
   }
@@ -52,6 +47,10 @@ export class SoundFontSynth extends Synth {
   }
 
   voice(note, at, rate) {
+    if (this.midiOut) {
+      const startMs = performance.now() + Math.max(0, at - this.context.currentTime) * 1000;
+      this.midiOut.send(note, startMs, Math.max(20, (note.duration_seconds / rate) * 1000));
+    }
     if (this.kind !== "soundfont") return super.voice(note, at, rate);
     const channel = channelOf(note);
     const time = Math.max(at, this.context.currentTime);
@@ -66,6 +65,7 @@ export class SoundFontSynth extends Synth {
 
   stop() {
     super.stop();
+    if (this.midiOut) this.midiOut.silence();
     if (this.sf) {
       this.sf.stopAll(true);
       this.programs.clear();

@@ -161,6 +161,45 @@ try {
     await page.click("#stop");
   });
 
+  await step("MIDI out sends each part's notes on its own channel to the chosen output", async () => {
+    // A fake MIDIAccess with one output that records what it is sent.
+    const midiPage = await context.newPage();
+    await midiPage.addInitScript(() => {
+      globalThis.sentMidi = [];
+      const output = { id: "fake-out", name: "Fake synth", send: (data) => globalThis.sentMidi.push([...data]), clear() {} };
+      navigator.requestMIDIAccess = async () => ({ outputs: new Map([[output.id, output]]), inputs: new Map() });
+    });
+    await midiPage.goto(`${base}/`);
+    await midiPage.waitForSelector("#history li button");
+    await midiPage.waitForFunction(() => !document.querySelector("#midi-out").disabled);
+    await midiPage.selectOption("#midi-out", "fake-out");
+    const [piece] = await (await fetch(`${base}/v1/compositions?limit=1`)).json();
+    await midiPage.click("#history li button");
+    // The whole piece (a few seconds) is sent as it plays.
+    await midiPage.waitForFunction((count) => globalThis.sentMidi.filter((m) => (m[0] & 0xf0) === 0x80).length >= count,
+      piece.notes.length, { timeout: 60_000 });
+    const sent = await midiPage.evaluate(() => globalThis.sentMidi);
+    await midiPage.click("#stop");
+    const messages = sent.map((message) => message.join());
+    for (const note of piece.notes) {
+      const channel = note.part.index;
+      const on = [0x90 | channel, note.pitch, note.velocity].join();
+      const off = [0x80 | channel, note.pitch, 0].join();
+      const program = [0xc0 | channel, note.program].join();
+      assert.ok(messages.includes(on), `note-on ${on} sent: ${JSON.stringify(sent.slice(0, 12))}`);
+      assert.ok(messages.includes(off), `note-off ${off} sent`);
+      assert.ok(messages.indexOf(program) < messages.indexOf(on), `program ${program} before the part's first note`);
+    }
+    assert.equal(sent.filter((m) => (m[0] & 0xf0) === 0x90).length, piece.notes.length, "one note-on per note");
+    // Four parts, four channels; after Stop, all notes off on every channel.
+    const channels = new Set(sent.filter((m) => (m[0] & 0xf0) === 0x90).map((m) => m[0] & 0x0f));
+    assert.deepEqual([...channels].sort(), [...new Set(piece.notes.map((note) => note.part.index))].sort());
+    const afterStop = await midiPage.evaluate(() => globalThis.sentMidi.filter((m) => m[0] >= 0xb0 && m[0] < 0xc0 && m[1] === 123));
+    assert.equal(afterStop.length % 16, 0);
+    assert.ok(afterStop.length >= 16);
+    await midiPage.close();
+  });
+
   await step("a past composition can be replayed and downloaded from the list", async () => {
     await page.waitForSelector("#history li button");
     assert.ok((await page.$$("#history li")).length >= 1);
