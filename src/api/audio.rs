@@ -1,4 +1,4 @@
-//! Audio: a composition rendered through the SoundFont as a streamed WAV file, and
+//! Audio: a composition rendered through the SoundFont as a streamed WAV or FLAC file, and
 //! the SoundFont itself for the page's synthesizer.
 
 use std::path::{Path as FilePath, PathBuf};
@@ -17,13 +17,40 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use crate::audio::{CHANNELS, CHUNK_FRAMES, FontError, Render, load_font, wav_header, wav_len};
+use crate::audio::{CHANNELS, CHUNK_FRAMES, FlacWriter, FontError, Render, load_font, wav_header, wav_len};
 use crate::config::AudioSettings;
 
 /// A font larger than this is not sent to browsers: the page gets the page font.
 pub const MAX_PAGE_SOUNDFONT_BYTES: u64 = 32 * 1024 * 1024;
 /// Chunks (of [`CHUNK_FRAMES`] frames, 16 KiB) rendered ahead of a slow client.
 const CHUNKS_AHEAD: usize = 4;
+
+/// The audio formats served: 44.1 kHz, 16-bit stereo, as WAV or FLAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioFormat {
+    Wav,
+    Flac,
+}
+
+impl AudioFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "audio/wav",
+            AudioFormat::Flac => "audio/flac",
+        }
+    }
+
+    pub fn of_media_type(media_type: &str) -> Option<AudioFormat> {
+        [AudioFormat::Wav, AudioFormat::Flac].into_iter().find(|format| format.media_type() == media_type)
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "wav",
+            AudioFormat::Flac => "flac",
+        }
+    }
+}
 
 /// The SoundFonts and the renders running now.
 #[derive(Clone)]
@@ -47,12 +74,18 @@ impl AudioService {
         }
     }
 
-    /// The MIDI file `midi` rendered and streamed as a WAV download named `name`.
+    /// The MIDI file `midi` rendered and streamed as a download named
+    /// `fugue-<id>.wav` (or `.flac`).
     ///
     /// The font is loaded and the score read on a blocking thread; the render runs
     /// on another, [`CHUNKS_AHEAD`] chunks ahead of the client at most, and stops
     /// when the client goes away.
-    pub async fn wav_response(&self, midi: Vec<u8>, name: &str) -> Result<Response, ApiError> {
+    pub async fn audio_response(
+        &self,
+        midi: Vec<u8>,
+        id: &str,
+        format: AudioFormat,
+    ) -> Result<Response, ApiError> {
         let permit = self.renders.clone().try_acquire_owned().map_err(|_| ApiError::TooManyRequests {
             message: format!("{} audio renders are running; try again shortly", self.settings.max_renders),
             retry_after_secs: 1,
@@ -78,13 +111,23 @@ impl AudioService {
             });
         }
         let frames = render.total_frames();
-        let (header, length) = wav_header(frames)
-            .zip(wav_len(frames))
-            .ok_or_else(|| anyhow::anyhow!("{frames} frames do not fit a WAV file"))?;
+        // WAV has a known length; FLAC's frames compress to what they will.
+        let (header, length, mut flac) = match format {
+            AudioFormat::Wav => {
+                let header = wav_header(frames)
+                    .ok_or_else(|| anyhow::anyhow!("{frames} frames do not fit a WAV file"))?
+                    .to_vec();
+                (header, wav_len(frames), None)
+            }
+            AudioFormat::Flac => {
+                let (writer, header) = FlacWriter::new(frames)?;
+                (header, None, Some(writer))
+            }
+        };
         let (chunks, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            if chunks.blocking_send(Ok(Bytes::copy_from_slice(&header))).is_err() {
+            if chunks.blocking_send(Ok(Bytes::from(header))).is_err() {
                 return;
             }
             let mut samples = Vec::with_capacity(CHUNK_FRAMES * CHANNELS);
@@ -93,9 +136,13 @@ impl AudioService {
                 if !render.next_chunk(&mut samples) {
                     break;
                 }
-                let bytes: Vec<u8> = samples.iter().flat_map(|sample| sample.to_le_bytes()).collect();
-                if chunks.blocking_send(Ok(Bytes::from(bytes))).is_err() {
-                    // The client went away.
+                let bytes = match flac.as_mut() {
+                    None => Ok(samples.iter().flat_map(|sample| sample.to_le_bytes()).collect()),
+                    Some(writer) => writer.frame(&samples).map_err(std::io::Error::other),
+                };
+                let failed = bytes.is_err();
+                if chunks.blocking_send(bytes.map(Bytes::from)).is_err() || failed {
+                    // The client went away, or the encoder failed (the stream ends broken).
                     break;
                 }
             }
@@ -103,8 +150,11 @@ impl AudioService {
         let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
         let mut response = body.into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
+        if let Some(length) = length {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        let name = format!("fugue-{id}.{}", format.extension());
         if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
             headers.insert(header::CONTENT_DISPOSITION, disposition);
         }
@@ -130,7 +180,8 @@ fn font_error(error: FontError) -> ApiError {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AudioQuery {
-    /// `wav` (the default and, for now, the only format: 44.1 kHz, 16-bit stereo PCM).
+    /// `wav` or `flac` (both 44.1 kHz, 16-bit stereo). Without it, the `Accept`
+    /// header chooses (`audio/wav` or `audio/flac`), WAV by default.
     format: Option<String>,
 }
 
@@ -138,14 +189,17 @@ pub struct AudioQuery {
 ///
 /// Rendered with the server's General MIDI SoundFont: each part plays its program
 /// (drums on channel 10), at the tempo, velocities and lengths written, from the
-/// start to the end of the last note. The WAV file (44.1 kHz, 16-bit stereo)
-/// streams as it renders. Pieces longer than `FUGUE_MAX_AUDIO_SECONDS` (30
+/// start to the end of the last note. The WAV or FLAC file (44.1 kHz, 16-bit
+/// stereo) streams as it renders (a WAV with its `Content-Length`). Pieces longer than `FUGUE_MAX_AUDIO_SECONDS` (30
 /// minutes by default) answer 422; more than `FUGUE_MAX_RENDERS` renders at once
 /// answer 429; without a SoundFont installed, 503 says how to install one.
 #[utoipa::path(get, path = "/v1/compositions/{id}/audio", tag = "generate",
     params(("id" = String, Path, description = "Composition id"), AudioQuery),
     responses(
-        (status = 200, description = "The WAV file", content_type = "audio/wav", body = Vec<u8>),
+        (status = 200, description = "The audio file", content(
+            (Vec<u8> = "audio/wav"),
+            (Vec<u8> = "audio/flac"),
+        )),
         (status = 404, description = "No such composition", body = ErrorBody),
         (status = 422, description = "An unknown `format`, or a piece longer than audio is rendered for", body = ErrorBody),
         (status = 429, description = "Too many renders at once; retry after `Retry-After` seconds", body = ErrorBody),
@@ -155,16 +209,20 @@ pub async fn composition_audio(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<AudioQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    match query.format.as_deref() {
-        None | Some("wav") => {}
+    let format = match query.format.as_deref() {
+        None => AudioFormat::of_media_type(super::accept::preferred(&headers, &["audio/wav", "audio/flac"]))
+            .unwrap_or(AudioFormat::Wav),
+        Some("wav") => AudioFormat::Wav,
+        Some("flac") => AudioFormat::Flac,
         Some(_) => {
             return Err(ApiError::Validation {
                 field: "format".to_owned(),
-                message: "must be `wav` (no FLAC encoder is built in yet)".to_owned(),
+                message: "must be `wav` or `flac`".to_owned(),
             });
         }
-    }
+    };
     let (_, hash) = state
         .composer
         .composition(&id)
@@ -172,7 +230,7 @@ pub async fn composition_audio(
         .ok_or_else(|| ApiError::NotFound(format!("no composition `{id}`")))?;
     state.audio.check_font()?;
     let midi = state.composer.midi(&hash).await?;
-    state.audio.wav_response(midi, &format!("fugue-{id}.wav")).await
+    state.audio.audio_response(midi, &id, format).await
 }
 
 /// The SoundFont, for the page's synthesizer.

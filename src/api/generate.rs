@@ -29,7 +29,7 @@ const MAX_STREAM_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 ///
 /// Answers 201 with the composition (notes in beats and seconds, the seed used,
 /// statistics, and where its MIDI file downloads from); with `Accept: audio/midi`
-/// the MIDI file itself, with `Accept: audio/wav` its audio (as
+/// the MIDI file itself, with `Accept: audio/wav` or `audio/flac` its audio (as
 /// `GET /v1/compositions/{id}/audio` streams it). Same model, seed and request:
 /// same notes.
 #[utoipa::path(post, path = "/v1/generate", tag = "generate",
@@ -39,6 +39,7 @@ const MAX_STREAM_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
                 (Composition = "application/json"),
                 (Vec<u8> = "audio/midi"),
                 (Vec<u8> = "audio/wav"),
+                (Vec<u8> = "audio/flac"),
             ),
             headers(("Location" = String, description = "The composition's URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -52,9 +53,10 @@ pub async fn generate(
     headers: HeaderMap,
     ValidJson(request): ValidJson<GenerateRequest>,
 ) -> Result<Response, ApiError> {
-    let offered = ["application/json", "audio/midi", "audio/wav"];
+    let offered = ["application/json", "audio/midi", "audio/wav", "audio/flac"];
     let answer = super::accept::preferred(&headers, &offered);
-    if answer == "audio/wav" {
+    let audio = super::audio::AudioFormat::of_media_type(answer);
+    if audio.is_some() {
         // Refused before composing, not after.
         state.audio.check_font()?;
     }
@@ -71,9 +73,9 @@ pub async fn generate(
     let location = HeaderValue::from_str(&format!("/v1/compositions/{}", composition.composition_id))
         .map_err(anyhow::Error::from)?;
     let id = &composition.composition_id;
-    let mut response = match answer {
-        "audio/midi" => super::compositions::midi_response(midi, id),
-        "audio/wav" => state.audio.wav_response(midi, &format!("fugue-{id}.wav")).await?,
+    let mut response = match (answer, audio) {
+        (_, Some(format)) => state.audio.audio_response(midi, id, format).await?,
+        ("audio/midi", _) => super::compositions::midi_response(midi, id),
         _ => Json(&composition).into_response(),
     };
     *response.status_mut() = StatusCode::CREATED;

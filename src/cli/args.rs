@@ -38,7 +38,7 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Generate a composition from the command line and write it as a MIDI file.
     Generate(GenerateArgs),
-    /// Render a MIDI file as audio (WAV) through a General MIDI SoundFont.
+    /// Render a MIDI file as audio (WAV or FLAC) through a General MIDI SoundFont.
     Render(RenderArgs),
     /// Score a model on a benchmark split; prints one JSON line.
     Eval(EvalArgs),
@@ -148,7 +148,7 @@ pub struct GenerateArgs {
 pub struct RenderArgs {
     /// The MIDI file to render.
     pub midi: PathBuf,
-    /// The WAV file to write (44.1 kHz, 16-bit stereo).
+    /// The file to write: WAV, or FLAC when it ends in `.flac` (44.1 kHz, 16-bit stereo).
     #[arg(long)]
     pub out: PathBuf,
     /// The General MIDI `.sf2` SoundFont.

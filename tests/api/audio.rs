@@ -93,6 +93,18 @@ fn soundfile_reads(path: &Path) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// Whether libsndfile reads exactly the same samples from two files.
+fn same_samples(a: &Path, b: &Path) -> bool {
+    let script = "import sys, soundfile\n\
+        a, _ = soundfile.read(sys.argv[1], dtype='int16')\n\
+        b, _ = soundfile.read(sys.argv[2], dtype='int16')\n\
+        print(a.shape == b.shape and bool((a == b).all()))";
+    let output =
+        Command::new(venv_python()).args(["-c", script]).arg(a).arg(b).output().expect("python runs");
+    assert!(output.status.success(), "soundfile: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim() == "True"
+}
+
 #[test]
 fn one_a4_for_a_second_on_the_piano_renders_a_second_peaking_at_440_hz() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,7 +241,34 @@ async fn a_composition_downloads_as_audio_that_sounds_where_its_notes_do() {
     assert!(location.starts_with("/v1/compositions/"));
     assert_eq!(decode(&direct.bytes().await.unwrap()).0, samples, "same request, same seed: same audio");
 
-    let unknown = app.get(&format!("/v1/compositions/{id}/audio?format=flac")).await;
+    // FLAC, by the query or by Accept: lossless, so libsndfile reads the same samples.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("piece.wav");
+    std::fs::write(&wav, &bytes).unwrap();
+    let by_query = app.get(&format!("/v1/compositions/{id}/audio?format=flac")).await;
+    let by_accept = app
+        .client
+        .get(app.url(&format!("/v1/compositions/{id}/audio")))
+        .header("accept", "audio/flac")
+        .send()
+        .await
+        .unwrap();
+    for response in [by_query, by_accept] {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "audio/flac");
+        assert_eq!(
+            response.headers()["content-disposition"],
+            format!("attachment; filename=\"fugue-{id}.flac\"")
+        );
+        let flac = response.bytes().await.unwrap();
+        assert!(flac.len() < bytes.len(), "FLAC {} bytes, WAV {}", flac.len(), bytes.len());
+        let path = dir.path().join("piece.flac");
+        std::fs::write(&path, &flac).unwrap();
+        assert_eq!(soundfile_reads(&path)["frames"], soundfile_reads(&wav)["frames"]);
+        assert!(same_samples(&wav, &path), "the FLAC decodes to the WAV's samples");
+    }
+
+    let unknown = app.get(&format!("/v1/compositions/{id}/audio?format=mp3")).await;
     assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_body(unknown).await["error"]["details"]["field"], "format");
     assert_eq!(app.get("/v1/compositions/nope/audio").await.status(), StatusCode::NOT_FOUND);
