@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` and `make test`.
-# Every target sets up libtorch first (idempotent), so nobody exports anything by hand.
+# Every target sets up libtorch and the SoundFonts first (idempotent), so nobody
+# exports or installs anything by hand.
 
 SHELL := /bin/bash
 export LIBTORCH_USE_PYTORCH := 1
@@ -10,6 +11,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 setup:
 	@scripts/setup-libtorch.sh
+	@scripts/setup-soundfont.sh
 
 build: setup
 	cargo build --release

@@ -93,6 +93,7 @@ impl App {
             composer,
             devices,
             max_queued_jobs: args.max_queued_jobs,
+            audio: api::audio::AudioService::new(&args.audio),
         };
         let router = router(state, args);
         // Checked before binding: a database the training processes cannot share is refused.

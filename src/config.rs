@@ -27,6 +27,7 @@ pub struct Settings {
     pub generation: GenerationSettings,
     /// Most jobs waiting in the queue; a submission over it answers 429.
     pub max_queued_jobs: i64,
+    pub audio: AudioSettings,
 }
 
 /// `fugue worker`: training workers sharing the database and data dir with servers.
@@ -138,6 +139,41 @@ pub struct GenerationSettings {
     /// it waits.
     pub realtime_lookahead: std::time::Duration,
 }
+
+/// Audio: the SoundFonts and the limits of rendering.
+#[derive(Debug, Clone)]
+pub struct AudioSettings {
+    /// The General MIDI `.sf2` font the server renders audio with.
+    pub soundfont: PathBuf,
+    /// A smaller font (`.sf2` or `.sf3`) for the page, served when `soundfont` is
+    /// larger than a browser should load.
+    pub page_soundfont: PathBuf,
+    /// Renders running at once; more answer 429.
+    pub max_renders: usize,
+    /// Longest audio a request may ask for, in seconds; longer answers 422.
+    pub max_seconds: f64,
+}
+
+impl AudioSettings {
+    /// What `./soundfonts` holds after `scripts/setup-soundfont.sh`, and the default limits.
+    pub fn installed() -> AudioSettings {
+        AudioSettings {
+            soundfont: PathBuf::from(DEFAULT_SOUNDFONT),
+            page_soundfont: PathBuf::from(DEFAULT_PAGE_SOUNDFONT),
+            max_renders: DEFAULT_MAX_RENDERS,
+            max_seconds: DEFAULT_MAX_AUDIO_SECONDS,
+        }
+    }
+}
+
+/// Where `scripts/setup-soundfont.sh` puts FluidR3 GM (MIT, 148 MB).
+pub const DEFAULT_SOUNDFONT: &str = "soundfonts/FluidR3_GM.sf2";
+/// Where it puts FluidR3 Mono GM (MIT, 23 MB, Ogg-compressed samples), for the page.
+pub const DEFAULT_PAGE_SOUNDFONT: &str = "soundfonts/FluidR3Mono_GM.sf3";
+/// Renders at once: each keeps a core busy for a hundredth of the audio's length.
+pub const DEFAULT_MAX_RENDERS: usize = 2;
+/// 30 minutes: about 300 MB of WAV, rendered in seconds.
+pub const DEFAULT_MAX_AUDIO_SECONDS: f64 = 1800.0;
 
 /// 64 MiB: a zipped corpus of a few thousand MIDI files fits.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;

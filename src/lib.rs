@@ -8,7 +8,7 @@
 //! 4. networks, artifacts and their registry: `model`;
 //! 5. representations: `repr`;
 //! 6. analysis of what was made: `analysis`;
-//! 7. MIDI: `midi`;
+//! 7. MIDI and audio: `midi`, `audio`;
 //! 8. storage, settings and leaf helpers: `store`, `objects`, `config`, `devices`, `shared`.
 
 // 1. HTTP and commands
@@ -45,7 +45,9 @@ pub mod repr;
 /// Originality (copies of training pieces) and musical statistics of a piece.
 pub mod analysis;
 
-// 7. MIDI
+// 7. MIDI and audio
+/// A score played through a General MIDI SoundFont, as a WAV stream.
+pub mod audio;
 /// MIDI files in and out, and the Score they are read into.
 pub mod midi;
 

@@ -29,16 +29,24 @@ const MAX_STREAM_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 ///
 /// Answers 201 with the composition (notes in beats and seconds, the seed used,
 /// statistics, and where its MIDI file downloads from); with `Accept: audio/midi`
-/// the MIDI file itself. Same model, seed and request: same notes.
+/// the MIDI file itself, with `Accept: audio/wav` or `audio/flac` its audio (as
+/// `GET /v1/compositions/{id}/audio` streams it). Same model, seed and request:
+/// same notes.
 #[utoipa::path(post, path = "/v1/generate", tag = "generate",
     request_body = GenerateRequest,
     responses(
-        (status = 201, description = "Composed", body = Composition,
+        (status = 201, description = "Composed", content(
+                (Composition = "application/json"),
+                (Vec<u8> = "audio/midi"),
+                (Vec<u8> = "audio/wav"),
+                (Vec<u8> = "audio/flac"),
+            ),
             headers(("Location" = String, description = "The composition's URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
         (status = 422, description = "A field is invalid, out of range, or not something the model can do; `details.field` names it", body = ErrorBody),
-        (status = 429, description = "Every generation worker is full; retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 429, description = "Every generation worker is full, or (audio) too many renders run; retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "Audio was asked for and no SoundFont is installed; the message says how to install one", body = ErrorBody),
     ))]
 pub async fn generate(
     State(state): State<AppState>,
@@ -52,6 +60,13 @@ pub async fn generate(
         }
         .into());
     }
+    let offered = ["application/json", "audio/midi", "audio/wav", "audio/flac"];
+    let answer = super::accept::preferred(&headers, &offered);
+    let audio = super::audio::AudioFormat::of_media_type(answer);
+    if audio.is_some() {
+        // Refused before composing, not after.
+        state.audio.check_font()?;
+    }
     let mut session = state.composer.start(request).await?;
     let piece = loop {
         match session.events.recv().await {
@@ -64,11 +79,11 @@ pub async fn generate(
     let (composition, midi) = state.composer.store_piece(&session, piece).await?;
     let location = HeaderValue::from_str(&format!("/v1/compositions/{}", composition.composition_id))
         .map_err(anyhow::Error::from)?;
-    let wants_midi = super::accept::preferred(&headers, &["application/json", "audio/midi"]) == "audio/midi";
-    let mut response = if wants_midi {
-        super::compositions::midi_response(midi, &composition.composition_id)
-    } else {
-        Json(&composition).into_response()
+    let id = &composition.composition_id;
+    let mut response = match (answer, audio) {
+        (_, Some(format)) => state.audio.audio_response(midi, id, format).await?,
+        ("audio/midi", _) => super::compositions::midi_response(midi, id),
+        _ => Json(&composition).into_response(),
     };
     *response.status_mut() = StatusCode::CREATED;
     response.headers_mut().insert(header::LOCATION, location);

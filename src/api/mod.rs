@@ -2,6 +2,7 @@
 //! OpenAPI document from the `#[utoipa::path]` annotations next to each handler.
 
 mod accept;
+pub mod audio;
 mod compositions;
 mod datasets;
 pub mod error;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub devices: DeviceReport,
     /// Most queued jobs before submissions answer 429.
     pub max_queued_jobs: i64,
+    /// SoundFonts and audio renders.
+    pub audio: audio::AudioService,
 }
 
 /// The WebSocket subprotocol that carries an API key: `Sec-WebSocket-Protocol:
@@ -64,7 +67,7 @@ pub const WEBSOCKET_AUTH_PROTOCOL: &str = "bearer";
         (name = "datasets", description = "Corpora of MIDI files to train on"),
         (name = "training", description = "Training jobs: queued, leased to workers, resumable, followable live"),
         (name = "models", description = "Trained and bundled models, and the default"),
-        (name = "generate", description = "Compositions: generated over REST or streamed over a WebSocket, downloadable as MIDI"),
+        (name = "generate", description = "Compositions: generated over REST or streamed over a WebSocket, downloadable as MIDI or audio; the SoundFont for the page"),
     )
 )]
 struct ApiDoc;
@@ -103,6 +106,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(compositions::list_compositions))
         .routes(routes!(compositions::get_composition, compositions::delete_composition))
         .routes(routes!(compositions::composition_midi))
+        .routes(routes!(audio::composition_audio))
+        .routes(routes!(audio::soundfont))
 }
 
 /// The OpenAPI document served at `/openapi.json` and printed by `fugue openapi`.

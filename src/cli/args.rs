@@ -31,13 +31,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API, the browser page and the generation engine.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run training workers alone, taking jobs from the shared queue (scale-out).
     Worker(WorkerArgs),
     /// Train a model on a folder of MIDI files or a benchmark JSON, with progress.
     Train(Box<TrainArgs>),
     /// Generate a composition from the command line and write it as a MIDI file.
     Generate(GenerateArgs),
+    /// Render a MIDI file as audio (WAV or FLAC) through a General MIDI SoundFont.
+    Render(RenderArgs),
     /// Score a model on a benchmark split; prints one JSON line.
     Eval(EvalArgs),
     /// Print the tokens a token preset makes of MIDI files, as JSON.
@@ -149,6 +151,18 @@ pub struct GenerateArgs {
     pub torch: TorchArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The MIDI file to render.
+    pub midi: PathBuf,
+    /// The file to write: WAV, or FLAC when it ends in `.flac` (44.1 kHz, 16-bit stereo).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The General MIDI `.sf2` SoundFont.
+    #[arg(long, env = "FUGUE_SOUNDFONT", default_value = crate::config::DEFAULT_SOUNDFONT)]
+    pub soundfont: PathBuf,
+}
+
 /// Longest `fugue generate --length`.
 pub const MAX_GENERATE_LENGTH: u32 = 10_000;
 
@@ -240,6 +254,9 @@ pub enum BenchCommand {
     /// Harmonizing the held-out chorales from their sopranos, forced and looking
     /// ahead: the NLL of Bach's lower voices and part-writing faults per 100 notes.
     Harmonize(HarmonizeBenchArgs),
+    /// Audio rendering of a four-part piece through the SoundFont on one core:
+    /// seconds of audio per second of rendering (the real-time factor).
+    Render(RenderBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -256,6 +273,22 @@ pub struct HarmonizeBenchArgs {
     /// Harmonizations per chorale and way of decoding.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub seeds: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderBenchArgs {
+    /// The General MIDI `.sf2` SoundFont.
+    #[arg(long, env = "FUGUE_SOUNDFONT", default_value = crate::config::DEFAULT_SOUNDFONT)]
+    pub soundfont: PathBuf,
+    /// A MIDI file to render instead of the generated four-part piece.
+    #[arg(long)]
+    pub midi: Option<PathBuf>,
+    /// Bars of the generated piece (4/4 at 100 bpm: 2.4 s each).
+    #[arg(long, default_value_t = 100)]
+    pub bars: u32,
+    /// Timed runs; the best counts.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: u32,
 }
 
 /// The PyTorch reference run side by side, and libtorch's CPU threads for both.
@@ -470,6 +503,25 @@ pub struct ServeArgs {
     /// Most jobs waiting in the queue; a submission over it answers 429.
     #[arg(long, env = "FUGUE_MAX_QUEUED_JOBS", default_value_t = 100)]
     pub max_queued_jobs: i64,
+    #[command(flatten)]
+    pub audio: AudioArgs,
+}
+
+/// Audio: the SoundFonts and the limits of rendering.
+#[derive(Debug, Clone, Args)]
+pub struct AudioArgs {
+    /// The General MIDI `.sf2` SoundFont audio is rendered with.
+    #[arg(long, env = "FUGUE_SOUNDFONT", default_value = crate::config::DEFAULT_SOUNDFONT)]
+    pub soundfont: PathBuf,
+    /// The SoundFont served to the page when `--soundfont` is over 32 MiB.
+    #[arg(long, env = "FUGUE_PAGE_SOUNDFONT", default_value = crate::config::DEFAULT_PAGE_SOUNDFONT)]
+    pub page_soundfont: PathBuf,
+    /// Audio renders at once; more answer 429.
+    #[arg(long, env = "FUGUE_MAX_RENDERS", default_value_t = crate::config::DEFAULT_MAX_RENDERS)]
+    pub max_renders: usize,
+    /// Longest audio rendered for a request, in seconds; longer answers 422.
+    #[arg(long, env = "FUGUE_MAX_AUDIO_SECONDS", default_value_t = crate::config::DEFAULT_MAX_AUDIO_SECONDS)]
+    pub max_audio_seconds: f64,
 }
 
 /// The generation engine: its devices and limits.
@@ -617,6 +669,12 @@ impl ServeArgs {
                 realtime_lookahead: Duration::from_millis(self.generation.realtime_lookahead_ms),
             },
             max_queued_jobs: self.max_queued_jobs,
+            audio: crate::config::AudioSettings {
+                soundfont: self.audio.soundfont.clone(),
+                page_soundfont: self.audio.page_soundfont.clone(),
+                max_renders: self.audio.max_renders,
+                max_seconds: self.audio.max_audio_seconds,
+            },
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The command line: its argument tree, and the commands that run outside the
-//! server (train, generate, eval, tokens, bench).
+//! server (train, generate, render, eval, tokens, bench).
 
 pub mod args;
 mod bench;
@@ -8,6 +8,7 @@ mod eval;
 mod evaluate;
 mod generate;
 mod index;
+mod render;
 mod tokens;
 mod train;
 
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(args) => index::index(&args),
         Command::Evaluate(args) => evaluate::evaluate(&args),
         Command::Generate(args) => generate::generate(&args),
+        Command::Render(args) => render::render(&args),
         Command::TrainAttempt(args) => crate::jobs::attempt::run(&args.settings()),
     }
 }

@@ -5,7 +5,8 @@ import { ApiProblem, api, clearErrors, showError, socket } from "./api.js";
 import { parseMelody } from "./melody.js";
 import { PartControls } from "./parts.js";
 import { PianoRoll } from "./roll.js";
-import { Synth } from "./synth.js";
+import { MidiOut } from "./midiout.js";
+import { SoundFontSynth } from "./sfsynth.js";
 
 // Request fields → the id suffix of the error line beside their control.
 const FIELDS = {
@@ -35,7 +36,9 @@ export class Composer {
     this.roll = new PianoRoll($("roll"));
     this.parts = new PartControls($("roll-legend"));
     this.roll.isGiven = (part) => this.parts.isGiven(part);
-    this.synth = new Synth();
+    this.synth = new SoundFontSynth();
+    this.synth.midiOut = new MidiOut($("midi-out"));
+    this.synth.midiOut.init();
     this.current = null;
     $("compose-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -50,6 +53,7 @@ export class Composer {
     $("play").addEventListener("click", () => this.play());
     $("stop").addEventListener("click", () => this.stop());
     $("download").addEventListener("click", () => this.download(this.current));
+    $("download-audio").addEventListener("click", () => this.download(this.current, "audio"));
     $("model").addEventListener("change", () => this.refreshVoices());
   }
 
@@ -154,7 +158,7 @@ export class Composer {
         `${piece.stats.notes} notes, ${piece.stats.seconds.toFixed(1)} s of music, seed ${piece.seed} ` +
         `(${piece.stats.tokens_per_second.toFixed(0)} tokens/s).`;
       $("compose-originality").textContent = originality(piece.stats);
-      for (const id of ["play", "stop", "download"]) $(id).disabled = false;
+      for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
       this.refreshHistory();
     } else if (message.type === "error") {
       const problem = new ApiProblem(0, { error: message.error });
@@ -181,6 +185,8 @@ export class Composer {
   play(piece = this.current) {
     if (!piece) return;
     this.current = piece;
+    // A past composition played from the list is the one the transport acts on.
+    for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
     this.roll.set(piece.notes);
     this.parts.update(piece.notes);
     this.synth.play(this.parts.audible(piece.notes), {
@@ -196,13 +202,15 @@ export class Composer {
     this.roll.setPlayhead(null);
   }
 
-  async download(piece) {
+  // The MIDI file, or (`audio`) the WAV the server renders with its SoundFont.
+  async download(piece, what = "midi") {
     if (!piece) return;
     try {
-      const blob = await api(piece.midi_url, { as: "blob" });
+      const url = what === "audio" ? `/v1/compositions/${piece.composition_id}/audio` : piece.midi_url;
+      const blob = await api(url, { as: "blob" });
       const link = document.createElement("a");
       link.href = URL.createObjectURL(blob);
-      link.download = `fugue-${piece.composition_id}.mid`;
+      link.download = `fugue-${piece.composition_id}.${what === "audio" ? "wav" : "mid"}`;
       document.body.append(link);
       link.click();
       link.remove();

@@ -89,7 +89,7 @@ const LAYERS: [(&str, &[&str]); 8] = [
     ("networks, artifacts and their registry", &["model"]),
     ("representations", &["repr"]),
     ("analysis", &["analysis"]),
-    ("MIDI", &["midi"]),
+    ("MIDI and audio", &["midi", "audio"]),
     ("storage, settings and leaf helpers", &["store", "objects", "config", "devices", "shared"]),
 ];
 

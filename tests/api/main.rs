@@ -4,6 +4,7 @@
 mod analysis;
 mod architecture;
 mod attempts;
+mod audio;
 mod auth;
 mod binary;
 mod datasets;

@@ -7,7 +7,8 @@ use fugue::app::App;
 use std::time::Duration;
 
 use fugue::config::{
-    DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings, TrainingSettings,
+    AudioSettings, DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings,
+    TrainingSettings,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
@@ -104,6 +105,8 @@ pub struct Options {
     /// `s3://bucket/prefix` (the test's S3 server, see `objects.rs`), else the data dir.
     pub object_store: Option<String>,
     pub object_store_options: Vec<(String, String)>,
+    /// The SoundFonts and render limits (default: the project's `soundfonts/`).
+    pub audio: AudioSettings,
 }
 
 impl Default for Options {
@@ -119,6 +122,7 @@ impl Default for Options {
             max_sessions_per_worker: 64,
             object_store: None,
             object_store_options: Vec::new(),
+            audio: installed_audio(),
         }
     }
 }
@@ -248,6 +252,18 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             model_cache_bytes: 256 * 1024 * 1024,
             realtime_lookahead: fugue::generate::engine::REALTIME_LOOKAHEAD,
         },
+        audio: options.audio.clone(),
+    }
+}
+
+/// The fonts `scripts/setup-soundfont.sh` installs (`make test` runs it), by
+/// absolute path, with the default limits.
+pub fn installed_audio() -> AudioSettings {
+    let installed = AudioSettings::installed();
+    AudioSettings {
+        soundfont: project_path(&installed.soundfont.to_string_lossy()),
+        page_soundfont: project_path(&installed.page_soundfont.to_string_lossy()),
+        ..installed
     }
 }
 

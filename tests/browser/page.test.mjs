@@ -135,6 +135,76 @@ try {
     assert.ok(dataset.report.totals.notes >= 24);
   });
 
+  await step("the audio download is the server's WAV rendering of the piece", async () => {
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-audio")]);
+    assert.match(download.suggestedFilename(), /^fugue-.*\.wav$/);
+    const path = join(work, "downloaded.wav");
+    await download.saveAs(path);
+    const bytes = readFileSync(path);
+    assert.equal(bytes.subarray(0, 4).toString(), "RIFF");
+    assert.equal(bytes.subarray(8, 12).toString(), "WAVE");
+    assert.equal(bytes.readUInt32LE(24), 44_100);
+    assert.ok(bytes.length > 44 + 44_100, `${bytes.length} bytes: more than a second of audio`);
+  });
+
+  await step("playback goes through the SoundFont synthesizer and is not silent", async () => {
+    await page.click("#play");
+    await page.waitForFunction(() => document.documentElement.dataset.synth === "soundfont", null, { timeout: 90_000 });
+    // Tap the synthesizer's output until something sounds (or give up after 10 s).
+    const loudest = await page.evaluate(async () => {
+      const buffer = new Float32Array(globalThis.fugueSynth.analyser.fftSize);
+      let loudest = 0;
+      for (let i = 0; i < 100 && loudest < 0.01; i += 1) {
+        globalThis.fugueSynth.analyser.getFloatTimeDomainData(buffer);
+        loudest = Math.max(loudest, Math.sqrt(buffer.reduce((sum, x) => sum + x * x, 0) / buffer.length));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return loudest;
+    });
+    assert.ok(loudest >= 0.01, `the SoundFont synthesizer's output RMS peaked at ${loudest}`);
+    await page.screenshot({ path: join(shots, "03b-soundfont-playing.png") });
+    await page.click("#stop");
+  });
+
+  await step("MIDI out sends each part's notes on its own channel to the chosen output", async () => {
+    // A fake MIDIAccess with one output that records what it is sent.
+    const midiPage = await context.newPage();
+    await midiPage.addInitScript(() => {
+      globalThis.sentMidi = [];
+      const output = { id: "fake-out", name: "Fake synth", send: (data) => globalThis.sentMidi.push([...data]), clear() {} };
+      navigator.requestMIDIAccess = async () => ({ outputs: new Map([[output.id, output]]), inputs: new Map() });
+    });
+    await midiPage.goto(`${base}/`);
+    await midiPage.waitForSelector("#history li button");
+    await midiPage.waitForFunction(() => !document.querySelector("#midi-out").disabled);
+    await midiPage.selectOption("#midi-out", "fake-out");
+    const [piece] = await (await fetch(`${base}/v1/compositions?limit=1`)).json();
+    await midiPage.click("#history li button");
+    // The whole piece (a few seconds) is sent as it plays.
+    await midiPage.waitForFunction((count) => globalThis.sentMidi.filter((m) => (m[0] & 0xf0) === 0x80).length >= count,
+      piece.notes.length, { timeout: 60_000 });
+    const sent = await midiPage.evaluate(() => globalThis.sentMidi);
+    await midiPage.click("#stop");
+    const messages = sent.map((message) => message.join());
+    for (const note of piece.notes) {
+      const channel = note.part.index;
+      const on = [0x90 | channel, note.pitch, note.velocity].join();
+      const off = [0x80 | channel, note.pitch, 0].join();
+      const program = [0xc0 | channel, note.program].join();
+      assert.ok(messages.includes(on), `note-on ${on} sent: ${JSON.stringify(sent.slice(0, 12))}`);
+      assert.ok(messages.includes(off), `note-off ${off} sent`);
+      assert.ok(messages.indexOf(program) < messages.indexOf(on), `program ${program} before the part's first note`);
+    }
+    assert.equal(sent.filter((m) => (m[0] & 0xf0) === 0x90).length, piece.notes.length, "one note-on per note");
+    // Four parts, four channels; after Stop, all notes off on every channel.
+    const channels = new Set(sent.filter((m) => (m[0] & 0xf0) === 0x90).map((m) => m[0] & 0x0f));
+    assert.deepEqual([...channels].sort(), [...new Set(piece.notes.map((note) => note.part.index))].sort());
+    const afterStop = await midiPage.evaluate(() => globalThis.sentMidi.filter((m) => m[0] >= 0xb0 && m[0] < 0xc0 && m[1] === 123));
+    assert.equal(afterStop.length % 16, 0);
+    assert.ok(afterStop.length >= 16);
+    await midiPage.close();
+  });
+
   await step("a past composition can be replayed and downloaded from the list", async () => {
     await page.waitForSelector("#history li button");
     assert.ok((await page.$$("#history li")).length >= 1);

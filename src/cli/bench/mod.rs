@@ -4,6 +4,7 @@ mod generate;
 mod harmonize;
 mod load;
 mod originality;
+mod render;
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +23,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Load(args) => load::run(args),
         BenchCommand::Originality(args) => originality::run(args),
         BenchCommand::Harmonize(args) => harmonize::run(args),
+        BenchCommand::Render(args) => render::run(args),
     }
 }
 
