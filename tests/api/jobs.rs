@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::support::{Options, TestApp, TestDatabase, error_body, midi_files, shared_data, spawn_app};
+use crate::support::{
+    Options, TestApp, TestDatabase, error_body, midi_files, removed_soon, shared_data, spawn_app,
+};
 
 /// Uploads jsb-mini's training files as a dataset; returns its id.
 pub async fn upload_mini(app: &TestApp) -> String {
@@ -115,7 +117,10 @@ async fn a_job_trains_registers_a_model_and_streams_its_progress(database: TestD
     assert_eq!(done["epochs"].as_array().unwrap().len(), 3);
     let model_id = done["model_id"].as_str().unwrap().to_owned();
     assert!(app.data_dir.join("models").join(&model_id).join("model.safetensors").is_file());
-    assert!(!app.data_dir.join("checkpoints").join(&id).exists(), "checkpoints go once the model is safe");
+    assert!(
+        removed_soon(&app.data_dir.join("checkpoints").join(&id)).await,
+        "checkpoints go once the model is safe"
+    );
     let listed: Value = app.get("/v1/training-jobs?state=succeeded").await.json().await.unwrap();
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["epochs"], done["epochs"], "the list carries each job's epochs");
@@ -367,7 +372,10 @@ async fn a_running_job_stops_within_a_heartbeat_of_cancel() {
     assert_eq!(done["state"], "cancelled", "{done}");
     assert!(done["epochs"].as_array().unwrap().len() < 200);
     assert_eq!(done["model_id"], Value::Null);
-    assert!(!app.data_dir.join("checkpoints").join(id).exists());
+    assert!(
+        removed_soon(&app.data_dir.join("checkpoints").join(id)).await,
+        "a cancelled job's checkpoint goes"
+    );
     eprintln!("cancel took effect after {} ms", took.as_millis());
 
     // The worker is free again: the next job runs.

@@ -480,3 +480,17 @@ pub async fn s3_bucket() -> String {
     assert!(response.status().is_success(), "creating bucket {bucket}: {}", response.status());
     format!("s3://{bucket}/fugue")
 }
+
+/// Waits up to 10 s for `path` to be removed: a worker removes a finished job's
+/// checkpoint just after it commits the job's end, so a test that sees the end may
+/// still see the checkpoint for a moment.
+pub async fn removed_soon(path: &Path) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}

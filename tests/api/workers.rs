@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::attempts::training_processes;
 use crate::jobs::{finished, upload_mini};
-use crate::support::{Options, TestApp, TestDatabase, ThrowawayPostgres, fast_queue_env, spawn_app};
+use crate::support::{
+    Options, TestApp, TestDatabase, ThrowawayPostgres, fast_queue_env, removed_soon, spawn_app,
+};
 
 const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
 
@@ -169,11 +171,10 @@ async fn a_killed_worker_s_job_resumes_on_another_from_its_checkpoint() {
     assert_eq!(models.len(), 1, "exactly one model: {models:?}");
     assert_eq!(model_dirs(&app.data_dir), [models[0]["id"].as_str().unwrap()]);
     // The worker removes the checkpoint once the success is committed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.data_dir.join("checkpoints").join(&id).exists() {
-        assert!(Instant::now() < deadline, "the checkpoint is never removed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        removed_soon(&app.data_dir.join("checkpoints").join(&id)).await,
+        "the checkpoint is never removed"
+    );
 }
 
 #[tokio::test]
