@@ -115,6 +115,7 @@ try {
     const run = copied.match(/^longest copied run: (\d) notes.*, from bwv.*\.mid bar \d+ \(limit 5\)$/);
     assert.ok(run && Number(run[1]) <= 5, copied);
     await page.screenshot({ path: join(shots, "03-compose-done.png") });
+    await page.locator(".player").screenshot({ path: join(shots, "03-parts.png") });
   });
 
   await step("the download is a MIDI file that fugue's reader accepts", async () => {
@@ -243,7 +244,7 @@ try {
     const given = await page.$$eval("#roll-legend li", (items) =>
       items.filter((item) => item.querySelector(".given")).map((item) => item.querySelector(".part-name").textContent));
     assert.deepEqual(given, ["Soprano"]);
-    await page.screenshot({ path: join(shots, "04b-harmonized.png") });
+    await page.locator(".player").screenshot({ path: join(shots, "04b-harmonized.png") });
 
     // Mute and solo are toggles; an instrument picked for the bass is the next piece's.
     await page.click("button[aria-label='Mute the Alto']");
