@@ -1,9 +1,10 @@
 //! The built `fugue` binary as a user runs it.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::support::listening_addr;
 
 const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
 
@@ -105,20 +106,8 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut addr = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let event: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-            if event["message"] == "listening" {
-                addr = event["addr"].as_str().map(str::to_owned);
-                break;
-            }
-        }
-        // Keep draining, so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, addr: addr.expect("the server logs where it listens") }
+        let addr = listening_addr(&mut child);
+        Server { child, addr }
     }
 
     /// Sends SIGTERM and waits, at most `limit`, for the process to exit.

@@ -3,7 +3,6 @@
 //! sharing one Postgres and one S3 endpoint (moto). Nothing but the database and
 //! the object store connects them.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +18,8 @@ use fugue::store::Store;
 
 use crate::jobs::{tiny_job, upload_mini};
 use crate::support::{
-    Options, TestDatabase, fast_queue_env, midi_files, s3_bucket, s3_env, shared_data, spawn_app,
+    Options, TestDatabase, fast_queue_env, listening_addr, midi_files, s3_bucket, s3_env, shared_data,
+    spawn_app,
 };
 use crate::workers::submit;
 
@@ -64,18 +64,8 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut addr = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if event["message"] == "listening" {
-                addr = event["addr"].as_str().map(str::to_owned);
-                break;
-            }
-        }
-        std::thread::spawn(move || lines.for_each(drop));
-        Node { child, addr: Some(addr.expect("the server logs where it listens")), _dir: dir }
+        let addr = listening_addr(&mut child);
+        Node { child, addr: Some(addr), _dir: dir }
     }
 
     fn worker(&self) -> Node {

@@ -494,3 +494,22 @@ pub async fn removed_soon(path: &Path) -> bool {
     }
     true
 }
+
+/// The address a spawned `fugue serve` (logging JSON to a piped stderr) says it
+/// listens on; its stderr is drained from then on, so it never blocks on a full pipe.
+pub fn listening_addr(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        if event["message"] == "listening" {
+            addr = event["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    addr.expect("the server logs where it listens")
+}
