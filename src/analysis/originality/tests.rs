@@ -208,16 +208,26 @@ fn brute_force_longest(kind: CopyKind, query: &[(i64, i64)], training: &[Vec<(i6
     (2..=query.len()).take_while(|&length| found(length)).last().unwrap_or(0)
 }
 
-#[test]
-fn the_guard_keeps_every_copied_run_within_the_limit() {
-    const LIMIT: usize = 4;
-    // A small alphabet (8 pitches, two gaps, chords) so that copies come easily.
+type Gaps = [f64; 3];
+/// Pieces as the brute force reads them: (onset step, pitch) per note.
+type Sequences = Vec<Vec<(i64, i64)>>;
+
+/// Four random walks over a small alphabet (8 pitches, two gaps, chords) so that
+/// copies come easily: the gaps, their index, and their sequences as the brute
+/// force reads them.
+fn small_alphabet_corpus() -> (Gaps, Arc<OriginalityIndex>, Sequences) {
     let gaps = [0.0, 0.5, 1.0];
     let corpus: Vec<TrainingPiece> =
         (0..4).map(|seed| training(&format!("t{seed}"), &random_walk(seed, 300, 60, 8, 3, &gaps))).collect();
     let index = Arc::new(OriginalityIndex::build(&corpus).unwrap());
-    let training_sequences: Vec<Vec<(i64, i64)>> =
-        corpus.iter().map(|piece| brute_force_sequence(&plain(piece))).collect();
+    let training_sequences = corpus.iter().map(|piece| brute_force_sequence(&plain(piece))).collect();
+    (gaps, index, training_sequences)
+}
+
+#[test]
+fn the_guard_keeps_every_copied_run_within_the_limit() {
+    const LIMIT: usize = 4;
+    let (gaps, index, training_sequences) = small_alphabet_corpus();
     let mut forbidden_seen = 0;
     let mut unguarded_longest = 0;
     for seed in 0..60u64 {
@@ -262,12 +272,7 @@ fn the_guard_holds_when_a_chord_comes_top_down() {
     // A model with parts writes its soprano before its bass: the notes of one onset
     // arrive in any order, while the lookup reads them bottom up.
     const LIMIT: usize = 4;
-    let gaps = [0.0, 0.5, 1.0];
-    let corpus: Vec<TrainingPiece> =
-        (0..4).map(|seed| training(&format!("t{seed}"), &random_walk(seed, 300, 60, 8, 3, &gaps))).collect();
-    let index = Arc::new(OriginalityIndex::build(&corpus).unwrap());
-    let training_sequences: Vec<Vec<(i64, i64)>> =
-        corpus.iter().map(|piece| brute_force_sequence(&plain(piece))).collect();
+    let (_, index, training_sequences) = small_alphabet_corpus();
     let mut inserted_below = 0;
     for seed in 0..60u64 {
         let mut rng = Rng::new(3000 + seed);
