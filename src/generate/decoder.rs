@@ -8,6 +8,8 @@
 //! bar line to end on). The model only ever chooses among allowed tokens, so the
 //! constraints hold by construction rather than by filtering afterwards.
 
+use std::collections::HashMap;
+
 use crate::analysis::originality::{CopyGuard, PitchSet};
 use crate::generate::given::GivenPart;
 use crate::generate::request::{Length, ValidatedRequest};
@@ -19,6 +21,8 @@ use crate::repr::events::{EventsConfig, PartName, PartSpec, Token, bar_units};
 #[derive(Debug)]
 pub struct EventsGrammar {
     tokens: Vec<Option<Token>>,
+    /// Each token's id: asked at every forced step and for every given note.
+    ids: HashMap<Token, i64>,
     config: EventsConfig,
 }
 
@@ -26,12 +30,19 @@ impl EventsGrammar {
     pub fn new(vocabulary: &Vocabulary, config: &EventsConfig) -> EventsGrammar {
         let tokens = (0..vocabulary.len() as u32)
             .map(|id| vocabulary.token(id).and_then(|text| text.parse().ok()))
-            .collect();
-        EventsGrammar { tokens, config: config.clone() }
+            .collect::<Vec<Option<Token>>>();
+        // The first id of a token, should a vocabulary hold one twice.
+        let mut ids = HashMap::new();
+        for (id, token) in tokens.iter().enumerate().rev() {
+            if let Some(token) = token {
+                ids.insert(*token, id as i64);
+            }
+        }
+        EventsGrammar { tokens, ids, config: config.clone() }
     }
 
     pub fn id_of(&self, token: Token) -> Option<i64> {
-        self.tokens.iter().position(|t| *t == Some(token)).map(|id| id as i64)
+        self.ids.get(&token).copied()
     }
 
     pub fn token(&self, id: i64) -> Option<Token> {
