@@ -713,6 +713,14 @@ mod tests {
             "parts[0].pitch_range"
         );
         assert_eq!(field(json!({"parts": [{"name": "alto", "max_polyphony": 0}]})), "parts[0].max_polyphony");
+        let given = |extra: serde_json::Value| {
+            let mut given = json!({"part": "soprano", "midi_base64": "TVRoZA=="});
+            given.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            field(json!({ "given": given }))
+        };
+        assert_eq!(given(json!({"track": 1024})), "given.track");
+        assert_eq!(given(json!({"part": " "})), "given.part");
+        assert!(check(json!({"given": {"part": 0, "midi_base64": "TVRoZA==", "track": 1023}})).is_ok());
     }
 
     #[test]

@@ -9,6 +9,23 @@ use crate::support::listening_addr;
 const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
 
 #[test]
+fn a_realtime_lookahead_outside_its_range_stops_the_server_before_it_starts() {
+    for (millis, accepted) in [("99", false), ("60001", false), ("100", true)] {
+        // `--help` after the flag: the value is checked, then nothing is started.
+        let output = Command::new(FUGUE)
+            .args(["serve", "--realtime-lookahead-ms", millis, "--help"])
+            .env_clear()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.success(), accepted, "{millis}: {stderr}");
+        if !accepted {
+            assert!(stderr.contains("--realtime-lookahead-ms") && stderr.contains("100..=60000"), "{stderr}");
+        }
+    }
+}
+
+#[test]
 fn runs_without_ld_library_path_and_loads_cuda_support() {
     // A clean environment: only the rpath can lead the loader to libtorch.
     let output = Command::new(FUGUE).arg("devices").env_clear().output().unwrap();
