@@ -32,8 +32,10 @@ use crate::config::{GenerationSettings, Settings};
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceReport;
 use crate::devices::default_devices;
+use crate::generate::admission::QueueLimits;
 use crate::generate::compose::Composer;
 use crate::generate::engine::{Engine, EngineConfig};
+use crate::generate::metrics::EngineMetrics;
 use crate::jobs::Jobs;
 use crate::jobs::event_stream::JobChanges;
 use crate::jobs::worker::{WorkerContext, run_pool, worker_devices};
@@ -77,8 +79,10 @@ impl App {
         );
         let models =
             ModelRegistry::new(store.clone(), &storage.models_dir, objects, cache, &storage.default_model);
+        let metrics = HttpMetrics::new()?;
+        let engine_metrics = Arc::new(EngineMetrics::new(metrics.registry())?);
         let composer = Composer {
-            engine: Engine::start(&engine_config(&args.generation)),
+            engine: Engine::start(&engine_config(&args.generation, engine_metrics)),
             models: models.clone(),
             store: store.clone(),
             datasets: datasets.clone(),
@@ -87,7 +91,7 @@ impl App {
         let state = AppState {
             store: store.clone(),
             datasets: datasets.clone(),
-            metrics: HttpMetrics::new()?,
+            metrics,
             models,
             jobs: jobs.clone(),
             composer,
@@ -141,7 +145,7 @@ impl App {
     }
 }
 
-fn engine_config(args: &GenerationSettings) -> EngineConfig {
+fn engine_config(args: &GenerationSettings, metrics: Arc<EngineMetrics>) -> EngineConfig {
     let devices = if args.devices.is_empty() {
         default_devices(usize::try_from(tch::Cuda::device_count()).unwrap_or(0))
     } else {
@@ -150,8 +154,10 @@ fn engine_config(args: &GenerationSettings) -> EngineConfig {
     EngineConfig {
         devices,
         max_sessions_per_worker: args.max_sessions_per_worker.max(1),
+        queue: QueueLimits { max_waiting: args.queue_max_waiting, max_wait: args.queue_max_wait },
         cache_bytes: args.model_cache_bytes,
         realtime_lookahead: args.realtime_lookahead,
+        metrics,
     }
 }
 

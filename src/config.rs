@@ -131,8 +131,12 @@ impl QueueSettings {
 pub struct GenerationSettings {
     /// One generation worker each; empty means every CUDA device, else the CPU.
     pub devices: Vec<DeviceName>,
-    /// Live sessions per worker; more answer 429.
+    /// Live sessions per worker; more wait in the queue.
     pub max_sessions_per_worker: usize,
+    /// Most requests waiting for a place at once; more answer 429.
+    pub queue_max_waiting: usize,
+    /// Longest a request waits for a place; then it answers 429.
+    pub queue_max_wait: std::time::Duration,
     /// Model parameters each worker keeps loaded (least recently used go first).
     pub model_cache_bytes: u64,
     /// How far ahead of its listener a realtime stream is written; further ahead,

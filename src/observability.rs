@@ -57,6 +57,11 @@ impl HttpMetrics {
         Ok(Arc::new(HttpMetrics { registry, requests, latency }))
     }
 
+    /// The registry `/metrics` renders, for other parts' metrics (the engine's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

@@ -15,8 +15,8 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::json::{ValidJson, parse};
 use crate::generate::compose::{ComposeError, Composer, Composition, OpenSession};
-use crate::generate::engine::SessionEvent;
-use crate::generate::request::{GenerateRequest, Length, Pacing, Steer};
+use crate::generate::engine::{SessionEvent, SessionFailure};
+use crate::generate::request::{Control, GenerateRequest, Length, Pacing};
 use crate::generate::{GeneratedNote, Piece};
 
 /// How long a WebSocket client has to send its request.
@@ -72,7 +72,7 @@ pub async fn generate(
         match session.events.recv().await {
             Some(SessionEvent::Notes(_)) => {}
             Some(SessionEvent::Finished(piece)) => break piece,
-            Some(SessionEvent::Failed(message)) => return Err(anyhow::anyhow!(message).into()),
+            Some(SessionEvent::Failed(failure)) => return Err(ComposeError::from(failure).into()),
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
@@ -111,9 +111,18 @@ pub enum StreamMessage {
 /// sampled (`"pacing": "realtime"` sends each note when it would sound), then `end`
 /// with the stored composition. A bad request or a full server gets an `error`
 /// message (the same code and `details` as the REST answer, such as
-/// `retry_after_secs`) and the socket closes. Sending `{"type": "cancel"}` while the
-/// piece streams ends the session as closing the socket does: nothing is stored,
-/// and the server closes the socket.
+/// `retry_after_secs`) and the socket closes.
+///
+/// While the piece streams the client may send:
+/// - `{"type": "control", ...}` with any of `temperature`, `top_k`, `top_p`,
+///   `greedy`, `key`, `scale`, `pitch_range`, `max_polyphony`, `tempo_bpm`,
+///   `program`: they hold from the first note not yet written (with realtime
+///   pacing, within the lookahead). A refused value gets an `error` message naming
+///   the field, and the piece plays on.
+/// - `{"type": "stop"}`: the piece ends at its next bar line and is stored; `end`
+///   follows. An endless piece stores its last 64 bars.
+/// - `{"type": "cancel"}`: ends the session as closing the socket does: nothing
+///   is stored, and the server closes the socket.
 #[utoipa::path(get, path = "/v1/generate/stream", tag = "generate",
     responses(
         (status = 101, description = "WebSocket: send a GenerateRequest, receive StreamMessages"),
@@ -172,6 +181,10 @@ async fn follow(
     }
     let began = Instant::now();
     let realtime = session.validated.pacing == Pacing::Realtime;
+    let endless = matches!(session.validated.length, Length::Endless(_));
+    let lateness = &composer.engine.metrics().realtime_lateness;
+    // When the last note streamed begins, from the stream's start.
+    let mut last_onset = 0.0f64;
     let piece: Piece = loop {
         let event = tokio::select! {
             event = session.events.recv() => event,
@@ -181,28 +194,27 @@ async fn follow(
         };
         match event {
             Some(SessionEvent::Notes(notes)) => {
-                if realtime
-                    && let Some(first) = notes.first()
-                    && !pause_until(
-                        socket,
-                        &mut session,
-                        began + Duration::from_secs_f64(first.start_seconds),
-                    )
-                    .await
-                {
-                    return Ok(());
+                if realtime && let Some(first) = notes.first() {
+                    let due = began + Duration::from_secs_f64(first.start_seconds);
+                    if !pause_until(socket, &mut session, due).await {
+                        return Ok(());
+                    }
+                    lateness.observe(due.elapsed().as_secs_f64());
                 }
+                last_onset = notes.iter().map(|note| note.start_seconds).fold(last_onset, f64::max);
                 if send(socket, &StreamMessage::Notes { notes }).await.is_err() {
                     return Ok(());
                 }
             }
             Some(SessionEvent::Finished(piece)) => break piece,
-            Some(SessionEvent::Failed(message)) => return Err(anyhow::anyhow!(message).into()),
+            Some(SessionEvent::Failed(failure)) => return Err(ComposeError::from(failure).into()),
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
-    if realtime && !pause_until(socket, &mut session, began + Duration::from_secs_f64(piece.seconds())).await
-    {
+    // The end comes when the piece has played: an endless one's stored bars are
+    // its last, so its end comes once its last note has begun.
+    let ends_at = if endless { last_onset } else { piece.seconds() };
+    if realtime && !pause_until(socket, &mut session, began + Duration::from_secs_f64(ends_at)).await {
         return Ok(());
     }
     let (composition, _) = composer.store_piece(&session, piece).await?;
@@ -216,14 +228,16 @@ async fn follow(
 enum ClientMessage {
     /// End the session now; nothing is stored.
     Cancel,
+    /// End the piece at its next bar line, and store it.
+    Stop,
     /// New settings for the rest of the piece.
-    Steer(Steer),
+    Control(Control),
 }
 
-/// Handles what the client sent while its piece streams: steers the session, or
-/// says the session is over (a close, a broken connection or a cancel message).
-/// A steer that is refused gets an error message naming the field, and the piece
-/// plays on; anything else is ignored.
+/// Handles what the client sent while its piece streams: controls or stops the
+/// session, or says the session is over (a close, a broken connection or a
+/// cancel message). A control that is refused gets an error message naming the
+/// field, and the piece plays on; anything else is ignored.
 async fn ends_session(
     incoming: Option<Result<Message, axum::Error>>,
     socket: &mut WebSocket,
@@ -232,8 +246,12 @@ async fn ends_session(
     match incoming {
         Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
             Ok(ClientMessage::Cancel) => true,
-            Ok(ClientMessage::Steer(steer)) => {
-                if let Err(invalid) = session.steer(&steer) {
+            Ok(ClientMessage::Stop) => {
+                session.stop();
+                false
+            }
+            Ok(ClientMessage::Control(control)) => {
+                if let Err(invalid) = session.control(&control) {
                     let error = ApiError::from(ComposeError::from(invalid));
                     return send(socket, &StreamMessage::Error { error: error.body().error }).await.is_err();
                 }
@@ -262,8 +280,15 @@ impl From<ComposeError> for ApiError {
     fn from(error: ComposeError) -> ApiError {
         match error {
             ComposeError::Invalid { field, message } => ApiError::Validation { field, message },
-            busy @ ComposeError::AllWorkersFull => {
-                ApiError::TooManyRequests { message: busy.to_string(), retry_after_secs: 1 }
+            ComposeError::Busy(refused) => ApiError::TooManyRequests {
+                message: ComposeError::Busy(refused).to_string(),
+                retry_after_secs: refused.retry_after.as_secs(),
+            },
+            ComposeError::Failed(failure @ SessionFailure::WorkerFailed { .. }) => {
+                ApiError::Unavailable(failure.to_string())
+            }
+            ComposeError::Failed(SessionFailure::NotStarted(cause)) => {
+                ApiError::Internal(anyhow::anyhow!(cause))
             }
             ComposeError::Internal(error) => ApiError::Internal(error),
         }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::generate::engine::{WorkerState, WorkerStatus};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -31,9 +32,13 @@ pub struct Readiness {
     /// Each check by name: `ok`, or what is wrong.
     #[schema(example = json!({"database": "ok", "default_model": "ok"}))]
     pub checks: BTreeMap<String, String>,
+    /// Each generation worker: its device, whether it runs, restarts after a
+    /// failure, or died, and its live sessions.
+    pub workers: Vec<WorkerStatus>,
 }
 
-/// Readiness: the database answers with the current schema and the default model is present.
+/// Readiness: the database answers with the current schema, the default model is
+/// present, and a generation worker runs (each worker's state is listed).
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
@@ -43,9 +48,20 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     let mut checks = BTreeMap::new();
     checks.insert("database".to_owned(), database_check(&state).await);
     checks.insert("default_model".to_owned(), state.models.default_model_check().await);
+    let workers = state.composer.engine.workers();
+    let generation = if workers.iter().any(|worker| worker.state == WorkerState::Running) {
+        "ok".to_owned()
+    } else {
+        let states: Vec<String> = workers
+            .iter()
+            .map(|worker| format!("{} {:?}", worker.device, worker.state).to_lowercase())
+            .collect();
+        format!("no generation worker is running ({})", states.join(", "))
+    };
+    checks.insert("generation".to_owned(), generation);
     let ready = checks.values().all(|outcome| outcome == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { ready, checks }))
+    (status, Json(Readiness { ready, checks, workers }))
 }
 
 async fn database_check(state: &AppState) -> String {

@@ -531,10 +531,22 @@ pub struct GenerationArgs {
     /// device, else the CPU.
     #[arg(long, env = "FUGUE_GENERATE_DEVICES", value_delimiter = ',')]
     pub generate_devices: Vec<crate::devices::DeviceName>,
-    /// Live generation sessions per worker; more answer 429. A realtime stream holds
-    /// its place while it plays, but is parked (costs nothing) when ahead.
-    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 256)]
-    pub max_sessions_per_worker: usize,
+    /// Live generation sessions per worker (1 to 65,536); more wait in the queue. A
+    /// realtime stream holds its place while it plays, but is parked (costs nothing)
+    /// when ahead.
+    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 256,
+        value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_sessions_per_worker: u64,
+    /// Most generation requests waiting for a place at once (0 to 100,000); more
+    /// answer 429.
+    #[arg(long, env = "FUGUE_GENERATE_QUEUE", default_value_t = 1024,
+        value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub generate_queue: u64,
+    /// Longest a generation request waits for a place, in milliseconds (0 to
+    /// 60,000); then it answers 429.
+    #[arg(long, env = "FUGUE_GENERATE_QUEUE_WAIT_MS", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub generate_queue_wait_ms: u64,
     /// Model parameters each generation worker keeps loaded, in MiB (least recently used go first).
     #[arg(long, env = "FUGUE_MODEL_CACHE_MB", default_value_t = 1024)]
     pub model_cache_mb: u64,
@@ -664,7 +676,9 @@ impl ServeArgs {
             queue: self.queue.settings(),
             generation: GenerationSettings {
                 devices: self.generation.generate_devices.clone(),
-                max_sessions_per_worker: self.generation.max_sessions_per_worker,
+                max_sessions_per_worker: self.generation.max_sessions_per_worker as usize,
+                queue_max_waiting: self.generation.generate_queue as usize,
+                queue_max_wait: Duration::from_millis(self.generation.generate_queue_wait_ms),
                 model_cache_bytes: self.generation.model_cache_mb.saturating_mul(1024 * 1024),
                 realtime_lookahead: Duration::from_millis(self.generation.realtime_lookahead_ms),
             },

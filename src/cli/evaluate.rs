@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 use crate::analysis::originality::CopyKind;
 use crate::analysis::statistics::{PieceStatistics, SetComparison, SetStatistics};
 use crate::cli::args::EvaluateArgs;
-use crate::devices::DeviceName;
 use crate::generate::compose::analysis_notes;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
@@ -21,12 +20,7 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
         format!("{} has no held-out statistics: run `fugue index --model` first", args.model.display())
     })?;
     let index = read_originality(&args.model)?.map(Arc::new);
-    let engine = Engine::start(&EngineConfig {
-        devices: vec![DeviceName(device)],
-        max_sessions_per_worker: 64,
-        cache_bytes: 1 << 30,
-        realtime_lookahead: crate::generate::engine::REALTIME_LOOKAHEAD,
-    });
+    let engine = Engine::start(&EngineConfig::local(device, 64));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let pieces = runtime.block_on(async {
         let mut receivers = Vec::new();
@@ -44,7 +38,8 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
                 primer: None,
                 copy_guard: None,
                 hold: None,
-                steering: None,
+                controls: None,
+                span: tracing::Span::none(),
             };
             receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
         }

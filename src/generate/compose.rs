@@ -10,10 +10,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
+use super::admission::{Refusal, Refused};
 use super::decoder::EventsGrammar;
-use super::engine::{Engine, SessionEvent, SessionRequest};
+use super::engine::{Engine, SessionControl, SessionEvent, SessionFailure, SessionRequest};
 use super::request::{
-    GenerateRequest, GivenSource, Invalid, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote, Steer,
+    Control, GenerateRequest, GivenSource, Invalid, Length, MAX_PRIMER_MIDI_BYTES, Primer, PrimerNote,
     ValidatedRequest,
 };
 use super::{GeneratedNote, Piece};
@@ -88,22 +89,28 @@ pub struct OpenSession {
     index: Option<Arc<OriginalityIndex>>,
     /// The part the user gave, whose notes are not the model's to count as copies.
     given_part: Option<u8>,
-    /// Where steered settings go to the engine's session.
-    steering: mpsc::UnboundedSender<ValidatedRequest>,
+    /// Where the listener's controls go to the engine's session.
+    controls: mpsc::UnboundedSender<SessionControl>,
     /// The model stays undeletable until the client is done (realtime pacing
     /// outlasts the engine's session).
     _hold: ModelUse,
 }
 
 impl OpenSession {
-    /// Changes the rest of the piece: sampling, key, range, polyphony. Refused,
-    /// naming the field, as the same request would be; the piece plays on either way.
-    /// The stored request then holds the settings the piece ended with.
-    pub fn steer(&mut self, steer: &Steer) -> Result<(), Invalid> {
-        let (request, validated) = self.request.steered(steer, self.validated.seed)?;
-        let _ = self.steering.send(validated);
+    /// Changes the rest of the piece: sampling, key, range, polyphony, tempo,
+    /// instrument. Refused, naming the field, as the same request would be; the
+    /// piece plays on either way. The stored request then holds the settings the
+    /// piece ended with.
+    pub fn control(&mut self, control: &Control) -> Result<(), Invalid> {
+        let (request, validated) = self.request.controlled(control, self.validated.seed)?;
+        let _ = self.controls.send(SessionControl::Settings(Box::new(validated)));
         self.request = request;
         Ok(())
+    }
+
+    /// Ends the piece at its next bar line; it is stored as any other.
+    pub fn stop(&self) {
+        let _ = self.controls.send(SessionControl::Stop);
     }
 }
 
@@ -179,9 +186,12 @@ pub enum ComposeError {
     /// A request field the model cannot honour, or that names nothing there is.
     #[error("{message}")]
     Invalid { field: String, message: String },
-    /// Every generation worker is at its session limit.
-    #[error("every generation worker is at its session limit; try again shortly")]
-    AllWorkersFull,
+    /// No place for the session: the queue is full, or it waited its longest.
+    #[error("{}", busy_message(.0))]
+    Busy(Refused),
+    /// The session's worker failed; it restarts and reloads its models.
+    #[error(transparent)]
+    Failed(#[from] SessionFailure),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -190,6 +200,15 @@ impl From<Invalid> for ComposeError {
     fn from(Invalid { field, message }: Invalid) -> ComposeError {
         ComposeError::Invalid { field, message }
     }
+}
+
+fn busy_message(refused: &Refused) -> String {
+    let why = match refused.reason {
+        Refusal::QueueFull => "every generation worker is full and the queue too",
+        Refusal::WaitedTooLong => "every generation worker stayed full for as long as a request may wait",
+        Refusal::NoWorker => "no generation worker is running",
+    };
+    format!("{why}; try again in {} s", refused.retry_after.as_secs())
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ComposeError {
@@ -254,7 +273,8 @@ impl Composer {
         let hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let client_hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let given_part = given.as_ref().map(|given| given.part);
-        let (steering, steered) = mpsc::unbounded_channel();
+        let (controls, controlled) = mpsc::unbounded_channel();
+        let span = tracing::info_span!("session", id = %uuid::Uuid::new_v4(), model = %model);
         let session = SessionRequest {
             model_id: model.clone(),
             model_dir: dir,
@@ -264,10 +284,11 @@ impl Composer {
             primer,
             copy_guard,
             hold: Some(hold),
-            steering: Some(steered),
+            controls: Some(controlled),
+            span,
         };
-        let events = self.engine.submit(session).map_err(|_| ComposeError::AllWorkersFull)?;
-        Ok(OpenSession { model, validated, events, request, index, given_part, steering, _hold: client_hold })
+        let events = self.engine.enqueue(session).await.map_err(ComposeError::Busy)?;
+        Ok(OpenSession { model, validated, events, request, index, given_part, controls, _hold: client_hold })
     }
 
     /// Stores the finished piece, the MIDI blob first, then the row; returns the

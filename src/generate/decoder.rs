@@ -246,12 +246,40 @@ impl EventsDecoder {
         seconds_at(&self.tempos, self.position.unwrap_or(self.bar_start), grammar.grid_per_beat())
     }
 
-    /// New sampling, pitches and polyphony for the rest of the piece (a listener
-    /// steering a stream); the note being written keeps its pitch.
-    pub fn steer(&mut self, settings: &ValidatedRequest) {
+    /// New settings for the rest of the piece (a listener controlling a stream):
+    /// sampling, pitches, polyphony, instrument and tempo. The note being written
+    /// keeps its pitch; a new tempo holds from the position being written on.
+    pub fn control(&mut self, settings: &ValidatedRequest) {
         self.request.sampling = settings.sampling;
         self.request.pitches = settings.pitches;
         self.request.max_polyphony = settings.max_polyphony;
+        if settings.program_asked {
+            self.request.program = settings.program;
+            self.parts.iter_mut().for_each(|part| part.program = settings.program);
+        }
+        if let Some(bpm) = settings.tempo_bpm.filter(|&bpm| Some(bpm) != self.request.tempo_bpm) {
+            self.request.tempo_bpm = Some(bpm);
+            self.set_tempo(self.position.unwrap_or(self.bar_start), bpm);
+        }
+    }
+
+    /// Ends the piece at the next bar line: the note being written is finished,
+    /// then only a bar line may come.
+    pub fn stop(&mut self) {
+        self.closing = true;
+        self.request.end_on_bar = true;
+    }
+
+    /// The grid position `bars` bars before the bar being written (0 at the earliest).
+    pub fn bars_back(&self, bars: u32) -> u64 {
+        self.bar_start.saturating_sub(u64::from(bars) * self.bar_units)
+    }
+
+    /// Forgets tempo changes before grid position `at` but the one in force there
+    /// (an endless piece keeps only what its stored window needs).
+    pub fn forget_tempos_before(&mut self, at: u64) {
+        let in_force = self.tempos.partition_point(|&(t, _)| t <= at).saturating_sub(1);
+        self.tempos.drain(..in_force);
     }
 
     /// How many of the given part's onsets are written.
@@ -425,10 +453,7 @@ impl EventsDecoder {
             }
             Token::Tempo(bpm) => {
                 if let Some(at) = self.position {
-                    // Kept sorted by position (seconds_at relies on it).
-                    self.tempos.retain(|&(t, _)| t != at);
-                    let index = self.tempos.partition_point(|&(t, _)| t < at);
-                    self.tempos.insert(index, (at, f64::from(bpm)));
+                    self.set_tempo(at, f64::from(bpm));
                 }
             }
             Token::Prog(_) => self.next_pitch_floor = 0,
@@ -501,6 +526,14 @@ impl EventsDecoder {
     pub fn finish(&mut self, grammar: &EventsGrammar) -> Option<GeneratedNote> {
         self.done = true;
         self.finish_note(grammar)
+    }
+
+    /// A tempo from grid position `at` on, kept sorted by position (`seconds_at`
+    /// relies on it).
+    fn set_tempo(&mut self, at: u64, bpm: f64) {
+        self.tempos.retain(|&(t, _)| t != at);
+        let index = self.tempos.partition_point(|&(t, _)| t < at);
+        self.tempos.insert(index, (at, bpm));
     }
 
     fn budget_spent(&self, grammar: &EventsGrammar) -> bool {

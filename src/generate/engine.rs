@@ -7,20 +7,28 @@
 //! product is bit-for-bit the same at every batch size of 4 or more (and differs
 //! below), so a request gives the same notes alone or among many. Tensors never
 //! touch the async runtime: requests arrive over a channel and notes leave over one.
+//!
+//! Each worker is supervised: a panic while stepping (a libtorch error, a bug)
+//! fails that worker's sessions with [`SessionFailure::WorkerFailed`], and the
+//! worker reloads its models and carries on. Sessions hold their share of the
+//! capacity as [`Permit`]s, so whatever way a session ends, its share is freed.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
 use tch::{Kind as TensorKind, Tensor};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::decoder::{EventsDecoder, EventsGrammar, PlannedPart};
+use super::admission::{Admission, Permit, QueueLimits, Refusal, Refused};
+use super::decoder::{self, EventsDecoder, EventsGrammar, PlannedPart};
 use super::given::GivenPart;
 use super::lookahead::{CANDIDATES, Lookahead, settled};
+use super::metrics::EngineMetrics;
 use super::parts::primer_in_parts;
 use super::request::{GivenDecoding, Pacing};
 use super::request::{Length, MAX_PRIMER_TOKENS, MAX_TOKENS, ValidatedRequest};
@@ -42,20 +50,41 @@ pub const BUCKETS: [usize; 3] = [4, 16, 64];
 /// How far ahead of its listener a realtime stream is written by default.
 pub const REALTIME_LOOKAHEAD: Duration = Duration::from_millis(1500);
 
+/// How many bars of an endless piece are kept, to be stored when it is stopped:
+/// the last 64 (about two minutes at 120 bpm in 4/4).
+pub const ENDLESS_KEPT_BARS: u32 = 64;
+
 /// How long a worker whose every session is ahead of its listener waits before it
 /// looks again (a new session wakes it at once).
 const PARKED_POLL: Duration = Duration::from_millis(5);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     pub devices: Vec<DeviceName>,
-    /// Live sessions per device worker; over it, requests are refused (429).
+    /// Live sessions per device worker; past them, requests wait in the queue.
     pub max_sessions_per_worker: usize,
+    pub queue: QueueLimits,
     /// Parameter bytes each worker keeps loaded; least recently used models go first.
     pub cache_bytes: u64,
     /// How far ahead of its playback clock a realtime session is written; further
     /// ahead, it is parked and leaves the device to the others.
     pub realtime_lookahead: Duration,
+    pub metrics: Arc<EngineMetrics>,
+}
+
+impl EngineConfig {
+    /// One worker on `device` for a command or benchmark of its own: no queue,
+    /// metrics nobody reads.
+    pub fn local(device: tch::Device, max_sessions: usize) -> EngineConfig {
+        EngineConfig {
+            devices: vec![DeviceName(device)],
+            max_sessions_per_worker: max_sessions,
+            queue: QueueLimits { max_waiting: 0, max_wait: Duration::ZERO },
+            cache_bytes: 1 << 30,
+            realtime_lookahead: REALTIME_LOOKAHEAD,
+            metrics: Arc::new(EngineMetrics::unregistered()),
+        }
+    }
 }
 
 /// A session to start.
@@ -73,9 +102,21 @@ pub struct SessionRequest {
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
     pub hold: Option<ModelUse>,
-    /// New settings for the rest of the piece, sent while it plays (sampling, key,
-    /// range, polyphony); `None` where nobody steers.
-    pub steering: Option<mpsc::UnboundedReceiver<ValidatedRequest>>,
+    /// What the listener sends while it plays (new settings, stop); `None` where
+    /// nobody controls it.
+    pub controls: Option<mpsc::UnboundedReceiver<SessionControl>>,
+    /// The session's span: what the worker logs of it carries its id.
+    pub span: tracing::Span,
+}
+
+/// What a listener may ask of a session while it plays.
+#[derive(Debug)]
+pub enum SessionControl {
+    /// These settings for the rest of the piece (sampling, key, range, polyphony,
+    /// tempo, instrument).
+    Settings(Box<ValidatedRequest>),
+    /// End at the next bar line, as a piece of that length would.
+    Stop,
 }
 
 /// What a session reports, in order: notes as they complete, then the end.
@@ -83,28 +124,107 @@ pub struct SessionRequest {
 pub enum SessionEvent {
     Notes(Vec<GeneratedNote>),
     Finished(Piece),
-    Failed(String),
+    Failed(SessionFailure),
 }
 
-/// Every worker is at its session limit.
-#[derive(Debug, Clone, Copy)]
-pub struct AllWorkersFull;
+/// Why a session ended without its piece.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionFailure {
+    /// The session could not start (its model would not load, say).
+    #[error("{0}")]
+    NotStarted(String),
+    /// Its worker failed while stepping; the worker restarts and reloads its models.
+    #[error("the generation worker on {device} failed ({cause}) and is restarting; try again")]
+    WorkerFailed { device: String, cause: String },
+}
+
+/// How a worker is doing, as `/ready` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Running,
+    /// It failed and is reloading its models.
+    Restarting,
+    /// Its thread is gone; its device serves nothing.
+    Dead,
+}
+
+/// A worker's device, state and restarts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkerStatus {
+    #[schema(value_type = String, example = "cpu")]
+    pub device: String,
+    pub state: WorkerState,
+    /// Times it failed and restarted since the server started.
+    pub restarts: u64,
+    /// Sessions it is writing now.
+    pub live: usize,
+}
 
 #[derive(Clone)]
 pub struct Engine {
     workers: Arc<Vec<WorkerHandle>>,
-    max_sessions: usize,
+    admission: Arc<Admission>,
+    metrics: Arc<EngineMetrics>,
 }
 
 struct WorkerHandle {
+    device: DeviceName,
     commands: std_mpsc::Sender<Start>,
-    live: Arc<AtomicUsize>,
+    /// This worker's share of the capacity: a permit per live session.
+    capacity: Arc<Semaphore>,
+    max_sessions: usize,
     cached: Arc<Mutex<Vec<String>>>,
+    health: Arc<Health>,
+}
+
+/// A worker's state and restarts, shared with its handle.
+#[derive(Default)]
+struct Health {
+    state: AtomicU8,
+    restarts: AtomicU64,
+}
+
+impl Health {
+    fn set(&self, state: WorkerState) {
+        self.state.store(state as u8, Ordering::SeqCst);
+    }
+
+    fn state(&self) -> WorkerState {
+        match self.state.load(Ordering::SeqCst) {
+            0 => WorkerState::Running,
+            1 => WorkerState::Restarting,
+            _ => WorkerState::Dead,
+        }
+    }
+}
+
+/// Marks the worker dead if its thread unwinds past its supervisor (a panic while
+/// it restarts).
+struct MarkDeadOnPanic(Arc<Health>);
+
+impl Drop for MarkDeadOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.set(WorkerState::Dead);
+        }
+    }
+}
+
+/// A session's shares of the capacity: its worker's and the engine's. Fields drop
+/// in order: the worker's share is free before a queued request, woken by the
+/// engine's, looks for a worker with room.
+struct SessionPermit {
+    _worker: OwnedSemaphorePermit,
+    _engine: Permit,
 }
 
 struct Start {
     request: SessionRequest,
     events: mpsc::UnboundedSender<SessionEvent>,
+    permit: SessionPermit,
+    /// When the request arrived (for the time to its first note).
+    arrived: Instant,
 }
 
 impl Engine {
@@ -114,55 +234,110 @@ impl Engine {
             .iter()
             .map(|&device| {
                 let (commands, receiver) = std_mpsc::channel();
-                let live = Arc::new(AtomicUsize::new(0));
                 let cached = Arc::new(Mutex::new(Vec::new()));
-                let (worker_live, worker_cached, cache_bytes, lookahead) =
-                    (live.clone(), cached.clone(), config.cache_bytes, config.realtime_lookahead);
+                let health = Arc::new(Health::default());
+                let (worker_cached, worker_health, metrics) =
+                    (cached.clone(), health.clone(), config.metrics.clone());
+                let (cache_bytes, lookahead) = (config.cache_bytes, config.realtime_lookahead);
+                config.metrics.worker_up.with_label_values(&[&device.to_string()]).set(1);
                 std::thread::Builder::new()
                     .name(format!("fugue-generate-{device}"))
                     .spawn(move || {
                         // Models live and die on this thread: they are not Sync.
                         let worker = Worker {
                             device,
-                            live: worker_live,
                             cached: worker_cached,
                             cache: HashMap::new(),
                             cache_bytes,
                             lookahead,
                             sessions: Vec::new(),
+                            metrics,
+                            health: worker_health,
                         };
-                        worker.run(receiver)
+                        worker.supervise(receiver)
                     })
                     .expect("spawning a generation worker thread");
-                WorkerHandle { commands, live, cached }
+                WorkerHandle {
+                    device,
+                    commands,
+                    capacity: Arc::new(Semaphore::new(config.max_sessions_per_worker)),
+                    max_sessions: config.max_sessions_per_worker,
+                    cached,
+                    health,
+                }
             })
-            .collect();
-        Engine { workers: Arc::new(workers), max_sessions: config.max_sessions_per_worker }
+            .collect::<Vec<_>>();
+        let capacity =
+            config.max_sessions_per_worker.saturating_mul(workers.len()).min(Semaphore::MAX_PERMITS);
+        let admission = Admission::new(capacity, config.queue, config.metrics.clone());
+        Engine { workers: Arc::new(workers), admission, metrics: config.metrics.clone() }
     }
 
-    /// Starts a session on the least busy worker, preferring one that has the model
-    /// loaded; `AllWorkersFull` when every worker is full.
-    pub fn submit(
+    /// Starts a session now, or refuses it when every worker is full.
+    pub fn submit(&self, request: SessionRequest) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
+        let arrived = Instant::now();
+        let permit = self.admission.try_admit()?;
+        self.dispatch(request, permit, arrived)
+    }
+
+    /// Starts a session, waiting in the queue for capacity when there is none
+    /// (refused when the queue is full or the wait too long).
+    pub async fn enqueue(
         &self,
         request: SessionRequest,
-    ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, AllWorkersFull> {
+    ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
+        let arrived = Instant::now();
+        let permit = self.admission.admit().await?;
+        self.dispatch(request, permit, arrived)
+    }
+
+    /// Each worker's state.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        self.workers
+            .iter()
+            .map(|worker| WorkerStatus {
+                device: worker.device.to_string(),
+                state: worker.health.state(),
+                restarts: worker.health.restarts.load(Ordering::SeqCst),
+                live: worker.max_sessions - worker.capacity.available_permits(),
+            })
+            .collect()
+    }
+
+    pub fn metrics(&self) -> &EngineMetrics {
+        &self.metrics
+    }
+
+    /// Hands an admitted session to a running worker with room, preferring one
+    /// that has the model loaded, then the least busy.
+    fn dispatch(
+        &self,
+        request: SessionRequest,
+        engine_permit: Permit,
+        arrived: Instant,
+    ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let has_model = |worker: &WorkerHandle| {
             worker.cached.lock().unwrap_or_else(PoisonError::into_inner).contains(&request.model_id)
         };
-        let worker = self
-            .workers
-            .iter()
-            .filter(|worker| worker.live.load(Ordering::SeqCst) < self.max_sessions)
-            .min_by_key(|worker| (!has_model(worker), worker.live.load(Ordering::SeqCst)))
-            .ok_or(AllWorkersFull)?;
-        if worker.live.fetch_add(1, Ordering::SeqCst) >= self.max_sessions {
-            worker.live.fetch_sub(1, Ordering::SeqCst);
-            return Err(AllWorkersFull);
-        }
+        let mut candidates: Vec<&WorkerHandle> =
+            self.workers.iter().filter(|worker| worker.health.state() != WorkerState::Dead).collect();
+        candidates.sort_by_key(|worker| {
+            (!has_model(worker), std::cmp::Reverse(worker.capacity.available_permits()))
+        });
+        // The engine's permits never outnumber the workers' (the sum of theirs), so
+        // one of the running workers has room.
+        let Some((worker, worker_permit)) = candidates
+            .into_iter()
+            .find_map(|worker| Some((worker, worker.capacity.clone().try_acquire_owned().ok()?)))
+        else {
+            return Err(self.admission.refuse(Refusal::NoWorker));
+        };
         let (events, receiver) = mpsc::unbounded_channel();
-        if worker.commands.send(Start { request, events }).is_err() {
-            worker.live.fetch_sub(1, Ordering::SeqCst);
-            return Err(AllWorkersFull);
+        let permit = SessionPermit { _worker: worker_permit, _engine: engine_permit };
+        let start = Start { request, events, permit, arrived };
+        if worker.commands.send(start).is_err() {
+            worker.health.set(WorkerState::Dead);
+            return Err(self.admission.refuse(Refusal::NoWorker));
         }
         Ok(receiver)
     }
@@ -171,18 +346,20 @@ impl Engine {
 struct Cached {
     model: Rc<LoadedModel>,
     grammar: Option<Rc<EventsGrammar>>,
+    dir: PathBuf,
     bytes: u64,
     last_used: Instant,
 }
 
 struct Worker {
     device: DeviceName,
-    live: Arc<AtomicUsize>,
     cached: Arc<Mutex<Vec<String>>>,
     cache: HashMap<String, Cached>,
     cache_bytes: u64,
     lookahead: Duration,
     sessions: Vec<Session>,
+    metrics: Arc<EngineMetrics>,
+    health: Arc<Health>,
 }
 
 struct Session {
@@ -197,11 +374,16 @@ struct Session {
     /// For realtime pacing: when the listener's playback began (the session's
     /// start), so that the session is written only a little ahead of it.
     clock: Option<Instant>,
-    steering: Option<mpsc::UnboundedReceiver<ValidatedRequest>>,
+    controls: Option<mpsc::UnboundedReceiver<SessionControl>>,
     /// Notes already sent to the client.
     sent: usize,
     peak_batch: usize,
     opened: Instant,
+    arrived: Instant,
+    /// When the last notes were sent (for the inter-note latency).
+    last_sent: Option<Instant>,
+    span: tracing::Span,
+    _permit: SessionPermit,
     _hold: Option<ModelUse>,
 }
 
@@ -213,7 +395,8 @@ struct Line {
     decoding: Decoding,
     steps: u32,
     notes: Vec<GeneratedNote>,
-    /// An endless stream keeps no notes (they are sent and gone) and no step limit.
+    /// An endless stream keeps only its last [`ENDLESS_KEPT_BARS`] bars of notes,
+    /// and has no step limit.
     endless: bool,
 }
 
@@ -224,78 +407,122 @@ enum Decoding {
 }
 
 impl Worker {
-    fn run(mut self, commands: std_mpsc::Receiver<Start>) {
+    /// Runs rounds until the engine is gone; a round that panics fails the
+    /// worker's sessions and the worker starts again, its models reloaded.
+    fn supervise(mut self, commands: std_mpsc::Receiver<Start>) {
         let _no_grad = tch::no_grad_guard();
+        let _dead_if_it_unwinds = MarkDeadOnPanic(self.health.clone());
         loop {
-            if self.sessions.is_empty() {
-                match commands.recv() {
-                    Ok(start) => self.admit(start),
-                    Err(_) => return,
-                }
-            }
-            while let Ok(start) = commands.try_recv() {
-                self.admit(start);
-            }
-            self.sessions.retain(|session| {
-                let gone = session.events.is_closed();
-                if gone {
-                    self.live.fetch_sub(1, Ordering::SeqCst);
-                }
-                !gone
-            });
-            for session in &mut self.sessions {
-                session.steer();
-            }
-            let mut models: Vec<String> = self.sessions.iter().map(|s| s.model_id.clone()).collect();
-            models.sort();
-            models.dedup();
-            let mut stepped = false;
-            for model in models {
-                stepped |= self.step(&model);
-            }
-            for session in &mut self.sessions {
-                session.settle();
-            }
-            if !stepped && !self.sessions.is_empty() {
-                // Every session is ahead of its listener: wait for a new one, or a moment.
-                if let Ok(start) = commands.recv_timeout(PARKED_POLL) {
-                    self.admit(start);
-                }
-            }
-            let (done, running): (Vec<Session>, Vec<Session>) =
-                std::mem::take(&mut self.sessions).into_iter().partition(Session::finished);
-            self.sessions = running;
-            for session in done {
-                let unsent = session.unsent();
-                if !unsent.is_empty() {
-                    let _ = session.events.send(SessionEvent::Notes(unsent));
-                }
-                let piece = session.piece();
-                let _ = session.events.send(SessionEvent::Finished(piece));
-                self.live.fetch_sub(1, Ordering::SeqCst);
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.round(&commands))) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(panic) => self.restart(&*panic),
             }
         }
     }
 
-    fn admit(&mut self, Start { request, events }: Start) {
-        match self.open(request, &events) {
-            Ok(Some(session)) => self.sessions.push(session),
-            Ok(None) => {
-                self.live.fetch_sub(1, Ordering::SeqCst);
+    /// One round: admits new sessions, applies their listeners' controls, steps
+    /// every session that may step once, and ends the finished ones. False once
+    /// the engine is gone.
+    fn round(&mut self, commands: &std_mpsc::Receiver<Start>) -> bool {
+        if self.sessions.is_empty() {
+            match commands.recv() {
+                Ok(start) => self.admit(start),
+                Err(_) => return false,
             }
+        }
+        while let Ok(start) = commands.try_recv() {
+            self.admit(start);
+        }
+        // A listener that left frees its place at once.
+        self.sessions.retain(|session| !session.events.is_closed());
+        for session in &mut self.sessions {
+            session.apply_controls();
+        }
+        let mut models: Vec<String> = self.sessions.iter().map(|s| s.model_id.clone()).collect();
+        models.sort();
+        models.dedup();
+        let mut stepped = 0;
+        for model in models {
+            stepped += self.step(&model);
+        }
+        for session in &mut self.sessions {
+            session.settle();
+        }
+        self.metrics.sessions.with_label_values(&["live"]).set(self.sessions.len() as i64);
+        self.metrics.sessions.with_label_values(&["parked"]).set((self.sessions.len() - stepped) as i64);
+        if stepped == 0 && !self.sessions.is_empty() {
+            // Every session is ahead of its listener: wait for a new one, or a moment.
+            if let Ok(start) = commands.recv_timeout(PARKED_POLL) {
+                self.admit(start);
+            }
+        }
+        let (done, running): (Vec<Session>, Vec<Session>) =
+            std::mem::take(&mut self.sessions).into_iter().partition(Session::finished);
+        self.sessions = running;
+        for mut session in done {
+            let unsent = session.unsent();
+            if !unsent.is_empty() {
+                session.send_notes(unsent, &self.metrics);
+            }
+            let piece = session.piece();
+            let _ = session.events.send(SessionEvent::Finished(piece));
+        }
+        true
+    }
+
+    /// After a panic: fails every session of this worker (their permits go with
+    /// them), unloads its models and loads them again.
+    fn restart(&mut self, panic: &(dyn std::any::Any + Send)) {
+        let device = self.device.to_string();
+        let cause = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        // libtorch's errors carry a C++ backtrace after their first line.
+        let cause = cause.lines().next().unwrap_or_default().to_owned();
+        tracing::error!(%device, %cause, sessions = self.sessions.len(), "a generation worker failed; restarting it");
+        self.health.set(WorkerState::Restarting);
+        self.health.restarts.fetch_add(1, Ordering::SeqCst);
+        self.metrics.worker_restarts.with_label_values(&[&device]).inc();
+        self.metrics.worker_up.with_label_values(&[&device]).set(0);
+        let failure = SessionFailure::WorkerFailed { device: device.clone(), cause };
+        for session in self.sessions.drain(..) {
+            let _ = session.events.send(SessionEvent::Failed(failure.clone()));
+        }
+        // Models are reloaded from their artifacts: whatever the failure left in
+        // the loaded tensors goes with them.
+        let models: Vec<(String, PathBuf)> =
+            self.cache.drain().map(|(id, cached)| (id, cached.dir)).collect();
+        self.publish_cache();
+        for (id, dir) in models {
+            if let Err(error) = self.load(&id, &dir) {
+                tracing::warn!(%device, model = %id, error = format!("{error:#}"), "a model did not reload");
+            }
+        }
+        self.health.set(WorkerState::Running);
+        self.metrics.worker_up.with_label_values(&[&device]).set(1);
+    }
+
+    fn admit(&mut self, start: Start) {
+        let span = start.request.span.clone();
+        let _entered = span.enter();
+        let events = start.events.clone();
+        match self.open(start) {
+            Ok(Some(session)) => self.sessions.push(session),
+            Ok(None) => {}
             Err(error) => {
-                let _ = events.send(SessionEvent::Failed(format!("{error:#}")));
-                self.live.fetch_sub(1, Ordering::SeqCst);
+                tracing::warn!(error = format!("{error:#}"), "a generation session did not start");
+                let _ = events.send(SessionEvent::Failed(SessionFailure::NotStarted(format!("{error:#}"))));
             }
         }
     }
 
     /// A session ready to step, or `None` when the piece was made at once (offline families).
-    fn open(
-        &mut self,
-        request: SessionRequest,
-        events: &mpsc::UnboundedSender<SessionEvent>,
-    ) -> anyhow::Result<Option<Session>> {
+    fn open(&mut self, start: Start) -> anyhow::Result<Option<Session>> {
+        let Start { request, events, permit, arrived } = start;
+        let opened = Instant::now();
         let (model, grammar) = self.load(&request.model_id, &request.model_dir)?;
         let validated = request.validated;
         let mut rng = Rng::new(validated.seed);
@@ -306,7 +533,8 @@ impl Worker {
             };
             let mut score = offline::generate(&model, steps, &validated.sampling, &mut rng)?;
             apply_program_and_tempo(&mut score, &validated);
-            let _ = events.send(SessionEvent::Finished(piece_of(&score, steps)));
+            let piece = Piece { generated_in: opened.elapsed(), ..piece_of(&score, steps) };
+            let _ = events.send(SessionEvent::Finished(piece));
             return Ok(None);
         };
         let (decoding, primer_ids, first) = match (&model.meta.representation, grammar) {
@@ -383,15 +611,19 @@ impl Worker {
         Ok(Some(Session {
             model_id: request.model_id,
             model: model.clone(),
-            events: events.clone(),
+            events,
             clock: (validated.pacing == Pacing::Realtime).then(Instant::now),
             validated,
             lines,
             lookahead,
-            steering: request.steering,
+            controls: request.controls,
             sent: 0,
             peak_batch: 0,
-            opened: Instant::now(),
+            opened,
+            arrived,
+            last_sent: None,
+            span: request.span,
+            _permit: permit,
             _hold: request.hold,
         }))
     }
@@ -414,12 +646,26 @@ impl Worker {
             _ => None,
         };
         self.evict_for(bytes);
-        self.cache.insert(
-            id.to_owned(),
-            Cached { model: model.clone(), grammar: grammar.clone(), bytes, last_used: Instant::now() },
-        );
-        *self.cached.lock().unwrap_or_else(PoisonError::into_inner) = self.cache.keys().cloned().collect();
+        let cached = Cached {
+            model: model.clone(),
+            grammar: grammar.clone(),
+            dir: dir.to_owned(),
+            bytes,
+            last_used: Instant::now(),
+        };
+        self.cache.insert(id.to_owned(), cached);
+        self.publish_cache();
         Ok((model, grammar))
+    }
+
+    /// Tells the engine (which routes sessions to workers with their model) and
+    /// the metrics what is loaded.
+    fn publish_cache(&self) {
+        *self.cached.lock().unwrap_or_else(PoisonError::into_inner) = self.cache.keys().cloned().collect();
+        let device = self.device.to_string();
+        self.metrics.loaded_models.with_label_values(&[&device]).set(self.cache.len() as i64);
+        let bytes = self.cache.values().map(|cached| cached.bytes).sum::<u64>();
+        self.metrics.loaded_model_bytes.with_label_values(&[&device]).set(bytes as i64);
     }
 
     /// Drops least recently used models until `incoming` more bytes fit. Sessions
@@ -436,12 +682,12 @@ impl Worker {
 
     /// One batched step of every line that may step of every live session of
     /// `model`, the most urgent first (realtime sessions by how little they are
-    /// ahead of their listener, then the fast ones); false when none could step.
+    /// ahead of their listener, then the fast ones); how many sessions stepped.
     ///
     /// Every session that is not parked steps once per round, so neither kind
     /// starves the other: a realtime session parks once it is `lookahead` ahead of
     /// its listener, and what it leaves of the device goes to the fast ones.
-    fn step(&mut self, model: &str) -> bool {
+    fn step(&mut self, model: &str) -> usize {
         let mut due: Vec<(f64, usize)> = (0..self.sessions.len())
             .filter(|&i| self.sessions[i].model_id == model)
             .filter_map(|i| self.sessions[i].slack(self.lookahead).map(|slack| (slack, i)))
@@ -453,13 +699,16 @@ impl Worker {
                 self.sessions[session].stepping().into_iter().map(move |line| Row { session, line })
             })
             .collect();
-        let Some(first) = rows.first() else { return false };
+        let Some(first) = rows.first() else { return 0 };
         let loaded = self.sessions[first.session].model.clone();
-        let Net::Token(net) = &loaded.net else { return false };
+        let Net::Token(net) = &loaded.net else { return 0 };
         for chunk in rows.chunks(*BUCKETS.last().expect("buckets are not empty")) {
-            step_chunk(net, &mut self.sessions, chunk, self.device.0);
+            let began = Instant::now();
+            step_chunk(net, &mut self.sessions, chunk, self.device.0, &self.metrics);
+            self.metrics.step_seconds.observe(began.elapsed().as_secs_f64());
+            self.metrics.batch_size.observe(chunk.len() as f64);
         }
-        true
+        due.len()
     }
 }
 
@@ -484,7 +733,13 @@ struct Row {
     line: usize,
 }
 
-fn step_chunk(net: &TokenNet, sessions: &mut [Session], chunk: &[Row], device: tch::Device) {
+fn step_chunk(
+    net: &TokenNet,
+    sessions: &mut [Session],
+    chunk: &[Row],
+    device: tch::Device,
+    metrics: &EngineMetrics,
+) {
     let padded = bucket(chunk.len());
     let line = |row: &Row| &sessions[row.session].lines[row.line];
     let mut ids: Vec<i64> = chunk.iter().map(|row| line(row).next_input).collect();
@@ -522,8 +777,7 @@ fn step_chunk(net: &TokenNet, sessions: &mut [Session], chunk: &[Row], device: t
         }
         let completed = line.accept(id);
         if session.lookahead.is_none() && !completed.is_empty() {
-            session.sent += completed.len();
-            let _ = session.events.send(SessionEvent::Notes(completed));
+            session.send_notes(completed, metrics);
         }
     }
 }
@@ -572,8 +826,14 @@ impl Line {
                 if decoder.done() {
                     completed.extend(decoder.finish(grammar));
                 }
-                if !self.endless {
-                    self.notes.extend_from_slice(&completed);
+                self.notes.extend_from_slice(&completed);
+                if self.endless && token == Some(Token::Bar) {
+                    // An endless piece keeps only its last bars (and the tempo in force
+                    // where they begin), so it needs no more memory the longer it plays.
+                    let from = decoder.bars_back(ENDLESS_KEPT_BARS);
+                    decoder.forget_tempos_before(from);
+                    let from_beat = from as f64 / grammar.grid_per_beat();
+                    self.notes.retain(|note| note.start_beat >= from_beat);
                 }
                 completed
             }
@@ -581,6 +841,14 @@ impl Line {
                 tokens.push(id);
                 Vec::new()
             }
+        }
+    }
+
+    /// Ends the line at its next bar line (a note-chord line, which has none, at once).
+    fn stop(&mut self) {
+        match &mut self.decoding {
+            Decoding::Events { decoder, .. } => decoder.stop(),
+            Decoding::NoteChord { tokens, target, .. } => *target = tokens.len() as u32,
         }
     }
 
@@ -617,20 +885,45 @@ impl Session {
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
     }
 
-    /// Takes the newest settings the client sent for the rest of the piece.
-    fn steer(&mut self) {
-        let Some(steering) = &mut self.steering else { return };
-        let mut newest = None;
-        while let Ok(settings) = steering.try_recv() {
-            newest = Some(settings);
-        }
-        let Some(settings) = newest else { return };
-        self.validated.sampling = settings.sampling;
-        for line in &mut self.lines {
-            if let Decoding::Events { decoder, .. } = &mut line.decoding {
-                decoder.steer(&settings);
+    /// Applies what the listener sent: the newest settings for the rest of the
+    /// piece, and a stop.
+    fn apply_controls(&mut self) {
+        let Some(controls) = &mut self.controls else { return };
+        let (mut newest, mut stop) = (None, false);
+        while let Ok(control) = controls.try_recv() {
+            match control {
+                SessionControl::Settings(settings) => newest = Some(settings),
+                SessionControl::Stop => stop = true,
             }
         }
+        if let Some(settings) = newest {
+            self.validated.sampling = settings.sampling;
+            for line in &mut self.lines {
+                if let Decoding::Events { decoder, .. } = &mut line.decoding {
+                    decoder.control(&settings);
+                }
+            }
+        }
+        if stop {
+            tracing::debug!(parent: &self.span, "stopped by its listener");
+            self.lines.iter_mut().for_each(Line::stop);
+        }
+    }
+
+    /// Sends notes to the listener, timing the first and the gaps between.
+    fn send_notes(&mut self, notes: Vec<GeneratedNote>, metrics: &EngineMetrics) {
+        let now = Instant::now();
+        match self.last_sent {
+            None => {
+                let pacing = if self.clock.is_some() { "realtime" } else { "fast" };
+                let waited = now.duration_since(self.arrived).as_secs_f64();
+                metrics.time_to_first_note.with_label_values(&[pacing]).observe(waited);
+            }
+            Some(last) => metrics.inter_note_seconds.observe(now.duration_since(last).as_secs_f64()),
+        }
+        self.last_sent = Some(now);
+        self.sent += notes.len();
+        let _ = self.events.send(SessionEvent::Notes(notes));
     }
 
     /// The lines that step now: the one line, or the candidates that have not yet
@@ -678,10 +971,27 @@ impl Session {
         let mut piece = match (&line.decoding, &self.model.meta.representation) {
             (Decoding::Events { grammar, decoder }, _) => {
                 let per_beat = grammar.grid_per_beat();
+                // An endless piece keeps its last bars, which become the piece.
+                let from = if line.endless { decoder.bars_back(ENDLESS_KEPT_BARS) } else { 0 };
+                let (from_beat, from_seconds) =
+                    (from as f64 / per_beat, decoder::seconds_at(decoder.tempos(), from, per_beat));
+                let since = |at: u64| at.saturating_sub(from) as f64 / per_beat;
+                let notes = decoder
+                    .closed(line.notes.clone(), grammar)
+                    .into_iter()
+                    .filter(|note| note.start_beat >= from_beat)
+                    .map(|note| GeneratedNote {
+                        start_beat: note.start_beat - from_beat,
+                        start_seconds: note.start_seconds - from_seconds,
+                        ..note
+                    })
+                    .collect();
+                let tempos = in_force_from(decoder.tempos(), |tempo| tempo.0, from);
+                let meters = in_force_from(decoder.meters(), |meter| meter.0, from);
                 Piece {
-                    notes: decoder.closed(line.notes.clone(), grammar),
-                    tempos: decoder.tempos().iter().map(|&(at, bpm)| (at as f64 / per_beat, bpm)).collect(),
-                    meters: decoder.meters().iter().map(|&(at, n, d)| (at as f64 / per_beat, n, d)).collect(),
+                    notes,
+                    tempos: tempos.iter().map(|&(at, bpm)| (since(at), bpm)).collect(),
+                    meters: meters.iter().map(|&(at, n, d)| (since(at), n, d)).collect(),
                     tokens: line.steps,
                     peak_batch: self.peak_batch,
                     generated_in: self.opened.elapsed(),
@@ -710,6 +1020,12 @@ impl Session {
     fn unsent(&self) -> Vec<GeneratedNote> {
         self.chosen().notes.get(self.sent..).unwrap_or_default().to_vec()
     }
+}
+
+/// The changes (tempos, meters; sorted by position) from the one in force at
+/// position `from` on.
+fn in_force_from<T>(changes: &[T], position: impl Fn(&T) -> u64, from: u64) -> &[T] {
+    &changes[changes.iter().rposition(|change| position(change) <= from).unwrap_or(0)..]
 }
 
 fn apply_program_and_tempo(score: &mut Score, validated: &ValidatedRequest) {

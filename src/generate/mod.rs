@@ -1,11 +1,13 @@
 //! Generation: the request, the constrained decoders, the device engine that steps
 //! every live session of a model together, and the compositions it produces.
 
+pub mod admission;
 pub mod compose;
 pub mod decoder;
 pub mod engine;
 pub mod given;
 pub mod lookahead;
+pub mod metrics;
 pub mod offline;
 pub mod parts;
 pub mod request;

@@ -249,10 +249,11 @@ pub enum Pacing {
 }
 
 /// New settings for the rest of a streaming piece, sent while it plays (a
-/// WebSocket `steer` message). Fields left out keep their value.
+/// WebSocket `control` message). Fields left out keep their value; each is checked
+/// as the request's field of the same name is.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Steer {
+pub struct Control {
     pub temperature: Option<f64>,
     pub top_k: Option<i64>,
     pub top_p: Option<f64>,
@@ -261,20 +262,28 @@ pub struct Steer {
     pub scale: Option<Scale>,
     pub pitch_range: Option<[u8; 2]>,
     pub max_polyphony: Option<u8>,
+    pub tempo_bpm: Option<f64>,
+    pub program: Option<u8>,
 }
 
 impl GenerateRequest {
-    /// This request with the steered fields changed, checked as a request is.
-    pub fn steered(&self, steer: &Steer, seed: u64) -> Result<(GenerateRequest, ValidatedRequest), Invalid> {
+    /// This request with the controlled fields changed, checked as a request is.
+    pub fn controlled(
+        &self,
+        control: &Control,
+        seed: u64,
+    ) -> Result<(GenerateRequest, ValidatedRequest), Invalid> {
         let mut request = self.clone();
-        request.temperature = steer.temperature.or(request.temperature);
-        request.top_k = steer.top_k.or(request.top_k);
-        request.top_p = steer.top_p.or(request.top_p);
-        request.greedy = steer.greedy.or(request.greedy);
-        request.key = steer.key.clone().or(request.key);
-        request.scale = steer.scale.or(request.scale);
-        request.pitch_range = steer.pitch_range.or(request.pitch_range);
-        request.max_polyphony = steer.max_polyphony.or(request.max_polyphony);
+        request.temperature = control.temperature.or(request.temperature);
+        request.top_k = control.top_k.or(request.top_k);
+        request.top_p = control.top_p.or(request.top_p);
+        request.greedy = control.greedy.or(request.greedy);
+        request.key = control.key.clone().or(request.key);
+        request.scale = control.scale.or(request.scale);
+        request.pitch_range = control.pitch_range.or(request.pitch_range);
+        request.max_polyphony = control.max_polyphony.or(request.max_polyphony);
+        request.tempo_bpm = control.tempo_bpm.or(request.tempo_bpm);
+        request.program = control.program.or(request.program);
         let validated = request.check(seed)?;
         Ok((request, validated))
     }

@@ -1,5 +1,5 @@
 //! Generation with the bundled models: REST, MIDI downloads, the WebSocket stream,
-//! constraints, determinism under batching, admission control.
+//! constraints, determinism under batching, admission and its queue.
 
 use std::time::Duration;
 
@@ -247,35 +247,63 @@ async fn realtime_pacing_sends_notes_when_they_sound() {
 }
 
 #[tokio::test]
-async fn a_full_server_answers_429_and_a_departed_client_frees_its_place() {
-    let app = bundled(1).await;
+async fn a_full_server_queues_a_request_until_a_place_frees_and_refuses_past_the_queue() {
+    let app = spawn_app(Options {
+        bundled_models: true,
+        max_sessions_per_worker: 1,
+        queue_max_waiting: 1,
+        queue_max_wait: Duration::from_secs(4),
+        ..Options::default()
+    })
+    .await;
     // A long piece holds the one place.
     let mut long = open_stream(&app, &json!({"length": {"notes": 2000}, "seed": 1})).await;
     let first = long.next().await.unwrap().unwrap();
     assert_eq!(serde_json::from_str::<Value>(first.to_text().unwrap()).unwrap()["type"], "start");
+
+    // The next request waits in the queue (of one place)...
+    let queued = tokio::spawn({
+        let (client, url) = (app.client.clone(), app.url("/v1/generate"));
+        async move { client.post(url).json(&json!({"length": {"notes": 8}})).send().await.unwrap() }
+    });
+    let waiting = |metrics: String| metrics.lines().any(|line| line == "fugue_generate_queue_size 1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !waiting(app.get("/metrics").await.text().await.unwrap()) {
+        assert!(std::time::Instant::now() < deadline, "the request never queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...and one more finds the queue full: refused at once, told when to retry.
+    // No session ended lately, so that is the longest wait, 4 s.
     let busy = generate(&app, &json!({"length": {"notes": 8}})).await;
     assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(busy.headers()["retry-after"], "1");
-    assert_eq!(error_body(busy).await["error"]["code"], "too_many_requests");
+    assert_eq!(busy.headers()["retry-after"], "4");
+    assert_eq!(error_body(busy).await["error"]["details"]["retry_after_secs"], 4);
     let refused = messages(&app, &json!({"length": {"notes": 8}})).await;
     assert_eq!(refused[0]["type"], "error");
     assert_eq!(refused[0]["error"]["code"], "too_many_requests");
-    assert_eq!(refused[0]["error"]["details"]["retry_after_secs"], 1);
+    assert!(!queued.is_finished());
 
-    // The client leaves: its session is dropped, and nothing of it is stored.
+    // The long piece's client leaves: its place goes to the queued request, and
+    // nothing of the long piece is stored.
     long.close(None).await.unwrap();
     drop(long);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = generate(&app, &json!({"length": {"notes": 8}})).await;
-        if response.status() == StatusCode::CREATED {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the place was never freed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let started = queued.await.unwrap();
+    assert_eq!(started.status(), StatusCode::CREATED);
     let stored: Value = app.get("/v1/compositions").await.json().await.unwrap();
     assert!(stored.as_array().unwrap().iter().all(|c| c["stats"]["notes"].as_u64().unwrap() < 2000));
+
+    // A request that waits its longest is refused.
+    let mut long = open_stream(&app, &json!({"length": {"notes": 2000}, "seed": 1})).await;
+    long.next().await.unwrap().unwrap();
+    let waited = std::time::Instant::now();
+    let timed_out = generate(&app, &json!({"length": {"notes": 8}})).await;
+    assert_eq!(timed_out.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(waited.elapsed() >= Duration::from_secs(4), "{:?}", waited.elapsed());
+    let message = error_body(timed_out).await["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("as long as a request may wait"), "{message}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"fugue_generate_refusals_total{reason="queue_full"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"fugue_generate_refusals_total{reason="queue_timeout"} 1"#), "{metrics}");
 }
 
 #[tokio::test]

@@ -29,7 +29,9 @@ async fn ready_with_database_and_model_on_sqlite() {
     let response = app.get("/ready").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"ready": true, "checks": {"database": "ok", "default_model": "ok"}}));
+    let workers = serde_json::json!([{"device": "cpu", "state": "running", "restarts": 0, "live": 0}]);
+    let checks = serde_json::json!({"database": "ok", "default_model": "ok", "generation": "ok"});
+    assert_eq!(body, serde_json::json!({"ready": true, "checks": checks, "workers": workers}));
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ mod parts;
 mod repr;
 mod storage;
 mod streams;
+mod supervision;
 mod support;
 mod training;
 mod workers;

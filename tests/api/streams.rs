@@ -45,11 +45,14 @@ async fn an_endless_stream_plays_until_cancelled_and_a_steer_is_heard_within_the
     assert!(first.len() >= 4, "notes keep coming: {}", first.len());
 
     // A steer that is refused names its field, and the music plays on.
-    socket.send(Message::Text(json!({"type": "steer", "temperature": 9}).to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(json!({"type": "control", "temperature": 9}).to_string().into()))
+        .await
+        .unwrap();
     let steered_at = Instant::now();
     socket
         .send(Message::Text(
-            json!({"type": "steer", "key": "C", "scale": "major", "pitch_range": [60, 72]})
+            json!({"type": "control", "key": "C", "scale": "major", "pitch_range": [60, 72]})
                 .to_string()
                 .into(),
         ))

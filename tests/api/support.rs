@@ -102,6 +102,9 @@ pub struct Options {
     /// Serve the project's own `models/` (the bundled default and benchmark models).
     pub bundled_models: bool,
     pub max_sessions_per_worker: usize,
+    /// Generation requests that may wait for a place, and for how long.
+    pub queue_max_waiting: usize,
+    pub queue_max_wait: Duration,
     /// `s3://bucket/prefix` (the test's S3 server, see `objects.rs`), else the data dir.
     pub object_store: Option<String>,
     pub object_store_options: Vec<(String, String)>,
@@ -120,6 +123,8 @@ impl Default for Options {
             max_queued_jobs: 100,
             bundled_models: false,
             max_sessions_per_worker: 64,
+            queue_max_waiting: 1024,
+            queue_max_wait: Duration::from_secs(10),
             object_store: None,
             object_store_options: Vec::new(),
             audio: installed_audio(),
@@ -133,6 +138,7 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub database: TestDatabase,
+    pub models_dir: PathBuf,
     settings: Settings,
     /// None only while restarting.
     server: Option<RunningServer>,
@@ -211,6 +217,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         data_dir,
         database_url,
         database: options.database,
+        models_dir: settings.storage.models_dir.clone(),
         settings,
         server: Some(server),
         _dir: dir,
@@ -249,6 +256,8 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
         generation: GenerationSettings {
             devices: Vec::new(),
             max_sessions_per_worker: options.max_sessions_per_worker,
+            queue_max_waiting: options.queue_max_waiting,
+            queue_max_wait: options.queue_max_wait,
             model_cache_bytes: 256 * 1024 * 1024,
             realtime_lookahead: fugue::generate::engine::REALTIME_LOOKAHEAD,
         },

@@ -16,7 +16,6 @@ use tch::{Device, Kind, Tensor};
 
 use super::reference;
 use crate::cli::args::GenerateBenchArgs;
-use crate::devices::DeviceName;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
 use crate::model::artifact::Representation;
@@ -102,12 +101,7 @@ fn reference_rate(
 /// model with parts, also with its parts' masks against one stream without them,
 /// at 1 and 64 sessions, side by side.
 fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
-    let engine = Engine::start(&EngineConfig {
-        devices: vec![DeviceName(Device::Cpu)],
-        max_sessions_per_worker: 64,
-        cache_bytes: 1 << 30,
-        realtime_lookahead: crate::generate::engine::REALTIME_LOOKAHEAD,
-    });
+    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 64));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let representation = crate::model::artifact::read_meta(&args.model)?.representation;
     let model = args.model.display();
@@ -196,7 +190,8 @@ async fn engine_rate(
                 )
             }),
             hold: None,
-            steering: None,
+            controls: None,
+            span: tracing::Span::none(),
         };
         receivers.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
     }

@@ -19,7 +19,6 @@ use crate::analysis::AnalysisNote;
 use crate::analysis::voice_leading::{SATB_RANGES, VoiceLeading};
 use crate::cli::args::HarmonizeBenchArgs;
 use crate::cli::corpus::folder_data;
-use crate::devices::DeviceName;
 use crate::generate::decoder::EventsGrammar;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::{GenerateRequest, GivenDecoding, PartReference};
@@ -76,12 +75,7 @@ pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
     let atb_notes: usize = likelihoods.iter().map(|l| l.0).sum();
     let forced_nll = -likelihoods.iter().map(|l| l.2).sum::<f64>() / atb_notes as f64;
 
-    let engine = Engine::start(&EngineConfig {
-        devices: vec![DeviceName(Device::Cpu)],
-        max_sessions_per_worker: usize::MAX,
-        cache_bytes: 1 << 30,
-        realtime_lookahead: crate::generate::engine::REALTIME_LOOKAHEAD,
-    });
+    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 4096));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!(
         "harmonize: {} on {} held-out chorales (each given its own soprano), {} seed(s) each",
@@ -202,7 +196,8 @@ async fn harmonize_all(
                 primer: None,
                 copy_guard: None,
                 hold: None,
-                steering: None,
+                controls: None,
+                span: tracing::Span::none(),
             };
             runs.push(engine.submit(session).map_err(|_| anyhow::anyhow!("engine busy"))?);
         }

@@ -1,0 +1,238 @@
+//! Who may start a generation session now. Capacity is a count of permits, held
+//! by each session for its whole life and released when it is dropped, on every
+//! path (finished, failed, cancelled, or its worker restarted). A request that
+//! finds none waits in a bounded queue, first come first served, for a bounded
+//! time; a refusal says when to try again, from how fast sessions have lately ended.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::metrics::EngineMetrics;
+
+/// How far back the rate of ended sessions is read, for `Retry-After`.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Longest `Retry-After` given.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The queue's bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueLimits {
+    /// Most requests waiting at once; more are refused.
+    pub max_waiting: usize,
+    /// Longest a request waits before it is refused.
+    pub max_wait: Duration,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// As many requests wait as the queue holds.
+    QueueFull,
+    /// It waited the longest a request may.
+    WaitedTooLong,
+    /// No worker is running (every one died).
+    NoWorker,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::QueueFull => "queue_full",
+            Refusal::WaitedTooLong => "queue_timeout",
+            Refusal::NoWorker => "no_worker",
+        }
+    }
+}
+
+/// A refusal and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: Refusal,
+    pub retry_after: Duration,
+}
+
+pub struct Admission {
+    capacity: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    limits: QueueLimits,
+    /// When sessions ended, over the last [`RATE_WINDOW`].
+    ended: Mutex<VecDeque<Instant>>,
+    metrics: Arc<EngineMetrics>,
+}
+
+/// A session's share of the engine's capacity; dropping it frees the share.
+pub struct Permit {
+    admission: Arc<Admission>,
+    _capacity: OwnedSemaphorePermit,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let mut ended = self.admission.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        ended.push_back(now);
+        while ended.front().is_some_and(|&at| now.duration_since(at) > RATE_WINDOW) {
+            ended.pop_front();
+        }
+    }
+}
+
+/// A place in the queue, given up when dropped (admitted, refused, or abandoned
+/// by a client that left).
+struct InQueue<'a>(&'a Admission);
+
+impl Drop for InQueue<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.queue_size.dec();
+    }
+}
+
+impl Admission {
+    pub fn new(capacity: usize, limits: QueueLimits, metrics: Arc<EngineMetrics>) -> Arc<Admission> {
+        Arc::new(Admission {
+            capacity: Arc::new(Semaphore::new(capacity)),
+            waiting: AtomicUsize::new(0),
+            limits,
+            ended: Mutex::new(VecDeque::new()),
+            metrics,
+        })
+    }
+
+    /// A permit now, or `Refused` when there is none free.
+    pub fn try_admit(self: &Arc<Self>) -> Result<Permit, Refused> {
+        match self.capacity.clone().try_acquire_owned() {
+            Ok(permit) => Ok(self.permit(permit)),
+            Err(_) => Err(self.refuse(Refusal::QueueFull)),
+        }
+    }
+
+    /// A permit, waiting in the queue for one when none is free.
+    pub async fn admit(self: &Arc<Self>) -> Result<Permit, Refused> {
+        if let Ok(permit) = self.capacity.clone().try_acquire_owned() {
+            return Ok(self.permit(permit));
+        }
+        let in_queue = self.join_queue()?;
+        let waited = Instant::now();
+        let acquired =
+            tokio::time::timeout(self.limits.max_wait, self.capacity.clone().acquire_owned()).await;
+        drop(in_queue);
+        self.metrics.queue_seconds.observe(waited.elapsed().as_secs_f64());
+        match acquired {
+            Ok(Ok(permit)) => Ok(self.permit(permit)),
+            _ => Err(self.refuse(Refusal::WaitedTooLong)),
+        }
+    }
+
+    /// Requests waiting now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    fn join_queue(&self) -> Result<InQueue<'_>, Refused> {
+        let joined = self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |waiting| {
+            (waiting < self.limits.max_waiting).then_some(waiting + 1)
+        });
+        match joined {
+            Ok(_) => {
+                self.metrics.queue_size.inc();
+                Ok(InQueue(self))
+            }
+            Err(_) => Err(self.refuse(Refusal::QueueFull)),
+        }
+    }
+
+    fn permit(self: &Arc<Self>, capacity: OwnedSemaphorePermit) -> Permit {
+        Permit { admission: self.clone(), _capacity: capacity }
+    }
+
+    pub fn refuse(&self, reason: Refusal) -> Refused {
+        self.metrics.refusals.with_label_values(&[reason.as_str()]).inc();
+        Refused { reason, retry_after: self.retry_after() }
+    }
+
+    /// When a request refused now could expect a place: the requests ahead of it
+    /// (those waiting, and itself) at the rate sessions lately ended; the longest
+    /// wait when none ended lately. Whole seconds, 1 to 60.
+    fn retry_after(&self) -> Duration {
+        let ended = {
+            let ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+            ended.iter().filter(|at| at.elapsed() <= RATE_WINDOW).count()
+        };
+        let ahead = (self.waiting() + 1) as f64;
+        let estimate = if ended == 0 {
+            self.limits.max_wait
+        } else {
+            Duration::from_secs_f64(ahead * RATE_WINDOW.as_secs_f64() / ended as f64)
+        };
+        Duration::from_secs(estimate.as_secs_f64().ceil() as u64)
+            .clamp(Duration::from_secs(1), MAX_RETRY_AFTER)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(capacity: usize, max_waiting: usize, max_wait_ms: u64) -> Arc<Admission> {
+        let limits = QueueLimits { max_waiting, max_wait: Duration::from_millis(max_wait_ms) };
+        Admission::new(capacity, limits, Arc::new(EngineMetrics::unregistered()))
+    }
+
+    #[tokio::test]
+    async fn a_queued_request_starts_once_a_permit_is_dropped() {
+        let admission = admission(1, 4, 5_000);
+        let first = admission.admit().await.unwrap();
+        let queued = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.admit().await.map(|_| ()) }
+        });
+        while admission.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!queued.is_finished());
+        drop(first);
+        assert_eq!(queued.await.unwrap(), Ok(()));
+        assert_eq!(admission.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_a_long_wait_refuses_at_its_bound() {
+        let admission = admission(1, 1, 200);
+        let _held = admission.admit().await.unwrap();
+        let waiter = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.admit().await.map(|_| ()) }
+        });
+        while admission.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = admission.admit().await.map(|_| ()).unwrap_err();
+        assert_eq!(refused.reason, Refusal::QueueFull);
+        let started = Instant::now();
+        assert_eq!(waiter.await.unwrap().unwrap_err().reason, Refusal::WaitedTooLong);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(admission.waiting(), 0, "a refused waiter leaves the queue");
+    }
+
+    #[tokio::test]
+    async fn retry_after_follows_the_rate_sessions_end_at() {
+        let admission = admission(1, 100, 7_000);
+        assert_eq!(admission.try_admit().map(|_| ()), Ok(()), "the permit is dropped at once");
+        let _held = admission.try_admit().unwrap();
+        // One session ended in the last 10 s, nobody waits: about 10 s.
+        assert_eq!(admission.try_admit().map(|_| ()).unwrap_err().retry_after, Duration::from_secs(10));
+        for _ in 0..9 {
+            admission.ended.lock().unwrap().push_back(Instant::now());
+        }
+        // Ten ended: one a second.
+        assert_eq!(admission.refuse(Refusal::QueueFull).retry_after, Duration::from_secs(1));
+        admission.ended.lock().unwrap().clear();
+        // None ended lately: the longest wait.
+        assert_eq!(admission.refuse(Refusal::QueueFull).retry_after, Duration::from_secs(7));
+    }
+}
