@@ -90,3 +90,50 @@ async fn an_endless_piece_is_refused_over_rest_and_without_realtime_pacing() {
     let untrue = messages(&app, &json!({"length": {"endless": false}, "pacing": "realtime"})).await;
     assert_eq!(untrue[0]["error"]["details"]["field"], "length.endless");
 }
+
+/// The bar line at or after every note of `notes` starts, in 4/4: where a piece
+/// stopped after its last onset ends.
+fn bar_line_after(notes: &[Value]) -> f64 {
+    let last_onset = notes.iter().map(|note| note["start_beat"].as_f64().unwrap()).fold(0.0, f64::max);
+    ((last_onset / 4.0).floor() + 1.0) * 4.0
+}
+
+#[tokio::test]
+async fn stop_ends_the_piece_on_its_next_bar_line_and_stores_it() {
+    let app = bundled(64).await;
+    for request in [
+        json!({"length": {"endless": true}, "pacing": "realtime", "tempo_bpm": 240, "seed": 5}),
+        json!({"length": {"notes": 2000}, "time_signature": [4, 4], "seed": 5}),
+    ] {
+        let mut socket = open_stream(&app, &request).await;
+        let (streamed, _) = read_for(&mut socket, Duration::from_millis(1500)).await;
+        assert!(!streamed.is_empty(), "{request}");
+        socket.send(Message::Text(json!({"type": "stop"}).to_string().into())).await.unwrap();
+        let stopped_at = streamed.len();
+        let (more, others) = read_for(&mut socket, Duration::from_secs(20)).await;
+        let end = others.iter().find(|m| m["type"] == "end").unwrap_or_else(|| panic!("{request}: {others:?}"));
+        let composition = &end["composition"];
+
+        // Stored, with every note streamed (fewer than 64 bars: nothing cut off).
+        let id = composition["composition_id"].as_str().unwrap();
+        let stored: Value = app.get(&format!("/v1/compositions/{id}")).await.json().await.unwrap();
+        let notes = stored["notes"].as_array().unwrap();
+        let all: Vec<Value> = streamed.into_iter().chain(more).collect();
+        assert_eq!(notes.len(), all.len(), "{request}");
+        assert!(notes.len() < 2000, "{request}: stopped early");
+        // It ended at the bar line after its last onset: no note rings past it, and
+        // the notes that did when streamed are cut there.
+        let line = bar_line_after(notes);
+        for (kept, sent) in notes.iter().zip(&all) {
+            let start = kept["start_beat"].as_f64().unwrap();
+            let end = start + kept["duration_beats"].as_f64().unwrap();
+            let sent_end = start + sent["duration_beats"].as_f64().unwrap();
+            assert!(end <= line + 1e-9, "{request}: {kept} rings past the bar line at {line}");
+            assert!((end - sent_end.min(line)).abs() < 1e-9, "{request}: {kept} against {sent}");
+        }
+        // The stop held from the first bar line it could: at most the notes of
+        // one more bar were written after it, beyond the lookahead.
+        let written_after = notes.len() - stopped_at;
+        assert!(written_after < 200, "{request}: {written_after} notes after the stop");
+    }
+}
