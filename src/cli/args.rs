@@ -257,6 +257,23 @@ pub enum BenchCommand {
     /// Audio rendering of a four-part piece through the SoundFont on one core:
     /// seconds of audio per second of rendering (the real-time factor).
     Render(RenderBenchArgs),
+    /// One endless session with its clock simulated: RSS at checkpoints over
+    /// thousands of notes, then a stop and the bars it would store.
+    Endless(EndlessBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EndlessBenchArgs {
+    #[arg(long, default_value = "models/default")]
+    pub model: PathBuf,
+    /// Notes to stream before stopping.
+    #[arg(long, default_value_t = 20_000)]
+    pub notes: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also print a JSON summary line (for tests).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

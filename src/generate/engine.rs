@@ -976,10 +976,10 @@ impl Session {
                 let (from_beat, from_seconds) =
                     (from as f64 / per_beat, decoder::seconds_at(decoder.tempos(), from, per_beat));
                 let since = |at: u64| at.saturating_sub(from) as f64 / per_beat;
+                // The line kept no note before `from` (see `Line::accept`).
                 let notes = decoder
                     .closed(line.notes.clone(), grammar)
                     .into_iter()
-                    .filter(|note| note.start_beat >= from_beat)
                     .map(|note| GeneratedNote {
                         start_beat: note.start_beat - from_beat,
                         start_seconds: note.start_seconds - from_seconds,

@@ -111,7 +111,8 @@ async fn stop_ends_the_piece_on_its_next_bar_line_and_stores_it() {
         socket.send(Message::Text(json!({"type": "stop"}).to_string().into())).await.unwrap();
         let stopped_at = streamed.len();
         let (more, others) = read_for(&mut socket, Duration::from_secs(20)).await;
-        let end = others.iter().find(|m| m["type"] == "end").unwrap_or_else(|| panic!("{request}: {others:?}"));
+        let end =
+            others.iter().find(|m| m["type"] == "end").unwrap_or_else(|| panic!("{request}: {others:?}"));
         let composition = &end["composition"];
 
         // Stored, with every note streamed (fewer than 64 bars: nothing cut off).
@@ -136,4 +137,32 @@ async fn stop_ends_the_piece_on_its_next_bar_line_and_stores_it() {
         let written_after = notes.len() - stopped_at;
         assert!(written_after < 200, "{request}: {written_after} notes after the stop");
     }
+}
+
+#[tokio::test]
+async fn an_endless_session_keeps_its_memory_and_stores_only_its_last_bars() {
+    // `fugue bench endless` streams 3,000 notes of one endless session (its clock
+    // simulated), reading its own RSS at ten checkpoints, then stops it.
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fugue"))
+            .args(["bench", "endless", "--notes", "3000", "--json"])
+            .current_dir(crate::support::project_path(""))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(summary["bars"].as_f64().unwrap() > 128.0, "{summary}");
+    // The session kept only its last 64 bars, however long it played: the stored
+    // piece is them, from its first beat.
+    assert_eq!(summary["stored_bars"], 64.0, "{summary}");
+    assert!(summary["stored_first_onset"].as_f64().unwrap() >= 0.0, "{summary}");
+    // RSS after the first checkpoint (300 notes, models and buffers warm) stays
+    // where it was: a tensor or a note list growing with every step would not.
+    let rss: Vec<f64> = summary["rss_mb"].as_array().unwrap().iter().map(|mb| mb.as_f64().unwrap()).collect();
+    let growth = rss.last().unwrap() - rss[1];
+    assert!(growth < 2.0, "RSS grew by {growth:.2} MB over 2,700 notes: {rss:?}");
 }

@@ -70,7 +70,7 @@ pub fn run(args: &LoadBenchArgs) -> anyhow::Result<()> {
             (Some(pid), Some(before)) => Some(cpu_seconds(pid)? - before),
             _ => None,
         };
-        let peak_rss = pid.map(peak_rss_mb).transpose()?;
+        let peak_rss = pid.map(|pid| super::memory_mb(pid, "VmHWM")).transpose()?;
         anyhow::Ok((records, wall, cpu, peak_rss))
     });
     if let Some(child) = spawned.as_mut() {
@@ -280,16 +280,6 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 /// The process's peak resident set so far (`VmHWM`), in MB.
-fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .context("no VmHWM in /proc/PID/status")?;
-    Ok(kb / 1024.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

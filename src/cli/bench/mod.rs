@@ -1,5 +1,6 @@
 //! `fugue bench`: speed figures printed side by side, as ratios, in one run.
 
+mod endless;
 mod generate;
 mod harmonize;
 mod load;
@@ -24,7 +25,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Originality(args) => originality::run(args),
         BenchCommand::Harmonize(args) => harmonize::run(args),
         BenchCommand::Render(args) => render::run(args),
+        BenchCommand::Endless(args) => endless::run(args),
     }
+}
+
+/// A memory figure of process `pid` from `/proc/PID/status` (`VmRSS`, now; `VmHWM`,
+/// its peak), in MB.
+fn memory_mb(pid: u32, field: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    Ok(kb / 1024.0)
 }
 
 fn ingest_bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
