@@ -33,7 +33,7 @@ where
 }
 
 #[tokio::test]
-async fn an_endless_stream_plays_until_cancelled_and_a_steer_is_heard_within_the_lookahead() {
+async fn an_endless_stream_plays_until_cancelled_and_controls_are_heard_within_the_lookahead() {
     let app = bundled(64).await;
     let before: Vec<Value> = app.get("/v1/compositions").await.json().await.unwrap();
     // Slow music (60 bpm): the engine writes it many times faster than it plays, so
@@ -71,6 +71,20 @@ async fn an_endless_stream_plays_until_cancelled_and_a_steer_is_heard_within_the
         let pitch = note["pitch"].as_u64().unwrap();
         assert!((60..=72).contains(&pitch) && [0, 2, 4, 5, 7, 9, 11].contains(&(pitch % 12)), "{note}");
     }
+
+    // Tempo and instrument too: from 60 to 240 bpm, the notes written after the
+    // control are a quarter of a second per beat apart, and play on a violin.
+    let control = json!({"type": "control", "tempo_bpm": 240, "program": 40});
+    socket.send(Message::Text(control.to_string().into())).await.unwrap();
+    let (faster, _) = read_for(&mut socket, Duration::from_secs(4)).await;
+    let tail = &faster[faster.len() / 2..];
+    assert!(tail.len() >= 4, "{} notes", tail.len());
+    for pair in tail.windows(2) {
+        let beats = pair[1]["start_beat"].as_f64().unwrap() - pair[0]["start_beat"].as_f64().unwrap();
+        let seconds = playing_at(&pair[1]) - playing_at(&pair[0]);
+        assert!((seconds - beats * 0.25).abs() < 1e-6, "{pair:?}");
+    }
+    assert!(tail.iter().all(|note| note["program"] == 40), "{tail:?}");
 
     socket.send(Message::Text(json!({"type": "cancel"}).to_string().into())).await.unwrap();
     let (_, closing) = read_for(&mut socket, Duration::from_secs(5)).await;
