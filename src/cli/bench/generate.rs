@@ -10,7 +10,9 @@
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Context;
+use std::path::Path;
+
+use anyhow::{Context, bail};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -18,7 +20,8 @@ use super::reference;
 use crate::cli::args::GenerateBenchArgs;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
-use crate::model::artifact::Representation;
+use crate::model::artifact::{Network, Representation, read_meta, save};
+use crate::model::token_net::{Head, TokenNet, TokenNetConfig};
 use crate::model::lstm::Lstm;
 
 pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
@@ -55,16 +58,67 @@ pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
         });
         print!("batch {batch:>3}: cell {cell:>8.0}  fused {fused:>8.0}  (cell/fused {:.2}x)", cell / fused);
         if let Some(python) = &args.reference.python {
-            let stateful = reference_rate(args, python, "gen", batch)?;
+            let stateful = reference_rate(args, python, "gen", batch, args.vocab)?;
             print!("  pytorch gen {stateful:>8.0}  ratio {:.2}x", cell.max(fused) / stateful);
         }
         println!();
     }
     if let Some(python) = &args.reference.python {
-        let window = reference_rate(args, python, "gen-window", 1)?;
+        let window = reference_rate(args, python, "gen-window", 1, args.vocab)?;
         println!("pytorch gen-window (the tutorials' loop, batch 1, window 40): {window:.0} steps/s");
     }
+    same_model(args)?;
     engine_rates(args)
+}
+
+/// The engine against the PyTorch reference on one model: a 2×512 network (as
+/// `--layers`, `--hidden`, `--embed` say, random weights) over the events
+/// vocabulary of `--model`, so that the engine decodes it as it does that model.
+/// One stream, and 64 at once (PyTorch batched), in the same run.
+fn same_model(args: &GenerateBenchArgs) -> anyhow::Result<()> {
+    let mut meta = read_meta(&args.model)?;
+    let Representation::Events { vocabulary, .. } = &meta.representation else {
+        bail!("{} is not an events model", args.model.display());
+    };
+    let vocab = vocabulary.len() as i64;
+    let config = TokenNetConfig {
+        vocabulary: vocab,
+        embedding: args.embed,
+        hidden: args.hidden,
+        layers: args.layers,
+        dropout: 0.0,
+        recurrent_dropout: 0.0,
+        head: Head::Linear,
+    };
+    let vs = VarStore::new(Device::Cpu);
+    TokenNet::new(&vs.root(), config.clone());
+    meta.network = Network::Token(config);
+    let dir = tempfile::tempdir()?;
+    let model_dir = dir.path().join("same-model");
+    save(&model_dir, &meta, &vs, None)?;
+    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 64));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    println!(
+        "same model, engine against PyTorch: {}x{} LSTM, embedding {}, vocabulary {vocab}, {} thread(s); tokens/s",
+        args.layers, args.hidden, args.embed, args.reference.threads
+    );
+    for sessions in [1i64, 64] {
+        let engine_rate = runtime.block_on(engine_rate(
+            &engine,
+            &model_dir,
+            &meta.representation,
+            sessions as u64,
+            true,
+            None,
+        ))?;
+        print!("{sessions:>3} session(s): engine {engine_rate:>8.0}");
+        if let Some(python) = &args.reference.python {
+            let pytorch = reference_rate(args, python, "gen", sessions, vocab)? * sessions as f64;
+            print!("  pytorch gen {pytorch:>8.0}  engine/pytorch {:.2}x", engine_rate / pytorch);
+        }
+        println!();
+    }
+    Ok(())
 }
 
 /// Steps per second of the closure `make` returns, after 20 warm-up steps.
@@ -82,16 +136,17 @@ fn rate<F: FnMut() -> Tensor>(steps: u32, make: impl FnOnce() -> F) -> f64 {
 
 fn reference_rate(
     args: &GenerateBenchArgs,
-    python: &std::path::Path,
+    python: &Path,
     mode: &str,
     batch: i64,
+    vocab: i64,
 ) -> anyhow::Result<f64> {
     let number = |n: i64| n.to_string();
     let mut command = Command::new(python);
     command
         .arg(&args.reference.script)
         .arg(mode)
-        .args(["--batch", &number(batch), "--vocab", &number(args.vocab), "--embed", &number(args.embed)])
+        .args(["--batch", &number(batch), "--vocab", &number(vocab), "--embed", &number(args.embed)])
         .args(["--hidden", &number(args.hidden), "--layers", &number(args.layers), "--seq", "40"])
         .args(["--steps", &args.steps.to_string(), "--threads", &args.reference.threads.to_string()]);
     reference(command)?["steps_per_s"].as_f64().context("the reference printed no steps_per_s")
@@ -103,10 +158,10 @@ fn reference_rate(
 fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let engine = Engine::start(&EngineConfig::local(Device::Cpu, 64));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let representation = crate::model::artifact::read_meta(&args.model)?.representation;
+    let representation = read_meta(&args.model)?.representation;
     let model = args.model.display();
     for sessions in [1u64, 4, 16, 64] {
-        let rate = runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, None))?;
+        let rate = runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
         println!("engine, {model} ({sessions:>2} sessions): {rate:>8.0} tokens/s in all");
     }
     let has_parts = matches!(&representation, Representation::Events { config, .. } if config.max_parts > 0);
@@ -116,9 +171,9 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             let (mut masked, mut plain) = (0.0, 0.0);
             for _ in 0..3 {
                 masked +=
-                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, None))?;
+                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
                 plain +=
-                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, false, None))?;
+                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, false, None))?;
             }
             println!(
                 "engine, {model} ({sessions:>2} sessions): with part masks {:>8.0}, one stream {:>8.0} tokens/s (masks/none {:.2}x)",
@@ -137,9 +192,9 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             for _ in 0..3 {
                 let limit = Some((index.clone(), COPY_LIMIT));
                 guarded +=
-                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, limit))?;
+                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, limit))?;
                 free +=
-                    runtime.block_on(engine_rate(&engine, args, &representation, sessions, true, None))?;
+                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
             }
             println!(
                 "engine, {model} ({sessions:>2} sessions): with max_copied_notes {COPY_LIMIT} {:>8.0}, without {:>8.0} tokens/s (guard/none {:.2}x)",
@@ -160,7 +215,7 @@ const COPY_LIMIT: u32 = 4;
 /// `copy_limit`, each session's decoder masks copies longer than it.
 async fn engine_rate(
     engine: &Engine,
-    args: &GenerateBenchArgs,
+    model_dir: &Path,
     representation: &Representation,
     sessions: u64,
     parts: bool,
@@ -177,7 +232,7 @@ async fn engine_rate(
             if parts { crate::generate::parts::for_model(representation, &validated)? } else { Vec::new() };
         let session = SessionRequest {
             model_id: "bench".into(),
-            model_dir: args.model.clone(),
+            model_dir: model_dir.to_owned(),
             validated,
             parts,
             given: None,
