@@ -1,8 +1,10 @@
-//! Who may start a generation session now. Capacity is a count of permits, held
-//! by each session for its whole life and released when it is dropped, on every
-//! path (finished, failed, cancelled, or its worker restarted). A request that
-//! finds none waits in a bounded queue, first come first served, for a bounded
-//! time; a refusal says when to try again, from how fast sessions have lately ended.
+//! Who may start a generation session now. Two things must hold: a permit is free
+//! (a count of live sessions, held by each session for its whole life and
+//! released when it is dropped, on every path: finished, failed, cancelled, or
+//! its worker restarted), and the device has headroom (the engine says so: no
+//! realtime listener is falling behind). A request for which either fails waits
+//! in a bounded queue, first come first served, for a bounded time; a refusal
+//! says when to try again, from how fast sessions have lately ended.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +17,9 @@ use super::metrics::EngineMetrics;
 
 /// How far back the rate of ended sessions is read, for `Retry-After`.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// How often a request at the head of the queue looks whether the device has
+/// room again.
+const HEADROOM_POLL: Duration = Duration::from_millis(5);
 /// Longest `Retry-After` given.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -111,19 +116,28 @@ impl Admission {
         }
     }
 
-    /// A permit, waiting in the queue for one when none is free.
-    pub async fn admit(self: &Arc<Self>) -> Result<Permit, Refused> {
-        if let Ok(permit) = self.capacity.clone().try_acquire_owned() {
+    /// A permit once one is free and `headroom` says the device can take another
+    /// session, waiting in the queue (first come, first served) until both hold.
+    pub async fn admit(self: &Arc<Self>, headroom: impl Fn() -> bool) -> Result<Permit, Refused> {
+        if headroom()
+            && let Ok(permit) = self.capacity.clone().try_acquire_owned()
+        {
             return Ok(self.permit(permit));
         }
         let in_queue = self.join_queue()?;
         let waited = Instant::now();
-        let acquired =
-            tokio::time::timeout(self.limits.max_wait, self.capacity.clone().acquire_owned()).await;
+        let admitted = tokio::time::timeout(self.limits.max_wait, async {
+            let permit = self.capacity.clone().acquire_owned().await.ok()?;
+            while !headroom() {
+                tokio::time::sleep(HEADROOM_POLL).await;
+            }
+            Some(permit)
+        })
+        .await;
         drop(in_queue);
         self.metrics.queue_seconds.observe(waited.elapsed().as_secs_f64());
-        match acquired {
-            Ok(Ok(permit)) => Ok(self.permit(permit)),
+        match admitted {
+            Ok(Some(permit)) => Ok(self.permit(permit)),
             _ => Err(self.refuse(Refusal::WaitedTooLong)),
         }
     }
@@ -186,10 +200,10 @@ mod tests {
     #[tokio::test]
     async fn a_queued_request_starts_once_a_permit_is_dropped() {
         let admission = admission(1, 4, 5_000);
-        let first = admission.admit().await.unwrap();
+        let first = admission.admit(|| true).await.unwrap();
         let queued = tokio::spawn({
             let admission = admission.clone();
-            async move { admission.admit().await.map(|_| ()) }
+            async move { admission.admit(|| true).await.map(|_| ()) }
         });
         while admission.waiting() == 0 {
             tokio::task::yield_now().await;
@@ -203,20 +217,35 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_a_long_wait_refuses_at_its_bound() {
         let admission = admission(1, 1, 200);
-        let _held = admission.admit().await.unwrap();
+        let _held = admission.admit(|| true).await.unwrap();
         let waiter = tokio::spawn({
             let admission = admission.clone();
-            async move { admission.admit().await.map(|_| ()) }
+            async move { admission.admit(|| true).await.map(|_| ()) }
         });
         while admission.waiting() == 0 {
             tokio::task::yield_now().await;
         }
-        let refused = admission.admit().await.map(|_| ()).unwrap_err();
+        let refused = admission.admit(|| true).await.map(|_| ()).unwrap_err();
         assert_eq!(refused.reason, Refusal::QueueFull);
         let started = Instant::now();
         assert_eq!(waiter.await.unwrap().unwrap_err().reason, Refusal::WaitedTooLong);
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(admission.waiting(), 0, "a refused waiter leaves the queue");
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_while_the_device_has_no_headroom_though_a_permit_is_free() {
+        let admission = admission(4, 4, 5_000);
+        let headroom = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let queued = tokio::spawn({
+            let (admission, headroom) = (admission.clone(), headroom.clone());
+            async move { admission.admit(|| headroom.load(Ordering::SeqCst)).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(admission.waiting(), 1);
+        assert!(!queued.is_finished());
+        headroom.store(true, Ordering::SeqCst);
+        assert_eq!(queued.await.unwrap(), Ok(()));
     }
 
     #[tokio::test]

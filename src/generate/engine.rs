@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
@@ -183,6 +183,9 @@ struct WorkerHandle {
 struct Health {
     state: AtomicU8,
     restarts: AtomicU64,
+    /// A realtime listener of this worker is falling behind (see
+    /// [`Session::falling_behind`]): it takes no new session until it catches up.
+    saturated: AtomicBool,
 }
 
 impl Health {
@@ -287,8 +290,16 @@ impl Engine {
         request: SessionRequest,
     ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let arrived = Instant::now();
-        let permit = self.admission.admit().await?;
+        let permit = self.admission.admit(|| self.has_headroom()).await?;
         self.dispatch(request, permit, arrived)
+    }
+
+    /// Whether a running worker keeps up with all its realtime listeners. A
+    /// session admitted while none does would make every listener later: it waits.
+    fn has_headroom(&self) -> bool {
+        self.workers.iter().any(|worker| {
+            worker.health.state() == WorkerState::Running && !worker.health.saturated.load(Ordering::SeqCst)
+        })
     }
 
     /// Each worker's state.
@@ -322,7 +333,8 @@ impl Engine {
         let mut candidates: Vec<&WorkerHandle> =
             self.workers.iter().filter(|worker| worker.health.state() != WorkerState::Dead).collect();
         candidates.sort_by_key(|worker| {
-            (!has_model(worker), std::cmp::Reverse(worker.capacity.available_permits()))
+            let saturated = worker.health.saturated.load(Ordering::SeqCst);
+            (saturated, !has_model(worker), std::cmp::Reverse(worker.capacity.available_permits()))
         });
         // The engine's permits never outnumber the workers' (the sum of theirs), so
         // one of the running workers has room.
@@ -468,6 +480,10 @@ impl Worker {
             let piece = session.piece();
             let _ = session.events.send(SessionEvent::Finished(piece));
         }
+        // After the finished sessions left: an idle worker waits for the next one
+        // with this flag as it leaves it.
+        let saturated = self.sessions.iter().any(|session| session.falling_behind(self.lookahead));
+        self.health.saturated.store(saturated, Ordering::SeqCst);
         true
     }
 
@@ -491,6 +507,7 @@ impl Worker {
         for session in self.sessions.drain(..) {
             let _ = session.events.send(SessionEvent::Failed(failure.clone()));
         }
+        self.health.saturated.store(false, Ordering::SeqCst);
         // Models are reloaded from their artifacts: whatever the failure left in
         // the loaded tensors goes with them.
         let models: Vec<(String, PathBuf)> =
@@ -883,6 +900,21 @@ impl Session {
         let Some(clock) = self.clock else { return Some(f64::INFINITY) };
         let ahead = self.lines[0].seconds_written() - clock.elapsed().as_secs_f64();
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
+    }
+
+    /// Whether this realtime session is falling behind its listener: past its
+    /// first third of the lookahead (its time to start), it has less than a third
+    /// of the lookahead written ahead. A device that keeps up with its listeners
+    /// keeps each near the whole lookahead ahead; one that falls below a third has
+    /// no room for another session. (A note-chord line does not know its time, so
+    /// it never counts.)
+    fn falling_behind(&self, lookahead: Duration) -> bool {
+        let (Some(clock), Decoding::Events { .. }) = (self.clock, &self.lines[0].decoding) else {
+            return false;
+        };
+        let margin = lookahead.as_secs_f64() / 3.0;
+        let playing = clock.elapsed().as_secs_f64();
+        playing > margin && self.lines[0].seconds_written() - playing < margin
     }
 
     /// Applies what the listener sent: the newest settings for the rest of the

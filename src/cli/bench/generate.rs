@@ -21,8 +21,8 @@ use crate::cli::args::GenerateBenchArgs;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
 use crate::model::artifact::{Network, Representation, read_meta, save};
-use crate::model::token_net::{Head, TokenNet, TokenNetConfig};
 use crate::model::lstm::Lstm;
+use crate::model::token_net::{Head, TokenNet, TokenNetConfig};
 
 pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     tch::set_num_threads(args.reference.threads.max(1));
@@ -161,7 +161,8 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let representation = read_meta(&args.model)?.representation;
     let model = args.model.display();
     for sessions in [1u64, 4, 16, 64] {
-        let rate = runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
+        let rate =
+            runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
         println!("engine, {model} ({sessions:>2} sessions): {rate:>8.0} tokens/s in all");
     }
     let has_parts = matches!(&representation, Representation::Events { config, .. } if config.max_parts > 0);
@@ -170,10 +171,22 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             // Alternating runs, so that a slow moment of a shared machine hits both.
             let (mut masked, mut plain) = (0.0, 0.0);
             for _ in 0..3 {
-                masked +=
-                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
-                plain +=
-                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, false, None))?;
+                masked += runtime.block_on(engine_rate(
+                    &engine,
+                    &args.model,
+                    &representation,
+                    sessions,
+                    true,
+                    None,
+                ))?;
+                plain += runtime.block_on(engine_rate(
+                    &engine,
+                    &args.model,
+                    &representation,
+                    sessions,
+                    false,
+                    None,
+                ))?;
             }
             println!(
                 "engine, {model} ({sessions:>2} sessions): with part masks {:>8.0}, one stream {:>8.0} tokens/s (masks/none {:.2}x)",
@@ -191,10 +204,22 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             let (mut guarded, mut free) = (0.0, 0.0);
             for _ in 0..3 {
                 let limit = Some((index.clone(), COPY_LIMIT));
-                guarded +=
-                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, limit))?;
-                free +=
-                    runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
+                guarded += runtime.block_on(engine_rate(
+                    &engine,
+                    &args.model,
+                    &representation,
+                    sessions,
+                    true,
+                    limit,
+                ))?;
+                free += runtime.block_on(engine_rate(
+                    &engine,
+                    &args.model,
+                    &representation,
+                    sessions,
+                    true,
+                    None,
+                ))?;
             }
             println!(
                 "engine, {model} ({sessions:>2} sessions): with max_copied_notes {COPY_LIMIT} {:>8.0}, without {:>8.0} tokens/s (guard/none {:.2}x)",
