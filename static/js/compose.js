@@ -6,6 +6,7 @@ import { parseMelody } from "./melody.js";
 import { PartControls } from "./parts.js";
 import { PianoRoll } from "./roll.js";
 import { MidiOut } from "./midiout.js";
+import { modelLabel } from "./models.js";
 import { SoundFontSynth } from "./sfsynth.js";
 
 // Request fields → the id suffix of the error line beside their control.
@@ -40,6 +41,8 @@ export class Composer {
     this.synth.midiOut = new MidiOut($("midi-out"));
     this.synth.midiOut.init();
     this.current = null;
+    // The models by id, to name the one that made a piece.
+    this.models = new Map();
     $("compose-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.generate();
@@ -55,6 +58,18 @@ export class Composer {
     $("download").addEventListener("click", () => this.download(this.current));
     $("download-audio").addEventListener("click", () => this.download(this.current, "audio"));
     $("model").addEventListener("change", () => this.refreshVoices());
+  }
+
+  // The server's models changed (or were listed for the first time).
+  setModels(models) {
+    this.models = new Map(models.map((model) => [model.id, model]));
+    this.refreshVoices();
+    this.refreshHistory();
+  }
+
+  modelName(id) {
+    const model = this.models.get(id);
+    return model ? modelLabel(model) : id;
   }
 
   // The parts a melody can be given as: the chosen model's, by name.
@@ -144,7 +159,7 @@ export class Composer {
 
   receive(message) {
     if (message.type === "start") {
-      $("compose-status").textContent = `Composing with ${message.model}, seed ${message.seed}…`;
+      $("compose-status").textContent = `Composing with ${this.modelName(message.model)}, seed ${message.seed}…`;
     } else if (message.type === "notes") {
       this.roll.add(message.notes);
       this.parts.update(message.notes);
@@ -230,7 +245,7 @@ export class Composer {
           const label = document.createElement("span");
           const when = new Date(piece.created_at).toLocaleString();
           const copied = originality(piece.stats);
-          label.textContent = `${when} · ${piece.model} · ${piece.stats.notes} notes · seed ${piece.seed}` +
+          label.textContent = `${when} · ${this.modelName(piece.model)} · ${piece.stats.notes} notes · seed ${piece.seed}` +
             (copied ? ` · ${copied}` : "");
           const play = document.createElement("button");
           play.type = "button";

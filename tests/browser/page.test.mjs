@@ -67,6 +67,9 @@ async function step(name, run) {
 const { server, base } = await startServer();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  // Scrollbars as on a desktop, taking their width from the page, so that a page
+  // wider than the room beside its scrollbar is caught.
+  ignoreDefaultArgs: ["--hide-scrollbars"],
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--autoplay-policy=no-user-gesture-required"],
 });
 let failed = false;
@@ -291,13 +294,31 @@ try {
     assert.notEqual(system.default_model, "default", JSON.stringify(system) + JSON.stringify((await (await fetch(`${base}/v1/models`)).json()).map((m) => [m.id, m.name, m.source, m.is_default])));
   });
 
-  await step("readable at phone width", async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
+  await step("past compositions name the model that made them", async () => {
+    const models = await (await fetch(`${base}/v1/models`)).json();
+    const trained = models.find((model) => model.source === "trained");
+    const response = await fetch(`${base}/v1/generate`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: trained.id, length: { notes: 8 }, seed: 1 }),
+    });
+    assert.equal(response.status, 201);
     await page.goto(`${base}/`);
-    await page.waitForSelector("#status.ok");
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 1, `the page is ${overflow}px wider than the phone`);
-    await page.screenshot({ path: join(shots, "08-phone.png"), fullPage: true });
+    await page.waitForFunction((name) => document.querySelector("#history li span")?.textContent.includes(name),
+      `${trained.name} (${trained.id.slice(0, 8)})`);
+    assert.ok(!(await page.textContent("#history li span")).includes(trained.id), "the model's whole id is not shown");
+  });
+
+  await step("no sideways scrolling from phone to desktop width, beside a vertical scrollbar", async () => {
+    for (const [width, height, shot] of [[390, 844, "08-phone.png"], [1024, 768], [1280, 800, "08-1280.png"], [1920, 1080, "08-1920.png"]]) {
+      await page.setViewportSize({ width, height });
+      await page.goto(`${base}/`);
+      await page.waitForSelector("#history li button");
+      const [scrollWidth, clientWidth] = await page.evaluate(() =>
+        [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+      assert.ok(clientWidth < width, `at ${width}px the page has a vertical scrollbar`);
+      assert.ok(scrollWidth <= clientWidth, `at ${width}px the page is ${scrollWidth - clientWidth}px wider than its window`);
+      if (shot) await page.screenshot({ path: join(shots, shot), fullPage: true });
+    }
   });
 
   assert.deepEqual(pageErrors, [], "no script errors on the page");
