@@ -2,7 +2,9 @@
 // downloads and past compositions.
 
 import { ApiProblem, api, clearErrors, showError, socket } from "./api.js";
+import { LivePlayback } from "./listen.js";
 import { parseMelody } from "./melody.js";
+import { metersOf } from "./meter.js";
 import { PartControls } from "./parts.js";
 import { PianoRoll } from "./roll.js";
 import { MidiOut } from "./midiout.js";
@@ -34,15 +36,18 @@ const $ = (id) => document.getElementById(id);
 
 export class Composer {
   constructor() {
-    this.roll = new PianoRoll($("roll"));
+    this.roll = new PianoRoll($("roll-scroll"), $("roll"));
     this.parts = new PartControls($("roll-legend"));
     this.roll.isGiven = (part) => this.parts.isGiven(part);
     this.synth = new SoundFontSynth();
     this.synth.midiOut = new MidiOut($("midi-out"));
     this.synth.midiOut.init();
     this.current = null;
+    this.listening = null; // a LivePlayback while a real-time stream plays
     // The models by id, to name the one that made a piece.
     this.models = new Map();
+    // Composition id → its meters (a promise), read from its MIDI file once.
+    this.meters = new Map();
     $("compose-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.generate();
@@ -53,6 +58,9 @@ export class Composer {
     $("speed").addEventListener("input", () => {
       $("speed-value").textContent = `${Number($("speed").value).toFixed(2)}×`;
     });
+    $("zoom-in").addEventListener("click", () => this.roll.zoomBy(1.5));
+    $("zoom-out").addEventListener("click", () => this.roll.zoomBy(1 / 1.5));
+    $("zoom-fit").addEventListener("click", () => this.roll.zoomToFit());
     $("play").addEventListener("click", () => this.play());
     $("stop").addEventListener("click", () => this.stop());
     $("download").addEventListener("click", () => this.download(this.current));
@@ -142,19 +150,36 @@ export class Composer {
     }
     this.parts.reset(body.given?.part);
     $("generate").disabled = true;
+    this.transport(false);
     $("compose-status").textContent = "Starting…";
     this.roll.set([]);
     $("compose-originality").textContent = "";
+    const realtime = body.pacing === "realtime";
+    let ended = false;
     const ws = socket("/v1/generate/stream");
     ws.addEventListener("open", () => ws.send(JSON.stringify(body)));
-    ws.addEventListener("message", (event) => this.receive(JSON.parse(event.data)));
+    ws.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      ended ||= message.type === "end";
+      if (message.type === "start" && realtime) {
+        this.listening = new LivePlayback(this.synth, this.roll, (notes) => this.parts.audible(notes));
+      }
+      this.receive(message);
+    });
     ws.addEventListener("close", () => {
+      this.listening?.stop();
+      this.listening = null;
       $("generate").disabled = false;
+      if (!ended) {
+        this.roll.setPlayhead(null);
+        this.transport(this.current !== null);
+      }
     });
     ws.addEventListener("error", () => {
       $("error-general").textContent = "The connection to the server failed.";
     });
-    if (body.pacing === "realtime") this.followLive();
+    // Sound may start only from a click: the synthesizer is woken now, not at `start`.
+    if (realtime) this.synth.ensure();
   }
 
   receive(message) {
@@ -163,47 +188,47 @@ export class Composer {
     } else if (message.type === "notes") {
       this.roll.add(message.notes);
       this.parts.update(message.notes);
+      this.listening?.hear(message.notes);
       $("compose-status").textContent = `Composing… ${this.roll.notes.length} notes`;
     } else if (message.type === "end") {
       const piece = message.composition;
-      this.current = piece;
-      this.roll.set(piece.notes);
-      this.parts.update(piece.notes);
+      this.show(piece);
       $("compose-status").textContent =
         `${piece.stats.notes} notes, ${piece.stats.seconds.toFixed(1)} s of music, seed ${piece.seed} ` +
         `(${piece.stats.tokens_per_second.toFixed(0)} tokens/s).`;
       $("compose-originality").textContent = originality(piece.stats);
-      for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
       this.refreshHistory();
     } else if (message.type === "error") {
-      const problem = new ApiProblem(0, { error: message.error });
-      showError(problem, FIELDS, $("error-general"));
+      showError(new ApiProblem(0, { error: message.error }), FIELDS, $("error-general"));
       $("compose-status").textContent = "";
     }
   }
 
-  // In real-time mode the notes arrive as they sound: play each as it comes.
-  followLive() {
-    const started = performance.now();
-    let played = 0;
-    this.synth.ensure().then(() => {
-      const poll = window.setInterval(() => {
-        const fresh = this.roll.notes.slice(played);
-        played = this.roll.notes.length;
-        for (const note of this.parts.audible(fresh)) this.synth.voice(note, this.synth.context.currentTime + 0.02, 1);
-        this.roll.setPlayhead((performance.now() - started) / 1000);
-        if (!$("generate").disabled) window.clearInterval(poll);
-      }, 30);
+  // The transport (play, stop, downloads) acts on a stored piece: not during a stream.
+  transport(enabled) {
+    for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = !enabled;
+  }
+
+  // Makes `piece` the one in the roll and under the transport, drawn in the meter
+  // its MIDI file states (4/4 until that is read).
+  show(piece) {
+    this.current = piece;
+    this.transport(true);
+    this.roll.set(piece.notes);
+    this.parts.update(piece.notes);
+    if (!this.meters.has(piece.composition_id)) {
+      const read = api(piece.midi_url, { as: "blob" }).then((blob) => blob.arrayBuffer()).then(metersOf);
+      this.meters.set(piece.composition_id, read.catch(() => []));
+    }
+    this.meters.get(piece.composition_id).then((meters) => {
+      if (this.current === piece) this.roll.setMeters(meters);
     });
   }
 
   play(piece = this.current) {
     if (!piece) return;
-    this.current = piece;
     // A past composition played from the list is the one the transport acts on.
-    for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
-    this.roll.set(piece.notes);
-    this.parts.update(piece.notes);
+    this.show(piece);
     this.synth.play(this.parts.audible(piece.notes), {
       rate: () => Number($("speed").value),
       loop: () => $("loop").checked,

@@ -64,6 +64,37 @@ async function step(name, run) {
   console.log(`browser: ok   ${name}`);
 }
 
+// What the piano roll drew (its `drawn`), each item checked against the canvas's
+// pixels: a name on a key has dark ink in its box; a bar line differs from the
+// pixels just left of it in the ruler, and a beat line in the free row at the
+// top, which no note reaches.
+function rollDrawing(page) {
+  return page.evaluate(() => {
+    const { drawn, range, timeline } = globalThis.fugueRoll;
+    const canvas = document.querySelector("#roll");
+    const g = canvas.getContext("2d");
+    const ratio = canvas.width / canvas.clientWidth;
+    const pixel = (x, y) => [...g.getImageData(Math.round(x * ratio), Math.round(y * ratio), 1, 1).data].join();
+    const ink = (box) => {
+      const data = g.getImageData(box.x * ratio, box.y * ratio, box.width * ratio, box.height * ratio).data;
+      let dark = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 200 && data[i] + data[i + 1] + data[i + 2] < 300) dark += 1;
+      return dark;
+    };
+    const beatRow = drawn.freeRow.y + drawn.freeRow.height / 2;
+    return {
+      range,
+      meters: timeline.meters,
+      keys: drawn.keys.map((key) => ({ name: key.name, pitch: key.pitch, inked: ink(key) > 3 })),
+      lines: drawn.lines.map((line) => {
+        const y = line.bar ? 2 : beatRow;
+        return { ...line, seen: pixel(line.x, y) !== pixel(line.x - 2, y) };
+      }),
+      playhead: drawn.playhead,
+    };
+  });
+}
+
 const { server, base } = await startServer();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -100,13 +131,19 @@ try {
     await page.fill("#seed", "7");
     await page.fill("#max-copied", "5");
     await page.check("#realtime");
+    // Zoomed in, so that the piece outgrows the roll as it plays.
+    for (let i = 0; i < 3; i += 1) await page.click("#zoom-in");
     await page.click("#generate");
     // Real-time pacing: notes arrive as they would sound, so the roll fills while
-    // the stream is still open (the Generate button stays disabled until the end).
+    // the stream is still open (the Generate button stays disabled until the end),
+    // and the roll scrolls to keep the playhead in sight.
     await page.waitForFunction(() => Number(document.querySelector("#roll").dataset.notes) > 0 &&
       document.querySelector("#generate").disabled, null, { timeout: 30_000 });
     await page.screenshot({ path: join(shots, "02-compose-streaming.png") });
+    await page.waitForFunction(() => document.querySelector("#roll-scroll").scrollLeft > 0 &&
+      globalThis.fugueRoll.drawn.playhead !== null && document.querySelector("#generate").disabled, null, { timeout: 30_000 });
     await page.waitForFunction(() => !document.querySelector("#download").disabled, null, { timeout: 60_000 });
+    await page.click("#zoom-fit");
     const notes = Number(await page.getAttribute("#roll", "data-notes"));
     assert.ok(notes >= 24, `${notes} notes in the roll`);
     // The bundled default sings in four voices: a colour each, named in the legend.
@@ -119,6 +156,53 @@ try {
     assert.ok(run && Number(run[1]) <= 5, copied);
     await page.screenshot({ path: join(shots, "03-compose-done.png") });
     await page.locator(".player").screenshot({ path: join(shots, "03-parts.png") });
+  });
+
+  await step("the roll names the keys and numbers the bars, in the piece's meter", async () => {
+    await page.waitForFunction(() => globalThis.fugueRoll.drawn.lines.length > 0);
+    const drawn = await rollDrawing(page);
+    // Every C in the roll's range is named (C4 is middle C), in ink.
+    const cs = [];
+    for (let pitch = drawn.range.low; pitch <= drawn.range.high; pitch += 1) if (pitch % 12 === 0) cs.push(`C${pitch / 12 - 1}`);
+    assert.ok(cs.length >= 2, JSON.stringify(drawn.range));
+    assert.deepEqual(drawn.keys.filter((key) => key.name.startsWith("C") && key.name[1] !== "#").map((key) => key.name), cs);
+    assert.deepEqual(drawn.keys.filter((key) => !key.inked), [], "every name drawn on its key");
+    // Bars numbered from 1, a bar's length apart, each with its beat lines between.
+    const [meter] = drawn.meters;
+    const bar = (meter.numerator * 4) / meter.denominator;
+    const bars = drawn.lines.filter((line) => line.bar);
+    assert.ok(bars.length >= 2, `${bars.length} bar lines`);
+    bars.forEach((line, i) => assert.deepEqual([line.bar, line.beat], [i + 1, i * bar]));
+    assert.ok(bars.slice(1).every((line) => line.numbered), "every bar numbered");
+    const beats = drawn.lines.filter((line) => !line.bar && line.beat < bars.at(-1).beat);
+    assert.equal(beats.length, (bars.length - 1) * (meter.numerator - 1));
+    assert.deepEqual(drawn.lines.filter((line) => line.x > 50 && !line.seen), [], "every line drawn");
+    await page.locator(".player").screenshot({ path: join(shots, "03c-roll.png") });
+  });
+
+  await step("the roll zooms, with the buttons and Ctrl + wheel, and scrolls with the playhead", async () => {
+    const scroller = page.locator("#roll-scroll");
+    const scale = () => page.evaluate(() => globalThis.fugueRoll.scale());
+    const fitted = await scale();
+    assert.equal(await scroller.evaluate((e) => e.scrollWidth - e.clientWidth), 0, "the whole piece fits at first");
+    const box = await scroller.boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.keyboard.down("Control");
+    await page.mouse.wheel(0, -200);
+    await page.keyboard.up("Control");
+    await page.waitForFunction((before) => globalThis.fugueRoll.scale() > before, fitted);
+    for (let i = 0; i < 3; i += 1) await page.click("#zoom-in");
+    assert.ok(await scroller.evaluate((e) => e.scrollWidth > 2 * e.clientWidth), "zoomed in, the piece scrolls");
+    await page.click("#play");
+    await page.waitForFunction(() => document.querySelector("#roll-scroll").scrollLeft > 0 &&
+      globalThis.fugueRoll.drawn.playhead !== null, null, { timeout: 30_000 });
+    await page.locator(".player").screenshot({ path: join(shots, "03d-roll-zoomed-playing.png") });
+    await page.click("#stop");
+    const zoomed = await scale();
+    await page.click("#zoom-out");
+    assert.ok(Math.abs((await scale()) * 1.5 - zoomed) < 1e-6, "zoomed out");
+    await page.click("#zoom-fit");
+    assert.equal(await scale(), fitted);
   });
 
   await step("the download is a MIDI file that fugue's reader accepts", async () => {
@@ -212,6 +296,23 @@ try {
   await step("a past composition can be replayed and downloaded from the list", async () => {
     await page.waitForSelector("#history li button");
     assert.ok((await page.$$("#history li")).length >= 1);
+  });
+
+  await step("a piece in 3/4 is barred in threes (the meter its MIDI file states)", async () => {
+    const response = await fetch(`${base}/v1/generate`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ length: { bars: 4 }, time_signature: [3, 4], seed: 2 }),
+    });
+    assert.equal(response.status, 201);
+    await page.reload();
+    await page.waitForSelector("#history li button");
+    await page.click("#history li button");
+    await page.waitForFunction(() => globalThis.fugueRoll.timeline.meters[0].numerator === 3);
+    await page.click("#stop");
+    const drawn = await rollDrawing(page);
+    assert.deepEqual(drawn.lines.filter((line) => line.bar).map((line) => line.beat).slice(0, 4), [0, 3, 6, 9]);
+    assert.deepEqual(drawn.lines.filter((line) => !line.seen), []);
+    await page.locator(".player").screenshot({ path: join(shots, "03e-roll-three-four.png") });
   });
 
   await step("a validation error is shown next to the control at fault", async () => {
