@@ -1,7 +1,7 @@
-// Compose: the request form, the WebSocket stream into the piano roll, playback,
-// downloads and past compositions.
+// Compose: the request form, the WebSocket stream into the piano roll (steered
+// live in real time), playback, downloads and past compositions.
 
-import { ApiProblem, api, clearErrors, showError, socket } from "./api.js";
+import { ApiProblem, api, clearErrors, showError } from "./api.js";
 import { LivePlayback } from "./listen.js";
 import { parseMelody } from "./melody.js";
 import { metersOf } from "./meter.js";
@@ -10,6 +10,8 @@ import { PianoRoll } from "./roll.js";
 import { MidiOut } from "./midiout.js";
 import { modelLabel } from "./models.js";
 import { SoundFontSynth } from "./sfsynth.js";
+import { LiveControls } from "./steer.js";
+import { Stream } from "./stream.js";
 
 // Request fields → the id suffix of the error line beside their control.
 const FIELDS = {
@@ -43,6 +45,7 @@ export class Composer {
     this.synth.midiOut = new MidiOut($("midi-out"));
     this.synth.midiOut.init();
     this.current = null;
+    this.live = new LiveControls();
     this.listening = null; // a LivePlayback while a real-time stream plays
     // The models by id, to name the one that made a piece.
     this.models = new Map();
@@ -110,6 +113,7 @@ export class Composer {
       program: Number($("program").value),
       pacing: $("realtime").checked ? "realtime" : "fast",
     };
+    if (this.live.endless) body.length = { endless: true };
     if ($("seed").value !== "") body.seed = Number($("seed").value);
     if ($("key").value) {
       body.key = $("key").value;
@@ -156,32 +160,38 @@ export class Composer {
     $("compose-originality").textContent = "";
     const realtime = body.pacing === "realtime";
     let ended = false;
-    const ws = socket("/v1/generate/stream");
-    ws.addEventListener("open", () => ws.send(JSON.stringify(body)));
-    ws.addEventListener("message", (event) => {
-      const message = JSON.parse(event.data);
-      ended ||= message.type === "end";
-      if (message.type === "start" && realtime) {
-        this.listening = new LivePlayback(this.synth, this.roll, (notes) => this.parts.audible(notes));
-      }
-      this.receive(message);
+    const stream = new Stream(body, {
+      onMessage: (message) => {
+        ended ||= message.type === "end";
+        if (message.type === "start" && realtime) {
+          this.listening = new LivePlayback(this.synth, this.roll, (notes) => this.parts.audible(notes));
+        }
+        this.receive(message);
+      },
+      onClose: () => {
+        this.listening?.stop();
+        this.listening = null;
+        this.live.detach();
+        $("generate").disabled = false;
+        if (!ended) {
+          this.roll.setPlayhead(null);
+          this.transport(this.current !== null);
+          $("compose-status").textContent = this.roll.notes.length > 0 ? "Stopped." : "";
+        }
+      },
+      onFailure: () => {
+        $("error-general").textContent = "The connection to the server failed.";
+      },
     });
-    ws.addEventListener("close", () => {
-      this.listening?.stop();
-      this.listening = null;
-      $("generate").disabled = false;
-      if (!ended) {
-        this.roll.setPlayhead(null);
-        this.transport(this.current !== null);
-      }
-    });
-    ws.addEventListener("error", () => {
-      $("error-general").textContent = "The connection to the server failed.";
-    });
-    // Sound may start only from a click: the synthesizer is woken now, not at `start`.
-    if (realtime) this.synth.ensure();
+    if (realtime) {
+      this.live.attach(stream);
+      // Sound may start only from a click: the synthesizer is woken now, not at `start`.
+      this.synth.ensure();
+    }
   }
 
+  // A message of the stream. An error may be a refused live control (the piece
+  // plays on) or the end of the stream; either way it is shown by its field.
   receive(message) {
     if (message.type === "start") {
       $("compose-status").textContent = `Composing with ${this.modelName(message.model)}, seed ${message.seed}…`;
@@ -200,7 +210,6 @@ export class Composer {
       this.refreshHistory();
     } else if (message.type === "error") {
       showError(new ApiProblem(0, { error: message.error }), FIELDS, $("error-general"));
-      $("compose-status").textContent = "";
     }
   }
 

@@ -56,6 +56,15 @@ async function startServer() {
   throw new Error("fugue serve did not start");
 }
 
+// Waits for `check()` (a test-side condition), or fails naming `what`.
+async function until(what, check, timeout = 30_000) {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeout) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 const steps = [];
 async function step(name, run) {
   const started = Date.now();
@@ -313,6 +322,89 @@ try {
     assert.deepEqual(drawn.lines.filter((line) => line.bar).map((line) => line.beat).slice(0, 4), [0, 3, 6, 9]);
     assert.deepEqual(drawn.lines.filter((line) => !line.seen), []);
     await page.locator(".player").screenshot({ path: join(shots, "03e-roll-three-four.png") });
+  });
+
+  await step("live controls steer an endless stream; a refused one is shown beside it as the music plays on; Stop keeps the piece", async () => {
+    // Every message of the stream, both ways, with when it went.
+    const frames = [];
+    const watch = (ws) => {
+      if (!ws.url().endsWith("/v1/generate/stream")) return;
+      const keep = (way) => (frame) => frames.push({ way, at: Date.now(), message: JSON.parse(frame.payload) });
+      ws.on("framesent", keep("sent"));
+      ws.on("framereceived", keep("received"));
+    };
+    page.on("websocket", watch);
+    const notesAfter = (at) => frames.filter((f) => f.way === "received" && f.at > at && f.message.type === "notes")
+      .flatMap((f) => f.message.notes);
+
+    await page.check("#endless");
+    assert.ok(await page.isChecked("#realtime") && await page.isDisabled("#realtime") && await page.isDisabled("#length"));
+    await page.fill("#seed", "11");
+    await page.click("#generate");
+    await page.waitForFunction(() => Number(document.querySelector("#roll").dataset.notes) >= 8, null, { timeout: 30_000 });
+    assert.ok(await page.isVisible("#stream-stop"));
+    const [request] = frames.filter((f) => f.way === "sent").map((f) => f.message);
+    assert.deepEqual([request.length, request.pacing], [{ endless: true }, "realtime"]);
+
+    // D minor, a hotter temperature and 90 bpm, each sent as it is set.
+    const steered = Date.now();
+    await page.selectOption("#key", "D");
+    await page.selectOption("#scale", "minor");
+    await page.$eval("#temperature", (slider) => {
+      slider.value = "1.2";
+      slider.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    await page.fill("#tempo", "90");
+    await page.press("#tempo", "Tab");
+    const controls = () => frames.filter((f) => f.way === "sent" && f.message.type === "control").map((f) => f.message);
+    assert.deepEqual(controls(), [
+      { type: "control", key: "D", scale: "major" }, { type: "control", key: "D", scale: "minor" },
+      { type: "control", temperature: 1.2 }, { type: "control", tempo_bpm: 90 },
+    ]);
+    // Heard within the server's 1.5 s lookahead: every note that arrives 3 s on is
+    // in D minor, at 90 bpm.
+    const settled = steered + 3_000;
+    await until("notes after the controls", () => notesAfter(settled).length >= 8);
+    const dMinor = new Set([2, 4, 5, 7, 9, 10, 0]);
+    const later = notesAfter(settled);
+    assert.deepEqual(later.filter((note) => !dMinor.has(note.pitch % 12)), [], "every later note is in D minor");
+    for (const note of later) {
+      assert.ok(Math.abs(note.duration_seconds / note.duration_beats - 60 / 90) < 0.01, `90 bpm: ${JSON.stringify(note)}`);
+    }
+
+    // A tempo the server refuses: its message beside the tempo, and the music plays on.
+    await page.fill("#tempo", "500");
+    await page.press("#tempo", "Tab");
+    await page.waitForFunction(() => document.querySelector("#error-tempo").textContent.length > 0, null, { timeout: 10_000 });
+    const refused = frames.find((f) => f.way === "received" && f.message.type === "error");
+    assert.equal(refused.message.error.details.field, "tempo_bpm");
+    assert.match(await page.textContent("#error-tempo"), /300/);
+    const [input, message] = await Promise.all(["#tempo", "#error-tempo"].map((id) => page.locator(id).boundingBox()));
+    assert.ok(Math.abs(message.x - input.x) < 2 && message.y >= input.y + input.height &&
+      message.y < input.y + input.height + 30, `the message is under the tempo: ${JSON.stringify([input, message])}`);
+    await until("notes after the refusal", () => notesAfter(refused.at).length > 0);
+    assert.ok(await page.isDisabled("#generate") && await page.isVisible("#stream-stop"), "still playing");
+    await page.locator("#compose-form").screenshot({ path: join(shots, "09-live-controls.png") });
+    await page.locator(".player").screenshot({ path: join(shots, "09a-live-roll.png") });
+
+    // Stop: the piece ends at its next bar line and is stored, like any other.
+    await page.click("#stream-stop");
+    assert.equal(controls().length, 5);
+    assert.deepEqual(frames.filter((f) => f.way === "sent").at(-1).message, { type: "stop" });
+    await page.waitForFunction(() => /of music/.test(document.querySelector("#compose-status").textContent) &&
+      !document.querySelector("#download").disabled, null, { timeout: 30_000 });
+    const end = frames.find((f) => f.message.type === "end");
+    const [stored] = await (await fetch(`${base}/v1/compositions?limit=1`)).json();
+    assert.equal(stored.composition_id, end.message.composition.composition_id);
+    assert.equal(Number(await page.getAttribute("#roll", "data-notes")), stored.notes.length);
+    await page.waitForFunction((label) => document.querySelector("#history li span").textContent.includes(label),
+      `${stored.stats.notes} notes · seed ${stored.seed}`);
+    assert.ok(await page.isHidden("#stream-stop"));
+    await page.locator(".player").screenshot({ path: join(shots, "09b-live-stopped.png") });
+    page.off("websocket", watch);
+    await page.uncheck("#endless");
+    await page.fill("#tempo", "");
+    await page.selectOption("#key", "");
   });
 
   await step("a validation error is shown next to the control at fault", async () => {
