@@ -6,7 +6,7 @@ const NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
 const BLACK = new Set([1, 3, 6, 8, 10]);
 const INK = "#2b2f36";
 
-export function noteName(pitch) {
+function noteName(pitch) {
   return `${NAMES[pitch % 12]}${Math.floor(pitch / 12) - 1}`;
 }
 
