@@ -18,9 +18,8 @@ async function showStatus() {
 }
 
 const composer = new Composer();
-const models = () => refreshModels(models).then(() => composer.refreshVoices());
+const models = () => refreshModels(models).then((list) => composer.setModels(list));
 const trainer = new Trainer(models);
 showStatus();
 models();
-composer.refreshHistory();
 trainer.refreshDatasets().catch(() => {});

@@ -1,12 +1,17 @@
-// Compose: the request form, the WebSocket stream into the piano roll, playback,
-// downloads and past compositions.
+// Compose: the request form, the WebSocket stream into the piano roll (steered
+// live in real time), playback, downloads and past compositions.
 
-import { ApiProblem, api, clearErrors, showError, socket } from "./api.js";
+import { ApiProblem, api, clearErrors, showError } from "./api.js";
+import { LivePlayback } from "./listen.js";
 import { parseMelody } from "./melody.js";
+import { metersOf } from "./meter.js";
 import { PartControls } from "./parts.js";
 import { PianoRoll } from "./roll.js";
 import { MidiOut } from "./midiout.js";
+import { modelLabel } from "./models.js";
 import { SoundFontSynth } from "./sfsynth.js";
+import { LiveControls } from "./steer.js";
+import { Stream } from "./stream.js";
 
 // Request fields → the id suffix of the error line beside their control.
 const FIELDS = {
@@ -33,13 +38,19 @@ const $ = (id) => document.getElementById(id);
 
 export class Composer {
   constructor() {
-    this.roll = new PianoRoll($("roll"));
+    this.roll = new PianoRoll($("roll-scroll"), $("roll"));
     this.parts = new PartControls($("roll-legend"));
     this.roll.isGiven = (part) => this.parts.isGiven(part);
     this.synth = new SoundFontSynth();
     this.synth.midiOut = new MidiOut($("midi-out"));
     this.synth.midiOut.init();
     this.current = null;
+    this.live = new LiveControls();
+    this.listening = null; // a LivePlayback while a real-time stream plays
+    // The models by id, to name the one that made a piece.
+    this.models = new Map();
+    // Composition id → its meters (a promise), read from its MIDI file once.
+    this.meters = new Map();
     $("compose-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.generate();
@@ -50,11 +61,26 @@ export class Composer {
     $("speed").addEventListener("input", () => {
       $("speed-value").textContent = `${Number($("speed").value).toFixed(2)}×`;
     });
+    $("zoom-in").addEventListener("click", () => this.roll.zoomBy(1.5));
+    $("zoom-out").addEventListener("click", () => this.roll.zoomBy(1 / 1.5));
+    $("zoom-fit").addEventListener("click", () => this.roll.zoomToFit());
     $("play").addEventListener("click", () => this.play());
     $("stop").addEventListener("click", () => this.stop());
     $("download").addEventListener("click", () => this.download(this.current));
     $("download-audio").addEventListener("click", () => this.download(this.current, "audio"));
     $("model").addEventListener("change", () => this.refreshVoices());
+  }
+
+  // The server's models changed (or were listed for the first time).
+  setModels(models) {
+    this.models = new Map(models.map((model) => [model.id, model]));
+    this.refreshVoices();
+    this.refreshHistory();
+  }
+
+  modelName(id) {
+    const model = this.models.get(id);
+    return model ? modelLabel(model) : id;
   }
 
   // The parts a melody can be given as: the chosen model's, by name.
@@ -87,6 +113,7 @@ export class Composer {
       program: Number($("program").value),
       pacing: $("realtime").checked ? "realtime" : "fast",
     };
+    if (this.live.endless) body.length = { endless: true };
     if ($("seed").value !== "") body.seed = Number($("seed").value);
     if ($("key").value) {
       body.key = $("key").value;
@@ -127,68 +154,90 @@ export class Composer {
     }
     this.parts.reset(body.given?.part);
     $("generate").disabled = true;
+    this.transport(false);
     $("compose-status").textContent = "Starting…";
     this.roll.set([]);
     $("compose-originality").textContent = "";
-    const ws = socket("/v1/generate/stream");
-    ws.addEventListener("open", () => ws.send(JSON.stringify(body)));
-    ws.addEventListener("message", (event) => this.receive(JSON.parse(event.data)));
-    ws.addEventListener("close", () => {
-      $("generate").disabled = false;
+    const realtime = body.pacing === "realtime";
+    let ended = false;
+    const stream = new Stream(body, {
+      onMessage: (message) => {
+        ended ||= message.type === "end";
+        if (message.type === "start" && realtime) {
+          this.listening = new LivePlayback(this.synth, this.roll, (notes) => this.parts.audible(notes));
+        }
+        this.receive(message);
+      },
+      onClose: () => {
+        this.listening?.stop();
+        this.listening = null;
+        this.live.detach();
+        $("generate").disabled = false;
+        if (!ended) {
+          this.roll.setPlayhead(null);
+          this.transport(this.current !== null);
+          $("compose-status").textContent = this.roll.notes.length > 0 ? "Stopped." : "";
+        }
+      },
+      onFailure: () => {
+        $("error-general").textContent = "The connection to the server failed.";
+      },
     });
-    ws.addEventListener("error", () => {
-      $("error-general").textContent = "The connection to the server failed.";
-    });
-    if (body.pacing === "realtime") this.followLive();
+    if (realtime) {
+      this.live.attach(stream);
+      // Sound may start only from a click: the synthesizer is woken now, not at `start`.
+      this.synth.ensure();
+    }
   }
 
+  // A message of the stream. An error may be a refused live control (the piece
+  // plays on) or the end of the stream; either way it is shown by its field.
   receive(message) {
     if (message.type === "start") {
-      $("compose-status").textContent = `Composing with ${message.model}, seed ${message.seed}…`;
+      $("compose-status").textContent = `Composing with ${this.modelName(message.model)}, seed ${message.seed}…`;
     } else if (message.type === "notes") {
       this.roll.add(message.notes);
       this.parts.update(message.notes);
+      this.listening?.hear(message.notes);
       $("compose-status").textContent = `Composing… ${this.roll.notes.length} notes`;
     } else if (message.type === "end") {
       const piece = message.composition;
-      this.current = piece;
-      this.roll.set(piece.notes);
-      this.parts.update(piece.notes);
+      this.show(piece);
       $("compose-status").textContent =
         `${piece.stats.notes} notes, ${piece.stats.seconds.toFixed(1)} s of music, seed ${piece.seed} ` +
         `(${piece.stats.tokens_per_second.toFixed(0)} tokens/s).`;
       $("compose-originality").textContent = originality(piece.stats);
-      for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
       this.refreshHistory();
     } else if (message.type === "error") {
-      const problem = new ApiProblem(0, { error: message.error });
-      showError(problem, FIELDS, $("error-general"));
-      $("compose-status").textContent = "";
+      showError(new ApiProblem(0, { error: message.error }), FIELDS, $("error-general"));
     }
   }
 
-  // In real-time mode the notes arrive as they sound: play each as it comes.
-  followLive() {
-    const started = performance.now();
-    let played = 0;
-    this.synth.ensure().then(() => {
-      const poll = window.setInterval(() => {
-        const fresh = this.roll.notes.slice(played);
-        played = this.roll.notes.length;
-        for (const note of this.parts.audible(fresh)) this.synth.voice(note, this.synth.context.currentTime + 0.02, 1);
-        this.roll.setPlayhead((performance.now() - started) / 1000);
-        if (!$("generate").disabled) window.clearInterval(poll);
-      }, 30);
+  // The transport (play, stop, downloads) acts on a stored piece: not during a stream.
+  transport(enabled) {
+    for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = !enabled;
+  }
+
+  // Makes `piece` the one in the roll and under the transport, drawn in the meter
+  // its MIDI file states (4/4 until that is read).
+  show(piece) {
+    this.current = piece;
+    this.transport(true);
+    this.roll.set(piece.notes);
+    this.parts.update(piece.notes);
+    if (!this.meters.has(piece.composition_id)) {
+      const read = api(piece.midi_url, { as: "blob" }).then((blob) => blob.arrayBuffer()).then(metersOf);
+      this.meters.set(piece.composition_id, read.catch(() => []));
+    }
+    this.meters.get(piece.composition_id).then((meters) => {
+      if (this.current === piece) this.roll.setMeters(meters);
     });
   }
 
   play(piece = this.current) {
     if (!piece) return;
-    this.current = piece;
     // A past composition played from the list is the one the transport acts on.
-    for (const id of ["play", "stop", "download", "download-audio"]) $(id).disabled = false;
-    this.roll.set(piece.notes);
-    this.parts.update(piece.notes);
+    this.show(piece);
     this.synth.play(this.parts.audible(piece.notes), {
       rate: () => Number($("speed").value),
       loop: () => $("loop").checked,
@@ -230,7 +279,7 @@ export class Composer {
           const label = document.createElement("span");
           const when = new Date(piece.created_at).toLocaleString();
           const copied = originality(piece.stats);
-          label.textContent = `${when} · ${piece.model} · ${piece.stats.notes} notes · seed ${piece.seed}` +
+          label.textContent = `${when} · ${this.modelName(piece.model)} · ${piece.stats.notes} notes · seed ${piece.seed}` +
             (copied ? ` · ${copied}` : "");
           const play = document.createElement("button");
           play.type = "button";

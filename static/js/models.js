@@ -4,6 +4,13 @@ import { api, showError } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
+// How the page names a model: its name, and the start of its id when the two differ
+// (a trained model is named after its preset and dataset, so names can repeat).
+export function modelLabel(model) {
+  return model.name === model.id ? model.id : `${model.name} (${model.id.slice(0, 8)})`;
+}
+
+// Fills the model picker and table; returns the models (none when the list failed).
 export async function refreshModels(onChanged) {
   try {
     const models = await api("/v1/models");
@@ -14,8 +21,10 @@ export async function refreshModels(onChanged) {
     );
     select.value = chosen && models.some((m) => m.id === chosen) ? chosen : models.find((m) => m.is_default)?.id ?? "";
     $("model-list").tBodies[0].replaceChildren(...models.map((model) => row(model, onChanged)));
+    return models;
   } catch (problem) {
     showError(problem, {}, $("error-models"));
+    return [];
   }
 }
 
@@ -23,7 +32,7 @@ function row(model, onChanged) {
   const tr = document.createElement("tr");
   const accuracy = model.summary.best_valid_accuracy;
   const cells = [
-    model.name === model.id ? model.id : `${model.name} (${model.id.slice(0, 8)})`,
+    modelLabel(model),
     model.preset,
     model.source,
     Number.isFinite(model.summary.best_valid_loss) ? model.summary.best_valid_loss.toFixed(4) : "–",

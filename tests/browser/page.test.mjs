@@ -56,6 +56,15 @@ async function startServer() {
   throw new Error("fugue serve did not start");
 }
 
+// Waits for `check()` (a test-side condition), or fails naming `what`.
+async function until(what, check, timeout = 30_000) {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeout) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 const steps = [];
 async function step(name, run) {
   const started = Date.now();
@@ -64,9 +73,43 @@ async function step(name, run) {
   console.log(`browser: ok   ${name}`);
 }
 
+// What the piano roll drew (its `drawn`), each item checked against the canvas's
+// pixels: a name on a key has dark ink in its box; a bar line differs from the
+// pixels just left of it in the ruler, and a beat line in the free row at the
+// top, which no note reaches.
+function rollDrawing(page) {
+  return page.evaluate(() => {
+    const { drawn, range, timeline } = globalThis.fugueRoll;
+    const canvas = document.querySelector("#roll");
+    const g = canvas.getContext("2d");
+    const ratio = canvas.width / canvas.clientWidth;
+    const pixel = (x, y) => [...g.getImageData(Math.round(x * ratio), Math.round(y * ratio), 1, 1).data].join();
+    const ink = (box) => {
+      const data = g.getImageData(box.x * ratio, box.y * ratio, box.width * ratio, box.height * ratio).data;
+      let dark = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 200 && data[i] + data[i + 1] + data[i + 2] < 300) dark += 1;
+      return dark;
+    };
+    const beatRow = drawn.freeRow.y + drawn.freeRow.height / 2;
+    return {
+      range,
+      meters: timeline.meters,
+      keys: drawn.keys.map((key) => ({ name: key.name, pitch: key.pitch, inked: ink(key) > 3 })),
+      lines: drawn.lines.map((line) => {
+        const y = line.bar ? 2 : beatRow;
+        return { ...line, seen: pixel(line.x, y) !== pixel(line.x - 2, y) };
+      }),
+      playhead: drawn.playhead,
+    };
+  });
+}
+
 const { server, base } = await startServer();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  // Scrollbars as on a desktop, taking their width from the page, so that a page
+  // wider than the room beside its scrollbar is caught.
+  ignoreDefaultArgs: ["--hide-scrollbars"],
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--autoplay-policy=no-user-gesture-required"],
 });
 let failed = false;
@@ -97,13 +140,19 @@ try {
     await page.fill("#seed", "7");
     await page.fill("#max-copied", "5");
     await page.check("#realtime");
+    // Zoomed in, so that the piece outgrows the roll as it plays.
+    for (let i = 0; i < 3; i += 1) await page.click("#zoom-in");
     await page.click("#generate");
     // Real-time pacing: notes arrive as they would sound, so the roll fills while
-    // the stream is still open (the Generate button stays disabled until the end).
+    // the stream is still open (the Generate button stays disabled until the end),
+    // and the roll scrolls to keep the playhead in sight.
     await page.waitForFunction(() => Number(document.querySelector("#roll").dataset.notes) > 0 &&
       document.querySelector("#generate").disabled, null, { timeout: 30_000 });
     await page.screenshot({ path: join(shots, "02-compose-streaming.png") });
+    await page.waitForFunction(() => document.querySelector("#roll-scroll").scrollLeft > 0 &&
+      globalThis.fugueRoll.drawn.playhead !== null && document.querySelector("#generate").disabled, null, { timeout: 30_000 });
     await page.waitForFunction(() => !document.querySelector("#download").disabled, null, { timeout: 60_000 });
+    await page.click("#zoom-fit");
     const notes = Number(await page.getAttribute("#roll", "data-notes"));
     assert.ok(notes >= 24, `${notes} notes in the roll`);
     // The bundled default sings in four voices: a colour each, named in the legend.
@@ -116,6 +165,53 @@ try {
     assert.ok(run && Number(run[1]) <= 5, copied);
     await page.screenshot({ path: join(shots, "03-compose-done.png") });
     await page.locator(".player").screenshot({ path: join(shots, "03-parts.png") });
+  });
+
+  await step("the roll names the keys and numbers the bars, in the piece's meter", async () => {
+    await page.waitForFunction(() => globalThis.fugueRoll.drawn.lines.length > 0);
+    const drawn = await rollDrawing(page);
+    // Every C in the roll's range is named (C4 is middle C), in ink.
+    const cs = [];
+    for (let pitch = drawn.range.low; pitch <= drawn.range.high; pitch += 1) if (pitch % 12 === 0) cs.push(`C${pitch / 12 - 1}`);
+    assert.ok(cs.length >= 2, JSON.stringify(drawn.range));
+    assert.deepEqual(drawn.keys.filter((key) => key.name.startsWith("C") && key.name[1] !== "#").map((key) => key.name), cs);
+    assert.deepEqual(drawn.keys.filter((key) => !key.inked), [], "every name drawn on its key");
+    // Bars numbered from 1, a bar's length apart, each with its beat lines between.
+    const [meter] = drawn.meters;
+    const bar = (meter.numerator * 4) / meter.denominator;
+    const bars = drawn.lines.filter((line) => line.bar);
+    assert.ok(bars.length >= 2, `${bars.length} bar lines`);
+    bars.forEach((line, i) => assert.deepEqual([line.bar, line.beat], [i + 1, i * bar]));
+    assert.ok(bars.slice(1).every((line) => line.numbered), "every bar numbered");
+    const beats = drawn.lines.filter((line) => !line.bar && line.beat < bars.at(-1).beat);
+    assert.equal(beats.length, (bars.length - 1) * (meter.numerator - 1));
+    assert.deepEqual(drawn.lines.filter((line) => line.x > 50 && !line.seen), [], "every line drawn");
+    await page.locator(".player").screenshot({ path: join(shots, "03c-roll.png") });
+  });
+
+  await step("the roll zooms, with the buttons and Ctrl + wheel, and scrolls with the playhead", async () => {
+    const scroller = page.locator("#roll-scroll");
+    const scale = () => page.evaluate(() => globalThis.fugueRoll.scale());
+    const fitted = await scale();
+    assert.equal(await scroller.evaluate((e) => e.scrollWidth - e.clientWidth), 0, "the whole piece fits at first");
+    const box = await scroller.boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.keyboard.down("Control");
+    await page.mouse.wheel(0, -200);
+    await page.keyboard.up("Control");
+    await page.waitForFunction((before) => globalThis.fugueRoll.scale() > before, fitted);
+    for (let i = 0; i < 3; i += 1) await page.click("#zoom-in");
+    assert.ok(await scroller.evaluate((e) => e.scrollWidth > 2 * e.clientWidth), "zoomed in, the piece scrolls");
+    await page.click("#play");
+    await page.waitForFunction(() => document.querySelector("#roll-scroll").scrollLeft > 0 &&
+      globalThis.fugueRoll.drawn.playhead !== null, null, { timeout: 30_000 });
+    await page.locator(".player").screenshot({ path: join(shots, "03d-roll-zoomed-playing.png") });
+    await page.click("#stop");
+    const zoomed = await scale();
+    await page.click("#zoom-out");
+    assert.ok(Math.abs((await scale()) * 1.5 - zoomed) < 1e-6, "zoomed out");
+    await page.click("#zoom-fit");
+    assert.equal(await scale(), fitted);
   });
 
   await step("the download is a MIDI file that fugue's reader accepts", async () => {
@@ -211,6 +307,106 @@ try {
     assert.ok((await page.$$("#history li")).length >= 1);
   });
 
+  await step("a piece in 3/4 is barred in threes (the meter its MIDI file states)", async () => {
+    const response = await fetch(`${base}/v1/generate`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ length: { bars: 4 }, time_signature: [3, 4], seed: 2 }),
+    });
+    assert.equal(response.status, 201);
+    await page.reload();
+    await page.waitForSelector("#history li button");
+    await page.click("#history li button");
+    await page.waitForFunction(() => globalThis.fugueRoll.timeline.meters[0].numerator === 3);
+    await page.click("#stop");
+    const drawn = await rollDrawing(page);
+    assert.deepEqual(drawn.lines.filter((line) => line.bar).map((line) => line.beat).slice(0, 4), [0, 3, 6, 9]);
+    assert.deepEqual(drawn.lines.filter((line) => !line.seen), []);
+    await page.locator(".player").screenshot({ path: join(shots, "03e-roll-three-four.png") });
+  });
+
+  await step("live controls steer an endless stream; a refused one is shown beside it as the music plays on; Stop keeps the piece", async () => {
+    // Every message of the stream, both ways, with when it went.
+    const frames = [];
+    const watch = (ws) => {
+      if (!ws.url().endsWith("/v1/generate/stream")) return;
+      const keep = (way) => (frame) => frames.push({ way, at: Date.now(), message: JSON.parse(frame.payload) });
+      ws.on("framesent", keep("sent"));
+      ws.on("framereceived", keep("received"));
+    };
+    page.on("websocket", watch);
+    const notesAfter = (at) => frames.filter((f) => f.way === "received" && f.at > at && f.message.type === "notes")
+      .flatMap((f) => f.message.notes);
+
+    await page.check("#endless");
+    assert.ok(await page.isChecked("#realtime") && await page.isDisabled("#realtime") && await page.isDisabled("#length"));
+    await page.fill("#seed", "11");
+    await page.click("#generate");
+    await page.waitForFunction(() => Number(document.querySelector("#roll").dataset.notes) >= 8, null, { timeout: 30_000 });
+    assert.ok(await page.isVisible("#stream-stop"));
+    const [request] = frames.filter((f) => f.way === "sent").map((f) => f.message);
+    assert.deepEqual([request.length, request.pacing], [{ endless: true }, "realtime"]);
+
+    // D minor, a hotter temperature and 90 bpm, each sent as it is set.
+    const steered = Date.now();
+    await page.selectOption("#key", "D");
+    await page.selectOption("#scale", "minor");
+    await page.$eval("#temperature", (slider) => {
+      slider.value = "1.2";
+      slider.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    await page.fill("#tempo", "90");
+    await page.press("#tempo", "Tab");
+    const controls = () => frames.filter((f) => f.way === "sent" && f.message.type === "control").map((f) => f.message);
+    assert.deepEqual(controls(), [
+      { type: "control", key: "D", scale: "major" }, { type: "control", key: "D", scale: "minor" },
+      { type: "control", temperature: 1.2 }, { type: "control", tempo_bpm: 90 },
+    ]);
+    // Heard within the server's 1.5 s lookahead: every note that arrives 3 s on is
+    // in D minor, at 90 bpm.
+    const settled = steered + 3_000;
+    await until("notes after the controls", () => notesAfter(settled).length >= 8);
+    const dMinor = new Set([2, 4, 5, 7, 9, 10, 0]);
+    const later = notesAfter(settled);
+    assert.deepEqual(later.filter((note) => !dMinor.has(note.pitch % 12)), [], "every later note is in D minor");
+    for (const note of later) {
+      assert.ok(Math.abs(note.duration_seconds / note.duration_beats - 60 / 90) < 0.01, `90 bpm: ${JSON.stringify(note)}`);
+    }
+
+    // A tempo the server refuses: its message beside the tempo, and the music plays on.
+    await page.fill("#tempo", "500");
+    await page.press("#tempo", "Tab");
+    await page.waitForFunction(() => document.querySelector("#error-tempo").textContent.length > 0, null, { timeout: 10_000 });
+    const refused = frames.find((f) => f.way === "received" && f.message.type === "error");
+    assert.equal(refused.message.error.details.field, "tempo_bpm");
+    assert.match(await page.textContent("#error-tempo"), /300/);
+    const [input, message] = await Promise.all(["#tempo", "#error-tempo"].map((id) => page.locator(id).boundingBox()));
+    assert.ok(Math.abs(message.x - input.x) < 2 && message.y >= input.y + input.height &&
+      message.y < input.y + input.height + 30, `the message is under the tempo: ${JSON.stringify([input, message])}`);
+    await until("notes after the refusal", () => notesAfter(refused.at).length > 0);
+    assert.ok(await page.isDisabled("#generate") && await page.isVisible("#stream-stop"), "still playing");
+    await page.locator("#compose-form").screenshot({ path: join(shots, "09-live-controls.png") });
+    await page.locator(".player").screenshot({ path: join(shots, "09a-live-roll.png") });
+
+    // Stop: the piece ends at its next bar line and is stored, like any other.
+    await page.click("#stream-stop");
+    assert.equal(controls().length, 5);
+    assert.deepEqual(frames.filter((f) => f.way === "sent").at(-1).message, { type: "stop" });
+    await page.waitForFunction(() => /of music/.test(document.querySelector("#compose-status").textContent) &&
+      !document.querySelector("#download").disabled, null, { timeout: 30_000 });
+    const end = frames.find((f) => f.message.type === "end");
+    const [stored] = await (await fetch(`${base}/v1/compositions?limit=1`)).json();
+    assert.equal(stored.composition_id, end.message.composition.composition_id);
+    assert.equal(Number(await page.getAttribute("#roll", "data-notes")), stored.notes.length);
+    await page.waitForFunction((label) => document.querySelector("#history li span").textContent.includes(label),
+      `${stored.stats.notes} notes · seed ${stored.seed}`);
+    assert.ok(await page.isHidden("#stream-stop"));
+    await page.locator(".player").screenshot({ path: join(shots, "09b-live-stopped.png") });
+    page.off("websocket", watch);
+    await page.uncheck("#endless");
+    await page.fill("#tempo", "");
+    await page.selectOption("#key", "");
+  });
+
   await step("a validation error is shown next to the control at fault", async () => {
     await page.uncheck("#realtime");
     await page.fill("#length", "5000");
@@ -291,13 +487,31 @@ try {
     assert.notEqual(system.default_model, "default", JSON.stringify(system) + JSON.stringify((await (await fetch(`${base}/v1/models`)).json()).map((m) => [m.id, m.name, m.source, m.is_default])));
   });
 
-  await step("readable at phone width", async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
+  await step("past compositions name the model that made them", async () => {
+    const models = await (await fetch(`${base}/v1/models`)).json();
+    const trained = models.find((model) => model.source === "trained");
+    const response = await fetch(`${base}/v1/generate`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: trained.id, length: { notes: 8 }, seed: 1 }),
+    });
+    assert.equal(response.status, 201);
     await page.goto(`${base}/`);
-    await page.waitForSelector("#status.ok");
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 1, `the page is ${overflow}px wider than the phone`);
-    await page.screenshot({ path: join(shots, "08-phone.png"), fullPage: true });
+    await page.waitForFunction((name) => document.querySelector("#history li span")?.textContent.includes(name),
+      `${trained.name} (${trained.id.slice(0, 8)})`);
+    assert.ok(!(await page.textContent("#history li span")).includes(trained.id), "the model's whole id is not shown");
+  });
+
+  await step("no sideways scrolling from phone to desktop width, beside a vertical scrollbar", async () => {
+    for (const [width, height, shot] of [[390, 844, "08-phone.png"], [1024, 768], [1280, 800, "08-1280.png"], [1920, 1080, "08-1920.png"]]) {
+      await page.setViewportSize({ width, height });
+      await page.goto(`${base}/`);
+      await page.waitForSelector("#history li button");
+      const [scrollWidth, clientWidth] = await page.evaluate(() =>
+        [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+      assert.ok(clientWidth < width, `at ${width}px the page has a vertical scrollbar`);
+      assert.ok(scrollWidth <= clientWidth, `at ${width}px the page is ${scrollWidth - clientWidth}px wider than its window`);
+      if (shot) await page.screenshot({ path: join(shots, shot), fullPage: true });
+    }
   });
 
   assert.deepEqual(pageErrors, [], "no script errors on the page");
