@@ -339,9 +339,12 @@ async fn requests_a_model_cannot_honour_name_the_field() {
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_body(malformed).await["error"]["code"], "invalid_json");
 
-    // A piano-roll model still generates, in notes.
+    // A piano-roll model still generates, in notes, and says how long it took.
     let roll = composed(&app, &json!({"model": "jsb-pianoroll", "length": {"notes": 32}, "seed": 2})).await;
     assert!(!roll["notes"].as_array().unwrap().is_empty());
+    let stats = &roll["stats"];
+    assert!(stats["elapsed_ms"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["tokens_per_second"].as_f64().unwrap() < 1e6, "{stats}");
 }
 
 #[tokio::test]

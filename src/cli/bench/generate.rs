@@ -160,9 +160,11 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let representation = read_meta(&args.model)?.representation;
     let model = args.model.display();
+    let served = |sessions, parts, limit| {
+        runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, parts, limit))
+    };
     for sessions in [1u64, 4, 16, 64] {
-        let rate =
-            runtime.block_on(engine_rate(&engine, &args.model, &representation, sessions, true, None))?;
+        let rate = served(sessions, true, None)?;
         println!("engine, {model} ({sessions:>2} sessions): {rate:>8.0} tokens/s in all");
     }
     let has_parts = matches!(&representation, Representation::Events { config, .. } if config.max_parts > 0);
@@ -171,22 +173,8 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             // Alternating runs, so that a slow moment of a shared machine hits both.
             let (mut masked, mut plain) = (0.0, 0.0);
             for _ in 0..3 {
-                masked += runtime.block_on(engine_rate(
-                    &engine,
-                    &args.model,
-                    &representation,
-                    sessions,
-                    true,
-                    None,
-                ))?;
-                plain += runtime.block_on(engine_rate(
-                    &engine,
-                    &args.model,
-                    &representation,
-                    sessions,
-                    false,
-                    None,
-                ))?;
+                masked += served(sessions, true, None)?;
+                plain += served(sessions, false, None)?;
             }
             println!(
                 "engine, {model} ({sessions:>2} sessions): with part masks {:>8.0}, one stream {:>8.0} tokens/s (masks/none {:.2}x)",
@@ -204,22 +192,8 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             let (mut guarded, mut free) = (0.0, 0.0);
             for _ in 0..3 {
                 let limit = Some((index.clone(), COPY_LIMIT));
-                guarded += runtime.block_on(engine_rate(
-                    &engine,
-                    &args.model,
-                    &representation,
-                    sessions,
-                    true,
-                    limit,
-                ))?;
-                free += runtime.block_on(engine_rate(
-                    &engine,
-                    &args.model,
-                    &representation,
-                    sessions,
-                    true,
-                    None,
-                ))?;
+                guarded += served(sessions, true, limit)?;
+                free += served(sessions, true, None)?;
             }
             println!(
                 "engine, {model} ({sessions:>2} sessions): with max_copied_notes {COPY_LIMIT} {:>8.0}, without {:>8.0} tokens/s (guard/none {:.2}x)",
