@@ -39,7 +39,7 @@ use crate::midi::{Score, TempoChange};
 use crate::model::artifact::{LoadedModel, Net, Representation};
 use crate::model::lstm::LstmState;
 use crate::model::registry::ModelUse;
-use crate::model::sampling::{Rng, sample};
+use crate::model::sampling::{Rng, Sampling, sample};
 use crate::model::token_net::TokenNet;
 use crate::repr::events::{self, Token};
 use crate::repr::note_chord;
@@ -775,24 +775,54 @@ fn step_chunk(
     let state = LstmState { h: Tensor::cat(&hs, 1), c: Tensor::cat(&cs, 1) };
     let input = Tensor::from_slice(&ids).to_device(device);
     let (logits, next) = net.step(&input, &state);
+    let rows = chunk.len() as i64;
+    let logits = logits.narrow(0, 0, rows);
+    // One mask tensor for the chunk, and one draw per group of rows that share
+    // their sampling settings (usually all): no tensor per row.
+    let masks: Vec<Vec<f32>> = chunk.iter().map(|row| line(row).mask()).collect();
+    let vocabulary = masks[0].len() as i64;
+    let masked = &logits + Tensor::from_slice(&masks.concat()).view([rows, vocabulary]).to_device(device);
+    let mut groups: Vec<(Sampling, Vec<usize>)> = Vec::new();
+    for (member, row) in chunk.iter().enumerate() {
+        let sampling = sessions[row.session].validated.sampling;
+        match groups.iter_mut().find(|(shared, _)| *shared == sampling) {
+            Some((_, members)) => members.push(member),
+            None => groups.push((sampling, vec![member])),
+        }
+    }
+    let mut drawn = vec![0i64; chunk.len()];
+    for (sampling, members) in &groups {
+        let group = if members.len() == chunk.len() {
+            masked.shallow_clone()
+        } else {
+            let index = members.iter().map(|&i| i as i64).collect::<Vec<_>>();
+            masked.index_select(0, &Tensor::from_slice(&index).to_device(device))
+        };
+        let rng_of = |i: usize| sessions[chunk[i].session].lines[chunk[i].line].rng.clone();
+        let mut rngs: Vec<Rng> = members.iter().map(|&i| rng_of(i)).collect();
+        let ids = sample(&group, sampling, &mut rngs);
+        for ((&member, id), rng) in members.iter().zip(ids).zip(rngs) {
+            drawn[member] = id;
+            let row = chunk[member];
+            sessions[row.session].lines[row.line].rng = rng;
+        }
+    }
+    // A look-ahead harmonization weighs its candidates by the model's
+    // probabilities, read off the device once for the chunk.
+    let log_probabilities: Option<Vec<Vec<f32>>> =
+        chunk.iter().any(|row| sessions[row.session].lookahead.is_some()).then(|| {
+            Vec::<Vec<f32>>::try_from(logits.log_softmax(-1, TensorKind::Float).to_device(tch::Device::Cpu))
+                .expect("log-probabilities are a float matrix: this is a bug")
+        });
     for (index, row) in chunk.iter().enumerate() {
         let session = &mut sessions[row.session];
         session.peak_batch = session.peak_batch.max(chunk.len());
         let line = &mut session.lines[row.line];
         line.state = LstmState { h: next.h.narrow(1, index as i64, 1), c: next.c.narrow(1, index as i64, 1) };
-        let mask = line.mask();
-        let vocabulary = mask.len() as i64;
-        let row_logits = logits.narrow(0, index as i64, 1);
-        let masked = &row_logits + Tensor::from_slice(&mask).view([1, vocabulary]).to_device(device);
-        let id = sample(&masked, &session.validated.sampling, std::slice::from_mut(&mut line.rng))[0];
-        if let Some(lookahead) = &mut session.lookahead {
-            let log_probabilities = Vec::<f32>::try_from(
-                row_logits.log_softmax(-1, TensorKind::Float).view([-1]).to_device(tch::Device::Cpu),
-            )
-            .expect("log-probabilities are floats: this is a bug");
-            lookahead.weigh(row.line, &log_probabilities, &mask, line.forced());
+        if let (Some(lookahead), Some(log_probabilities)) = (&mut session.lookahead, &log_probabilities) {
+            lookahead.weigh(row.line, &log_probabilities[index], &masks[index], line.forced());
         }
-        let completed = line.accept(id);
+        let completed = line.accept(drawn[index]);
         if session.lookahead.is_none() && !completed.is_empty() {
             session.send_notes(completed, metrics);
         }
