@@ -477,8 +477,11 @@ impl Worker {
             if !unsent.is_empty() {
                 session.send_notes(unsent, &self.metrics);
             }
-            let piece = session.piece();
-            let _ = session.events.send(SessionEvent::Finished(piece));
+            let (piece, events) = (session.piece(), session.events.clone());
+            // Its place is free before its client hears the end, so that the
+            // client's next request finds it.
+            drop(session);
+            let _ = events.send(SessionEvent::Finished(piece));
         }
         // After the finished sessions left: an idle worker waits for the next one
         // with this flag as it leaves it.
