@@ -118,16 +118,29 @@ impl Admission {
 
     /// A permit once one is free and `headroom` says the device can take another
     /// session, waiting in the queue (first come, first served) until both hold.
+    ///
+    /// `headroom` is asked last, once a permit is held, and admits the request when
+    /// it answers true (it may reserve something for the request then).
     pub async fn admit(self: &Arc<Self>, headroom: impl Fn() -> bool) -> Result<Permit, Refused> {
-        if headroom()
-            && let Ok(permit) = self.capacity.clone().try_acquire_owned()
-        {
-            return Ok(self.permit(permit));
+        match self.capacity.clone().try_acquire_owned().ok() {
+            Some(permit) if headroom() => Ok(self.permit(permit)),
+            held => self.wait_in_queue(held, headroom).await,
         }
+    }
+
+    /// Waits for a permit (unless `held`), then for headroom, within the queue's bounds.
+    async fn wait_in_queue(
+        self: &Arc<Self>,
+        held: Option<OwnedSemaphorePermit>,
+        headroom: impl Fn() -> bool,
+    ) -> Result<Permit, Refused> {
         let in_queue = self.join_queue()?;
         let waited = Instant::now();
         let admitted = tokio::time::timeout(self.limits.max_wait, async {
-            let permit = self.capacity.clone().acquire_owned().await.ok()?;
+            let permit = match held {
+                Some(permit) => permit,
+                None => self.capacity.clone().acquire_owned().await.ok()?,
+            };
             while !headroom() {
                 tokio::time::sleep(HEADROOM_POLL).await;
             }

@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use super::admission::{Admission, Permit, QueueLimits, Refusal, Refused};
 use super::decoder::{self, EventsDecoder, EventsGrammar, PlannedPart};
 use super::given::GivenPart;
+use super::load::{ListenerShare, LoadGauge};
 use super::lookahead::{CANDIDATES, Lookahead, settled};
 use super::metrics::EngineMetrics;
 use super::parts::primer_in_parts;
@@ -165,6 +166,7 @@ pub struct WorkerStatus {
 pub struct Engine {
     workers: Arc<Vec<WorkerHandle>>,
     admission: Arc<Admission>,
+    load: Arc<LoadGauge>,
     metrics: Arc<EngineMetrics>,
 }
 
@@ -220,6 +222,8 @@ impl Drop for MarkDeadOnPanic {
 struct SessionPermit {
     _worker: OwnedSemaphorePermit,
     _engine: Permit,
+    /// A realtime session's place in the projected load.
+    _listener: Option<ListenerShare>,
 }
 
 struct Start {
@@ -232,6 +236,7 @@ struct Start {
 
 impl Engine {
     pub fn start(config: &EngineConfig) -> Engine {
+        let load = Arc::new(LoadGauge::default());
         let workers = config
             .devices
             .iter()
@@ -242,6 +247,7 @@ impl Engine {
                 let (worker_cached, worker_health, metrics) =
                     (cached.clone(), health.clone(), config.metrics.clone());
                 let (cache_bytes, lookahead) = (config.cache_bytes, config.realtime_lookahead);
+                let worker_load = load.clone();
                 config.metrics.worker_up.with_label_values(&[&device.to_string()]).set(1);
                 std::thread::Builder::new()
                     .name(format!("fugue-generate-{device}"))
@@ -256,6 +262,7 @@ impl Engine {
                             sessions: Vec::new(),
                             metrics,
                             health: worker_health,
+                            load: worker_load,
                         };
                         worker.supervise(receiver)
                     })
@@ -273,14 +280,14 @@ impl Engine {
         let capacity =
             config.max_sessions_per_worker.saturating_mul(workers.len()).min(Semaphore::MAX_PERMITS);
         let admission = Admission::new(capacity, config.queue, config.metrics.clone());
-        Engine { workers: Arc::new(workers), admission, metrics: config.metrics.clone() }
+        Engine { workers: Arc::new(workers), admission, load, metrics: config.metrics.clone() }
     }
 
     /// Starts a session now, or refuses it when every worker is full.
     pub fn submit(&self, request: SessionRequest) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let arrived = Instant::now();
         let permit = self.admission.try_admit()?;
-        self.dispatch(request, permit, arrived)
+        self.dispatch(request, permit, None, arrived)
     }
 
     /// Starts a session, waiting in the queue for capacity when there is none
@@ -290,16 +297,22 @@ impl Engine {
         request: SessionRequest,
     ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let arrived = Instant::now();
-        let permit = self.admission.admit(|| self.has_headroom()).await?;
-        self.dispatch(request, permit, arrived)
+        let realtime = request.validated.pacing == Pacing::Realtime;
+        let permit = self.admission.admit(|| self.has_headroom(realtime)).await?;
+        // A realtime session's reservation becomes its share before anything else
+        // can happen to this request.
+        let listener = realtime.then(|| self.load.share());
+        self.dispatch(request, permit, listener, arrived)
     }
 
-    /// Whether a running worker keeps up with all its realtime listeners. A
-    /// session admitted while none does would make every listener later: it waits.
-    fn has_headroom(&self) -> bool {
-        self.workers.iter().any(|worker| {
-            worker.health.state() == WorkerState::Running && !worker.health.saturated.load(Ordering::SeqCst)
-        })
+    /// Whether a running worker keeps up with all its realtime listeners (a
+    /// session admitted while none does would make every listener later), and,
+    /// for a realtime session, whether the load projected with it fits (then its
+    /// place in that load is reserved).
+    fn has_headroom(&self, realtime: bool) -> bool {
+        let running = self.workers.iter().filter(|worker| worker.health.state() == WorkerState::Running);
+        let keeping_up = running.clone().filter(|worker| !worker.health.saturated.load(Ordering::SeqCst));
+        keeping_up.count() > 0 && (!realtime || self.load.try_reserve(running.count()))
     }
 
     /// Each worker's state.
@@ -325,6 +338,7 @@ impl Engine {
         &self,
         request: SessionRequest,
         engine_permit: Permit,
+        listener: Option<ListenerShare>,
         arrived: Instant,
     ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let has_model = |worker: &WorkerHandle| {
@@ -345,7 +359,7 @@ impl Engine {
             return Err(self.admission.refuse(Refusal::NoWorker));
         };
         let (events, receiver) = mpsc::unbounded_channel();
-        let permit = SessionPermit { _worker: worker_permit, _engine: engine_permit };
+        let permit = SessionPermit { _worker: worker_permit, _engine: engine_permit, _listener: listener };
         let start = Start { request, events, permit, arrived };
         if worker.commands.send(start).is_err() {
             worker.health.set(WorkerState::Dead);
@@ -372,6 +386,7 @@ struct Worker {
     sessions: Vec<Session>,
     metrics: Arc<EngineMetrics>,
     health: Arc<Health>,
+    load: Arc<LoadGauge>,
 }
 
 struct Session {
@@ -485,6 +500,11 @@ impl Worker {
         }
         // After the finished sessions left: an idle worker waits for the next one
         // with this flag as it leaves it.
+        for session in self.sessions.iter().filter(|session| session.clock.is_some()) {
+            if let Decoding::Events { grammar, decoder } = &session.lines[0].decoding {
+                self.load.record_listener(session.lines[0].steps, decoder.seconds_written(grammar));
+            }
+        }
         let saturated = self.sessions.iter().any(|session| session.falling_behind(self.lookahead));
         self.health.saturated.store(saturated, Ordering::SeqCst);
         true
@@ -725,7 +745,9 @@ impl Worker {
         for chunk in rows.chunks(*BUCKETS.last().expect("buckets are not empty")) {
             let began = Instant::now();
             step_chunk(net, &mut self.sessions, chunk, self.device.0, &self.metrics);
-            self.metrics.step_seconds.observe(began.elapsed().as_secs_f64());
+            let seconds = began.elapsed().as_secs_f64();
+            self.metrics.step_seconds.observe(seconds);
+            self.load.record_step(chunk.len(), seconds);
             self.metrics.batch_size.observe(chunk.len() as f64);
         }
         due.len()

@@ -6,6 +6,7 @@ pub mod compose;
 pub mod decoder;
 pub mod engine;
 pub mod given;
+pub mod load;
 pub mod lookahead;
 pub mod metrics;
 pub mod offline;
