@@ -64,6 +64,8 @@ pub struct Admission {
     capacity: Arc<Semaphore>,
     waiting: AtomicUsize,
     limits: QueueLimits,
+    /// Held by the request at the head of the queue while it waits for headroom.
+    head: tokio::sync::Mutex<()>,
     /// When sessions ended, over the last [`RATE_WINDOW`].
     ended: Mutex<VecDeque<Instant>>,
     metrics: Arc<EngineMetrics>,
@@ -102,6 +104,7 @@ impl Admission {
         Arc::new(Admission {
             capacity: Arc::new(Semaphore::new(capacity)),
             waiting: AtomicUsize::new(0),
+            head: tokio::sync::Mutex::new(()),
             limits,
             ended: Mutex::new(VecDeque::new()),
             metrics,
@@ -123,7 +126,8 @@ impl Admission {
     /// it answers true (it may reserve something for the request then).
     pub async fn admit(self: &Arc<Self>, headroom: impl Fn() -> bool) -> Result<Permit, Refused> {
         match self.capacity.clone().try_acquire_owned().ok() {
-            Some(permit) if headroom() => Ok(self.permit(permit)),
+            // Nobody waits ahead of it.
+            Some(permit) if self.waiting() == 0 && headroom() => Ok(self.permit(permit)),
             held => self.wait_in_queue(held, headroom).await,
         }
     }
@@ -141,6 +145,9 @@ impl Admission {
                 Some(permit) => permit,
                 None => self.capacity.clone().acquire_owned().await.ok()?,
             };
+            // One request at a time looks for headroom, in the order they came: a
+            // crowd polling at once would take the runtime from the sessions.
+            let _head = self.head.lock().await;
             while !headroom() {
                 tokio::time::sleep(HEADROOM_POLL).await;
             }

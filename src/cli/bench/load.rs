@@ -71,14 +71,21 @@ pub fn run(args: &LoadBenchArgs) -> anyhow::Result<()> {
             _ => None,
         };
         let peak_rss = pid.map(|pid| super::memory_mb(pid, "VmHWM")).transpose()?;
-        anyhow::Ok((records, wall, cpu, peak_rss))
+        let metrics = http_get(base.trim_start_matches("http://"), "/metrics").await.unwrap_or_default();
+        anyhow::Ok((records, wall, cpu, peak_rss, metrics))
     });
     if let Some(child) = spawned.as_mut() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let (records, wall, cpu, peak_rss) = outcome?;
+    let (records, wall, cpu, peak_rss, metrics) = outcome?;
     report(args, &base, spawned.is_some(), &records, wall, cpu, peak_rss);
+    if let Some((on_time, notes)) = server_lateness(&metrics) {
+        println!(
+            "server side: {:.1}% of {notes} notes sent within 50 ms of their time (fugue_generate_realtime_lateness_seconds)",
+            100.0 * on_time
+        );
+    }
     Ok(())
 }
 
@@ -242,6 +249,16 @@ fn report(
         ),
         _ => println!("server: RSS and CPU unknown (give --server-pid for a server not spawned here)"),
     }
+}
+
+/// From the server's metrics: the share of realtime notes it sent within 50 ms of
+/// their time, and how many it sent.
+fn server_lateness(metrics: &str) -> Option<(f64, u64)> {
+    let value =
+        |prefix: &str| metrics.lines().find_map(|line| line.strip_prefix(prefix)?.trim().parse::<f64>().ok());
+    let within = value("fugue_generate_realtime_lateness_seconds_bucket{le=\"0.05\"}")?;
+    let count = value("fugue_generate_realtime_lateness_seconds_count")?;
+    (count > 0.0).then(|| (within / count, count as u64))
 }
 
 /// `p50 …, p99 …, max … (n values)`, or `none`.
