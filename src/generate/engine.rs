@@ -461,6 +461,7 @@ impl Worker {
         while let Ok(start) = commands.try_recv() {
             self.admit(start);
         }
+        let round = Instant::now();
         // A listener that left frees its place at once.
         self.sessions.retain(|session| !session.events.is_closed());
         for session in &mut self.sessions {
@@ -469,13 +470,17 @@ impl Worker {
         let mut models: Vec<String> = self.sessions.iter().map(|s| s.model_id.clone()).collect();
         models.sort();
         models.dedup();
-        let mut stepped = 0;
+        let (mut stepped, mut rows) = (0, 0);
         for model in models {
-            stepped += self.step(&model);
+            let (sessions, lines) = self.step(&model);
+            (stepped, rows) = (stepped + sessions, rows + lines);
         }
         for session in &mut self.sessions {
             session.settle();
         }
+        // What a round costs, all of it, is what a listener's share of the
+        // device costs.
+        self.load.record_round(rows, round.elapsed().as_secs_f64());
         self.metrics.sessions.with_label_values(&["live"]).set(self.sessions.len() as i64);
         self.metrics.sessions.with_label_values(&["parked"]).set((self.sessions.len() - stepped) as i64);
         if stepped == 0 && !self.sessions.is_empty() {
@@ -722,12 +727,13 @@ impl Worker {
 
     /// One batched step of every line that may step of every live session of
     /// `model`, the most urgent first (realtime sessions by how little they are
-    /// ahead of their listener, then the fast ones); how many sessions stepped.
+    /// ahead of their listener, then the fast ones); how many sessions stepped, and
+    /// how many lines (rows) in all.
     ///
     /// Every session that is not parked steps once per round, so neither kind
     /// starves the other: a realtime session parks once it is `lookahead` ahead of
     /// its listener, and what it leaves of the device goes to the fast ones.
-    fn step(&mut self, model: &str) -> usize {
+    fn step(&mut self, model: &str) -> (usize, usize) {
         let mut due: Vec<(f64, usize)> = (0..self.sessions.len())
             .filter(|&i| self.sessions[i].model_id == model)
             .filter_map(|i| self.sessions[i].slack(self.lookahead).map(|slack| (slack, i)))
@@ -739,18 +745,16 @@ impl Worker {
                 self.sessions[session].stepping().into_iter().map(move |line| Row { session, line })
             })
             .collect();
-        let Some(first) = rows.first() else { return 0 };
+        let Some(first) = rows.first() else { return (0, 0) };
         let loaded = self.sessions[first.session].model.clone();
-        let Net::Token(net) = &loaded.net else { return 0 };
+        let Net::Token(net) = &loaded.net else { return (0, 0) };
         for chunk in rows.chunks(*BUCKETS.last().expect("buckets are not empty")) {
             let began = Instant::now();
             step_chunk(net, &mut self.sessions, chunk, self.device.0, &self.metrics);
-            let seconds = began.elapsed().as_secs_f64();
-            self.metrics.step_seconds.observe(seconds);
-            self.load.record_step(chunk.len(), seconds);
+            self.metrics.step_seconds.observe(began.elapsed().as_secs_f64());
             self.metrics.batch_size.observe(chunk.len() as f64);
         }
-        due.len()
+        (due.len(), rows.len())
     }
 }
 

@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The share of the measured capacity realtime listeners may be projected to
 /// need; the rest absorbs a new listener's first lookahead and fast sessions.
-pub const LOAD_CEILING: f64 = 0.8;
+pub const LOAD_CEILING: f64 = 0.7;
 
 /// What a listener is assumed to need before any has been measured: tokens per
 /// second of music (a four-part chorale of the default model needs about 24).
 const DEFAULT_DEMAND: f64 = 32.0;
 
-/// Chunks smaller than this say little of what a worker writes at full batches.
-pub const MEASURED_CHUNK: usize = 16;
+/// Rounds of fewer rows say little of what a worker writes at full batches.
+const MEASURED_ROUND: usize = 64;
 
 /// How much each new measurement moves an estimate.
 const SMOOTHING: f64 = 0.05;
@@ -43,9 +43,10 @@ impl Drop for ListenerShare {
 }
 
 impl LoadGauge {
-    /// A worker wrote `rows` tokens in `seconds` in one batched step.
-    pub fn record_step(&self, rows: usize, seconds: f64) {
-        if rows >= MEASURED_CHUNK && seconds > 0.0 {
+    /// A worker wrote `rows` tokens in a round of `seconds` (its steps and all
+    /// the work around them).
+    pub fn record_round(&self, rows: usize, seconds: f64) {
+        if rows >= MEASURED_ROUND && seconds > 0.0 {
             smooth(&self.capacity, rows as f64 / seconds);
         }
     }
@@ -109,22 +110,22 @@ mod tests {
         // Nothing measured yet: admitted.
         assert!(gauge.try_reserve(1));
         let first = gauge.share();
-        gauge.record_step(64, 64.0 / 1000.0); // 1,000 tokens/s
+        gauge.record_round(64, 64.0 / 1000.0); // 1,000 tokens/s
         gauge.record_listener(200, 10.0); // 20 tokens/s of music
-        // 0.8 × 1,000 / 20 = 40 listeners fit; one plays already.
+        // 0.7 × 1,000 / 20 = 35 listeners fit; one plays already.
         let mut held = Vec::new();
         while gauge.try_reserve(1) {
             held.push(gauge.share());
         }
-        assert_eq!((held.len(), gauge.figures().2), (39, 40));
+        assert_eq!((held.len(), gauge.figures().2), (34, 35));
         // A second worker doubles the room.
         assert!(gauge.try_reserve(2));
         held.push(gauge.share());
         drop(first);
         drop(held);
         assert_eq!(gauge.figures().2, 0, "every share given back");
-        // Small chunks and short listens do not count.
-        gauge.record_step(4, 1.0);
+        // Small rounds and short listens do not count.
+        gauge.record_round(4, 1.0);
         gauge.record_listener(1, 0.5);
         assert_eq!((gauge.figures().0, gauge.figures().1), (1000.0, 20.0));
     }
