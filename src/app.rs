@@ -57,6 +57,9 @@ impl App {
     /// Opens the database (migrating it), builds the router and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         let args = &settings;
+        // The process's libtorch threads, for generation too (a server that trains
+        // nothing would otherwise spin OpenMP threads on a shared machine).
+        tch::set_num_threads(args.training.threads.max(1));
         let store = Store::open(&args.storage.database_url()).await?;
         let devices = DeviceReport::probe();
         if !devices.cuda_library_loaded {

@@ -274,6 +274,9 @@ pub struct EndlessBenchArgs {
     /// Also print a JSON summary line (for tests).
     #[arg(long)]
     pub json: bool,
+    /// libtorch CPU threads. 1 avoids OpenMP spin-waiting when the machine is shared.
+    #[arg(long, env = "FUGUE_TORCH_THREADS", default_value_t = 1)]
+    pub threads: i32,
 }
 
 #[derive(Debug, Clone, Args)]

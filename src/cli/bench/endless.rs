@@ -15,6 +15,7 @@ use crate::generate::engine::{
 use crate::generate::request::{GenerateRequest, Pacing};
 
 pub fn run(args: &EndlessBenchArgs) -> anyhow::Result<()> {
+    tch::set_num_threads(args.threads.max(1));
     let engine = Engine::start(&EngineConfig::local(tch::Device::Cpu, 1));
     let representation = crate::model::artifact::read_meta(&args.model)?.representation;
     let request: GenerateRequest = serde_json::from_value(
