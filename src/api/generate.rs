@@ -94,7 +94,8 @@ pub async fn generate(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
-    /// The session has started: the model and the seed in use.
+    /// The session has started: the model and the seed in use. With realtime
+    /// pacing it comes with the first notes: the piece's time starts then.
     Start { model: String, seed: u64 },
     /// Notes as they are sampled (or, with `realtime` pacing, as they sound).
     Notes { notes: Vec<GeneratedNote> },
@@ -175,12 +176,15 @@ async fn follow(
     composer: &Composer,
     mut session: OpenSession,
 ) -> Result<(), ApiError> {
-    let seed = session.validated.seed;
-    if send(socket, &StreamMessage::Start { model: session.model.clone(), seed }).await.is_err() {
+    let start = StreamMessage::Start { model: session.model.clone(), seed: session.validated.seed };
+    let realtime = session.validated.pacing == Pacing::Realtime;
+    // A realtime piece's playback begins with its first notes, and `start` says
+    // so; a fast piece starts at once.
+    let mut start = Some(start);
+    if !realtime && send(socket, &start.take().expect("not sent yet")).await.is_err() {
         return Ok(());
     }
-    let began = Instant::now();
-    let realtime = session.validated.pacing == Pacing::Realtime;
+    let mut began = Instant::now();
     let endless = matches!(session.validated.length, Length::Endless(_));
     let lateness = &composer.engine.metrics().realtime_lateness;
     // When the last note streamed begins, from the stream's start.
@@ -194,6 +198,12 @@ async fn follow(
         };
         match event {
             Some(SessionEvent::Notes(notes)) => {
+                if let Some(start) = start.take() {
+                    began = Instant::now();
+                    if send(socket, &start).await.is_err() {
+                        return Ok(());
+                    }
+                }
                 if realtime && let Some(first) = notes.first() {
                     let due = began + Duration::from_secs_f64(first.start_seconds);
                     if !pause_until(socket, &mut session, due).await {
@@ -211,6 +221,11 @@ async fn follow(
             None => return Err(anyhow::anyhow!("the generation worker stopped").into()),
         }
     };
+    if let Some(start) = start.take()
+        && send(socket, &start).await.is_err()
+    {
+        return Ok(());
+    }
     // The end comes when the piece has played: an endless one's stored bars are
     // its last, so its end comes once its last note has begun.
     let ends_at = if endless { last_onset } else { piece.seconds() };

@@ -398,9 +398,10 @@ struct Session {
     /// harmonization.
     lines: Vec<Line>,
     lookahead: Option<Lookahead>,
-    /// For realtime pacing: when the listener's playback began (the session's
-    /// start), so that the session is written only a little ahead of it.
+    /// For realtime pacing: when the listener's playback began (when its first
+    /// notes were sent), so that the session is written only a little ahead of it.
     clock: Option<Instant>,
+    realtime: bool,
     controls: Option<mpsc::UnboundedReceiver<SessionControl>>,
     /// Notes already sent to the client.
     sent: usize,
@@ -657,7 +658,8 @@ impl Worker {
             model_id: request.model_id,
             model: model.clone(),
             events,
-            clock: (validated.pacing == Pacing::Realtime).then(Instant::now),
+            clock: None,
+            realtime: validated.pacing == Pacing::Realtime,
             validated,
             lines,
             lookahead,
@@ -956,7 +958,11 @@ impl Session {
     /// sessions count as never ahead); `None` when it is `lookahead` ahead or more
     /// and waits.
     fn slack(&self, lookahead: Duration) -> Option<f64> {
-        let Some(clock) = self.clock else { return Some(f64::INFINITY) };
+        if !self.realtime {
+            return Some(f64::INFINITY);
+        }
+        // Its first notes are due as soon as they exist.
+        let Some(clock) = self.clock else { return Some(0.0) };
         let ahead = self.lines[0].seconds_written() - clock.elapsed().as_secs_f64();
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
     }
@@ -1004,9 +1010,13 @@ impl Session {
     /// Sends notes to the listener, timing the first and the gaps between.
     fn send_notes(&mut self, notes: Vec<GeneratedNote>, metrics: &EngineMetrics) {
         let now = Instant::now();
+        if self.realtime && self.clock.is_none() {
+            // The listener's playback begins with its first notes.
+            self.clock = Some(now);
+        }
         match self.last_sent {
             None => {
-                let pacing = if self.clock.is_some() { "realtime" } else { "fast" };
+                let pacing = if self.realtime { "realtime" } else { "fast" };
                 let waited = now.duration_since(self.arrived).as_secs_f64();
                 metrics.time_to_first_note.with_label_values(&[pacing]).observe(waited);
             }
