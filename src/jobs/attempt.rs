@@ -31,6 +31,7 @@ use crate::model::registry::ModelSummary;
 use crate::objects::Objects;
 use crate::store::{JobRow, LeaseCheck, Store};
 use crate::train::data::TrainingData;
+use crate::train::progress::{JOB_PROGRESS_INTERVAL, StepProgress, Throttle};
 use crate::train::run::{TrainingRun, train};
 use crate::train::{Control, EpochMetrics, Interrupted};
 
@@ -148,16 +149,23 @@ fn train_job(
         let epoch = i64::from(metrics.epoch);
         let recorded = runtime
             .block_on(retry(patience, || store.record_epoch(&args.job, &args.lease_token, epoch, &json)));
-        match recorded {
-            Some(LeaseCheck::Held { cancel_requested }) => {
-                if cancel_requested {
-                    cancelled.store(true, Ordering::Relaxed);
-                    stop.store(true, Ordering::Relaxed);
-                }
+        // Past the lease timeout without the database, the job may be someone else's.
+        heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
+    };
+    // The running epoch's progress, at most every JOB_PROGRESS_INTERVAL, best effort:
+    // a write the database refuses for a moment is skipped, not retried.
+    let mut throttle = Throttle::new(JOB_PROGRESS_INTERVAL);
+    let mut step = |progress: &StepProgress| {
+        if !throttle.due() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(progress)?;
+        match runtime.block_on(store.record_progress(&args.job, &args.lease_token, &json)) {
+            Ok(check) => heed(check, cancelled, stop),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "could not record the epoch's progress");
                 Ok(())
             }
-            // Past the lease timeout without the database, the job may be someone else's.
-            Some(LeaseCheck::Lost) | None => Err(LeaseLost.into()),
         }
     };
     let run = TrainingRun {
@@ -170,13 +178,33 @@ fn train_job(
     // Every epoch's checkpoint goes to the store, so another machine can resume.
     let mut checkpointed =
         |dir: &std::path::Path| runtime.block_on(objects.put_bundle(&args.checkpoint_key, dir)).map(drop);
-    let control = &mut Control { progress: &mut progress, stop, checkpointed: Some(&mut checkpointed) };
+    let control = &mut Control {
+        progress: &mut progress,
+        step: &mut step,
+        stop,
+        checkpointed: Some(&mut checkpointed),
+    };
     let trained = train(&run, control)?;
     let model_dir = args.work_dir.join("model");
     artifact::save(&model_dir, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     runtime.block_on(objects.put_bundle(&args.model_key, &model_dir))?;
     runtime.block_on(store.close());
     Ok(ModelSummary::of(&trained.meta))
+}
+
+/// Acts on what a write under the lease learned: a lost lease ends the run; asked
+/// cancellation stops it before its next batch.
+fn heed(check: LeaseCheck, cancelled: &AtomicBool, stop: &AtomicBool) -> anyhow::Result<()> {
+    match check {
+        LeaseCheck::Held { cancel_requested } => {
+            if cancel_requested {
+                cancelled.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        }
+        LeaseCheck::Lost => Err(LeaseLost.into()),
+    }
 }
 
 /// The database, the job and its training data.

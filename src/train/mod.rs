@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod progress;
 pub mod roll_training;
 pub mod run;
 pub mod seq2seq_training;
@@ -21,6 +22,7 @@ use tch::Tensor;
 use tch::nn::VarStore;
 
 use self::checkpoint::Checkpoint;
+use self::progress::StepProgress;
 use crate::model::optim::Optimizer;
 pub use crate::model::training_record::{EpochMetrics, FitConfig, FitOutcome};
 
@@ -49,6 +51,9 @@ pub struct Control<'a> {
     /// ends the run there, and that epoch is not checkpointed: the job runner
     /// uses this to stop a worker that lost its lease from writing anything.
     pub progress: &'a mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
+    /// Sees every training step's [`StepProgress`] (callers throttle it with a
+    /// [`progress::Throttle`]). An error ends the run there.
+    pub step: &'a mut dyn FnMut(&StepProgress) -> anyhow::Result<()>,
     /// Checked before every batch; once set, the run ends with [`Interrupted`].
     pub stop: &'a AtomicBool,
     /// Called with the checkpoint directory after each epoch's checkpoint is
@@ -126,7 +131,9 @@ pub fn fit<B>(
         tch::manual_seed((config.seed + u64::from(epoch)) as i64);
         let started = Instant::now();
         let mut train = Tally::default();
-        for batch in train_batches(epoch) {
+        let batches = train_batches(epoch);
+        let steps = batches.len();
+        for (step, batch) in batches.into_iter().enumerate() {
             if control.stop.load(Ordering::Relaxed) {
                 return Err(Interrupted.into());
             }
@@ -136,6 +143,7 @@ pub fn fit<B>(
             }
             optimizer.backward_step(&(&batch_loss.sum / batch_loss.items as f64));
             train.add(&batch_loss)?;
+            (control.step)(&StepProgress::of(epoch, step + 1, steps, started.elapsed(), train.loss()))?;
         }
         let seconds = started.elapsed().as_secs_f64();
         if !train.sum.is_finite() {
