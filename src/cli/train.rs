@@ -3,6 +3,7 @@
 //! one line redrawn in place on a terminal, a plain line every
 //! [`PLAIN_PROGRESS_INTERVAL`] otherwise (a log file, a pipe).
 
+use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use anyhow::Context;
 use super::corpus::training_data;
 use crate::cli::args::TrainArgs;
 use crate::model::artifact;
+use crate::model::hyperparameters::Hyperparameters;
 use crate::train::progress::{StepProgress, Throttle};
 use crate::train::run::{TrainingRun, train as run_training};
 use crate::train::{Control, EpochMetrics};
@@ -26,7 +28,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let overrides = args.hyperparameters.overrides();
     overrides.validate()?;
     let hyperparameters = overrides.apply_to(args.preset.defaults());
-    let epochs = hyperparameters.epochs;
+    // The recipe's epochs, once the corpus is read.
+    let epochs = Cell::new(hyperparameters.epochs);
     let checkpoints = args.checkpoint_dir.clone().unwrap_or_else(|| args.out.with_extension("checkpoint"));
     eprintln!(
         "fugue train: preset {} on {device:?}, checkpoints in {}",
@@ -34,23 +37,40 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         checkpoints.display()
     );
     let data = training_data(args)?;
-    let run =
-        TrainingRun { preset: args.preset, hyperparameters, data: &data, device, checkpoints: &checkpoints };
+    let run = TrainingRun {
+        preset: args.preset,
+        hyperparameters,
+        recipe: Some(overrides),
+        data: &data,
+        device,
+        checkpoints: &checkpoints,
+    };
     let never = AtomicBool::new(false);
     let terminal = std::io::stderr().is_terminal();
     let mut throttle =
         Throttle::new(if terminal { TERMINAL_PROGRESS_INTERVAL } else { PLAIN_PROGRESS_INTERVAL });
+    let mut planned = |hyperparameters: &Hyperparameters| {
+        epochs.set(hyperparameters.epochs);
+        print_recipe(hyperparameters);
+        Ok(())
+    };
     let mut progress = |metrics: &EpochMetrics| {
-        print_epoch(metrics, epochs, terminal);
+        print_epoch(metrics, epochs.get(), terminal);
         Ok(())
     };
     let mut step = |progress: &StepProgress| {
         if throttle.due() {
-            print_step(progress, epochs, terminal);
+            print_step(progress, epochs.get(), terminal);
         }
         Ok(())
     };
-    let control = &mut Control { progress: &mut progress, step: &mut step, stop: &never, checkpointed: None };
+    let control = &mut Control {
+        planned: &mut planned,
+        progress: &mut progress,
+        step: &mut step,
+        stop: &never,
+        checkpointed: None,
+    };
     let trained = run_training(&run, control)?;
     artifact::save(&args.out, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     std::fs::remove_dir_all(&checkpoints).with_context(|| format!("removing {}", checkpoints.display()))?;
@@ -61,6 +81,14 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// What the recipe chose for the corpus, and why, a line each.
+fn print_recipe(hyperparameters: &Hyperparameters) {
+    let values = serde_json::to_value(hyperparameters).unwrap_or_default();
+    for (name, reason) in hyperparameters.recipe.iter().flatten() {
+        eprintln!("recipe: {name} = {}  ({reason})", values[name]);
+    }
 }
 
 /// Clears the line being redrawn, on a terminal.

@@ -26,7 +26,7 @@ use super::retry::retry;
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceName;
 use crate::model::artifact;
-use crate::model::hyperparameters::Hyperparameters;
+use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use crate::model::registry::ModelSummary;
 use crate::objects::Objects;
 use crate::store::{JobRow, LeaseCheck, Store};
@@ -140,10 +140,23 @@ fn train_job(
     if let Some(manifest) = runtime.block_on(objects.get_bundle(&args.checkpoint_key, &checkpoint_dir))? {
         tracing::info!(job = %args.job, files = manifest.files.len(), "resuming from the stored checkpoint");
     }
+    let patience = args.lease_timeout;
     let preset = job.preset;
     let hyperparameters: Hyperparameters =
         serde_json::from_str(&job.hyperparameters).context("reading the job's hyperparameters")?;
-    let patience = args.lease_timeout;
+    let recipe: Option<HyperparameterOverrides> = job
+        .overrides
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("reading the job's hyperparameter overrides")?;
+    // What the recipe chose for the corpus replaces the job's hyperparameters.
+    let mut planned = |hyperparameters: &Hyperparameters| {
+        let json = serde_json::to_string(hyperparameters)?;
+        let recorded = runtime
+            .block_on(retry(patience, || store.record_hyperparameters(&args.job, &args.lease_token, &json)));
+        heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
+    };
     let mut progress = |metrics: &EpochMetrics| {
         let json = serde_json::to_string(metrics)?;
         let epoch = i64::from(metrics.epoch);
@@ -171,6 +184,7 @@ fn train_job(
     let run = TrainingRun {
         preset,
         hyperparameters,
+        recipe,
         data: &data,
         device: args.device.0,
         checkpoints: &checkpoint_dir,
@@ -179,6 +193,7 @@ fn train_job(
     let mut checkpointed =
         |dir: &std::path::Path| runtime.block_on(objects.put_bundle(&args.checkpoint_key, dir)).map(drop);
     let control = &mut Control {
+        planned: &mut planned,
         progress: &mut progress,
         step: &mut step,
         stop,

@@ -67,7 +67,9 @@ pub struct TrainingJob {
     pub dataset_id: String,
     #[schema(example = "fugue")]
     pub preset: Preset,
-    /// The hyperparameters in force: the preset's, with the request's overrides.
+    /// The hyperparameters in force: the preset's, with the request's overrides;
+    /// once training has read the corpus, what the corpus's recipe chose around
+    /// the overrides, with `recipe` naming the reason for each choice.
     #[schema(value_type = Object)]
     pub hyperparameters: serde_json::Value,
     pub state: JobState,
@@ -246,6 +248,7 @@ impl Jobs {
             dataset_id: request.dataset_id.clone(),
             preset: request.preset,
             hyperparameters: serde_json::to_string(&hyperparameters)?,
+            overrides: serde_json::to_string(&overrides)?,
             idempotency_key: submission.idempotency_key.clone(),
             request_sha256: request_sha256(request)?,
             max_attempts: self.config.max_attempts,

@@ -281,6 +281,25 @@ async fn a_job_streams_progress_within_each_epoch_at_most_twice_a_second() {
         }
     }
     assert_eq!(running, 3, "both epochs streamed: {kinds:?}");
+
+    // The recipe for jsb-mini, around the request's own values, with its reasons,
+    // in the job and in the model.
+    let done = finished(&app, submitted["id"].as_str().unwrap()).await;
+    let hyperparameters = &done["hyperparameters"];
+    let reasons = &hyperparameters["recipe"];
+    assert_eq!(
+        (&hyperparameters["batch_size"], &reasons["batch_size"]),
+        (&json!(1), &json!("set by the request"))
+    );
+    assert_eq!(hyperparameters["budget_minutes"], 60.0, "the default budget");
+    assert!(
+        hyperparameters["dropout"].as_f64().unwrap() > 0.3,
+        "a tiny corpus: more dropout than the preset's"
+    );
+    assert!(reasons["dropout"].as_str().unwrap().contains("items in 7 pieces"), "{reasons}");
+    let model: Value =
+        app.get(&format!("/v1/models/{}", done["model_id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(&model["hyperparameters"], hyperparameters);
     assert!(progress_per_epoch.iter().all(|&count| count > 0), "progress within every epoch: {kinds:?}");
 
     // At most two a second (one record per 500 ms), in every stretch of the stream.
@@ -342,6 +361,14 @@ async fn bad_submissions_name_the_field_at_fault() {
         (
             json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"dropout": 0.95}}),
             "hyperparameters.dropout",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "pianoroll-nade", "hyperparameters": {"budget_minutes": 0.5}}),
+            "hyperparameters.budget_minutes",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"budget_minutes": 10081}}),
+            "hyperparameters.budget_minutes",
         ),
         (
             json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"batch_size": "8"}}),
