@@ -12,9 +12,9 @@
 //! - `epochs` = what the budget holds at the preset's estimated pace
 //!   ([`Reference::items_per_second`]), at most the preset's, at least 1;
 //! - `patience` = the preset's share of its epochs, of the planned epochs, at least 2;
-//! - `learning_rate_schedule`: when the budget, not the preset's epochs, bounds the
-//!   run, a warm-up and a cosine over the planned epochs (the rate reaches 0 as the
-//!   budget ends); otherwise the preset's decay per epoch.
+//! - `learning_rate_schedule`: when the budget, not the epochs asked for (or the
+//!   preset's), bounds the run, a warm-up and a cosine over the planned epochs (the
+//!   rate reaches 0 as the budget ends); otherwise the preset's decay per epoch.
 //!
 //! At the reference size the rules give the preset's own defaults back.
 
@@ -139,7 +139,8 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         format!("the preset's {} of {} epochs, of {} epochs", defaults.patience, defaults.epochs, hp.epochs),
     );
 
-    let budget_bounds = affordable < defaults.epochs;
+    // The budget ends the run when it holds no more epochs than will be asked for.
+    let budget_bounds = affordable <= hp.epochs;
     if overrides.learning_rate_schedule.is_none() {
         hp.learning_rate_schedule =
             if budget_bounds { LearningRateSchedule::WarmupCosine } else { defaults.learning_rate_schedule };
@@ -148,9 +149,9 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         "learning_rate_schedule",
         overrides.learning_rate_schedule.is_some(),
         if budget_bounds {
-            "the budget ends the run before the preset's epochs: warm up, then a cosine to 0 over the planned epochs".to_owned()
+            "the budget ends the run: warm up, then a cosine to 0 over the planned epochs".to_owned()
         } else {
-            "the preset's epochs fit in the budget: the preset's decay per epoch".to_owned()
+            format!("{} epochs fit in the budget: the preset's decay per epoch", hp.epochs)
         },
     );
     hp.recipe = Some(reasons);
@@ -227,6 +228,11 @@ mod tests {
         let chosen =
             choose(Preset::PianorollLstm, &overrides, CorpusSize { items: 1_380_700, pieces: 22_900 });
         assert_eq!((chosen.batch_size, chosen.recurrent_dropout, chosen.epochs), (3, 0.1, 7));
+        let preset = Preset::PianorollLstm.defaults();
+        assert_eq!(
+            chosen.learning_rate_schedule, preset.learning_rate_schedule,
+            "7 epochs fit in the budget"
+        );
         let reasons = chosen.recipe.unwrap();
         assert_eq!(reasons["batch_size"], "set by the request");
         assert_ne!(reasons["dropout"], "set by the request");
