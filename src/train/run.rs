@@ -214,7 +214,7 @@ fn train_roll(
     if train_set.is_empty() || valid_set.is_empty() {
         bail!("needs sequences of two frames or more in both training and validation");
     }
-    let run = &run.planned(frames_of(&train_set), control)?;
+    let run = &run.planned(corpus_size(&train_set), control)?;
     let (hp, device) = (&run.hyperparameters, run.device);
     let vs = VarStore::new(device);
     let net = RollNet::new(&vs.root(), run.preset.roll_network(hp));
@@ -246,7 +246,7 @@ fn train_seq2seq(
     (train_set, valid_set): Sequences,
     control: &mut Control<'_>,
 ) -> anyhow::Result<Fitted> {
-    let run = &run.planned(frames_of(&train_set), control)?;
+    let run = &run.planned(corpus_size(&train_set), control)?;
     let (hp, device) = (&run.hyperparameters, run.device);
     let (train_pairs, valid_pairs) =
         (seq2seq_training::pairs(&train_set, hp.window), seq2seq_training::pairs(&valid_set, hp.window));
@@ -343,7 +343,7 @@ fn planned_on_ids<'a>(
         bail!("needs at least two files with two tokens or more");
     }
     let split = split_by_file(ids, hp.validation_fraction, hp.seed);
-    let run = run.planned(frames_of(&split.0), control)?;
+    let run = run.planned(corpus_size(&split.0), control)?;
     Ok((run, split))
 }
 
@@ -392,7 +392,7 @@ fn fit<B>(
 }
 
 /// The size of a training split: its items (frames or tokens) and pieces.
-fn frames_of<T>(sequences: &[Vec<T>]) -> CorpusSize {
+fn corpus_size<T>(sequences: &[Vec<T>]) -> CorpusSize {
     CorpusSize {
         items: sequences.iter().map(|sequence| sequence.len() as u64).sum(),
         pieces: sequences.len() as u64,
