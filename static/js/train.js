@@ -188,9 +188,10 @@ export class Trainer {
     const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
     g.fillStyle = dark ? "#c9d1e0" : "#374151";
     // The running epoch, as a point between the last epoch and its own: epoch
-    // e at a fraction f of its steps sits at e - 1 + f (the first starts at 1).
+    // e at a fraction f of its steps sits at e - 1 + f (the axis starts at 0
+    // while the first epoch runs).
     const running = this.progress && {
-      at: Math.max(1, this.progress.epoch - 1 + this.progress.step / Math.max(1, this.progress.steps)),
+      at: this.progress.epoch - 1 + this.progress.step / Math.max(1, this.progress.steps),
       loss: this.progress.train_loss,
     };
     if (this.epochs.length === 0 && !running) {
@@ -201,7 +202,8 @@ export class Trainer {
     const [low, high] = [Math.min(...values), Math.max(...values)];
     const pad = { left: 48, right: 12, top: 20, bottom: 24 };
     const last = Math.max(2, this.epochs.length, this.progress ? this.progress.epoch : 0);
-    const x = (epoch) => pad.left + ((epoch - 1) / (last - 1)) * (width - pad.left - pad.right);
+    const first = running ? Math.min(1, Math.floor(running.at)) : 1;
+    const x = (epoch) => pad.left + ((epoch - first) / (last - first)) * (width - pad.left - pad.right);
     const y = (loss) => pad.top + (1 - (loss - low) / Math.max(1e-9, high - low)) * (height - pad.top - pad.bottom);
     g.fillText(high.toFixed(3), 4, pad.top + 4);
     g.fillText(low.toFixed(3), 4, height - pad.bottom);
