@@ -375,8 +375,20 @@ pub struct LoadBenchArgs {
     pub timeout_secs: u64,
 }
 
+/// The network `fugue bench train` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainHead {
+    Token,
+    Nade,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TrainBenchArgs {
+    /// The model trained: `token` (embedding → LSTM → dense, the tutorials'
+    /// next-token model) or `nade` (piano-roll frames → LSTM → NADE over the 88
+    /// keys, the `pianoroll-nade` preset's network, next to `bench/pytorch_nade.py`).
+    #[arg(long, value_enum, default_value_t = TrainHead::Token)]
+    pub head: TrainHead,
     #[arg(long, default_value_t = 64)]
     pub batch: i64,
     /// Window length of one sample.
@@ -392,6 +404,12 @@ pub struct TrainBenchArgs {
     /// Timed training steps per size (after 5 warm-up steps).
     #[arg(long, default_value_t = 25)]
     pub steps: u32,
+    /// Hidden units of the NADE (`--head nade`).
+    #[arg(long, default_value_t = 150)]
+    pub nade_hidden: i64,
+    /// The Python script of the NADE reference loop (`--head nade`).
+    #[arg(long, default_value = "bench/pytorch_nade.py")]
+    pub nade_reference: PathBuf,
     #[command(flatten)]
     pub reference: ReferenceArgs,
 }

@@ -26,11 +26,12 @@ use super::retry::retry;
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceName;
 use crate::model::artifact;
-use crate::model::hyperparameters::Hyperparameters;
+use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use crate::model::registry::ModelSummary;
 use crate::objects::Objects;
 use crate::store::{JobRow, LeaseCheck, Store};
 use crate::train::data::TrainingData;
+use crate::train::progress::{JOB_PROGRESS_INTERVAL, StepProgress, Throttle};
 use crate::train::run::{TrainingRun, train};
 use crate::train::{Control, EpochMetrics, Interrupted};
 
@@ -139,30 +140,51 @@ fn train_job(
     if let Some(manifest) = runtime.block_on(objects.get_bundle(&args.checkpoint_key, &checkpoint_dir))? {
         tracing::info!(job = %args.job, files = manifest.files.len(), "resuming from the stored checkpoint");
     }
+    let patience = args.lease_timeout;
     let preset = job.preset;
     let hyperparameters: Hyperparameters =
         serde_json::from_str(&job.hyperparameters).context("reading the job's hyperparameters")?;
-    let patience = args.lease_timeout;
+    let recipe: Option<HyperparameterOverrides> = job
+        .overrides
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("reading the job's hyperparameter overrides")?;
+    // What the recipe chose for the corpus replaces the job's hyperparameters.
+    let mut planned = |hyperparameters: &Hyperparameters| {
+        let json = serde_json::to_string(hyperparameters)?;
+        let recorded = runtime
+            .block_on(retry(patience, || store.record_hyperparameters(&args.job, &args.lease_token, &json)));
+        heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
+    };
     let mut progress = |metrics: &EpochMetrics| {
         let json = serde_json::to_string(metrics)?;
         let epoch = i64::from(metrics.epoch);
         let recorded = runtime
             .block_on(retry(patience, || store.record_epoch(&args.job, &args.lease_token, epoch, &json)));
-        match recorded {
-            Some(LeaseCheck::Held { cancel_requested }) => {
-                if cancel_requested {
-                    cancelled.store(true, Ordering::Relaxed);
-                    stop.store(true, Ordering::Relaxed);
-                }
+        // Past the lease timeout without the database, the job may be someone else's.
+        heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
+    };
+    // The running epoch's progress, at most every JOB_PROGRESS_INTERVAL, best effort:
+    // a write the database refuses for a moment is skipped, not retried.
+    let mut throttle = Throttle::new(JOB_PROGRESS_INTERVAL);
+    let mut step = |progress: &StepProgress| {
+        if !throttle.due() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(progress)?;
+        match runtime.block_on(store.record_progress(&args.job, &args.lease_token, &json)) {
+            Ok(check) => heed(check, cancelled, stop),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "could not record the epoch's progress");
                 Ok(())
             }
-            // Past the lease timeout without the database, the job may be someone else's.
-            Some(LeaseCheck::Lost) | None => Err(LeaseLost.into()),
         }
     };
     let run = TrainingRun {
         preset,
         hyperparameters,
+        recipe,
         data: &data,
         device: args.device.0,
         checkpoints: &checkpoint_dir,
@@ -170,13 +192,34 @@ fn train_job(
     // Every epoch's checkpoint goes to the store, so another machine can resume.
     let mut checkpointed =
         |dir: &std::path::Path| runtime.block_on(objects.put_bundle(&args.checkpoint_key, dir)).map(drop);
-    let control = &mut Control { progress: &mut progress, stop, checkpointed: Some(&mut checkpointed) };
+    let control = &mut Control {
+        planned: &mut planned,
+        progress: &mut progress,
+        step: &mut step,
+        stop,
+        checkpointed: Some(&mut checkpointed),
+    };
     let trained = train(&run, control)?;
     let model_dir = args.work_dir.join("model");
     artifact::save(&model_dir, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     runtime.block_on(objects.put_bundle(&args.model_key, &model_dir))?;
     runtime.block_on(store.close());
     Ok(ModelSummary::of(&trained.meta))
+}
+
+/// Acts on what a write under the lease learned: a lost lease ends the run; asked
+/// cancellation stops it before its next batch.
+fn heed(check: LeaseCheck, cancelled: &AtomicBool, stop: &AtomicBool) -> anyhow::Result<()> {
+    match check {
+        LeaseCheck::Held { cancel_requested } => {
+            if cancel_requested {
+                cancelled.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        }
+        LeaseCheck::Lost => Err(LeaseLost.into()),
+    }
 }
 
 /// The database, the job and its training data.

@@ -1,5 +1,5 @@
-//! Following a job: a snapshot first, then every state change and every epoch as
-//! the database records them, until the job ends.
+//! Following a job: a snapshot first, then every state change, every epoch and the
+//! running epoch's progress as the database records them, until the job ends.
 //!
 //! The stream reads the job's rows rather than listening to the worker, because
 //! the worker may be another process on another machine; what a client sees is
@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use super::{Jobs, TrainingJob};
 use crate::store::{JobEventNotifications, JobState};
 use crate::train::EpochMetrics;
+use crate::train::progress::StepProgress;
 
 /// How often a followed job is read without notifications (SQLite).
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
@@ -81,6 +82,10 @@ pub enum JobEvent {
     },
     /// An epoch finished (a resumed attempt that redoes an epoch sends it again).
     Epoch { attempt: i64, metrics: EpochMetrics, eta_seconds: Option<f64> },
+    /// How far the running epoch is. The training process records it at most every
+    /// 500 ms and a follower reads at most every 250 ms, so at most two a second;
+    /// an epoch shorter than 500 ms sends none.
+    Progress { attempt: i64, progress: StepProgress },
     /// The stream ends after this: the job reached a final state.
     End { state: JobState },
 }
@@ -93,6 +98,7 @@ pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
         let mut sent_epochs: HashMap<u32, EpochMetrics> =
             first.epochs.iter().map(|metrics| (metrics.epoch, metrics.clone())).collect();
         let mut last = state_of(&first);
+        let mut sent_progress = first.progress.clone();
         let mut done = first.state.is_terminal();
         if sender.send(JobEvent::Snapshot { job: Box::new(first.clone()) }).await.is_err() {
             return;
@@ -144,6 +150,14 @@ pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
                     let (attempt, eta_seconds) = (job.attempt, job.eta_seconds);
                     events.push(JobEvent::Epoch { attempt, metrics: metrics.clone(), eta_seconds });
                 }
+            }
+            if job.progress.is_some() && job.progress != sent_progress {
+                sent_progress.clone_from(&job.progress);
+                events.extend(
+                    job.progress
+                        .clone()
+                        .map(|progress| JobEvent::Progress { attempt: job.attempt, progress }),
+                );
             }
             let state = state_of(&job);
             if state != last {

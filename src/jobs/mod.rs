@@ -25,6 +25,7 @@ use crate::model::presets::Preset;
 use crate::shared::rfc3339;
 use crate::store::{Enqueued, EpochRow, JobRow, JobState, NewJob, Store};
 use crate::train::EpochMetrics;
+use crate::train::progress::StepProgress;
 
 /// Longest job name, in characters.
 pub const MAX_JOB_NAME_CHARS: usize = 200;
@@ -56,7 +57,8 @@ pub struct TrainingJobRequest {
     "epochs": [{"epoch": 1, "train_loss": 2.91, "valid_loss": 2.55, "train_accuracy": 0.41, "valid_accuracy": 0.46,
         "valid_precision": null, "valid_recall": null, "valid_density": null, "valid_true_density": null,
         "samples_per_second": 5200.0, "learning_rate": 0.002, "seconds": 42.0}],
-    "epochs_planned": 20, "eta_seconds": 798.0, "error": null, "model_id": null,
+    "epochs_planned": 20, "eta_seconds": 798.0,
+    "progress": {"epoch": 2, "step": 120, "steps": 400, "steps_per_second": 9.5, "eta_seconds": 29.5, "train_loss": 2.48}, "error": null, "model_id": null,
     "created_at": "2026-11-22T03:00:00.000Z", "started_at": "2026-11-22T03:00:01.000Z", "finished_at": null,
     "updated_at": "2026-11-22T03:00:43.000Z", "next_attempt_at": null}))]
 pub struct TrainingJob {
@@ -65,7 +67,9 @@ pub struct TrainingJob {
     pub dataset_id: String,
     #[schema(example = "fugue")]
     pub preset: Preset,
-    /// The hyperparameters in force: the preset's, with the request's overrides.
+    /// The hyperparameters in force: the preset's, with the request's overrides;
+    /// once training has read the corpus, what the corpus's recipe chose around
+    /// the overrides, with `recipe` naming the reason for each choice.
     #[schema(value_type = Object)]
     pub hyperparameters: serde_json::Value,
     pub state: JobState,
@@ -82,6 +86,9 @@ pub struct TrainingJob {
     pub epochs_planned: u32,
     /// Seconds until the last planned epoch at the pace so far, while running.
     pub eta_seconds: Option<f64>,
+    /// How far the running epoch is (steps done of its steps, pace, its end),
+    /// while running; recorded at most every 500 ms.
+    pub progress: Option<StepProgress>,
     /// Why it failed.
     pub error: Option<String>,
     /// The registered model, once succeeded.
@@ -114,10 +121,19 @@ impl TrainingJob {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+        let last_epoch = epochs.last().map_or(0, |m| m.epoch);
+        let progress = match (&row.progress, row.state) {
+            (Some(json), JobState::Running) => {
+                let progress: StepProgress = serde_json::from_str(json)
+                    .with_context(|| format!("training job {}: its progress does not decode", row.id))?;
+                // Written before its epoch ended: that epoch's own metrics supersede it.
+                (progress.epoch > last_epoch).then_some(progress)
+            }
+            _ => None,
+        };
         let eta_seconds = (row.state == JobState::Running && !epochs.is_empty()).then(|| {
             let per_epoch = epochs.iter().map(|m| m.seconds).sum::<f64>() / epochs.len() as f64;
-            let done = epochs.last().map_or(0, |m| m.epoch);
-            per_epoch * f64::from(epochs_planned.saturating_sub(done))
+            per_epoch * f64::from(epochs_planned.saturating_sub(last_epoch))
         });
         Ok(TrainingJob {
             next_attempt_at: (row.state == JobState::Queued && row.attempt > 0)
@@ -136,6 +152,7 @@ impl TrainingJob {
             epochs,
             epochs_planned,
             eta_seconds,
+            progress,
             error: row.error,
             model_id: row.model_id,
             created_at: rfc3339(row.created_at),
@@ -231,6 +248,7 @@ impl Jobs {
             dataset_id: request.dataset_id.clone(),
             preset: request.preset,
             hyperparameters: serde_json::to_string(&hyperparameters)?,
+            overrides: serde_json::to_string(&overrides)?,
             idempotency_key: submission.idempotency_key.clone(),
             request_sha256: request_sha256(request)?,
             max_attempts: self.config.max_attempts,

@@ -300,6 +300,7 @@ mod tests {
                 best_epoch: 1,
                 best_valid_loss: 9.5,
                 stopped_early: false,
+                budget_spent: false,
             },
             evaluation: Default::default(),
             originality_index: None,

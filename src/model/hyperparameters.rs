@@ -24,8 +24,12 @@ macro_rules! for_each_hyperparameter {
                 Some($crate::model::hyperparameters::Range::from(1.0, 1024.0));
             learning_rate: f64, "The optimizer's step size.",
                 Some($crate::model::hyperparameters::Range::above(0.0, 1.0));
-            learning_rate_decay: f64, "Multiplies the learning rate after every epoch.",
+            learning_rate_decay: f64, "Multiplies the learning rate after every epoch (the exponential schedule).",
                 Some($crate::model::hyperparameters::Range::above(0.0, 1.0));
+            #[serde(default)]
+            learning_rate_schedule: $crate::model::training_record::LearningRateSchedule,
+                "How the learning rate moves: exponential (times the decay every epoch) or warmup-cosine (up over the first 5% of the planned steps, then a cosine to 0 at the last).",
+                None;
             optimizer: $crate::model::optim::OptimizerKind, "The optimizer: adam or rmsprop.", None;
             weight_decay: f64, "L2 penalty on the weights.",
                 Some($crate::model::hyperparameters::Range::from(0.0, 1.0));
@@ -66,6 +70,10 @@ macro_rules! for_each_hyperparameter {
                 Some($crate::model::hyperparameters::Range::from(1.0, 1000.0));
             validation_fraction: f64, "Share of the files held out for validation.",
                 Some($crate::model::hyperparameters::Range::above(0.0, 0.5));
+            #[serde(default = "crate::model::hyperparameters::default_budget_minutes")]
+            budget_minutes: f64,
+                "Minutes of training, at most: the recipe plans the epochs that fit, and training stops when they are spent, keeping the best epoch.",
+                Some($crate::model::hyperparameters::Range::from(1.0, 10080.0));
             seed: u64, "Any whole number; seeds the initial weights, the split and every epoch's shuffles and dropout.", None;
             grid: $crate::repr::pianoroll::Grid, "Frames of the piano-roll presets: quarter, eighth or sixteenth notes.", None;
         }
@@ -134,6 +142,10 @@ macro_rules! declare {
             $(#[doc = $meaning] $(#[$attribute])* pub $name: $type,)*
             /// Gradients are scaled down to this norm, when set (not overridable).
             pub clip_grad_norm: Option<f64>,
+            /// Why the corpus's recipe chose each of its hyperparameters, by name
+            /// (see `model::recipe`); none for hyperparameters taken as they are.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub recipe: Option<$crate::model::recipe::Reasons>,
         }
 
         /// Any preset hyperparameter, by name: the `hyperparameters` object of
@@ -160,6 +172,13 @@ macro_rules! declare {
 }
 
 for_each_hyperparameter!(declare);
+
+/// The time budget of a run that does not say (and of runs recorded before budgets).
+pub const DEFAULT_BUDGET_MINUTES: f64 = 60.0;
+
+pub fn default_budget_minutes() -> f64 {
+    DEFAULT_BUDGET_MINUTES
+}
 
 /// The overridable hyperparameters that are numbers, with their ranges.
 pub fn ranges() -> impl Iterator<Item = (&'static str, Range)> {
@@ -215,7 +234,10 @@ impl Hyperparameters {
             epochs: self.epochs,
             patience: self.patience,
             seed: self.seed,
+            learning_rate: self.learning_rate,
             learning_rate_decay: self.learning_rate_decay,
+            schedule: self.learning_rate_schedule,
+            budget_seconds: self.budget_minutes * 60.0,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod lstm;
 pub mod melody_net;
 pub mod optim;
 pub mod presets;
+pub mod recipe;
 pub mod registry;
 pub mod roll_net;
 pub mod sampling;

@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::shared::Preset;
 
-use super::hyperparameters::Hyperparameters;
+use super::hyperparameters::{DEFAULT_BUDGET_MINUTES, Hyperparameters};
 use super::melody_net::MelodyNetConfig;
 use super::optim::OptimizerKind;
 use super::roll_net::{RollNetConfig, RollOutput};
 use super::seq2seq_net::{RollLoss, Seq2SeqConfig};
 use super::token_net::{Head, TokenNetConfig};
+use super::training_record::LearningRateSchedule;
 use crate::midi::Score;
 use crate::repr::events::{EventsConfig, PART_LIMIT};
 use crate::repr::melody_chords::MelodyChordsConfig;
@@ -25,6 +26,7 @@ impl Preset {
             batch_size: 8,
             learning_rate: 1e-3,
             learning_rate_decay: 0.99,
+            learning_rate_schedule: LearningRateSchedule::Exponential,
             optimizer: OptimizerKind::Adam,
             weight_decay: 0.0,
             clip_grad_norm: Some(1.0),
@@ -44,8 +46,10 @@ impl Preset {
             focal_alpha: 0.25,
             patience: 20,
             validation_fraction: 0.15,
+            budget_minutes: DEFAULT_BUDGET_MINUTES,
             seed: 1,
             grid: Grid::Quarter,
+            recipe: None,
         };
         let tokens = Hyperparameters {
             epochs: 50,

@@ -10,8 +10,47 @@ pub struct FitConfig {
     /// Stop after this many epochs without a better validation loss.
     pub patience: u32,
     pub seed: u64,
-    /// The learning rate is multiplied by this after every epoch.
+    /// The rate the schedule starts from (warm-up and cosine: its peak).
+    pub learning_rate: f64,
+    /// The learning rate is multiplied by this after every epoch (exponential schedule).
     pub learning_rate_decay: f64,
+    pub schedule: LearningRateSchedule,
+    /// Training stops once its epochs have taken this long, all attempts together.
+    pub budget_seconds: f64,
+}
+
+/// How the learning rate moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearningRateSchedule {
+    /// The preset's rate, times the decay after every epoch.
+    #[default]
+    Exponential,
+    /// Up from 0 over the first [`WARMUP_SHARE`] of the planned steps, then a cosine
+    /// down to 0 at the last planned step.
+    WarmupCosine,
+}
+
+/// Share of a warm-up-and-cosine run's planned steps spent warming up.
+pub const WARMUP_SHARE: f64 = 0.05;
+
+impl LearningRateSchedule {
+    /// The rate after `done` of `planned` steps, from the preset's `base` (the
+    /// exponential schedule moves per epoch, in the loop, and keeps `base` here).
+    pub fn rate(self, base: f64, done: u64, planned: u64) -> f64 {
+        match self {
+            LearningRateSchedule::Exponential => base,
+            LearningRateSchedule::WarmupCosine => {
+                let progress = done as f64 / planned.max(1) as f64;
+                if progress < WARMUP_SHARE {
+                    base * (done + 1) as f64 / (WARMUP_SHARE * planned as f64).max(1.0)
+                } else {
+                    let cosine = (progress - WARMUP_SHARE) / (1.0 - WARMUP_SHARE);
+                    base * 0.5 * (1.0 + (std::f64::consts::PI * cosine.min(1.0)).cos())
+                }
+            }
+        }
+    }
 }
 
 /// What one epoch measured. Losses are per item: per frame (nats) for piano rolls,
@@ -45,4 +84,25 @@ pub struct FitOutcome {
     pub best_epoch: u32,
     pub best_valid_loss: f64,
     pub stopped_early: bool,
+    /// The time budget ran out (the last epoch may be cut short).
+    #[serde(default)]
+    pub budget_spent: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warm_up_then_a_cosine_to_zero() {
+        let schedule = LearningRateSchedule::WarmupCosine;
+        let rates: Vec<f64> =
+            [0, 49, 50, 525, 999].iter().map(|&done| schedule.rate(1.0, done, 1000)).collect();
+        assert!((rates[0] - 0.02).abs() < 1e-9, "the first step is 1/50 of the way up: {rates:?}");
+        assert!((rates[1] - 1.0).abs() < 1e-9, "{rates:?}");
+        assert!((rates[2] - 1.0).abs() < 1e-9, "the peak: {rates:?}");
+        assert!((rates[3] - 0.5).abs() < 1e-9, "halfway down: {rates:?}");
+        assert!(rates[4] < 1e-4, "0 at the end: {rates:?}");
+        assert_eq!(LearningRateSchedule::Exponential.rate(0.3, 500, 1000), 0.3);
+    }
 }

@@ -54,6 +54,8 @@ pub struct NewJob {
     pub preset: Preset,
     /// Resolved hyperparameters as JSON.
     pub hyperparameters: String,
+    /// The request's overrides as JSON.
+    pub overrides: String,
     pub idempotency_key: Option<String>,
     pub request_sha256: String,
     pub max_attempts: i64,
@@ -80,11 +82,15 @@ pub struct JobRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub updated_at: i64,
+    /// The running epoch's progress as JSON, as the training process last wrote it.
+    pub progress: Option<String>,
+    /// The request's overrides as JSON; none for jobs from before recipes.
+    pub overrides: Option<String>,
 }
 
 const JOB_COLUMNS: &str = "id, name, dataset_id, preset, hyperparameters, state, attempt, max_attempts, \
     run_after, worker, device, heartbeat_at, cancel_requested, error, model_id, created_at, started_at, \
-    finished_at, updated_at";
+    finished_at, updated_at, progress, overrides";
 
 impl JobRow {
     fn from_row(row: &AnyRow) -> sqlx::Result<JobRow> {
@@ -110,6 +116,8 @@ impl JobRow {
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
             updated_at: row.try_get("updated_at")?,
+            progress: row.try_get("progress")?,
+            overrides: row.try_get("overrides")?,
         })
     }
 }
@@ -280,8 +288,8 @@ impl Store {
         }
         let inserted = sqlx::query(
             "INSERT INTO training_jobs (id, name, dataset_id, preset, hyperparameters, idempotency_key, \
-             request_sha256, state, attempt, max_attempts, run_after, cancel_requested, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, 0, $9, $9) \
+             request_sha256, state, attempt, max_attempts, run_after, cancel_requested, created_at, updated_at, \
+             overrides) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, 0, $9, $9, $10) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&job.id)
@@ -293,6 +301,7 @@ impl Store {
         .bind(&job.request_sha256)
         .bind(job.max_attempts)
         .bind(now)
+        .bind(&job.overrides)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -381,8 +390,8 @@ impl Store {
         let lock = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE training_jobs SET state = 'running', attempt = attempt + 1, lease_token = $1, worker = $2, \
-             device = $3, heartbeat_at = $4, started_at = COALESCE(started_at, $4), updated_at = $4 \
-             WHERE state = 'queued' AND id = (SELECT id FROM training_jobs WHERE state = 'queued' \
+             device = $3, heartbeat_at = $4, started_at = COALESCE(started_at, $4), updated_at = $4, \
+             progress = NULL WHERE state = 'queued' AND id = (SELECT id FROM training_jobs WHERE state = 'queued' \
              AND run_after <= $4 ORDER BY run_after, created_at, id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
         );
         let mut tx = self.begin_write().await?;
@@ -450,6 +459,51 @@ impl Store {
         .bind(metrics)
         .execute(&mut *tx)
         .await?;
+        self.notify_followers(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+    }
+
+    /// Records the hyperparameters (JSON) a job's training process planned for its
+    /// corpus and renews the lease; nothing is written when the lease is lost.
+    pub async fn record_hyperparameters(
+        &self,
+        id: &str,
+        token: &str,
+        hyperparameters: &str,
+    ) -> anyhow::Result<LeaseCheck> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE training_jobs SET hyperparameters = $3, heartbeat_at = $4, updated_at = $4 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(hyperparameters)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(LeaseCheck::Lost) };
+        self.notify_followers(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+    }
+
+    /// Records the running epoch's progress (JSON) and renews the lease; nothing is
+    /// written when the lease is lost.
+    pub async fn record_progress(&self, id: &str, token: &str, progress: &str) -> anyhow::Result<LeaseCheck> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE training_jobs SET progress = $3, heartbeat_at = $4, updated_at = $4 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(progress)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(LeaseCheck::Lost) };
         self.notify_followers(&mut tx, id).await?;
         tx.commit().await?;
         Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })

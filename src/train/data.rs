@@ -34,7 +34,8 @@ impl TrainingFile {
     }
 }
 
-pub type Sequences = (Vec<Vec<Frame>>, Vec<Vec<Frame>>);
+/// A training split and a validation split.
+pub type Sequences<T = Frame> = (Vec<Vec<T>>, Vec<Vec<T>>);
 
 impl TrainingData {
     /// The parsed scores (drums left out unless kept) and what identifies them.

@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod progress;
 pub mod roll_training;
 pub mod run;
 pub mod seq2seq_training;
@@ -21,8 +22,10 @@ use tch::Tensor;
 use tch::nn::VarStore;
 
 use self::checkpoint::Checkpoint;
+use self::progress::StepProgress;
+use crate::model::hyperparameters::Hyperparameters;
 use crate::model::optim::Optimizer;
-pub use crate::model::training_record::{EpochMetrics, FitConfig, FitOutcome};
+pub use crate::model::training_record::{EpochMetrics, FitConfig, FitOutcome, LearningRateSchedule};
 
 /// A batch's summed loss, how many items it covers, and how many of them the
 /// model predicted right (for models with a notion of accuracy).
@@ -45,10 +48,16 @@ pub type LossFn<'a, B> = &'a dyn Fn(&B, bool) -> BatchLoss;
 
 /// How the caller follows and stops a run.
 pub struct Control<'a> {
+    /// Sees the hyperparameters the run trains with, once its corpus is read and
+    /// before the first epoch (the job runner records them). An error ends the run.
+    pub planned: &'a mut dyn FnMut(&Hyperparameters) -> anyhow::Result<()>,
     /// Sees every epoch as it ends, before its checkpoint is written. An error
     /// ends the run there, and that epoch is not checkpointed: the job runner
     /// uses this to stop a worker that lost its lease from writing anything.
     pub progress: &'a mut dyn FnMut(&EpochMetrics) -> anyhow::Result<()>,
+    /// Sees every training step's [`StepProgress`] (callers throttle it with a
+    /// [`progress::Throttle`]). An error ends the run there.
+    pub step: &'a mut dyn FnMut(&StepProgress) -> anyhow::Result<()>,
     /// Checked before every batch; once set, the run ends with [`Interrupted`].
     pub stop: &'a AtomicBool,
     /// Called with the checkpoint directory after each epoch's checkpoint is
@@ -103,8 +112,10 @@ impl Tally {
     }
 }
 
-/// Trains until `config.epochs`, or until validation stops improving, keeping the
-/// best weights in `vs` at the end. With a checkpoint in `dir`, resumes from it.
+/// Trains until `config.epochs`, until validation stops improving, or until the
+/// epochs' training time reaches `config.budget_seconds` (the epoch running then
+/// ends at once, and is validated and recorded), keeping the best weights in `vs`
+/// at the end. With a checkpoint in `dir`, resumes from it.
 #[allow(clippy::too_many_arguments, reason = "each argument is one independent part of a run")]
 pub fn fit<B>(
     vs: &VarStore,
@@ -121,14 +132,32 @@ pub fn fit<B>(
         None => Checkpoint::fresh(optimizer.learning_rate()),
     };
     optimizer.set_learning_rate(state.learning_rate);
-    while state.next_epoch <= config.epochs && state.epochs_since_best < config.patience.max(1) {
+    // Training time so far, every attempt's epochs together.
+    let spent_before = |state: &Checkpoint| state.history.iter().map(|m| m.seconds).sum::<f64>();
+    let mut budget_spent = spent_before(&state) >= config.budget_seconds;
+    while state.next_epoch <= config.epochs
+        && state.epochs_since_best < config.patience.max(1)
+        && !budget_spent
+    {
         let epoch = state.next_epoch;
         tch::manual_seed((config.seed + u64::from(epoch)) as i64);
         let started = Instant::now();
+        let budget_left = config.budget_seconds - spent_before(&state);
         let mut train = Tally::default();
-        for batch in train_batches(epoch) {
+        let batches = train_batches(epoch);
+        let steps = batches.len();
+        let planned_steps = steps as u64 * u64::from(config.epochs);
+        for (step, batch) in batches.into_iter().enumerate() {
             if control.stop.load(Ordering::Relaxed) {
                 return Err(Interrupted.into());
+            }
+            if started.elapsed().as_secs_f64() >= budget_left {
+                budget_spent = true;
+                break;
+            }
+            let done = u64::from(epoch - 1) * steps as u64 + step as u64;
+            if config.schedule == LearningRateSchedule::WarmupCosine {
+                optimizer.set_learning_rate(config.schedule.rate(config.learning_rate, done, planned_steps));
             }
             let batch_loss = loss(&batch, true);
             if batch_loss.items == 0 {
@@ -136,8 +165,13 @@ pub fn fit<B>(
             }
             optimizer.backward_step(&(&batch_loss.sum / batch_loss.items as f64));
             train.add(&batch_loss)?;
+            (control.step)(&StepProgress::of(epoch, step + 1, steps, started.elapsed(), train.loss()))?;
         }
         let seconds = started.elapsed().as_secs_f64();
+        if train.items == 0 {
+            // The budget ran out before this epoch's first step: nothing to validate.
+            break;
+        }
         if !train.sum.is_finite() {
             anyhow::bail!(
                 "training diverged at epoch {epoch} (the loss is not finite); lower the learning rate"
@@ -165,7 +199,9 @@ pub fn fit<B>(
             state.save_best(dir, vs)?;
         }
         optimizer.swap_averaged();
-        optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
+        if config.schedule == LearningRateSchedule::Exponential {
+            optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
+        }
         state.learning_rate = optimizer.learning_rate();
         state.save(dir, vs, optimizer)?;
         if let Some(checkpointed) = control.checkpointed.as_mut() {
@@ -175,6 +211,7 @@ pub fn fit<B>(
     state.restore_best(dir, vs)?;
     Ok(FitOutcome {
         stopped_early: state.next_epoch <= config.epochs,
+        budget_spent,
         best_epoch: state.best_epoch,
         best_valid_loss: state.best_valid_loss,
         history: state.history,
@@ -200,4 +237,101 @@ fn tally<B>(batches: &[B], loss: LossFn<'_, B>) -> anyhow::Result<Tally> {
         }
         Ok(tally)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tch::nn::{self, VarStore};
+    use tch::{Device, Kind};
+
+    use super::*;
+    use crate::model::optim::{OptimizerConfig, OptimizerKind};
+
+    /// One weight pulled towards 3; each batch takes `pause`.
+    struct Toy {
+        vs: VarStore,
+        optimizer: Optimizer,
+    }
+
+    impl Toy {
+        fn new() -> Toy {
+            let vs = VarStore::new(Device::Cpu);
+            let _weight = vs.root().var("w", &[1], nn::Init::Const(0.0));
+            let config = OptimizerConfig {
+                kind: OptimizerKind::Adam,
+                learning_rate: 0.1,
+                weight_decay: 0.0,
+                clip_grad_norm: None,
+                weight_averaging: 0.0,
+            };
+            let optimizer = Optimizer::new(&vs, config);
+            Toy { vs, optimizer }
+        }
+
+        fn fit(&mut self, config: &FitConfig, pause: Duration) -> FitOutcome {
+            let dir = tempfile::tempdir().unwrap();
+            let weight = self.vs.variables()["w"].shallow_clone();
+            let loss = |_: &(), _train: bool| {
+                std::thread::sleep(pause);
+                let sum = (&weight - 3.0).square().sum(Kind::Float);
+                BatchLoss { sum, items: 1, correct: None, keys: None }
+            };
+            let never = AtomicBool::new(false);
+            let control = &mut Control {
+                planned: &mut |_| Ok(()),
+                progress: &mut |_| Ok(()),
+                step: &mut |_| Ok(()),
+                stop: &never,
+                checkpointed: None,
+            };
+            let batches = |_epoch: u32| vec![(); 20];
+            fit(&self.vs, &mut self.optimizer, config, &batches, &[()], &loss, dir.path(), control).unwrap()
+        }
+    }
+
+    fn config(schedule: LearningRateSchedule, budget_seconds: f64) -> FitConfig {
+        FitConfig {
+            epochs: 5,
+            patience: 5,
+            seed: 1,
+            learning_rate: 0.1,
+            learning_rate_decay: 0.5,
+            schedule,
+            budget_seconds,
+        }
+    }
+
+    #[test]
+    fn a_spent_budget_ends_the_epoch_at_once_and_keeps_the_best() {
+        // 20 batches of 20 ms an epoch; the budget ends the first after some 5.
+        let outcome =
+            Toy::new().fit(&config(LearningRateSchedule::Exponential, 0.1), Duration::from_millis(20));
+        assert!(outcome.budget_spent && outcome.stopped_early);
+        assert_eq!(outcome.history.len(), 1, "the cut epoch is validated and recorded");
+        assert_eq!(outcome.best_epoch, 1);
+        let seconds = outcome.history[0].seconds;
+        assert!((0.1..0.4).contains(&seconds), "{seconds}: the budget and one batch at most");
+    }
+
+    #[test]
+    fn the_schedules_set_the_rate_each_epoch_ends_with() {
+        let unbounded = 1e9;
+        let rates = |schedule| {
+            let outcome = Toy::new().fit(&config(schedule, unbounded), Duration::ZERO);
+            assert!(!outcome.budget_spent);
+            outcome.history.iter().map(|m| m.learning_rate).collect::<Vec<f64>>()
+        };
+        let exponential = rates(LearningRateSchedule::Exponential);
+        assert_eq!(exponential, [0.1, 0.05, 0.025, 0.0125, 0.00625]);
+        // Steps 20, 40, … of 100: past the warm-up (5), down the cosine to near 0.
+        let cosine = rates(LearningRateSchedule::WarmupCosine);
+        let expected: Vec<f64> = [19, 39, 59, 79, 99]
+            .iter()
+            .map(|&done| LearningRateSchedule::WarmupCosine.rate(0.1, done, 100))
+            .collect();
+        assert_eq!(cosine, expected);
+        assert!(cosine.windows(2).all(|pair| pair[1] < pair[0]) && cosine[4] < 1e-3, "{cosine:?}");
+    }
 }

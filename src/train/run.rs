@@ -16,10 +16,11 @@ use crate::analysis::{TrainingPiece, notes_of};
 use crate::midi::Score;
 use crate::model::artifact::IndexSummary;
 use crate::model::artifact::{self, ArtifactMeta, Network, Representation};
-use crate::model::hyperparameters::Hyperparameters;
+use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use crate::model::melody_net::{MelodyNet, frame_id};
 use crate::model::optim::Optimizer;
 use crate::model::presets::{Family, Preset, TokenRepresentation};
+use crate::model::recipe::{self, CorpusSize};
 use crate::model::roll_net::RollNet;
 use crate::model::seq2seq_net::Seq2Seq;
 use crate::model::token_net::TokenNet;
@@ -28,9 +29,16 @@ use crate::repr::pianoroll::{self, Frame};
 use crate::repr::{Vocabulary, events, note_chord};
 
 /// What to train, on what, where; checkpoints go to (and resume from) `checkpoints`.
+#[derive(Clone)]
 pub struct TrainingRun<'a> {
     pub preset: Preset,
+    /// The preset's hyperparameters with the request's overrides in place: what
+    /// trains when `recipe` is `None`, and what reads the corpus (its grid, the
+    /// validation split) either way.
     pub hyperparameters: Hyperparameters,
+    /// The request's overrides, when the corpus's recipe chooses the rest
+    /// ([`recipe::choose`]); `None` trains `hyperparameters` as they are.
+    pub recipe: Option<HyperparameterOverrides>,
     pub data: &'a TrainingData,
     pub device: Device,
     pub checkpoints: &'a Path,
@@ -45,8 +53,23 @@ pub struct Trained {
     pub originality: Option<IndexedCorpus>,
 }
 
+impl<'a> TrainingRun<'a> {
+    /// This run with the hyperparameters it trains with on a training split of
+    /// `corpus`'s size, which `control.planned` sees first.
+    fn planned(&self, corpus: CorpusSize, control: &mut Control<'_>) -> anyhow::Result<TrainingRun<'a>> {
+        let hyperparameters = match &self.recipe {
+            Some(overrides) => recipe::choose(self.preset, overrides, corpus),
+            None => self.hyperparameters.clone(),
+        };
+        (control.planned)(&hyperparameters)?;
+        Ok(TrainingRun { hyperparameters, ..self.clone() })
+    }
+}
+
 /// What a family's trainer hands back before the metadata is assembled.
 struct Fitted {
+    /// The hyperparameters it trained with (the recipe's, when it had one).
+    hyperparameters: Hyperparameters,
     vs: VarStore,
     representation: Representation,
     network: Network,
@@ -100,7 +123,7 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
         preset: run.preset,
         representation: fitted.representation,
         network: fitted.network,
-        hyperparameters: serde_json::to_value(hp)?,
+        hyperparameters: serde_json::to_value(&fitted.hyperparameters)?,
         data,
         training: fitted.outcome,
         evaluation,
@@ -187,11 +210,12 @@ fn train_roll(
     (train_set, valid_set): Sequences,
     control: &mut Control<'_>,
 ) -> anyhow::Result<Fitted> {
-    let (hp, device) = (&run.hyperparameters, run.device);
     let (train_set, valid_set) = (roll_training::usable(&train_set), roll_training::usable(&valid_set));
     if train_set.is_empty() || valid_set.is_empty() {
         bail!("needs sequences of two frames or more in both training and validation");
     }
+    let run = &run.planned(corpus_size(&train_set), control)?;
+    let (hp, device) = (&run.hyperparameters, run.device);
     let vs = VarStore::new(device);
     let net = RollNet::new(&vs.root(), run.preset.roll_network(hp));
     let valid_batches = roll_training::batches(&valid_set, &in_order(valid_set.len()), hp.batch_size, device);
@@ -208,7 +232,13 @@ fn train_roll(
     let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
     let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
     let network = Network::Roll(net.config().clone());
-    Ok(Fitted { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
+    Ok(Fitted {
+        hyperparameters: hp.clone(),
+        vs,
+        representation: Representation::Pianoroll { grid: hp.grid },
+        network,
+        outcome,
+    })
 }
 
 fn train_seq2seq(
@@ -216,6 +246,7 @@ fn train_seq2seq(
     (train_set, valid_set): Sequences,
     control: &mut Control<'_>,
 ) -> anyhow::Result<Fitted> {
+    let run = &run.planned(corpus_size(&train_set), control)?;
     let (hp, device) = (&run.hyperparameters, run.device);
     let (train_pairs, valid_pairs) =
         (seq2seq_training::pairs(&train_set, hp.window), seq2seq_training::pairs(&valid_set, hp.window));
@@ -237,7 +268,13 @@ fn train_seq2seq(
     let loss = |batch: &seq2seq_training::PairBatch, train: bool| seq2seq_training::loss(&net, batch, train);
     let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
     let network = Network::Seq2seq(net.config().clone());
-    Ok(Fitted { vs, representation: Representation::Pianoroll { grid: hp.grid }, network, outcome })
+    Ok(Fitted {
+        hyperparameters: hp.clone(),
+        vs,
+        representation: Representation::Pianoroll { grid: hp.grid },
+        network,
+        outcome,
+    })
 }
 
 fn train_tokens(
@@ -256,10 +293,11 @@ fn train_tokens(
         .map(|sequence| vocabulary.encode(sequence).map(|ids| ids.into_iter().map(i64::from).collect()))
         .collect::<Result<_, _>>()
         .map_err(|token| anyhow::anyhow!("token `{token}` missing from its own vocabulary"))?;
+    let (run, split) = &planned_on_ids(run, ids, control)?;
     let vs = VarStore::new(run.device);
     let net = TokenNet::new(&vs.root(), run.preset.token_network(&run.hyperparameters, vocabulary.len()));
     let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
-    let outcome = fit_on_ids(run, ids, &vs, &loss, control)?;
+    let outcome = fit_on_ids(run, split, &vs, &loss, control)?;
     let representation = match representation {
         TokenRepresentation::Events(config) => {
             let parts = if config.max_parts > 0 { events::corpus_parts(scores) } else { Vec::new() };
@@ -267,7 +305,8 @@ fn train_tokens(
         }
         TokenRepresentation::NoteChord(config) => Representation::NoteChord { config, vocabulary },
     };
-    Ok(Fitted { vs, representation, network: Network::Token(net.config().clone()), outcome })
+    let network = Network::Token(net.config().clone());
+    Ok(Fitted { hyperparameters: run.hyperparameters.clone(), vs, representation, network, outcome })
 }
 
 fn train_melody(
@@ -280,32 +319,46 @@ fn train_melody(
         .iter()
         .map(|score| melody_chords::encode(score, &config).into_iter().map(frame_id).collect())
         .collect();
+    let (run, split) = &planned_on_ids(run, ids, control)?;
     let vs = VarStore::new(run.device);
     let net = MelodyNet::new(&vs.root(), run.preset.melody_network(&run.hyperparameters));
     let loss =
         |batch: &token_training::TokenBatch, train: bool| token_training::melody_loss(&net, batch, train);
-    let outcome = fit_on_ids(run, ids, &vs, &loss, control)?;
+    let outcome = fit_on_ids(run, split, &vs, &loss, control)?;
     let representation = Representation::MelodyChords { config };
-    Ok(Fitted { vs, representation, network: Network::Melody(net.config().clone()), outcome })
+    let network = Network::Melody(net.config().clone());
+    Ok(Fitted { hyperparameters: run.hyperparameters.clone(), vs, representation, network, outcome })
 }
 
-/// Splits id sequences by file, cuts them into windows and trains.
-fn fit_on_ids(
-    run: &TrainingRun<'_>,
+/// Splits id sequences by file (files of fewer than two ids left out), and plans
+/// the run on the training files' ids.
+fn planned_on_ids<'a>(
+    run: &TrainingRun<'a>,
     ids: Vec<Vec<i64>>,
-    vs: &VarStore,
-    loss: LossFn<'_, token_training::TokenBatch>,
     control: &mut Control<'_>,
-) -> anyhow::Result<FitOutcome> {
+) -> anyhow::Result<(TrainingRun<'a>, Sequences<i64>)> {
     let hp = &run.hyperparameters;
     let ids: Vec<Vec<i64>> = ids.into_iter().filter(|sequence| sequence.len() >= 2).collect();
     if ids.len() < 2 {
         bail!("needs at least two files with two tokens or more");
     }
+    let split = split_by_file(ids, hp.validation_fraction, hp.seed);
+    let run = run.planned(corpus_size(&split.0), control)?;
+    Ok((run, split))
+}
+
+/// Cuts the split id sequences into windows and trains.
+fn fit_on_ids(
+    run: &TrainingRun<'_>,
+    (train_ids, valid_ids): &Sequences<i64>,
+    vs: &VarStore,
+    loss: LossFn<'_, token_training::TokenBatch>,
+    control: &mut Control<'_>,
+) -> anyhow::Result<FitOutcome> {
+    let hp = &run.hyperparameters;
     let device = vs.device();
-    let (train_ids, valid_ids) = split_by_file(ids, hp.validation_fraction, hp.seed);
-    let train_windows = token_training::windows(&train_ids, hp.window);
-    let valid_windows = token_training::windows(&valid_ids, hp.window);
+    let train_windows = token_training::windows(train_ids, hp.window);
+    let valid_windows = token_training::windows(valid_ids, hp.window);
     let valid_batches =
         token_training::batches(&valid_windows, &in_order(valid_windows.len()), hp.batch_size, device);
     let train_batches = |_epoch: u32| {
@@ -336,6 +389,14 @@ fn fit<B>(
     let hp = &run.hyperparameters;
     let mut optimizer = Optimizer::new(vs, hp.optimizer());
     super::fit(vs, &mut optimizer, &hp.fit(), train_batches, valid_batches, loss, run.checkpoints, control)
+}
+
+/// The size of a training split: its items (frames or tokens) and pieces.
+fn corpus_size<T>(sequences: &[Vec<T>]) -> CorpusSize {
+    CorpusSize {
+        items: sequences.iter().map(|sequence| sequence.len() as u64).sum(),
+        pieces: sequences.len() as u64,
+    }
 }
 
 fn in_order(n: usize) -> Vec<usize> {

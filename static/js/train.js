@@ -1,5 +1,6 @@
 // Train: upload a corpus and read its ingest report, start a job, and watch its
-// losses per epoch live over the job's events WebSocket.
+// losses per epoch live over the job's events WebSocket; within an epoch, its
+// `progress` messages move a dashed training-loss line to where the epoch is.
 
 import { api, clearErrors, showError, socket } from "./api.js";
 
@@ -10,6 +11,7 @@ export class Trainer {
     this.onModelsChanged = onModelsChanged;
     this.job = null;
     this.epochs = [];
+    this.progress = null;
     $("upload-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.upload();
@@ -106,6 +108,7 @@ export class Trainer {
   follow(job) {
     this.job = job;
     this.epochs = [];
+    this.progress = null;
     $("epochs").tBodies[0].replaceChildren();
     $("cancel-job").disabled = false;
     this.drawChart();
@@ -120,6 +123,9 @@ export class Trainer {
     if (event.type === "snapshot") {
       for (const metrics of event.job.epochs) this.addEpoch(metrics);
       this.showState(event.job.state, event.job);
+      if (event.job.progress) this.showProgress(event.job.progress);
+    } else if (event.type === "progress") {
+      this.showProgress(event.progress);
     } else if (event.type === "epoch") {
       this.addEpoch(event.metrics, event.eta_seconds);
     } else if (event.type === "state") {
@@ -142,7 +148,17 @@ export class Trainer {
     if (details.cancel_requested && state === "running") $("job-status").textContent += " Stopping…";
   }
 
+  showProgress(progress) {
+    this.progress = progress;
+    const percent = Math.round((100 * progress.step) / Math.max(1, progress.steps));
+    $("job-status").textContent =
+      `Epoch ${progress.epoch}: step ${progress.step} of ${progress.steps} (${percent}%), ` +
+      `${progress.steps_per_second.toFixed(1)} steps/s, about ${Math.ceil(progress.eta_seconds)} s to the epoch's end.`;
+    this.drawChart();
+  }
+
   addEpoch(metrics, eta) {
+    if (this.progress && this.progress.epoch <= metrics.epoch) this.progress = null;
     this.epochs = this.epochs.filter((known) => known.epoch !== metrics.epoch);
     this.epochs.push(metrics);
     this.epochs.sort((a, b) => a.epoch - b.epoch);
@@ -171,15 +187,23 @@ export class Trainer {
     g.font = "12px system-ui, sans-serif";
     const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
     g.fillStyle = dark ? "#c9d1e0" : "#374151";
-    if (this.epochs.length === 0) {
+    // The running epoch, as a point between the last epoch and its own: epoch
+    // e at a fraction f of its steps sits at e - 1 + f (the axis starts at 0
+    // while the first epoch runs).
+    const running = this.progress && {
+      at: this.progress.epoch - 1 + this.progress.step / Math.max(1, this.progress.steps),
+      loss: this.progress.train_loss,
+    };
+    if (this.epochs.length === 0 && !running) {
       g.fillText("Losses per epoch appear here.", 16, height / 2);
       return;
     }
-    const values = this.epochs.flatMap((m) => [m.train_loss, m.valid_loss]);
+    const values = this.epochs.flatMap((m) => [m.train_loss, m.valid_loss]).concat(running ? [running.loss] : []);
     const [low, high] = [Math.min(...values), Math.max(...values)];
     const pad = { left: 48, right: 12, top: 20, bottom: 24 };
-    const last = Math.max(2, this.epochs.length);
-    const x = (epoch) => pad.left + ((epoch - 1) / (last - 1)) * (width - pad.left - pad.right);
+    const last = Math.max(2, this.epochs.length, this.progress ? this.progress.epoch : 0);
+    const first = running ? Math.min(1, Math.floor(running.at)) : 1;
+    const x = (epoch) => pad.left + ((epoch - first) / (last - first)) * (width - pad.left - pad.right);
     const y = (loss) => pad.top + (1 - (loss - low) / Math.max(1e-9, high - low)) * (height - pad.top - pad.bottom);
     g.fillText(high.toFixed(3), 4, pad.top + 4);
     g.fillText(low.toFixed(3), 4, height - pad.bottom);
@@ -193,6 +217,21 @@ export class Trainer {
       g.stroke();
       for (const m of this.epochs) g.fillRect(x(m.epoch) - 2, y(m[key]) - 2, 4, 4);
       g.fillText(label, key === "train_loss" ? pad.left : pad.left + 50, 12);
+    }
+    if (running) {
+      const previous = this.epochs[this.epochs.length - 1];
+      g.strokeStyle = "#3559c7";
+      g.fillStyle = "#3559c7";
+      g.setLineDash([4, 4]);
+      g.beginPath();
+      if (previous) g.moveTo(x(previous.epoch), y(previous.train_loss));
+      else g.moveTo(x(running.at), y(running.loss));
+      g.lineTo(x(running.at), y(running.loss));
+      g.stroke();
+      g.setLineDash([]);
+      g.beginPath();
+      g.arc(x(running.at), y(running.loss), 3, 0, 2 * Math.PI);
+      g.fill();
     }
   }
 

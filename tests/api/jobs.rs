@@ -224,6 +224,93 @@ async fn server_sent_events_carry_the_same_messages() {
     assert_eq!(missing.send().await.unwrap().status(), StatusCode::NOT_FOUND);
 }
 
+/// Reads a job's WebSocket events until the stream closes; each with the
+/// seconds since the socket opened.
+async fn followed(app: &TestApp, id: &str) -> Vec<(f64, Value)> {
+    let url = format!("ws://{}/v1/training-jobs/{id}/events", app.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket opens");
+    let opened = Instant::now();
+    let mut events = Vec::new();
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(120), socket.next()).await.unwrap() {
+        match message.unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                events.push((opened.elapsed().as_secs_f64(), serde_json::from_str::<Value>(&text).unwrap()))
+            }
+            tokio_tungstenite::tungstenite::Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_job_streams_progress_within_each_epoch_at_most_twice_a_second() {
+    let app = with_worker(TestDatabase::sqlite()).await;
+    let dataset = upload_mini(&app).await;
+    // Epochs of a few seconds, of some 250 quick steps: one short window per step.
+    let mut body = tiny_job(&dataset, 2);
+    body["hyperparameters"]["batch_size"] = json!(1);
+    body["hyperparameters"]["hidden_size"] = json!(256);
+    let submitted: Value = submit(&app, &body, None).await.json().await.unwrap();
+    let events = followed(&app, submitted["id"].as_str().unwrap()).await;
+    let kinds: Vec<&str> = events.iter().map(|(_, event)| event["type"].as_str().unwrap()).collect();
+    assert_eq!(events.last().unwrap().1["state"], "succeeded", "{kinds:?}");
+
+    // Each epoch's progress comes before that epoch's metrics, counting up.
+    let mut running = 1;
+    let mut last_step = 0;
+    let mut progress_per_epoch = [0; 2];
+    for (_, event) in &events {
+        match event["type"].as_str().unwrap() {
+            "progress" => {
+                let progress = &event["progress"];
+                assert_eq!(progress["epoch"], running, "{event}");
+                let (step, steps) = (progress["step"].as_u64().unwrap(), progress["steps"].as_u64().unwrap());
+                assert!(last_step < step && step <= steps, "{event}");
+                assert!(progress["steps_per_second"].as_f64().unwrap() > 0.0, "{event}");
+                assert!(progress["train_loss"].as_f64().unwrap().is_finite(), "{event}");
+                last_step = step;
+                progress_per_epoch[running as usize - 1] += 1;
+            }
+            "epoch" => {
+                assert_eq!(event["metrics"]["epoch"], running, "{event}");
+                running += 1;
+                last_step = 0;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(running, 3, "both epochs streamed: {kinds:?}");
+
+    // The recipe for jsb-mini, around the request's own values, with its reasons,
+    // in the job and in the model.
+    let done = finished(&app, submitted["id"].as_str().unwrap()).await;
+    let hyperparameters = &done["hyperparameters"];
+    let reasons = &hyperparameters["recipe"];
+    assert_eq!(
+        (&hyperparameters["batch_size"], &reasons["batch_size"]),
+        (&json!(1), &json!("set by the request"))
+    );
+    assert_eq!(hyperparameters["budget_minutes"], 60.0, "the default budget");
+    assert!(
+        hyperparameters["dropout"].as_f64().unwrap() > 0.3,
+        "a tiny corpus: more dropout than the preset's"
+    );
+    assert!(reasons["dropout"].as_str().unwrap().contains("items in 7 pieces"), "{reasons}");
+    let model: Value =
+        app.get(&format!("/v1/models/{}", done["model_id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(&model["hyperparameters"], hyperparameters);
+    assert!(progress_per_epoch.iter().all(|&count| count > 0), "progress within every epoch: {kinds:?}");
+
+    // At most two a second (one record per 500 ms), in every stretch of the stream.
+    let times: Vec<f64> =
+        events.iter().filter(|(_, event)| event["type"] == "progress").map(|(time, _)| *time).collect();
+    for (i, first) in times.iter().enumerate() {
+        let within_a_second = times[i..].iter().take_while(|time| *time - first < 1.0).count();
+        assert!(within_a_second <= 3, "{within_a_second} progress events within a second: {times:?}");
+    }
+}
+
 #[tokio::test]
 async fn idempotency_keys_make_retries_safe() {
     let app = spawn_app(Options::default()).await;
@@ -274,6 +361,14 @@ async fn bad_submissions_name_the_field_at_fault() {
         (
             json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"dropout": 0.95}}),
             "hyperparameters.dropout",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "pianoroll-nade", "hyperparameters": {"budget_minutes": 0.5}}),
+            "hyperparameters.budget_minutes",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"budget_minutes": 10081}}),
+            "hyperparameters.budget_minutes",
         ),
         (
             json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"batch_size": "8"}}),

@@ -192,6 +192,7 @@ fn new_job(id: &str, max_attempts: i64) -> fugue::store::NewJob {
         dataset_id: "d1".to_owned(),
         preset: fugue::shared::Preset::Fugue,
         hyperparameters: "{}".to_owned(),
+        overrides: "{}".to_owned(),
         idempotency_key: None,
         request_sha256: "0".to_owned(),
         max_attempts,

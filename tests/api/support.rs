@@ -321,6 +321,7 @@ pub fn write_model(models_dir: &Path, name: &str) {
             best_epoch: 0,
             best_valid_loss: 0.0,
             stopped_early: false,
+            budget_spent: false,
         },
         evaluation: Default::default(),
         originality_index: None,

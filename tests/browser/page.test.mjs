@@ -479,6 +479,19 @@ try {
     await page.locator("#models").screenshot({ path: join(shots, "07-models.png") });
   });
 
+  await step("watch a slower job's chart move within its epoch, then cancel it", async () => {
+    // Some 250 steps an epoch, several seconds: progress messages arrive between epochs.
+    await page.fill("#job-epochs", "3");
+    await page.fill("#job-overrides", JSON.stringify({ hidden_size: 256, layers: 1, embedding_size: 8, window: 16, batch_size: 1 }));
+    await page.click("#start-job");
+    await page.waitForFunction(() => /^Epoch 1: step \d+ of \d+ \(\d+%\)/.test(document.querySelector("#job-status").textContent),
+      null, { timeout: 120_000 });
+    await page.locator(".training").screenshot({ path: join(shots, "06b-training-progress.png") });
+    assert.equal(await page.locator("#epochs tbody tr").count(), 0, "no epoch has ended yet");
+    await page.click("#cancel-job");
+    await page.waitForFunction(() => document.querySelector("#job-status").textContent.startsWith("Cancelled"), null, { timeout: 60_000 });
+  });
+
   await step("make the trained model the default from the list", async () => {
     await page.click("#model-list button");
     await page.waitForFunction(() => [...document.querySelectorAll("#model-list tbody tr")]

@@ -279,21 +279,8 @@ fn summary(values: &mut [f64], unit: &str) -> String {
 
 /// User plus system CPU seconds of a process so far (`/proc/PID/stat`).
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may hold spaces; the fields after its closing parenthesis don't.
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').context("reading /proc/PID/stat")?.1.split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat(5); the list starts at field 3.
-    Ok((ticks(11) + ticks(12)) / clock_ticks_per_second())
-}
-
-fn clock_ticks_per_second() -> f64 {
-    let answer = Command::new("getconf").arg("CLK_TCK").output();
-    answer
-        .ok()
-        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    let times = super::CpuTimes::of(pid)?;
+    Ok(times.user + times.system)
 }
 
 /// The process's peak resident set so far (`VmHWM`), in MB.

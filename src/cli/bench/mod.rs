@@ -4,6 +4,7 @@ mod endless;
 mod generate;
 mod harmonize;
 mod load;
+mod nade;
 mod originality;
 mod render;
 
@@ -13,13 +14,16 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::cli::args::{BenchArgs, BenchCommand, IngestBenchArgs, TrainBenchArgs};
+use crate::cli::args::{BenchArgs, BenchCommand, IngestBenchArgs, TrainBenchArgs, TrainHead};
 use crate::datasets::{IngestLimits, folder_uploads, ingest};
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match &args.which {
         BenchCommand::Ingest(args) => ingest_bench(args),
-        BenchCommand::Train(args) => train_bench(args),
+        BenchCommand::Train(args) => match args.head {
+            TrainHead::Token => train_bench(args),
+            TrainHead::Nade => nade::run(args),
+        },
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Load(args) => load::run(args),
         BenchCommand::Originality(args) => originality::run(args),
@@ -27,6 +31,41 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Render(args) => render::run(args),
         BenchCommand::Endless(args) => endless::run(args),
     }
+}
+
+/// CPU time a process has used so far, in seconds: in user space and in the
+/// kernel on its behalf (from `/proc/PID/stat`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CpuTimes {
+    user: f64,
+    system: f64,
+}
+
+impl CpuTimes {
+    fn of(pid: u32) -> anyhow::Result<CpuTimes> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // The command name may hold spaces; the fields after its closing parenthesis don't.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').context("reading /proc/PID/stat")?.1.split_whitespace().collect();
+        let ticks =
+            |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime are fields 14 and 15 of stat(5); the list starts at field 3.
+        let per_second = clock_ticks_per_second();
+        Ok(CpuTimes { user: ticks(11) / per_second, system: ticks(12) / per_second })
+    }
+
+    /// What was used since `earlier`.
+    fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes { user: self.user - earlier.user, system: self.system - earlier.system }
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    let answer = Command::new("getconf").arg("CLK_TCK").output();
+    answer
+        .ok()
+        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// A memory figure of process `pid` from `/proc/PID/status` (`VmRSS`, now; `VmHWM`,
@@ -102,10 +141,7 @@ fn train_bench(args: &TrainBenchArgs) -> anyhow::Result<()> {
 
     tch::set_num_threads(args.reference.threads.max(1));
     for size in &args.sizes {
-        let (layers, hidden) = size
-            .split_once('x')
-            .and_then(|(l, h)| Some((l.parse::<i64>().ok()?, h.parse::<i64>().ok()?)))
-            .with_context(|| format!("size `{size}` is not LAYERSxHIDDEN"))?;
+        let (layers, hidden) = layers_and_hidden(size)?;
         tch::manual_seed(0);
         let vs = VarStore::new(Device::Cpu);
         let embedding = nn::embedding(vs.root() / "embedding", args.vocab, args.embed, Default::default());
@@ -160,6 +196,13 @@ fn reference_train_rate(
         .args(["--embed", &number(args.embed), "--hidden", &number(hidden), "--layers", &number(layers)])
         .args(["--steps", &(args.steps * 20).to_string(), "--threads", &args.reference.threads.to_string()]);
     reference(command)?["samples_per_s"].as_f64().context("the reference printed no samples_per_s")
+}
+
+/// `2x512`: layers and hidden units.
+fn layers_and_hidden(size: &str) -> anyhow::Result<(i64, i64)> {
+    size.split_once('x')
+        .and_then(|(l, h)| Some((l.parse::<i64>().ok()?, h.parse::<i64>().ok()?)))
+        .with_context(|| format!("size `{size}` is not LAYERSxHIDDEN"))
 }
 
 /// Runs the PyTorch reference and returns the JSON line it prints.
