@@ -1,7 +1,44 @@
 //! Content negotiation: which of the media types a handler offers the client's
-//! `Accept` header prefers, by quality value and then specificity (RFC 9110 §12.5.1).
+//! `Accept` header prefers, by quality value and then specificity (RFC 9110 §12.5.1);
+//! and how binary answers (MIDI, audio, SoundFonts) are described and labelled.
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
+
+/// The generic type of any file, offered beside each binary answer's own type
+/// (`audio/midi`, `audio/wav`, …): clients generated from the OpenAPI document
+/// know it, and read the answer as bytes.
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The bytes of a file, as the OpenAPI document describes a binary answer
+/// (`type: string, format: binary`), not as an array of numbers.
+pub struct Binary;
+
+impl PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("The bytes of a file."))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
+
+/// Labels a binary answer with the media type negotiation chose: its own type, or
+/// `application/octet-stream` for a client that asked for that. Both describe the
+/// same bytes; answering the type the client asked for is what `Accept` means
+/// (sending `audio/midi` to `Accept: application/octet-stream` would be a type it
+/// did not accept). `Vary: Accept` tells caches the label depends on the header.
+pub fn label(response: &mut Response, media_type: &'static str) {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+}
 
 /// The offered media type the client prefers most; the first offered when there is
 /// no `Accept` header or it accepts none of them (handlers answer their default).
@@ -58,8 +95,6 @@ impl<'a> MediaRange<'a> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
     fn chosen(accept: Option<&str>) -> &'static str {
@@ -81,5 +116,18 @@ mod tests {
         assert_eq!(chosen(Some("application/json, audio/midi;q=0.5")), "application/json");
         assert_eq!(chosen(Some("application/json;q=0.4, audio/midi;q=0.9")), "audio/midi");
         assert_eq!(chosen(Some("text/html")), "application/json", "nothing acceptable: the default");
+    }
+
+    #[test]
+    fn octet_stream_is_chosen_only_when_asked_for() {
+        let chosen = |accept: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            preferred(&headers, &["audio/midi", OCTET_STREAM])
+        };
+        assert_eq!(chosen("*/*"), "audio/midi");
+        assert_eq!(chosen("application/*"), OCTET_STREAM);
+        assert_eq!(chosen("application/octet-stream"), OCTET_STREAM);
+        assert_eq!(chosen("audio/midi, application/octet-stream;q=0.5"), "audio/midi");
     }
 }

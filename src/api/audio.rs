@@ -16,6 +16,7 @@ use tower_http::services::ServeFile;
 use utoipa::IntoParams;
 
 use super::AppState;
+use super::accept::{Binary, OCTET_STREAM, label, preferred};
 use super::error::{ApiError, ErrorBody};
 use crate::audio::{CHANNELS, CHUNK_FRAMES, FlacWriter, FontError, Render, load_font, wav_header, wav_len};
 use crate::config::AudioSettings;
@@ -181,7 +182,8 @@ fn font_error(error: FontError) -> ApiError {
 #[into_params(parameter_in = Query)]
 pub struct AudioQuery {
     /// `wav` or `flac` (both 44.1 kHz, 16-bit stereo). Without it, the `Accept`
-    /// header chooses (`audio/wav` or `audio/flac`), WAV by default.
+    /// header chooses (`audio/wav` or `audio/flac`), WAV by default (and for
+    /// `application/octet-stream`).
     format: Option<String>,
 }
 
@@ -190,15 +192,18 @@ pub struct AudioQuery {
 /// Rendered with the server's General MIDI SoundFont: each part plays its program
 /// (drums on channel 10), at the tempo, velocities and lengths written, from the
 /// start to the end of the last note. The WAV or FLAC file (44.1 kHz, 16-bit
-/// stereo) streams as it renders (a WAV with its `Content-Length`). Pieces longer than `FUGUE_MAX_AUDIO_SECONDS` (30
+/// stereo) streams as it renders (a WAV with its `Content-Length`), labelled
+/// with its format's type, or `application/octet-stream` when the `Accept` header
+/// prefers that. Pieces longer than `FUGUE_MAX_AUDIO_SECONDS` (30
 /// minutes by default) answer 422; more than `FUGUE_MAX_RENDERS` renders at once
 /// answer 429; without a SoundFont installed, 503 says how to install one.
 #[utoipa::path(get, path = "/v1/compositions/{id}/audio", tag = "generate",
     params(("id" = String, Path, description = "Composition id"), AudioQuery),
     responses(
         (status = 200, description = "The audio file", content(
-            (Vec<u8> = "audio/wav"),
-            (Vec<u8> = "audio/flac"),
+            (Binary = "audio/wav"),
+            (Binary = "audio/flac"),
+            (Binary = "application/octet-stream"),
         )),
         (status = 404, description = "No such composition", body = ErrorBody),
         (status = 422, description = "An unknown `format`, or a piece longer than audio is rendered for", body = ErrorBody),
@@ -211,9 +216,9 @@ pub async fn composition_audio(
     Query(query): Query<AudioQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let answer = preferred(&headers, &["audio/wav", "audio/flac", OCTET_STREAM]);
     let format = match query.format.as_deref() {
-        None => AudioFormat::of_media_type(super::accept::preferred(&headers, &["audio/wav", "audio/flac"]))
-            .unwrap_or(AudioFormat::Wav),
+        None => AudioFormat::of_media_type(answer).unwrap_or(AudioFormat::Wav),
         Some("wav") => AudioFormat::Wav,
         Some("flac") => AudioFormat::Flac,
         Some(_) => {
@@ -230,7 +235,9 @@ pub async fn composition_audio(
         .ok_or_else(|| ApiError::NotFound(format!("no composition `{id}`")))?;
     state.audio.check_font()?;
     let midi = state.composer.midi(&hash).await?;
-    state.audio.audio_response(midi, &id, format).await
+    let mut response = state.audio.audio_response(midi, &id, format).await?;
+    label(&mut response, if answer == OCTET_STREAM { OCTET_STREAM } else { format.media_type() });
+    Ok(response)
 }
 
 /// The SoundFont, for the page's synthesizer.
@@ -242,7 +249,7 @@ pub async fn composition_audio(
 #[utoipa::path(get, path = "/v1/soundfont", tag = "generate",
     responses(
         (status = 200, description = "The SoundFont file (SF2, or SF3 with compressed samples)",
-            content_type = "application/octet-stream", body = Vec<u8>,
+            content_type = "application/octet-stream", body = Binary,
             headers(
                 ("ETag" = String, description = "Changes when the file changes"),
                 ("X-Fugue-Soundfont" = String, description = "`render` (the font audio is rendered with) or `page` (the smaller page font)"),

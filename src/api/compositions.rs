@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
+use super::accept::{Binary, OCTET_STREAM, label, preferred};
 use super::error::{ApiError, ErrorBody};
 use crate::generate::compose::Composition;
 
@@ -74,18 +75,27 @@ pub async fn delete_composition(
 }
 
 /// Download a composition as a standard MIDI file.
+///
+/// Labelled `audio/midi`, or `application/octet-stream` when the `Accept` header
+/// prefers that: the same bytes either way.
 #[utoipa::path(get, path = "/v1/compositions/{id}/midi", tag = "generate",
     params(("id" = String, Path, description = "Composition id")),
     responses(
-        (status = 200, description = "The MIDI file", content_type = "audio/midi", body = Vec<u8>),
+        (status = 200, description = "The MIDI file", content(
+            (Binary = "audio/midi"),
+            (Binary = "application/octet-stream"),
+        )),
         (status = 404, description = "No such composition", body = ErrorBody),
     ))]
 pub async fn composition_midi(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, hash) = state.composer.composition(&id).await?.ok_or_else(|| no_composition(&id))?;
-    Ok(midi_response(state.composer.midi(&hash).await?, &id))
+    let mut response = midi_response(state.composer.midi(&hash).await?, &id);
+    label(&mut response, preferred(&headers, &["audio/midi", OCTET_STREAM]));
+    Ok(response)
 }
 
 /// A MIDI file as a download named after the composition.

@@ -37,9 +37,9 @@ const MAX_STREAM_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
     responses(
         (status = 201, description = "Composed", content(
                 (Composition = "application/json"),
-                (Vec<u8> = "audio/midi"),
-                (Vec<u8> = "audio/wav"),
-                (Vec<u8> = "audio/flac"),
+                (super::accept::Binary = "audio/midi"),
+                (super::accept::Binary = "audio/wav"),
+                (super::accept::Binary = "audio/flac"),
             ),
             headers(("Location" = String, description = "The composition's URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),

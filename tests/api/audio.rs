@@ -275,6 +275,36 @@ async fn a_composition_downloads_as_audio_that_sounds_where_its_notes_do() {
 }
 
 #[tokio::test]
+async fn a_client_that_asks_for_an_octet_stream_gets_the_same_bytes_labelled_so() {
+    let app = bundled(installed_audio()).await;
+    let request = json!({"length": {"notes": 12}, "seed": 4});
+    let piece: Value = generate(&app, "application/json", &request).await.json().await.unwrap();
+    let id = piece["composition_id"].as_str().unwrap();
+    let fetch =
+        |path: String, accept: &'static str| app.client.get(app.url(&path)).header("accept", accept).send();
+    for (path, specific) in [
+        (format!("/v1/compositions/{id}/midi"), "audio/midi"),
+        (format!("/v1/compositions/{id}/audio"), "audio/wav"),
+    ] {
+        let labelled = fetch(path.clone(), "*/*").await.unwrap();
+        assert_eq!(labelled.headers()["content-type"], specific, "{path}");
+        assert_eq!(labelled.headers()["vary"], "accept", "{path}");
+        let expected = labelled.bytes().await.unwrap();
+        let generic = fetch(path.clone(), "application/octet-stream").await.unwrap();
+        assert_eq!(generic.status(), StatusCode::OK);
+        assert_eq!(generic.headers()["content-type"], "application/octet-stream", "{path}");
+        assert_eq!(generic.bytes().await.unwrap(), expected, "{path}: the same bytes");
+    }
+    let midi = fetch(format!("/v1/compositions/{id}/midi"), "application/octet-stream").await.unwrap();
+    assert_eq!(&midi.bytes().await.unwrap()[..4], b"MThd");
+    // The query still chooses the format; the label follows the Accept header.
+    let flac =
+        fetch(format!("/v1/compositions/{id}/audio?format=flac"), "application/octet-stream").await.unwrap();
+    assert_eq!(flac.headers()["content-type"], "application/octet-stream");
+    assert_eq!(&flac.bytes().await.unwrap()[..4], b"fLaC");
+}
+
+#[tokio::test]
 async fn without_a_soundfont_audio_answers_503_saying_how_to_install_one_and_the_rest_works() {
     let missing = AudioSettings {
         soundfont: project_path("soundfonts/none.sf2"),

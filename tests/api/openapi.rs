@@ -28,6 +28,36 @@ async fn served_document_is_openapi_3_1_with_every_route() {
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
 }
 
+/// Files (MIDI, audio, the SoundFont) are described as binary strings, and every
+/// route that answers one offers `application/octet-stream` too, so generated
+/// clients read them as bytes.
+#[test]
+fn binary_answers_are_binary_strings_offered_as_octet_streams_too() {
+    let document = serde_json::to_value(fugue::api::openapi()).unwrap();
+    let binary = &document["components"]["schemas"]["Binary"];
+    assert_eq!((binary["type"].as_str(), binary["format"].as_str()), (Some("string"), Some("binary")));
+    let mut files = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(content) = operation["responses"]["200"]["content"].as_object() else { continue };
+            for (media_type, body) in content {
+                if media_type.starts_with("audio/") || media_type == "application/octet-stream" {
+                    assert_eq!(
+                        body["schema"]["$ref"], "#/components/schemas/Binary",
+                        "{method} {path} {media_type}"
+                    );
+                    files += 1;
+                    assert!(
+                        content.contains_key("application/octet-stream"),
+                        "{method} {path} offers no octet stream"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(files, 2 + 3 + 1, "the MIDI, audio and SoundFont routes' answers");
+}
+
 /// The README's limits row for hyperparameters, as the range table spells it.
 fn ranges_as_the_readme_writes_them() -> String {
     let ranges: Vec<String> =

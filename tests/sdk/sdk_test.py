@@ -3,7 +3,8 @@
 Run by scripts/api-clients-test.sh with the generated `fugue_client` package on
 sys.path and the server's address as the first argument. Everything goes through
 the generated client: upload a dataset, train a tiny model and poll the job to the
-end, list models, generate with the new model, download the MIDI file.
+end, list models, generate with the new model, download its MIDI file and audio
+(read as files from the client's parsed answers).
 """
 
 import io
@@ -14,7 +15,7 @@ import zipfile
 
 from fugue_client import AuthenticatedClient
 from fugue_client.api.datasets import create_dataset
-from fugue_client.api.generate import composition_midi, generate
+from fugue_client.api.generate import composition_audio, composition_midi, generate
 from fugue_client.api.models import list_models
 from fugue_client.api.training import create_training_job, get_training_job
 from fugue_client.models import (
@@ -82,9 +83,20 @@ piece = generate.sync(client=client, body=body)
 check(isinstance(piece, Composition), f"generate answered {piece!r}")
 check(len(piece.notes) >= 1 and piece.seed == 5, "no notes")
 exercised.append(f"generate: {len(piece.notes)} notes")
-midi = composition_midi.sync_detailed(piece.composition_id, client=client)
-check(midi.status_code == 200 and midi.content[:4] == b"MThd", f"the download is not MIDI ({midi.status_code})")
-exercised.append(f"composition_midi: {len(midi.content)} bytes of MIDI")
+midi = composition_midi.sync(piece.composition_id, client=client)
+check(isinstance(midi, File), f"the MIDI download parsed as {midi!r}, not a file")
+midi_bytes = midi.payload.read()
+check(midi_bytes[:4] == b"MThd", f"the download is not MIDI: {midi_bytes[:16]!r}")
+exercised.append(f"composition_midi: {len(midi_bytes)} bytes of MIDI")
+
+# 5b. Its audio, WAV by default and FLAC by the query, as parsed files too.
+wav = composition_audio.sync(piece.composition_id, client=client)
+check(isinstance(wav, File), f"the audio download parsed as {wav!r}, not a file")
+wav_bytes = wav.payload.read()
+check(wav_bytes[:4] == b"RIFF" and wav_bytes[8:12] == b"WAVE", f"the download is not WAV: {wav_bytes[:16]!r}")
+flac = composition_audio.sync(piece.composition_id, client=client, format_="flac")
+check(isinstance(flac, File) and flac.payload.read(4) == b"fLaC", f"the FLAC download parsed as {flac!r}")
+exercised.append(f"composition_audio: {len(wav_bytes)} bytes of WAV, and FLAC")
 
 # 6. Generate in parts with the bundled default, a four-voice chorale model: a
 #    soprano for a flute and a bass for a tuba, each in its range, one note at a time.
