@@ -37,8 +37,9 @@ use crate::generate::compose::Composer;
 use crate::generate::engine::{Engine, EngineConfig};
 use crate::generate::metrics::EngineMetrics;
 use crate::jobs::Jobs;
+use crate::jobs::evaluation::Evaluations;
 use crate::jobs::event_stream::JobChanges;
-use crate::jobs::worker::{WorkerContext, run_pool, worker_devices};
+use crate::jobs::worker::{WorkerContext, run_pool, worker_devices, worker_name};
 use crate::model::registry::ModelRegistry;
 use crate::objects::BundleCache;
 use crate::observability::{HttpMetrics, track_requests};
@@ -48,7 +49,9 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     store: Store,
-    workers: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    /// The training workers (when the server runs any) and the evaluation worker,
+    /// and the signal that stops them.
+    workers: (watch::Sender<bool>, tokio::task::JoinSet<()>),
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -91,12 +94,14 @@ impl App {
             datasets: datasets.clone(),
             indexes: Default::default(),
         };
+        let evaluations = Evaluations { jobs: jobs.clone(), composer: composer.clone() };
         let state = AppState {
             store: store.clone(),
             datasets: datasets.clone(),
             metrics,
             models,
             jobs: jobs.clone(),
+            evaluations: evaluations.clone(),
             composer,
             devices,
             max_queued_jobs: args.max_queued_jobs,
@@ -109,18 +114,17 @@ impl App {
             .transpose()?;
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
-        let workers = worker_context.map(|context| {
-            let (stop, stopped) = watch::channel(false);
-            let pool = run_pool(
-                context,
-                worker_devices(&args.training),
-                args.training.workers,
-                storage.postgres_url(),
-                stopped,
-            );
-            (stop, tokio::spawn(pool))
-        });
-        Ok(App { listener, router, store, workers })
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = tokio::task::JoinSet::new();
+        if let Some(context) = worker_context {
+            let devices = worker_devices(&args.training);
+            let postgres = storage.postgres_url();
+            workers.spawn(run_pool(context, devices, args.training.workers, postgres, stopped.clone()));
+        }
+        // Every server evaluates models on its own engine.
+        let name = format!("{}/evaluation", worker_name());
+        workers.spawn(crate::jobs::evaluation::run_worker(evaluations, name, stopped));
+        Ok(App { listener, router, store, workers: (stop, workers) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -138,10 +142,9 @@ impl App {
             }
         });
         axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
-        if let Some((stop, pool)) = self.workers {
-            let _ = stop.send(true);
-            let _ = pool.await;
-        }
+        let (stop, mut workers) = self.workers;
+        let _ = stop.send(true);
+        while workers.join_next().await.is_some() {}
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

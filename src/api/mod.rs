@@ -6,8 +6,10 @@ pub mod audio;
 mod compositions;
 mod datasets;
 pub mod error;
+mod evaluations;
 mod generate;
 mod health;
+mod job_events;
 pub mod json;
 mod models;
 mod system;
@@ -26,6 +28,7 @@ use crate::datasets::Datasets;
 use crate::devices::DeviceReport;
 use crate::generate::compose::Composer;
 use crate::jobs::Jobs;
+use crate::jobs::evaluation::Evaluations;
 use crate::model::registry::ModelRegistry;
 use crate::observability::HttpMetrics;
 use crate::store::Store;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<HttpMetrics>,
     pub models: ModelRegistry,
     pub jobs: Jobs,
+    /// Evaluation jobs: submitted here, run by the server's evaluation worker.
+    pub evaluations: Evaluations,
     pub composer: Composer,
     pub devices: DeviceReport,
     /// Most queued jobs before submissions answer 429.
@@ -59,14 +64,19 @@ pub const WEBSOCKET_AUTH_PROTOCOL: &str = "bearer";
             server runs with `FUGUE_API_KEYS`, every `/v1` route needs `Authorization: Bearer <key>`.",
         license(name = "MIT OR Apache-2.0")
     ),
-    components(schemas(ErrorBody, crate::jobs::event_stream::JobEvent, generate::StreamMessage)),
+    components(schemas(
+        ErrorBody,
+        crate::jobs::event_stream::JobEvent,
+        crate::jobs::evaluation::EvaluationEvent,
+        generate::StreamMessage
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "system", description = "What this server runs on"),
         (name = "datasets", description = "Corpora of MIDI files to train on"),
         (name = "training", description = "Training jobs: queued, leased to workers, resumable, followable live"),
-        (name = "models", description = "Trained and bundled models, and the default"),
+        (name = "models", description = "Trained and bundled models, the default, and their evaluations"),
         (name = "generate", description = "Compositions: generated over REST or streamed over a WebSocket, downloadable as MIDI or audio; the SoundFont for the page"),
     )
 )]
@@ -101,6 +111,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(models::list_models))
         .routes(routes!(models::get_model, models::delete_model))
         .routes(routes!(models::set_default_model))
+        .routes(routes!(evaluations::create_evaluation))
+        .routes(routes!(evaluations::get_evaluation_job))
+        .routes(routes!(evaluations::cancel_evaluation_job))
+        .routes(routes!(evaluations::evaluation_job_events))
         .routes(routes!(generate::generate))
         .routes(routes!(generate::generate_stream))
         .routes(routes!(compositions::list_compositions))

@@ -1,18 +1,13 @@
 //! Training jobs: submit (idempotently), list, read, cancel, and follow live over a
 //! WebSocket or Server-Sent Events.
 
-use std::convert::Infallible;
-
 use axum::Json;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
 use super::AppState;
@@ -56,7 +51,7 @@ pub async fn create_training_job(
 impl From<CancelError> for ApiError {
     fn from(error: CancelError) -> ApiError {
         match error {
-            missing @ CancelError::NotFound(_) => ApiError::NotFound(missing.to_string()),
+            missing @ CancelError::NotFound { .. } => ApiError::NotFound(missing.to_string()),
             ended @ CancelError::Ended { .. } => ApiError::Conflict(ended.to_string()),
             CancelError::Internal(error) => ApiError::Internal(error),
         }
@@ -172,47 +167,11 @@ pub async fn training_job_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let wants_sse =
-        super::accept::preferred(&headers, &["application/json", "text/event-stream"]) == "text/event-stream";
-    if upgrade.is_err() && !wants_sse {
-        return Err(ApiError::NotAcceptable(
-            "open a WebSocket, or send `Accept: text/event-stream` for Server-Sent Events".to_owned(),
-        ));
-    }
+    let wanted = super::job_events::wanted(&headers, upgrade)?;
     let job = state.jobs.view(&id).await?.ok_or_else(|| no_job(&id))?;
-    let events = follow(state.jobs.clone(), job);
-    Ok(match upgrade {
-        Ok(upgrade) => upgrade
-            .protocols([super::WEBSOCKET_AUTH_PROTOCOL])
-            .on_upgrade(move |socket| stream_to_socket(socket, events))
-            .into_response(),
-        Err(_) => {
-            let stream = ReceiverStream::new(events)
-                .map(|event| Ok::<_, Infallible>(Event::default().json_data(event).unwrap_or_default()));
-            Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
-        }
-    })
-}
-
-async fn stream_to_socket(mut socket: WebSocket, mut events: mpsc::Receiver<JobEvent>) {
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let Some(event) = event else { break };
-                let Ok(text) = serde_json::to_string(&event) else { break };
-                if socket.send(Message::Text(text.into())).await.is_err() {
-                    return;
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-    let _ = socket.send(Message::Close(None)).await;
+    Ok(super::job_events::respond(wanted, follow(state.jobs.clone(), job)))
 }
 
 fn no_job(id: &str) -> ApiError {

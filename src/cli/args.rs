@@ -197,9 +197,12 @@ pub struct EvaluateArgs {
     /// its `meta.json` gets the result).
     #[arg(long)]
     pub model: PathBuf,
-    /// Pieces to generate, with seeds 1 to N (1 to 64: one batch of the engine).
+    /// Pieces to generate, with seeds S to S + N - 1 (1 to 64: one batch of the engine).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub pieces: u32,
+    /// The first piece's seed, S.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Notes per piece (1 to 2000).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub notes: u32,

@@ -1,17 +1,15 @@
-//! `fugue evaluate`: pieces generated with a fixed list of seeds against the
-//! model's held-out files, feature by feature (MGEval-style), stored with the model.
+//! `fugue evaluate`: pieces generated with a run of seeds against the model's
+//! held-out files, feature by feature (MGEval-style), stored with the model.
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::analysis::originality::CopyKind;
-use crate::analysis::statistics::{PieceStatistics, SetComparison, SetStatistics};
 use crate::cli::args::EvaluateArgs;
-use crate::generate::compose::analysis_notes;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
+use crate::generate::evaluation::{music_evaluation, piece_request};
 use crate::generate::request::GenerateRequest;
-use crate::model::artifact::{MusicEvaluation, read_meta, read_originality, rewrite_meta};
+use crate::model::artifact::{read_meta, read_originality, rewrite_meta};
 
 pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
@@ -21,12 +19,12 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
     })?;
     let index = read_originality(&args.model)?.map(Arc::new);
     let engine = Engine::start(&EngineConfig::local(device, 64));
+    let seeds = args.seed..args.seed.checked_add(u64::from(args.pieces)).context("--seed is too large")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let pieces = runtime.block_on(async {
         let mut receivers = Vec::new();
-        for seed in 1..=u64::from(args.pieces) {
-            let request: GenerateRequest =
-                serde_json::from_value(serde_json::json!({"length": {"notes": args.notes}, "seed": seed}))?;
+        for seed in seeds {
+            let request: GenerateRequest = serde_json::from_value(piece_request(None, args.notes, seed))?;
             let validated = request.check(seed)?;
             let parts = crate::generate::parts::for_model(&meta.representation, &validated)?;
             let session = SessionRequest {
@@ -55,23 +53,7 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(pieces)
     })?;
-    let notes: Vec<_> = pieces.iter().map(|piece| analysis_notes(&piece.notes)).collect();
-    let statistics: Vec<PieceStatistics> =
-        notes.iter().filter_map(|notes| PieceStatistics::of(notes)).collect();
-    let mut copied: Vec<u32> = match &index {
-        Some(index) => {
-            notes.iter().map(|notes| index.lookup(notes, &[]).notes(CopyKind::Transposed)).collect()
-        }
-        None => Vec::new(),
-    };
-    copied.sort_unstable();
-    let evaluation = MusicEvaluation {
-        pieces: pieces.len(),
-        notes_per_piece: args.notes,
-        comparison: SetComparison::of_sets(SetStatistics::of(&statistics), reference),
-        median_copied_notes: copied.get(copied.len() / 2).copied(),
-        longest_copied_notes: copied.last().copied(),
-    };
+    let evaluation = music_evaluation(&pieces, reference, index.as_deref(), args.notes, args.seed);
     println!("{}", serde_json::to_string_pretty(&evaluation)?);
     if !args.dry_run {
         meta.music_evaluation = Some(evaluation);

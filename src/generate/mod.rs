@@ -5,6 +5,7 @@ pub mod admission;
 pub mod compose;
 pub mod decoder;
 pub mod engine;
+pub mod evaluation;
 pub mod given;
 pub mod load;
 pub mod lookahead;

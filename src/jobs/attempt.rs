@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
@@ -29,7 +29,7 @@ use crate::model::artifact;
 use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use crate::model::registry::ModelSummary;
 use crate::objects::Objects;
-use crate::store::{JobRow, LeaseCheck, Store};
+use crate::store::{JobRow, JobWork, LeaseCheck, Store};
 use crate::train::data::TrainingData;
 use crate::train::progress::{JOB_PROGRESS_INTERVAL, StepProgress, Throttle};
 use crate::train::run::{TrainingRun, train};
@@ -141,11 +141,12 @@ fn train_job(
         tracing::info!(job = %args.job, files = manifest.files.len(), "resuming from the stored checkpoint");
     }
     let patience = args.lease_timeout;
-    let preset = job.preset;
+    let JobWork::Training { preset, overrides, .. } = job.work else {
+        bail!("job `{}` is not a training job", args.job)
+    };
     let hyperparameters: Hyperparameters =
-        serde_json::from_str(&job.hyperparameters).context("reading the job's hyperparameters")?;
-    let recipe: Option<HyperparameterOverrides> = job
-        .overrides
+        serde_json::from_str(&job.parameters).context("reading the job's hyperparameters")?;
+    let recipe: Option<HyperparameterOverrides> = overrides
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
@@ -226,10 +227,13 @@ fn heed(check: LeaseCheck, cancelled: &AtomicBool, stop: &AtomicBool) -> anyhow:
 async fn load(args: &AttemptSettings, objects: &Objects) -> anyhow::Result<(Store, JobRow, TrainingData)> {
     let store = Store::connect(&args.database_url).await?;
     let job = store.job(&args.job).await?.with_context(|| format!("no training job `{}`", args.job))?;
+    let JobWork::Training { dataset_id, .. } = &job.work else {
+        bail!("job `{}` is not a training job", args.job)
+    };
     let datasets = Datasets::new(store.clone(), BlobStore::new(objects.clone()), IngestLimits::default());
     let data = datasets
-        .training_data(&job.dataset_id)
+        .training_data(dataset_id)
         .await?
-        .with_context(|| format!("dataset `{}` no longer exists", job.dataset_id))?;
+        .with_context(|| format!("dataset `{dataset_id}` no longer exists"))?;
     Ok((store, job, data))
 }

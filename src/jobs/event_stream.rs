@@ -1,5 +1,7 @@
-//! Following a job: a snapshot first, then every state change, every epoch and the
-//! running epoch's progress as the database records them, until the job ends.
+//! Following a job: a snapshot first, then every change (a state, a training
+//! job's epochs and its running epoch's progress, an evaluation's progress) as
+//! the database records it, until the job ends. Each kind of job view says what
+//! its changes are ([`Followed`]).
 //!
 //! The stream reads the job's rows rather than listening to the worker, because
 //! the worker may be another process on another machine; what a client sees is
@@ -90,23 +92,39 @@ pub enum JobEvent {
     End { state: JobState },
 }
 
-/// Follows job `id` (which must exist) into a channel; the task ends when the job
-/// does or the receiver is dropped.
-pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
+/// A view of a job that clients can follow: how to read it again, and the
+/// events that say what changed between two reads.
+pub trait Followed: Sized + Send + 'static {
+    /// One message of the job's event stream.
+    type Event: Serialize + Send + 'static;
+
+    /// The job as it stands now; `None` once it is gone.
+    fn read(jobs: &Jobs, id: &str) -> impl Future<Output = anyhow::Result<Option<Self>>> + Send;
+    fn id(&self) -> &str;
+    fn state(&self) -> JobState;
+    /// What a follower is sent first.
+    fn snapshot(&self) -> Self::Event;
+    /// The events that take a follower from `before` to this, the end not included.
+    fn changes(&self, before: &Self) -> Vec<Self::Event>;
+    /// The last event, once the job has reached a final state.
+    fn end(state: JobState) -> Self::Event;
+}
+
+/// Follows a job (as first read) into a channel; the task ends when the job does
+/// or the receiver is dropped.
+pub fn follow<J: Followed>(jobs: Jobs, first: J) -> mpsc::Receiver<J::Event> {
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(async move {
-        let mut sent_epochs: HashMap<u32, EpochMetrics> =
-            first.epochs.iter().map(|metrics| (metrics.epoch, metrics.clone())).collect();
-        let mut last = state_of(&first);
-        let mut sent_progress = first.progress.clone();
-        let mut done = first.state.is_terminal();
-        if sender.send(JobEvent::Snapshot { job: Box::new(first.clone()) }).await.is_err() {
+        let id = first.id().to_owned();
+        let mut done = first.state().is_terminal();
+        if sender.send(first.snapshot()).await.is_err() {
             return;
         }
         if done {
-            let _ = sender.send(JobEvent::End { state: first.state }).await;
+            let _ = sender.send(J::end(first.state())).await;
             return;
         }
+        let mut last = first;
         let mut changes = jobs.changes.sender.as_ref().map(broadcast::Sender::subscribe);
         let interval = if changes.is_some() { FALLBACK_INTERVAL } else { FOLLOW_INTERVAL };
         // Read once at once: a change between the snapshot and the subscription
@@ -120,7 +138,7 @@ pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
                 match &mut changes {
                     Some(changes) => loop {
                         match changes.recv().await {
-                            Ok(id) if id == first.id => return,
+                            Ok(changed) if changed == id => return,
                             Ok(_) => {}
                             // Missed some: read to be sure.
                             Err(broadcast::error::RecvError::Lagged(_)) => return,
@@ -135,7 +153,7 @@ pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
                 () = tokio::time::sleep(interval) => {}
                 () = sender.closed() => return,
             }
-            let job = match jobs.view(&first.id).await {
+            let job = match J::read(&jobs, &id).await {
                 Ok(Some(job)) => job,
                 Ok(None) => return,
                 Err(error) => {
@@ -143,31 +161,12 @@ pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
                     continue;
                 }
             };
-            let mut events = Vec::new();
-            for metrics in &job.epochs {
-                if sent_epochs.get(&metrics.epoch) != Some(metrics) {
-                    sent_epochs.insert(metrics.epoch, metrics.clone());
-                    let (attempt, eta_seconds) = (job.attempt, job.eta_seconds);
-                    events.push(JobEvent::Epoch { attempt, metrics: metrics.clone(), eta_seconds });
-                }
-            }
-            if job.progress.is_some() && job.progress != sent_progress {
-                sent_progress.clone_from(&job.progress);
-                events.extend(
-                    job.progress
-                        .clone()
-                        .map(|progress| JobEvent::Progress { attempt: job.attempt, progress }),
-                );
-            }
-            let state = state_of(&job);
-            if state != last {
-                events.push(state.clone());
-                last = state;
-            }
-            if job.state.is_terminal() {
-                events.push(JobEvent::End { state: job.state });
+            let mut events = job.changes(&last);
+            if job.state().is_terminal() {
+                events.push(J::end(job.state()));
                 done = true;
             }
+            last = job;
             for event in events {
                 if sender.send(event).await.is_err() {
                     return;
@@ -176,6 +175,55 @@ pub fn follow(jobs: Jobs, first: TrainingJob) -> mpsc::Receiver<JobEvent> {
         }
     });
     receiver
+}
+
+impl Followed for TrainingJob {
+    type Event = JobEvent;
+
+    async fn read(jobs: &Jobs, id: &str) -> anyhow::Result<Option<TrainingJob>> {
+        jobs.view(id).await
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn state(&self) -> JobState {
+        self.state
+    }
+
+    fn snapshot(&self) -> JobEvent {
+        JobEvent::Snapshot { job: Box::new(self.clone()) }
+    }
+
+    fn changes(&self, before: &TrainingJob) -> Vec<JobEvent> {
+        let sent: HashMap<u32, &EpochMetrics> =
+            before.epochs.iter().map(|metrics| (metrics.epoch, metrics)).collect();
+        let mut events: Vec<JobEvent> = self
+            .epochs
+            .iter()
+            .filter(|metrics| sent.get(&metrics.epoch) != Some(metrics))
+            .map(|metrics| JobEvent::Epoch {
+                attempt: self.attempt,
+                metrics: metrics.clone(),
+                eta_seconds: self.eta_seconds,
+            })
+            .collect();
+        if self.progress.is_some() && self.progress != before.progress {
+            events.extend(
+                self.progress.clone().map(|progress| JobEvent::Progress { attempt: self.attempt, progress }),
+            );
+        }
+        let state = state_of(self);
+        if state != state_of(before) {
+            events.push(state);
+        }
+        events
+    }
+
+    fn end(state: JobState) -> JobEvent {
+        JobEvent::End { state }
+    }
 }
 
 fn state_of(job: &TrainingJob) -> JobEvent {

@@ -1,11 +1,14 @@
-//! Training jobs: submission, the views clients read, and the workers that run them.
+//! Jobs: submission, the views clients read, and the workers that run them.
 //!
-//! The queue itself (claims, leases, fencing, reaping) is SQL in `store::jobs`;
-//! [`worker`] runs claimed jobs on devices, each attempt in a training process
-//! ([`attempt`]) that a [`supervisor`] watches over; [`event_stream`] follows a
-//! job for clients.
+//! One queue holds jobs of two kinds (`store::JobKind`): training a model, and
+//! evaluating one ([`evaluation`]). The queue itself (claims, leases, fencing,
+//! reaping) is SQL in `store::jobs`, the same for both; [`worker`] runs claimed
+//! training jobs on devices, each attempt in a training process ([`attempt`])
+//! that a [`supervisor`] watches over; [`evaluation`] runs evaluation jobs on the
+//! server's generation engine; [`event_stream`] follows a job for clients.
 
 pub mod attempt;
+pub mod evaluation;
 pub mod event_stream;
 mod retry;
 mod supervisor;
@@ -23,7 +26,7 @@ use crate::config::QueueSettings;
 use crate::model::hyperparameters::HyperparameterOverrides;
 use crate::model::presets::Preset;
 use crate::shared::rfc3339;
-use crate::store::{Enqueued, EpochRow, JobRow, JobState, NewJob, Store};
+use crate::store::{Enqueued, EpochRow, JobKind, JobRow, JobState, JobWork, NewJob, Store};
 use crate::train::EpochMetrics;
 use crate::train::progress::StepProgress;
 
@@ -106,7 +109,10 @@ impl TrainingJob {
     /// The view of a job's rows. A row that does not decode is an error naming the
     /// job and the column, never a view with its fields quietly emptied.
     pub fn of(row: JobRow, epochs: &[EpochRow]) -> anyhow::Result<TrainingJob> {
-        let hyperparameters: serde_json::Value = serde_json::from_str(&row.hyperparameters)
+        let JobWork::Training { dataset_id, preset, .. } = row.work else {
+            anyhow::bail!("job {} is not a training job", row.id);
+        };
+        let hyperparameters: serde_json::Value = serde_json::from_str(&row.parameters)
             .with_context(|| format!("training job {}: its hyperparameters are not JSON", row.id))?;
         let epochs_planned = hyperparameters
             .get("epochs")
@@ -140,8 +146,8 @@ impl TrainingJob {
                 .then(|| rfc3339(row.run_after)),
             id: row.id,
             name: row.name,
-            dataset_id: row.dataset_id,
-            preset: row.preset,
+            dataset_id,
+            preset,
             hyperparameters,
             state: row.state,
             attempt: row.attempt,
@@ -194,8 +200,8 @@ pub enum SubmitError {
 /// Why a job could not be cancelled.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
-    #[error("no training job `{0}`")]
-    NotFound(String),
+    #[error("no {} job `{id}`", kind.as_str())]
+    NotFound { kind: JobKind, id: String },
     #[error("job `{id}` has already ended ({})", .state.as_str())]
     Ended { id: String, state: JobState },
     #[error(transparent)]
@@ -245,10 +251,12 @@ impl Jobs {
         Ok(NewJob {
             id: uuid::Uuid::new_v4().to_string(),
             name,
-            dataset_id: request.dataset_id.clone(),
-            preset: request.preset,
-            hyperparameters: serde_json::to_string(&hyperparameters)?,
-            overrides: serde_json::to_string(&overrides)?,
+            work: JobWork::Training {
+                dataset_id: request.dataset_id.clone(),
+                preset: request.preset,
+                overrides: Some(serde_json::to_string(&overrides)?),
+            },
+            parameters: serde_json::to_string(&hyperparameters)?,
             idempotency_key: submission.idempotency_key.clone(),
             request_sha256: request_sha256(request)?,
             max_attempts: self.config.max_attempts,
@@ -257,24 +265,36 @@ impl Jobs {
 
     /// The newest `limit` jobs, in one state or all.
     pub async fn list(&self, state: Option<JobState>, limit: i64) -> anyhow::Result<Vec<TrainingJob>> {
-        let rows = self.store.jobs(state, limit).await?;
+        let rows = self.store.jobs(JobKind::Training, state, limit).await?;
         rows.into_iter().map(|(row, epochs)| TrainingJob::of(row, &epochs)).collect()
     }
 
     /// Cancels a queued job at once, or asks a running one to stop at its next
     /// heartbeat; the job as it now reads.
     pub async fn cancel(&self, id: &str) -> Result<TrainingJob, CancelError> {
-        let not_found = || CancelError::NotFound(id.to_owned());
-        let Some(before) = self.store.job(id).await? else { return Err(not_found()) };
+        self.request_cancel(id, JobKind::Training).await?;
+        let not_found = || CancelError::NotFound { kind: JobKind::Training, id: id.to_owned() };
+        self.view(id).await?.ok_or_else(not_found)
+    }
+
+    /// Cancels a queued job of `kind` at once, or asks a running one to stop at
+    /// its next heartbeat.
+    pub async fn request_cancel(&self, id: &str, kind: JobKind) -> Result<(), CancelError> {
+        let Some(before) = self.store.job(id).await?.filter(|row| row.work.kind() == kind) else {
+            return Err(CancelError::NotFound { kind, id: id.to_owned() });
+        };
         if before.state.is_terminal() {
             return Err(CancelError::Ended { id: id.to_owned(), state: before.state });
         }
         self.store.request_cancel(id).await?;
-        self.view(id).await?.ok_or_else(not_found)
+        Ok(())
     }
 
+    /// A training job; `None` for no job, or a job of another kind.
     pub async fn view(&self, id: &str) -> anyhow::Result<Option<TrainingJob>> {
-        let Some(row) = self.store.job(id).await? else { return Ok(None) };
+        let Some(row) = self.store.job(id).await?.filter(|row| row.work.kind() == JobKind::Training) else {
+            return Ok(None);
+        };
         let epochs = self.store.job_epochs(id).await?;
         Ok(Some(TrainingJob::of(row, &epochs)?))
     }

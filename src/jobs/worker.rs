@@ -59,7 +59,9 @@ use crate::devices::{DeviceName, default_devices};
 use crate::model::registry::{ModelSummary, model_key};
 use crate::objects::Objects;
 use crate::shared::rfc3339;
-use crate::store::{self, Claim, JobNotifications, JobRow, JobState, LeaseCheck, ModelRow, Store};
+use crate::store::{
+    self, Claim, JobKind, JobNotifications, JobRow, JobState, JobWork, LeaseCheck, ModelRow, Store,
+};
 
 /// What every worker of a pool shares.
 #[derive(Clone)]
@@ -139,7 +141,7 @@ pub fn worker_devices(settings: &TrainingSettings) -> Vec<DeviceName> {
 }
 
 /// `host:pid`.
-fn worker_name() -> String {
+pub fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}:{}", host.trim(), std::process::id())
 }
@@ -193,7 +195,7 @@ async fn work(context: WorkerContext, slot: usize, device: DeviceName, mut shutd
     let worker = format!("{}/{slot}", context.name);
     while !*shutdown.borrow() {
         let token = uuid::Uuid::new_v4().to_string();
-        match context.jobs.store.claim_job(&worker, &device.to_string(), &token).await {
+        match context.jobs.store.claim_job(JobKind::Training, &worker, &device.to_string(), &token).await {
             Ok(Some(claim)) => {
                 tracing::info!(job = %claim.job.id, attempt = claim.job.attempt, %device, "claimed a training job");
                 run_claim(&context, claim, device, shutdown.clone()).await;
@@ -210,8 +212,9 @@ async fn work(context: WorkerContext, slot: usize, device: DeviceName, mut shutd
     }
 }
 
-/// Requeues (or fails, or cancels) jobs whose worker stopped heartbeating.
-async fn reap(jobs: Jobs, mut shutdown: watch::Receiver<bool>) {
+/// Requeues (or fails, or cancels) jobs of every kind whose worker stopped
+/// heartbeating.
+pub(super) async fn reap(jobs: Jobs, mut shutdown: watch::Receiver<bool>) {
     let timeout_ms = i64::try_from(jobs.config.lease_timeout.as_millis()).unwrap_or(i64::MAX);
     // Checking at a fraction of the lease keeps the requeue delay near the timeout.
     let period = (jobs.config.lease_timeout / 4).max(Duration::from_millis(50));
@@ -220,7 +223,7 @@ async fn reap(jobs: Jobs, mut shutdown: watch::Receiver<bool>) {
             Ok(reaped) => {
                 for job in &reaped {
                     tracing::warn!(job = %job.id, state = job.state.as_str(), next_attempt_at = %rfc3339(job.run_after),
-                        "a training job's worker stopped heartbeating");
+                        "a job's worker stopped heartbeating");
                 }
                 if !reaped.is_empty() {
                     jobs.wake.notify_waiters();
@@ -335,12 +338,16 @@ async fn settle(
     let id = job.id.as_str();
     match (ending, reason) {
         (Ending::Reported(Outcome::Trained { summary }), _) => {
+            let JobWork::Training { dataset_id, preset, .. } = &job.work else {
+                return fail(&context.jobs, job, token, "a training worker claimed a job of another kind")
+                    .await;
+            };
             let row = ModelRow {
                 id: model_id,
                 name: job.name.clone(),
-                preset: job.preset,
+                preset: *preset,
                 job_id: Some(job.id.clone()),
-                dataset_id: Some(job.dataset_id.clone()),
+                dataset_id: Some(dataset_id.clone()),
                 summary: serde_json::to_string::<ModelSummary>(&summary).unwrap_or_default(),
                 created_at: 0,
             };
@@ -368,21 +375,20 @@ async fn settle(
             (released == Some(true)).then_some(JobState::Queued)
         }
         (Ending::Reported(Outcome::Failed { error }), _) | (Ending::Died(error), None) => {
-            fail(context, job, token, &error).await
+            fail(&context.jobs, job, token, &error).await
         }
         (Ending::Reported(Outcome::Stopped), None) => {
-            fail(context, job, token, "the training process stopped without being asked to").await
+            fail(&context.jobs, job, token, "the training process stopped without being asked to").await
         }
     }
 }
 
-/// Records a failed attempt: the job goes back to the queue with backoff, or fails
-/// for good once it has used its attempts.
-async fn fail(context: &WorkerContext, job: &JobRow, token: &str, message: &str) -> Option<JobState> {
-    let (store, id) = (&context.jobs.store, job.id.as_str());
-    let backoff = context.jobs.config.backoff_ms(job.attempt);
-    let recorded =
-        retry(context.jobs.config.lease_timeout, || store.fail_attempt(id, token, message, backoff)).await;
+/// Records a failed attempt (of a job of any kind): the job goes back to the queue
+/// with backoff, or fails for good once it has used its attempts.
+pub(super) async fn fail(jobs: &Jobs, job: &JobRow, token: &str, message: &str) -> Option<JobState> {
+    let (store, id) = (&jobs.store, job.id.as_str());
+    let backoff = jobs.config.backoff_ms(job.attempt);
+    let recorded = retry(jobs.config.lease_timeout, || store.fail_attempt(id, token, message, backoff)).await;
     match recorded {
         // The write was fenced: a successor owns the job, and this attempt's
         // error (often its checkpoints vanishing under it) is not the job's.
@@ -392,16 +398,16 @@ async fn fail(context: &WorkerContext, job: &JobRow, token: &str, message: &str)
         }
         next => {
             let next = next.flatten();
-            tracing::warn!(job = id, error = %message, attempt = job.attempt, next = ?next, "training attempt failed");
+            tracing::warn!(job = id, error = %message, attempt = job.attempt, next = ?next, "attempt failed");
             next
         }
     }
 }
 
-/// Renews the lease every heartbeat until the job ends; tells the supervisor to
-/// stop the attempt when the lease is lost, cancellation is asked for, or the
+/// Renews the lease every heartbeat until the job ends; tells whoever runs the
+/// attempt to stop it when the lease is lost, cancellation is asked for, or the
 /// worker shuts down.
-async fn heartbeat(
+pub(super) async fn heartbeat(
     jobs: Jobs,
     id: String,
     token: String,

@@ -70,19 +70,27 @@ pub struct IndexSummary {
     pub notes: usize,
 }
 
-/// Pieces the model generated (a fixed list of seeds) against its held-out files.
+/// Pieces the model generated (a run of seeds) against its held-out files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MusicEvaluation {
-    /// Pieces generated, with seeds 1 to `pieces`.
+    /// Pieces generated, with seeds `first_seed` to `first_seed + pieces - 1`.
     pub pieces: usize,
     /// Notes asked of each piece.
     pub notes_per_piece: u32,
+    /// The first piece's seed (1 in evaluations stored before seeds could be chosen).
+    #[serde(default = "first_seed_before_it_was_chosen")]
+    pub first_seed: u64,
     /// Histogram overlaps (1 = identical) and the two sets' mean features.
     pub comparison: SetComparison,
     /// The generated pieces' longest copied run (transposed), median and longest, in notes.
     pub median_copied_notes: Option<u32>,
     pub longest_copied_notes: Option<u32>,
 }
+
+fn first_seed_before_it_was_chosen() -> u64 {
+    1
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Representation {

@@ -119,7 +119,9 @@ pub struct ModelDetail {
     pub originality_index: Option<IndexSummary>,
     /// Musical statistics of its held-out files (MGEval-style features).
     pub held_out_statistics: Option<SetStatistics>,
-    /// `fugue evaluate`: pieces it generated against its held-out files.
+    /// Pieces it generated against its held-out files: the newest evaluation job's
+    /// result (`POST /v1/models/{id}/evaluations`), else what `fugue evaluate`
+    /// stored in its artifact.
     pub music_evaluation: Option<MusicEvaluation>,
 }
 
@@ -247,6 +249,13 @@ impl ModelRegistry {
         let Some((dir, row)) = self.path(id).await? else { return Ok(None) };
         let meta = load_meta(dir).await?;
         let default = self.default_id().await?;
+        let music_evaluation = match self.store.model_evaluation(id).await? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .with_context(|| format!("model `{id}`: its stored evaluation does not decode"))?,
+            ),
+            None => meta.music_evaluation.clone(),
+        };
         let info = match row {
             Some(row) => trained_info(row, &default),
             None => bundled_info(id, &meta, &default),
@@ -265,7 +274,7 @@ impl ModelRegistry {
             fugue_version: meta.fugue_version.clone(),
             originality_index: meta.originality_index.clone(),
             held_out_statistics: meta.held_out_statistics.clone(),
-            music_evaluation: meta.music_evaluation.clone(),
+            music_evaluation,
         }))
     }
 

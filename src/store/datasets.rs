@@ -129,7 +129,7 @@ impl Store {
             return Ok(DatasetDeletion::NotFound);
         }
         let needed = sqlx::query(
-            "SELECT 1 AS needed FROM training_jobs WHERE dataset_id = $1 AND state IN ('queued', 'running') LIMIT 1",
+            "SELECT 1 AS needed FROM jobs WHERE dataset_id = $1 AND state IN ('queued', 'running') LIMIT 1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)

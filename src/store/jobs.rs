@@ -1,4 +1,4 @@
-//! The training-job queue.
+//! The job queue: training jobs and evaluation jobs, one table with a kind.
 //!
 //! A worker claims the oldest due job and gets a fresh lease token. Every write it
 //! makes afterwards names the token in its `WHERE` clause, so once the lease has
@@ -45,17 +45,64 @@ impl JobState {
     }
 }
 
+/// The kinds of job the queue holds; a worker claims jobs of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Training,
+    Evaluation,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Training => "training",
+            JobKind::Evaluation => "evaluation",
+        }
+    }
+}
+
+/// What a job does, with what only its kind has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobWork {
+    /// Train a model of `preset` on a dataset, with the request's hyperparameter
+    /// overrides as JSON (none for jobs from before recipes).
+    Training { dataset_id: String, preset: Preset, overrides: Option<String> },
+    /// Evaluate a model (bundled or trained).
+    Evaluation { model_id: String },
+}
+
+impl JobWork {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobWork::Training { .. } => JobKind::Training,
+            JobWork::Evaluation { .. } => JobKind::Evaluation,
+        }
+    }
+
+    fn dataset_id(&self) -> Option<&str> {
+        match self {
+            JobWork::Training { dataset_id, .. } => Some(dataset_id),
+            JobWork::Evaluation { .. } => None,
+        }
+    }
+
+    fn overrides(&self) -> Option<&str> {
+        match self {
+            JobWork::Training { overrides, .. } => overrides.as_deref(),
+            JobWork::Evaluation { .. } => None,
+        }
+    }
+}
+
 /// A job as submitted.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
     pub name: String,
-    pub dataset_id: String,
-    pub preset: Preset,
-    /// Resolved hyperparameters as JSON.
-    pub hyperparameters: String,
-    /// The request's overrides as JSON.
-    pub overrides: String,
+    pub work: JobWork,
+    /// Resolved parameters as JSON: a training job's hyperparameters, an
+    /// evaluation's settings.
+    pub parameters: String,
     pub idempotency_key: Option<String>,
     pub request_sha256: String,
     pub max_attempts: i64,
@@ -65,9 +112,8 @@ pub struct NewJob {
 pub struct JobRow {
     pub id: String,
     pub name: String,
-    pub dataset_id: String,
-    pub preset: Preset,
-    pub hyperparameters: String,
+    pub work: JobWork,
+    pub parameters: String,
     pub state: JobState,
     pub attempt: i64,
     pub max_attempts: i64,
@@ -76,31 +122,42 @@ pub struct JobRow {
     pub device: Option<String>,
     pub heartbeat_at: Option<i64>,
     pub cancel_requested: bool,
+    /// Training: the running epoch's progress as JSON, as the training process
+    /// last wrote it.
+    pub progress: Option<String>,
+    /// Evaluation: pieces generated so far in this attempt.
+    pub pieces_done: i64,
     pub error: Option<String>,
+    /// Training: the model it registered.
     pub model_id: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub updated_at: i64,
-    /// The running epoch's progress as JSON, as the training process last wrote it.
-    pub progress: Option<String>,
-    /// The request's overrides as JSON; none for jobs from before recipes.
-    pub overrides: Option<String>,
 }
 
-const JOB_COLUMNS: &str = "id, name, dataset_id, preset, hyperparameters, state, attempt, max_attempts, \
-    run_after, worker, device, heartbeat_at, cancel_requested, error, model_id, created_at, started_at, \
-    finished_at, updated_at, progress, overrides";
+const JOB_COLUMNS: &str = "id, kind, name, dataset_id, preset, parameters, evaluated_model_id, overrides, \
+    state, attempt, max_attempts, run_after, worker, device, heartbeat_at, cancel_requested, progress, pieces_done, \
+    error, model_id, created_at, started_at, finished_at, updated_at";
 
 impl JobRow {
     fn from_row(row: &AnyRow) -> sqlx::Result<JobRow> {
         let state: String = row.try_get("state")?;
+        let kind: String = row.try_get("kind")?;
+        let work = match kind.as_str() {
+            "training" => JobWork::Training {
+                dataset_id: row.try_get("dataset_id")?,
+                preset: super::decode_preset(row)?,
+                overrides: row.try_get("overrides")?,
+            },
+            "evaluation" => JobWork::Evaluation { model_id: row.try_get("evaluated_model_id")? },
+            _ => return Err(sqlx::Error::Decode(format!("unknown job kind `{kind}`").into())),
+        };
         Ok(JobRow {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
-            dataset_id: row.try_get("dataset_id")?,
-            preset: super::decode_preset(row)?,
-            hyperparameters: row.try_get("hyperparameters")?,
+            work,
+            parameters: row.try_get("parameters")?,
             state: JobState::parse(&state)
                 .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state `{state}`").into()))?,
             attempt: row.try_get("attempt")?,
@@ -110,14 +167,14 @@ impl JobRow {
             device: row.try_get("device")?,
             heartbeat_at: row.try_get("heartbeat_at")?,
             cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+            progress: row.try_get("progress")?,
+            pieces_done: row.try_get("pieces_done")?,
             error: row.try_get("error")?,
             model_id: row.try_get("model_id")?,
             created_at: row.try_get("created_at")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
             updated_at: row.try_get("updated_at")?,
-            progress: row.try_get("progress")?,
-            overrides: row.try_get("overrides")?,
         })
     }
 }
@@ -148,7 +205,7 @@ pub enum Enqueued {
     Existing(JobRow),
     /// The idempotency key was used before with a different request.
     KeyReused(JobRow),
-    /// The dataset does not exist (any more).
+    /// The training job's dataset does not exist (any more).
     NoDataset,
     /// The queue already holds this many jobs.
     QueueFull(i64),
@@ -261,22 +318,24 @@ impl Store {
     pub async fn enqueue_job(&self, job: NewJob, max_queued: i64) -> anyhow::Result<Enqueued> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        // FOR SHARE makes a concurrent dataset deletion wait for this submission.
-        let lock = if self.backend == Backend::Postgres { " FOR SHARE" } else { "" };
-        let dataset =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM datasets WHERE id = $1{lock}")))
-                .bind(&job.dataset_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if dataset.is_none() {
-            return Ok(Enqueued::NoDataset);
+        if let Some(dataset_id) = job.work.dataset_id() {
+            // FOR SHARE makes a concurrent dataset deletion wait for this submission.
+            let lock = if self.backend == Backend::Postgres { " FOR SHARE" } else { "" };
+            let dataset =
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM datasets WHERE id = $1{lock}")))
+                    .bind(dataset_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if dataset.is_none() {
+                return Ok(Enqueued::NoDataset);
+            }
         }
-        let queued: i64 = sqlx::query("SELECT COUNT(*) AS queued FROM training_jobs WHERE state = 'queued'")
+        let queued: i64 = sqlx::query("SELECT COUNT(*) AS queued FROM jobs WHERE state = 'queued'")
             .fetch_one(&mut *tx)
             .await?
             .try_get("queued")?;
         let key_known = match &job.idempotency_key {
-            Some(key) => sqlx::query("SELECT 1 AS known FROM training_jobs WHERE idempotency_key = $1")
+            Some(key) => sqlx::query("SELECT 1 AS known FROM jobs WHERE idempotency_key = $1")
                 .bind(key)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -286,22 +345,29 @@ impl Store {
         if queued >= max_queued && !key_known {
             return Ok(Enqueued::QueueFull(queued));
         }
+        let (preset, evaluated_model_id) = match &job.work {
+            JobWork::Training { preset, .. } => (Some(preset.name()), None),
+            JobWork::Evaluation { model_id } => (None, Some(model_id.as_str())),
+        };
         let inserted = sqlx::query(
-            "INSERT INTO training_jobs (id, name, dataset_id, preset, hyperparameters, idempotency_key, \
-             request_sha256, state, attempt, max_attempts, run_after, cancel_requested, created_at, updated_at, \
-             overrides) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, 0, $9, $9, $10) \
+            "INSERT INTO jobs (id, kind, name, dataset_id, preset, parameters, evaluated_model_id, overrides, \
+             idempotency_key, request_sha256, state, attempt, max_attempts, run_after, cancel_requested, \
+             pieces_done, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $12, 0, 0, $12, $12) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&job.id)
+        .bind(job.work.kind().as_str())
         .bind(&job.name)
-        .bind(&job.dataset_id)
-        .bind(job.preset.name())
-        .bind(&job.hyperparameters)
+        .bind(job.work.dataset_id())
+        .bind(preset)
+        .bind(&job.parameters)
+        .bind(evaluated_model_id)
+        .bind(job.work.overrides())
         .bind(&job.idempotency_key)
         .bind(&job.request_sha256)
         .bind(job.max_attempts)
         .bind(now)
-        .bind(&job.overrides)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -311,8 +377,7 @@ impl Store {
             return Ok(Enqueued::Created(created));
         }
         tx.rollback().await?;
-        let sql =
-            format!("SELECT {JOB_COLUMNS}, request_sha256 FROM training_jobs WHERE idempotency_key = $1");
+        let sql = format!("SELECT {JOB_COLUMNS}, request_sha256 FROM jobs WHERE idempotency_key = $1");
         let row =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&job.idempotency_key).fetch_one(&self.pool).await?;
         let earlier = JobRow::from_row(&row)?;
@@ -332,30 +397,33 @@ impl Store {
     }
 
     pub async fn job(&self, id: &str) -> anyhow::Result<Option<JobRow>> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM training_jobs WHERE id = $1");
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(JobRow::from_row).transpose()?)
     }
 
-    /// Newest first, optionally only those in `state`, at most `limit`, each with
-    /// its epochs: two queries, however many jobs.
+    /// Jobs of one kind, newest first, optionally only those in `state`, at most
+    /// `limit`, each with its epochs: two queries, however many jobs.
     pub async fn jobs(
         &self,
+        kind: JobKind,
         state: Option<JobState>,
         limit: i64,
     ) -> anyhow::Result<Vec<(JobRow, Vec<EpochRow>)>> {
-        const CHOSEN: &str =
-            "FROM training_jobs WHERE ($1 = '' OR state = $1) ORDER BY created_at DESC, id LIMIT $2";
+        const CHOSEN: &str = "FROM jobs WHERE kind = $1 AND ($2 = '' OR state = $2) \
+            ORDER BY created_at DESC, id LIMIT $3";
         let state = state.map_or("", JobState::as_str);
         let jobs = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} {CHOSEN}")))
+            .bind(kind.as_str())
             .bind(state)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         let epochs = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT job_id, epoch, attempt, metrics FROM training_job_epochs \
+            "SELECT job_id, epoch, attempt, metrics FROM job_epochs \
              WHERE job_id IN (SELECT id {CHOSEN}) ORDER BY job_id, epoch"
         )))
+        .bind(kind.as_str())
         .bind(state)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -375,23 +443,30 @@ impl Store {
 
     /// Every recorded epoch of a job, in order.
     pub async fn job_epochs(&self, id: &str) -> anyhow::Result<Vec<EpochRow>> {
-        let rows = sqlx::query(
-            "SELECT epoch, attempt, metrics FROM training_job_epochs WHERE job_id = $1 ORDER BY epoch",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT epoch, attempt, metrics FROM job_epochs WHERE job_id = $1 ORDER BY epoch")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(EpochRow::from_row).collect::<sqlx::Result<_>>()?)
     }
 
-    /// Takes the oldest due queued job, if any, under a fresh lease `token`.
-    pub async fn claim_job(&self, worker: &str, device: &str, token: &str) -> anyhow::Result<Option<Claim>> {
+    /// Takes the oldest due queued job of `kind`, if any, under a fresh lease
+    /// `token`; its progress starts again from nothing.
+    pub async fn claim_job(
+        &self,
+        kind: JobKind,
+        worker: &str,
+        device: &str,
+        token: &str,
+    ) -> anyhow::Result<Option<Claim>> {
         let now = now_ms();
         let lock = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
-            "UPDATE training_jobs SET state = 'running', attempt = attempt + 1, lease_token = $1, worker = $2, \
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = $1, worker = $2, \
              device = $3, heartbeat_at = $4, started_at = COALESCE(started_at, $4), updated_at = $4, \
-             progress = NULL WHERE state = 'queued' AND id = (SELECT id FROM training_jobs WHERE state = 'queued' \
+             progress = NULL, pieces_done = 0 \
+             WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE kind = $5 AND state = 'queued' \
              AND run_after <= $4 ORDER BY run_after, created_at, id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
         );
         let mut tx = self.begin_write().await?;
@@ -400,6 +475,7 @@ impl Store {
             .bind(worker)
             .bind(device)
             .bind(now)
+            .bind(kind.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         let claimed = row.as_ref().map(JobRow::from_row).transpose()?;
@@ -413,7 +489,7 @@ impl Store {
     /// Renews the lease and reports whether cancellation was asked for.
     pub async fn heartbeat(&self, id: &str, token: &str) -> anyhow::Result<LeaseCheck> {
         let row = sqlx::query(
-            "UPDATE training_jobs SET heartbeat_at = $3, updated_at = $3 \
+            "UPDATE jobs SET heartbeat_at = $3, updated_at = $3 \
              WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
         )
         .bind(id)
@@ -440,7 +516,7 @@ impl Store {
     ) -> anyhow::Result<LeaseCheck> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "UPDATE training_jobs SET heartbeat_at = $3, updated_at = $3 \
+            "UPDATE jobs SET heartbeat_at = $3, updated_at = $3 \
              WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING attempt, cancel_requested",
         )
         .bind(id)
@@ -450,7 +526,7 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(LeaseCheck::Lost) };
         sqlx::query(
-            "INSERT INTO training_job_epochs (job_id, epoch, attempt, metrics) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO job_epochs (job_id, epoch, attempt, metrics) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (job_id, epoch) DO UPDATE SET attempt = excluded.attempt, metrics = excluded.metrics",
         )
         .bind(id)
@@ -474,7 +550,7 @@ impl Store {
     ) -> anyhow::Result<LeaseCheck> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "UPDATE training_jobs SET hyperparameters = $3, heartbeat_at = $4, updated_at = $4 \
+            "UPDATE jobs SET parameters = $3, heartbeat_at = $4, updated_at = $4 \
              WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
         )
         .bind(id)
@@ -494,7 +570,7 @@ impl Store {
     pub async fn record_progress(&self, id: &str, token: &str, progress: &str) -> anyhow::Result<LeaseCheck> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "UPDATE training_jobs SET progress = $3, heartbeat_at = $4, updated_at = $4 \
+            "UPDATE jobs SET progress = $3, heartbeat_at = $4, updated_at = $4 \
              WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
         )
         .bind(id)
@@ -509,13 +585,85 @@ impl Store {
         Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
     }
 
+    /// Records an evaluation's progress (pieces generated) and renews the lease;
+    /// nothing is written when the lease is lost.
+    pub async fn record_pieces_done(
+        &self,
+        id: &str,
+        token: &str,
+        pieces_done: i64,
+    ) -> anyhow::Result<LeaseCheck> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE jobs SET pieces_done = $3, heartbeat_at = $4, updated_at = $4 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(pieces_done)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(LeaseCheck::Lost) };
+        self.notify_followers(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+    }
+
+    /// Stores an evaluation with its model and marks its job succeeded, in one
+    /// transaction guarded by the lease. False (and nothing written) when the
+    /// lease is lost.
+    pub async fn complete_evaluation(
+        &self,
+        id: &str,
+        token: &str,
+        model_id: &str,
+        evaluation: &str,
+    ) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = 'succeeded', lease_token = NULL, finished_at = $3, updated_at = $3 \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO model_evaluations (job_id, model_id, evaluation, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(model_id)
+        .bind(evaluation)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        self.notify_followers(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// What an evaluation job stored (JSON), once it succeeded.
+    pub async fn job_evaluation(&self, job_id: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query("SELECT evaluation FROM model_evaluations WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("evaluation")).transpose()?)
+    }
+
     /// Registers the trained model and marks the job succeeded, in one transaction
     /// guarded by the lease. False (and nothing written) when the lease is lost.
     pub async fn complete_job(&self, id: &str, token: &str, model: &ModelRow) -> anyhow::Result<bool> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
-            "UPDATE training_jobs SET state = 'succeeded', model_id = $3, lease_token = NULL, \
+            "UPDATE jobs SET state = 'succeeded', model_id = $3, lease_token = NULL, \
              finished_at = $4, updated_at = $4 WHERE id = $1 AND lease_token = $2 AND state = 'running'",
         )
         .bind(id)
@@ -545,7 +693,7 @@ impl Store {
     ) -> anyhow::Result<Option<JobState>> {
         let now = now_ms();
         let row = sqlx::query(
-            "UPDATE training_jobs SET \
+            "UPDATE jobs SET \
              state = CASE WHEN cancel_requested = 1 THEN 'cancelled' \
                           WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END, \
              finished_at = CASE WHEN cancel_requested = 1 OR attempt >= max_attempts THEN $4 ELSE NULL END, \
@@ -579,7 +727,7 @@ impl Store {
     ) -> anyhow::Result<bool> {
         let now = now_ms();
         let updated = sqlx::query(
-            "UPDATE training_jobs SET state = $3, error = $4, lease_token = NULL, finished_at = $5, updated_at = $5 \
+            "UPDATE jobs SET state = $3, error = $4, lease_token = NULL, finished_at = $5, updated_at = $5 \
              WHERE id = $1 AND lease_token = $2 AND state = 'running'",
         )
         .bind(id)
@@ -601,7 +749,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
-            "UPDATE training_jobs SET state = 'queued', attempt = attempt - 1, lease_token = NULL, worker = NULL, \
+            "UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_token = NULL, worker = NULL, \
              device = NULL, heartbeat_at = NULL, run_after = $3, updated_at = $3 \
              WHERE id = $1 AND lease_token = $2 AND state = 'running'",
         )
@@ -621,7 +769,7 @@ impl Store {
     pub async fn request_cancel(&self, id: &str) -> anyhow::Result<Option<JobRow>> {
         let now = now_ms();
         sqlx::query(
-            "UPDATE training_jobs SET \
+            "UPDATE jobs SET \
              cancel_requested = CASE WHEN state = 'running' THEN 1 ELSE cancel_requested END, \
              finished_at = CASE WHEN state = 'queued' THEN $2 ELSE finished_at END, \
              state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, \
@@ -645,7 +793,7 @@ impl Store {
     ) -> anyhow::Result<Vec<Reaped>> {
         let now = now_ms();
         let expired = sqlx::query(
-            "SELECT id, lease_token, attempt, max_attempts, cancel_requested FROM training_jobs \
+            "SELECT id, lease_token, attempt, max_attempts, cancel_requested FROM jobs \
              WHERE state = 'running' AND heartbeat_at < $1",
         )
         .bind(now - lease_timeout_ms)
@@ -668,7 +816,7 @@ impl Store {
             let mut tx = self.begin_write().await?;
             // Guarded by the token read above: a heartbeat or another reaper in between wins.
             let updated = sqlx::query(
-                "UPDATE training_jobs SET state = $3, error = $4, run_after = $5, finished_at = $6, \
+                "UPDATE jobs SET state = $3, error = $4, run_after = $5, finished_at = $6, \
                  lease_token = NULL, worker = NULL, heartbeat_at = NULL, updated_at = $7 \
                  WHERE id = $1 AND lease_token = $2 AND state = 'running' AND heartbeat_at < $8",
             )

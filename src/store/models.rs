@@ -105,6 +105,18 @@ impl Store {
         Ok(value.and_then(|value| serde_json::from_str(&value).ok()))
     }
 
+    /// The newest evaluation an evaluation job stored for a model (JSON).
+    pub async fn model_evaluation(&self, model_id: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT evaluation FROM model_evaluations WHERE model_id = $1 \
+             ORDER BY created_at DESC, job_id DESC LIMIT 1",
+        )
+        .bind(model_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| row.try_get("evaluation")).transpose()?)
+    }
+
     /// Deletes the row unless the model is the default (the setting `default_model`),
     /// checked in the same transaction. True when a row was deleted.
     pub async fn delete_model_unless_default(&self, id: &str) -> anyhow::Result<ModelDeletion> {
@@ -133,6 +145,8 @@ impl Store {
             return Ok(ModelDeletion::InUse);
         }
         let deleted = sqlx::query("DELETE FROM models WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        // Its evaluations go with it (a later model may not take them over by its id).
+        sqlx::query("DELETE FROM model_evaluations WHERE model_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(if deleted.rows_affected() == 1 { ModelDeletion::Deleted } else { ModelDeletion::NotFound })
     }

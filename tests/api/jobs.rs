@@ -602,10 +602,10 @@ async fn a_corrupt_job_row_is_an_error_not_a_job_with_empty_fields() {
     let app = spawn_app(Options::default()).await;
     let dataset = upload_mini(&app).await;
     let mut database = sqlx::sqlite::SqliteConnection::connect(&app.database_url).await.unwrap();
-    for (column, corrupt) in [("hyperparameters", "not json"), ("preset", "no-such-preset")] {
+    for (column, corrupt) in [("parameters", "not json"), ("preset", "no-such-preset")] {
         let id = &submitted_id(&app, &dataset, 2).await;
         assert_eq!(job(&app, id).await["epochs_planned"], 2);
-        let sql = format!("UPDATE training_jobs SET {column} = ? WHERE id = ?");
+        let sql = format!("UPDATE jobs SET {column} = ? WHERE id = ?");
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(corrupt).bind(id).execute(&mut database).await.unwrap();
         for path in [format!("/v1/training-jobs/{id}"), "/v1/training-jobs".to_owned()] {
             let response = app.get(&path).await;
@@ -613,7 +613,7 @@ async fn a_corrupt_job_row_is_an_error_not_a_job_with_empty_fields() {
             assert_eq!(error_body(response).await["error"]["code"], "internal", "{column}: {path}");
         }
         // Mend it, so the next corruption is the only one.
-        sqlx::query("DELETE FROM training_jobs WHERE id = ?").bind(id).execute(&mut database).await.unwrap();
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&mut database).await.unwrap();
     }
 }
 

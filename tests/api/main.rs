@@ -9,6 +9,7 @@ mod auth;
 mod binary;
 mod datasets;
 mod errors;
+mod evaluations;
 mod generate;
 mod harmonize;
 mod health;

@@ -189,10 +189,12 @@ fn new_job(id: &str, max_attempts: i64) -> fugue::store::NewJob {
     fugue::store::NewJob {
         id: id.to_owned(),
         name: "job".to_owned(),
-        dataset_id: "d1".to_owned(),
-        preset: fugue::shared::Preset::Fugue,
-        hyperparameters: "{}".to_owned(),
-        overrides: "{}".to_owned(),
+        work: fugue::store::JobWork::Training {
+            dataset_id: "d1".to_owned(),
+            preset: fugue::shared::Preset::Fugue,
+            overrides: Some("{}".to_owned()),
+        },
+        parameters: "{}".to_owned(),
         idempotency_key: None,
         request_sha256: "0".to_owned(),
         max_attempts,
@@ -201,7 +203,7 @@ fn new_job(id: &str, max_attempts: i64) -> fugue::store::NewJob {
 
 #[tokio::test]
 async fn failed_attempts_back_off_by_the_formula_until_the_attempts_run_out() {
-    use fugue::store::{Enqueued, JobState};
+    use fugue::store::{Enqueued, JobKind, JobState};
     each_backend(|database| async move {
         let store = Store::open(database.url()).await.unwrap();
         store.insert_dataset(dataset_row("d1"), &[file_row("a", "x")]).await.unwrap();
@@ -210,7 +212,9 @@ async fn failed_attempts_back_off_by_the_formula_until_the_attempts_run_out() {
         let mut waits = Vec::new();
         for attempt in 1..=3 {
             let claim = loop {
-                if let Some(claim) = store.claim_job("w", "cpu", &format!("token-{attempt}")).await.unwrap() {
+                if let Some(claim) =
+                    store.claim_job(JobKind::Training, "w", "cpu", &format!("token-{attempt}")).await.unwrap()
+                {
                     break claim;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -232,7 +236,7 @@ async fn failed_attempts_back_off_by_the_formula_until_the_attempts_run_out() {
         }
         assert_eq!(waits, [100, 200], "retry_backoff_ms doubled per attempt");
         assert_eq!(
-            store.claim_job("w", "cpu", "token-4").await.unwrap(),
+            store.claim_job(JobKind::Training, "w", "cpu", "token-4").await.unwrap(),
             None,
             "a failed job is never claimed again"
         );

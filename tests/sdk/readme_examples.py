@@ -3,7 +3,8 @@
 The examples are read from the README's ```sh blocks, so the manual cannot drift
 from what works. Placeholders get fresh resources for each command: $ID a new
 dataset, $JOB a new tiny training job, $MODEL a newly trained model, $C a new
-composition, so that deleting one does not break the next example. Each command
+composition, $EVAL a new evaluation of the bundled default, so that deleting one
+does not break the next example. Each command
 runs with --fail-with-body (an HTTP error fails it) and a time limit.
 
 Usage: readme_examples.py BASE_URL SHARED_DATA_DIR README
@@ -74,7 +75,12 @@ def composition():
     return call("POST", "/v1/generate", {"length": {"notes": 8}})["composition_id"]
 
 
-FRESH = {"$ID": dataset, "$JOB": job, "$MODEL": model, "$C": composition}
+def evaluation():
+    # Long enough (about ten seconds) to be cancelled before it ends.
+    return call("POST", "/v1/models/default/evaluations", {"pieces": 8, "notes": 400})["id"]
+
+
+FRESH = {"$ID": dataset, "$JOB": job, "$MODEL": model, "$C": composition, "$EVAL": evaluation}
 
 commands = []
 for block in re.findall(r"```sh\n(.*?)```", readme.read_text(), re.S):
