@@ -1,6 +1,7 @@
 // The page: server status, then the three parts.
 
 import { Composer } from "./compose.js";
+import { ModelView } from "./evaluation.js";
 import { refreshModels } from "./models.js";
 import { Trainer } from "./train.js";
 
@@ -18,7 +19,8 @@ async function showStatus() {
 }
 
 const composer = new Composer();
-const models = () => refreshModels(models).then((list) => composer.setModels(list));
+const models = () => refreshModels(models, view).then((list) => composer.setModels(list));
+const view = new ModelView();
 const trainer = new Trainer(models);
 showStatus();
 models();

@@ -1,4 +1,5 @@
-// Models: each one's figures, and a button to make it the default.
+// Models: each one's figures, a button to view its evaluation, and one to make
+// it the default.
 
 import { api, showError } from "./api.js";
 
@@ -11,7 +12,7 @@ export function modelLabel(model) {
 }
 
 // Fills the model picker and table; returns the models (none when the list failed).
-export async function refreshModels(onChanged) {
+export async function refreshModels(onChanged, view) {
   try {
     const models = await api("/v1/models");
     const select = $("model");
@@ -20,7 +21,7 @@ export async function refreshModels(onChanged) {
       ...models.map((model) => new Option(`${model.name}${model.is_default ? " (default)" : ""}`, model.id)),
     );
     select.value = chosen && models.some((m) => m.id === chosen) ? chosen : models.find((m) => m.is_default)?.id ?? "";
-    $("model-list").tBodies[0].replaceChildren(...models.map((model) => row(model, onChanged)));
+    $("model-list").tBodies[0].replaceChildren(...models.map((model) => row(model, onChanged, view)));
     return models;
   } catch (problem) {
     showError(problem, {}, $("error-models"));
@@ -28,7 +29,7 @@ export async function refreshModels(onChanged) {
   }
 }
 
-function row(model, onChanged) {
+function row(model, onChanged, view) {
   const tr = document.createElement("tr");
   const accuracy = model.summary.best_valid_accuracy;
   const cells = [
@@ -43,6 +44,14 @@ function row(model, onChanged) {
     td.textContent = text;
     tr.append(td);
   }
+  const viewing = document.createElement("td");
+  const open = document.createElement("button");
+  open.type = "button";
+  open.textContent = "View";
+  open.setAttribute("aria-label", `View the evaluation of ${model.name}`);
+  open.addEventListener("click", () => view.show(model.id));
+  viewing.append(open);
+  tr.append(viewing);
   const action = document.createElement("td");
   if (model.is_default) {
     action.textContent = "default";

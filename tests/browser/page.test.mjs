@@ -493,11 +493,49 @@ try {
   });
 
   await step("make the trained model the default from the list", async () => {
-    await page.click("#model-list button");
+    await page.click("#model-list button[aria-label^='Make ']");
     await page.waitForFunction(() => [...document.querySelectorAll("#model-list tbody tr")]
       .some((row) => row.textContent.includes("trained") && row.lastElementChild.textContent === "default"));
     const system = await (await fetch(`${base}/v1/system`)).json();
     assert.notEqual(system.default_model, "default", JSON.stringify(system) + JSON.stringify((await (await fetch(`${base}/v1/models`)).json()).map((m) => [m.id, m.name, m.source, m.is_default])));
+  });
+
+  await step("a model's view charts its evaluation against its held-out files and runs a new one", async () => {
+    // The bundled default ships with one: 20 pieces of 256 notes.
+    await page.click("button[aria-label='View the evaluation of default']");
+    await page.waitForFunction(() => document.querySelectorAll("#evaluation-charts figure").length === 3);
+    assert.match(await page.textContent("#evaluation-summary"), /^20 pieces of 256 notes \(seeds 1–20\) against 62 held-out files/);
+    const bars = await page.$$eval("#evaluation-charts figure", (figures) => figures.map((figure) => ({
+      feature: figure.dataset.feature,
+      generated: [...figure.querySelectorAll("rect.generated")].map((bar) => Number(bar.getAttribute("height"))),
+      heldOut: [...figure.querySelectorAll("rect.held-out")].map((bar) => Number(bar.getAttribute("height"))),
+      caption: figure.querySelector("figcaption").textContent,
+    })));
+    assert.deepEqual(bars.map((chart) => [chart.feature, chart.generated.length, chart.heldOut.length]),
+      [["pitch_classes", 12, 12], ["inter_onset_intervals", 9, 9], ["melodic_intervals", 14, 14]]);
+    for (const chart of bars) {
+      // Both sets drawn, the tallest bar of the two filling the chart's height.
+      assert.ok(chart.generated.some((h) => h > 0) && chart.heldOut.some((h) => h > 0), JSON.stringify(chart));
+      assert.equal(Math.max(...chart.generated, ...chart.heldOut), 90, JSON.stringify(chart));
+      assert.match(chart.caption, /: overlap 0\.\d\d$/);
+    }
+    assert.equal(await page.$$eval("#evaluation-scalars tbody tr", (rows) => rows.length), 4);
+    await page.locator("#model-view").screenshot({ path: join(shots, "09-evaluation.png") });
+
+    // Refused beside the field at fault, then a small one run and charted.
+    await page.fill("#evaluation-pieces", "65");
+    await page.click("#run-evaluation");
+    await page.waitForFunction(() => document.querySelector("#error-evaluation-pieces").textContent.length > 0);
+    assert.match(await page.textContent("#error-evaluation-pieces"), /64/);
+    await page.fill("#evaluation-pieces", "2");
+    await page.fill("#evaluation-notes", "32");
+    await page.fill("#evaluation-seed", "3");
+    await page.click("#run-evaluation");
+    await page.waitForFunction(() => document.querySelector("#evaluation-status").textContent.startsWith("Done"), null, { timeout: 120_000 });
+    assert.match(await page.textContent("#evaluation-summary"), /^2 pieces of 32 notes \(seeds 3–4\)/);
+    const model = await (await fetch(`${base}/v1/models/default`)).json();
+    assert.equal(model.music_evaluation.pieces, 2);
+    await page.locator("#model-view").screenshot({ path: join(shots, "10-evaluation-run.png") });
   });
 
   await step("past compositions name the model that made them", async () => {
