@@ -116,14 +116,22 @@ impl App {
             TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
         let (stop, stopped) = watch::channel(false);
         let mut workers = tokio::task::JoinSet::new();
+        let training_pool = worker_context.is_some();
         if let Some(context) = worker_context {
             let devices = worker_devices(&args.training);
             let postgres = storage.postgres_url();
             workers.spawn(run_pool(context, devices, args.training.workers, postgres, stopped.clone()));
         }
-        // Every server evaluates models on its own engine.
+        // Every server evaluates models on its own engine, and reaps unless its
+        // training pool does.
         let name = format!("{}/evaluation", worker_name());
-        workers.spawn(crate::jobs::evaluation::run_worker(evaluations, name, stopped));
+        workers.spawn(crate::jobs::evaluation::run_worker(
+            evaluations,
+            name,
+            storage.postgres_url(),
+            !training_pool,
+            stopped,
+        ));
         Ok(App { listener, router, store, workers: (stop, workers) })
     }
 

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::event_stream::Followed;
 use super::retry::retry;
 use super::supervisor::StopReason;
-use super::worker::{fail, heartbeat, reap};
+use super::worker::{fail, heartbeat, listen, reap};
 use super::{CancelError, Jobs, SubmitError};
 use crate::generate::Piece;
 use crate::generate::admission::Refusal;
@@ -33,6 +33,9 @@ pub const MAX_EVALUATION_PIECES: u32 = 64;
 pub const MAX_EVALUATION_NOTES: u32 = 2000;
 /// How long the worker waits for the engine to have room for a piece.
 const ENGINE_FULL_PAUSE: Duration = Duration::from_millis(200);
+/// How often an idle evaluation worker that Postgres notifies of new jobs looks
+/// for due ones all the same; a server keeps its database nearly idle when idle.
+pub const NOTIFIED_POLL: Duration = Duration::from_secs(10);
 
 /// `POST /v1/models/{id}/evaluations`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -300,11 +303,37 @@ impl Jobs {
 }
 
 /// The evaluation worker of a server: claims evaluation jobs one at a time until
-/// `shutdown` turns true (a job running then goes back to the queue), and reaps
-/// jobs of every kind whose worker stopped heartbeating.
-pub async fn run_worker(evaluations: Evaluations, worker: String, mut shutdown: watch::Receiver<bool>) {
-    let reaper = tokio::spawn(reap(evaluations.jobs.clone(), shutdown.clone()));
+/// `shutdown` turns true (a job running then goes back to the queue).
+///
+/// With `reap_too`, it also requeues jobs of every kind whose worker stopped
+/// heartbeating, every lease timeout: the server runs no training pool, whose
+/// reaper would do it every quarter lease, and a job of a server that died must
+/// not wait on a node that may not exist. (Slower than a pool's reaper, so that an
+/// idle server keeps its database idle; a job is then requeued within two lease
+/// timeouts.)
+///
+/// On Postgres (`postgres_url`) it waits for the queue's notifications and looks
+/// for due jobs only every [`NOTIFIED_POLL`] besides (a job requeued with backoff
+/// becomes due without a notification); elsewhere every `FUGUE_QUEUE_POLL_MS`.
+pub async fn run_worker(
+    evaluations: Evaluations,
+    worker: String,
+    postgres_url: Option<String>,
+    reap_too: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let jobs = &evaluations.jobs;
+    let mut helpers = tokio::task::JoinSet::new();
+    if reap_too {
+        helpers.spawn(reap(jobs.clone(), jobs.config.lease_timeout, shutdown.clone()));
+    }
+    let poll = match postgres_url {
+        Some(url) => {
+            helpers.spawn(listen(url, jobs.wake.clone(), shutdown.clone()));
+            NOTIFIED_POLL.max(jobs.config.poll)
+        }
+        None => jobs.config.poll,
+    };
     while !*shutdown.borrow() {
         let token = uuid::Uuid::new_v4().to_string();
         match jobs.store.claim_job(JobKind::Evaluation, &worker, "engine", &token).await {
@@ -318,11 +347,11 @@ pub async fn run_worker(evaluations: Evaluations, worker: String, mut shutdown: 
         }
         tokio::select! {
             () = jobs.wake.notified() => {}
-            () = tokio::time::sleep(jobs.config.poll) => {}
+            () = tokio::time::sleep(poll) => {}
             _ = shutdown.changed() => {}
         }
     }
-    let _ = reaper.await;
+    while helpers.join_next().await.is_some() {}
 }
 
 /// How an attempt at an evaluation ended.
@@ -336,10 +365,14 @@ enum Ending {
 async fn run_claim(evaluations: &Evaluations, claim: Claim, shutdown: watch::Receiver<bool>) {
     let Claim { job, token } = claim;
     let jobs = &evaluations.jobs;
+    let JobWork::Evaluation { model_id } = &job.work else {
+        fail(jobs, &job, &token, "an evaluation worker claimed a job of another kind").await;
+        return;
+    };
     let (stop, mut stop_reason) = watch::channel(None);
     let heartbeat = tokio::spawn(heartbeat(jobs.clone(), job.id.clone(), token.clone(), stop, shutdown));
     let ending = tokio::select! {
-        ending = evaluate(evaluations, &job, &token) => ending,
+        ending = evaluate(evaluations, &job, model_id, &token) => ending,
         reason = stop_reason.wait_for(Option::is_some) => {
             Ending::Stopped(reason.ok().and_then(|reason| *reason).unwrap_or(StopReason::Shutdown))
         }
@@ -348,7 +381,6 @@ async fn run_claim(evaluations: &Evaluations, claim: Claim, shutdown: watch::Rec
     let (store, id, patience) = (&jobs.store, job.id.as_str(), jobs.config.lease_timeout);
     match ending {
         Ending::Evaluated(evaluation) => {
-            let JobWork::Evaluation { model_id } = &job.work else { return };
             let json = serde_json::to_string(&evaluation).unwrap_or_default();
             if retry(patience, || store.complete_evaluation(id, &token, model_id, &json)).await == Some(true)
             {
@@ -376,8 +408,8 @@ async fn run_claim(evaluations: &Evaluations, claim: Claim, shutdown: watch::Rec
 
 /// Generates the job's pieces on the server's engine, recording each one under
 /// the lease, and compares them with the model's held-out files.
-async fn evaluate(evaluations: &Evaluations, job: &JobRow, token: &str) -> Ending {
-    match generate_and_compare(evaluations, job, token).await {
+async fn evaluate(evaluations: &Evaluations, job: &JobRow, model_id: &str, token: &str) -> Ending {
+    match generate_and_compare(evaluations, job, model_id, token).await {
         Ok(ending) => ending,
         Err(error) => Ending::Failed(format!("{error:#}")),
     }
@@ -386,11 +418,9 @@ async fn evaluate(evaluations: &Evaluations, job: &JobRow, token: &str) -> Endin
 async fn generate_and_compare(
     evaluations: &Evaluations,
     job: &JobRow,
+    model_id: &str,
     token: &str,
 ) -> anyhow::Result<Ending> {
-    let JobWork::Evaluation { model_id } = &job.work else {
-        anyhow::bail!("an evaluation worker claimed a job of another kind");
-    };
     let parameters: EvaluationParameters = serde_json::from_str(&job.parameters)?;
     let composer = &evaluations.composer;
     let (dir, _) = composer

@@ -178,7 +178,8 @@ pub async fn run_pool(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(reap(context.jobs.clone(), shutdown.clone()));
+    // Checking at a fraction of the lease keeps the requeue delay near the timeout.
+    tasks.spawn(reap(context.jobs.clone(), context.jobs.config.lease_timeout / 4, shutdown.clone()));
     if let Some(url) = database_url {
         tasks.spawn(listen(url, context.jobs.wake.clone(), shutdown.clone()));
     }
@@ -213,11 +214,10 @@ async fn work(context: WorkerContext, slot: usize, device: DeviceName, mut shutd
 }
 
 /// Requeues (or fails, or cancels) jobs of every kind whose worker stopped
-/// heartbeating.
-pub(super) async fn reap(jobs: Jobs, mut shutdown: watch::Receiver<bool>) {
+/// heartbeating, looking every `period`.
+pub(super) async fn reap(jobs: Jobs, period: Duration, mut shutdown: watch::Receiver<bool>) {
     let timeout_ms = i64::try_from(jobs.config.lease_timeout.as_millis()).unwrap_or(i64::MAX);
-    // Checking at a fraction of the lease keeps the requeue delay near the timeout.
-    let period = (jobs.config.lease_timeout / 4).max(Duration::from_millis(50));
+    let period = period.max(Duration::from_millis(50));
     while !*shutdown.borrow() {
         match jobs.store.reap_expired_leases(timeout_ms, |attempt| jobs.config.backoff_ms(attempt)).await {
             Ok(reaped) => {
@@ -240,7 +240,7 @@ pub(super) async fn reap(jobs: Jobs, mut shutdown: watch::Receiver<bool>) {
 
 /// Wakes idle workers on Postgres notifications. Notifications sent while the
 /// connection is down are lost, which is why workers also poll.
-async fn listen(url: String, wake: Arc<tokio::sync::Notify>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn listen(url: String, wake: Arc<tokio::sync::Notify>, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         let listening = async {
             let mut notifications = JobNotifications::connect(&url).await?;

@@ -328,3 +328,60 @@ async fn a_writer_waits_for_a_collector_that_holds_the_blob() {
     })
     .await;
 }
+
+/// Migration 0008 rebuilds the training-job tables as the one job queue: a job
+/// (and its epochs) written before it, with its progress and overrides, reads back
+/// as the same training job after.
+#[tokio::test]
+async fn a_training_job_from_before_job_kinds_survives_the_migration() {
+    use fugue::store::{JobState, JobWork};
+    each_backend(|database| async move {
+        sqlx::any::install_default_drivers();
+        let url = match database.url().strip_prefix("sqlite://") {
+            Some(path) => {
+                std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+                format!("{}?mode=rwc", database.url())
+            }
+            None => database.url().to_owned(),
+        };
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::migrate!("./migrations").run_to(7, &pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO training_jobs (id, name, dataset_id, preset, hyperparameters, idempotency_key, \
+             request_sha256, state, attempt, max_attempts, run_after, cancel_requested, model_id, created_at, \
+             finished_at, updated_at, progress, overrides) \
+             VALUES ('old', 'chorales', 'd1', 'fugue', '{\"epochs\":2}', 'key-1', 'abc', 'succeeded', 1, 3, 0, 0, \
+             'm1', 10, 20, 20, '{\"epoch\":2}', '{\"epochs\":2}')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for epoch in [1, 2] {
+            sqlx::query("INSERT INTO training_job_epochs (job_id, epoch, attempt, metrics) VALUES ('old', $1, 1, '{}')")
+                .bind(epoch)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open(database.url()).await.unwrap();
+        let job = store.job("old").await.unwrap().expect("the job is still there");
+        assert_eq!(
+            job.work,
+            JobWork::Training {
+                dataset_id: "d1".to_owned(),
+                preset: fugue::shared::Preset::Fugue,
+                overrides: Some(r#"{"epochs":2}"#.to_owned()),
+            }
+        );
+        assert_eq!(job.parameters, r#"{"epochs":2}"#);
+        assert_eq!((job.state, job.attempt, job.model_id.as_deref()), (JobState::Succeeded, 1, Some("m1")));
+        assert_eq!((job.created_at, job.finished_at), (10, Some(20)));
+        assert_eq!((job.progress.as_deref(), job.pieces_done), (Some(r#"{"epoch":2}"#), 0));
+        let epochs: Vec<i64> = store.job_epochs("old").await.unwrap().iter().map(|epoch| epoch.epoch).collect();
+        assert_eq!(epochs, [1, 2]);
+        store.close().await;
+    })
+    .await;
+}
