@@ -136,6 +136,24 @@ pub struct JobRow {
     pub updated_at: i64,
 }
 
+/// The columns a running job's process writes under its lease.
+#[derive(Debug, Clone, Copy)]
+enum LeasedColumn {
+    Parameters,
+    Progress,
+    PiecesDone,
+}
+
+impl LeasedColumn {
+    fn name(self) -> &'static str {
+        match self {
+            LeasedColumn::Parameters => "parameters",
+            LeasedColumn::Progress => "progress",
+            LeasedColumn::PiecesDone => "pieces_done",
+        }
+    }
+}
+
 const JOB_COLUMNS: &str = "id, kind, name, dataset_id, preset, parameters, evaluated_model_id, overrides, \
     state, attempt, max_attempts, run_after, worker, device, heartbeat_at, cancel_requested, progress, pieces_done, \
     error, model_id, created_at, started_at, finished_at, updated_at";
@@ -548,41 +566,13 @@ impl Store {
         token: &str,
         hyperparameters: &str,
     ) -> anyhow::Result<LeaseCheck> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE jobs SET parameters = $3, heartbeat_at = $4, updated_at = $4 \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(hyperparameters)
-        .bind(now_ms())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(LeaseCheck::Lost) };
-        self.notify_followers(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+        self.write_under_lease(id, token, LeasedColumn::Parameters, hyperparameters.to_owned()).await
     }
 
     /// Records the running epoch's progress (JSON) and renews the lease; nothing is
     /// written when the lease is lost.
     pub async fn record_progress(&self, id: &str, token: &str, progress: &str) -> anyhow::Result<LeaseCheck> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE jobs SET progress = $3, heartbeat_at = $4, updated_at = $4 \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(progress)
-        .bind(now_ms())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(LeaseCheck::Lost) };
-        self.notify_followers(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+        self.write_under_lease(id, token, LeasedColumn::Progress, progress.to_owned()).await
     }
 
     /// Records an evaluation's progress (pieces generated) and renews the lease;
@@ -593,17 +583,34 @@ impl Store {
         token: &str,
         pieces_done: i64,
     ) -> anyhow::Result<LeaseCheck> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE jobs SET pieces_done = $3, heartbeat_at = $4, updated_at = $4 \
+        self.write_under_lease(id, token, LeasedColumn::PiecesDone, pieces_done).await
+    }
+
+    /// Writes `value` into `column` of a running job whose lease `token` holds,
+    /// renewing the lease and telling the job's followers.
+    async fn write_under_lease<V>(
+        &self,
+        id: &str,
+        token: &str,
+        column: LeasedColumn,
+        value: V,
+    ) -> anyhow::Result<LeaseCheck>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
+        let sql = format!(
+            "UPDATE jobs SET {} = $3, heartbeat_at = $4, updated_at = $4 \
              WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING cancel_requested",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(pieces_done)
-        .bind(now_ms())
-        .fetch_optional(&mut *tx)
-        .await?;
+            column.name()
+        );
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(token)
+            .bind(value)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else { return Ok(LeaseCheck::Lost) };
         self.notify_followers(&mut tx, id).await?;
         tx.commit().await?;
