@@ -577,10 +577,29 @@ impl Worker {
                 Length::Notes(n) | Length::Tokens(n) => n,
                 _ => anyhow::bail!("this model takes a length in notes or tokens"),
             };
-            let mut score = offline::generate(&model, steps, &validated.sampling, &mut rng)?;
-            apply_program_and_tempo(&mut score, &validated);
-            let piece = Piece { generated_in: opened.elapsed(), ..piece_of(&score, steps) };
-            let _ = events.send(SessionEvent::Finished(piece));
+            // A network that cannot step in batches makes its piece whole, on a
+            // thread of its own with its own copy of the model, so that it never
+            // holds up this worker's batched sessions. Its place is held until then.
+            let (dir, device) = (request.model_dir.clone(), self.device.0);
+            std::thread::Builder::new().name(format!("fugue-generate-whole-{}", self.device)).spawn(
+                move || {
+                    let _no_grad = tch::no_grad_guard();
+                    let _place = permit;
+                    let made = LoadedModel::load(&dir, device)
+                        .and_then(|model| offline::generate(&model, steps, &validated.sampling, &mut rng));
+                    let event = match made {
+                        Ok(mut score) => {
+                            apply_program_and_tempo(&mut score, &validated);
+                            SessionEvent::Finished(Piece {
+                                generated_in: opened.elapsed(),
+                                ..piece_of(&score, steps)
+                            })
+                        }
+                        Err(error) => SessionEvent::Failed(SessionFailure::NotStarted(format!("{error:#}"))),
+                    };
+                    let _ = events.send(event);
+                },
+            )?;
             return Ok(None);
         };
         let (decoding, primer_ids, first) = match (&model.meta.representation, grammar) {

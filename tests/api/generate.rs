@@ -527,3 +527,20 @@ async fn a_cancel_message_ends_the_stream_and_stores_nothing() {
     let stored: Value = app.get("/v1/compositions").await.json().await.unwrap();
     assert_eq!(stored, json!([]), "nothing is stored");
 }
+
+#[tokio::test]
+async fn a_piece_made_whole_does_not_hold_up_the_batched_sessions() {
+    let app = bundled(64).await;
+    // A piano-roll model cannot step in batches: its piece is made whole.
+    let whole = tokio::spawn({
+        let (client, url) = (app.client.clone(), app.url("/v1/generate"));
+        let request = json!({"model": "jsb-pianoroll", "length": {"tokens": 10000}, "seed": 4});
+        async move { client.post(url).json(&request).send().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile an events piece is written and answered.
+    let batched = composed(&app, &json!({"length": {"notes": 8}, "seed": 4})).await;
+    assert_eq!(batched["notes"].as_array().unwrap().len(), 8);
+    assert!(!whole.is_finished(), "the events piece came back only after the piano-roll piece was made");
+    assert_eq!(whole.await.unwrap().status(), StatusCode::CREATED);
+}
