@@ -9,18 +9,26 @@ use crate::support::listening_addr;
 const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
 
 #[test]
-fn a_realtime_lookahead_outside_its_range_stops_the_server_before_it_starts() {
-    for (millis, accepted) in [("99", false), ("60001", false), ("100", true)] {
-        // `--help` after the flag: the value is checked, then nothing is started.
-        let output = Command::new(FUGUE)
-            .args(["serve", "--realtime-lookahead-ms", millis, "--help"])
-            .env_clear()
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.success(), accepted, "{millis}: {stderr}");
-        if !accepted {
-            assert!(stderr.contains("--realtime-lookahead-ms") && stderr.contains("100..=60000"), "{stderr}");
+fn generation_settings_outside_their_ranges_stop_the_server_before_it_starts() {
+    let cases = [
+        ("--realtime-lookahead-ms", "100..=60000", ["99", "60001"], "100"),
+        ("--max-sessions-per-worker", "1..=65536", ["0", "65537"], "65536"),
+        ("--generate-queue", "0..=100000", ["-1", "100001"], "0"),
+        ("--generate-queue-wait-ms", "0..=60000", ["-1", "60001"], "60000"),
+    ];
+    for (flag, range, refused, accepted) in cases {
+        for (value, ok) in [(refused[0], false), (refused[1], false), (accepted, true)] {
+            // `--help` after the flag: the value is checked, then nothing is started.
+            let output = Command::new(FUGUE)
+                .args(["serve", &format!("{flag}={value}"), "--help"])
+                .env_clear()
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.success(), ok, "{flag} {value}: {stderr}");
+            if !ok && value != "-1" {
+                assert!(stderr.contains(flag) && stderr.contains(range), "{flag} {value}: {stderr}");
+            }
         }
     }
 }
