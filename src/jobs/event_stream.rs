@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use utoipa::ToSchema;
 
 use super::{Jobs, TrainingJob};
-use crate::store::{JobEventNotifications, JobState};
+use crate::store::{JobChannel, JobNotifications, JobState};
 use crate::train::EpochMetrics;
 use crate::train::progress::StepProgress;
 
@@ -45,7 +45,7 @@ impl JobChanges {
         let changes = sender.clone();
         tokio::spawn(async move {
             loop {
-                match JobEventNotifications::connect(&url).await {
+                match JobNotifications::connect(&url, JobChannel::Changed).await {
                     Ok(mut notifications) => loop {
                         match notifications.next().await {
                             Ok(id) => {

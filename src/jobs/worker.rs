@@ -60,7 +60,8 @@ use crate::model::registry::{ModelSummary, model_key};
 use crate::objects::Objects;
 use crate::shared::rfc3339;
 use crate::store::{
-    self, Claim, JobKind, JobNotifications, JobRow, JobState, JobWork, LeaseCheck, ModelRow, Store,
+    self, Claim, JobChannel, JobKind, JobNotifications, JobRow, JobState, JobWork, LeaseCheck, ModelRow,
+    Store,
 };
 
 /// What every worker of a pool shares.
@@ -243,7 +244,7 @@ pub(super) async fn reap(jobs: Jobs, period: Duration, mut shutdown: watch::Rece
 pub(super) async fn listen(url: String, wake: Arc<tokio::sync::Notify>, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         let listening = async {
-            let mut notifications = JobNotifications::connect(&url).await?;
+            let mut notifications = JobNotifications::connect(&url, JobChannel::Queued).await?;
             loop {
                 notifications.next().await?;
                 wake.notify_waiters();

@@ -88,22 +88,20 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
 
     let scale = (1.0 - 0.25 * ratio.log10()).clamp(0.4, 1.2);
     let regularisation = |preset_value: f64| ((preset_value * scale).min(0.9) * 100.0).round() / 100.0;
-    if overrides.dropout.is_none() {
-        hp.dropout = regularisation(defaults.dropout);
+    for (name, set, value, preset_value) in [
+        ("dropout", overrides.dropout.is_some(), &mut hp.dropout, defaults.dropout),
+        (
+            "recurrent_dropout",
+            overrides.recurrent_dropout.is_some(),
+            &mut hp.recurrent_dropout,
+            defaults.recurrent_dropout,
+        ),
+    ] {
+        if !set {
+            *value = regularisation(preset_value);
+        }
+        decide(name, set, format!("{preset_value:.2} × {scale:.2} for {size}"));
     }
-    decide(
-        "dropout",
-        overrides.dropout.is_some(),
-        format!("{:.2} × {scale:.2} for {size}", defaults.dropout),
-    );
-    if overrides.recurrent_dropout.is_none() {
-        hp.recurrent_dropout = regularisation(defaults.recurrent_dropout);
-    }
-    decide(
-        "recurrent_dropout",
-        overrides.recurrent_dropout.is_some(),
-        format!("{:.2} × {scale:.2} for {size}", defaults.recurrent_dropout),
-    );
 
     if overrides.batch_size.is_none() {
         hp.batch_size = batch_for(defaults.batch_size, ratio);

@@ -258,43 +258,39 @@ pub struct Reaped {
 /// (its state, or a new epoch); the payload is the job's id.
 const JOB_EVENTS_CHANNEL: &str = "fugue_job_events";
 
-/// Postgres notifications that jobs changed, for the event streams of one node.
-pub struct JobEventNotifications {
-    listener: sqlx::postgres::PgListener,
-}
-
-impl JobEventNotifications {
-    pub async fn connect(database_url: &str) -> sqlx::Result<JobEventNotifications> {
-        let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
-        listener.listen(JOB_EVENTS_CHANNEL).await?;
-        Ok(JobEventNotifications { listener })
-    }
-
-    /// The id of the next job that changed; an error means the connection dropped
-    /// (notifications sent meanwhile are lost).
-    pub async fn next(&mut self) -> sqlx::Result<String> {
-        self.listener.recv().await.map(|notification| notification.payload().to_owned())
-    }
-}
-
 /// Postgres channel that wakes idle workers when a job becomes due.
 const JOBS_CHANNEL: &str = "fugue_training_jobs";
 
-/// Postgres notifications that a job was queued (sent in the enqueueing transaction).
+/// What a node listens to Postgres for.
+#[derive(Debug, Clone, Copy)]
+pub enum JobChannel {
+    /// A job changed: its event followers read it again.
+    Changed,
+    /// A job was queued (sent in the enqueueing transaction): idle workers wake.
+    Queued,
+}
+
+/// Postgres notifications on one [`JobChannel`].
 pub struct JobNotifications {
     listener: sqlx::postgres::PgListener,
 }
 
 impl JobNotifications {
-    pub async fn connect(database_url: &str) -> sqlx::Result<JobNotifications> {
+    pub async fn connect(database_url: &str, channel: JobChannel) -> sqlx::Result<JobNotifications> {
         let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
-        listener.listen(JOBS_CHANNEL).await?;
+        listener
+            .listen(match channel {
+                JobChannel::Changed => JOB_EVENTS_CHANNEL,
+                JobChannel::Queued => JOBS_CHANNEL,
+            })
+            .await?;
         Ok(JobNotifications { listener })
     }
 
-    /// Waits for the next notification; an error means the connection dropped.
-    pub async fn next(&mut self) -> sqlx::Result<()> {
-        self.listener.recv().await.map(|_| ())
+    /// The next notification's payload (the job's id); an error means the
+    /// connection dropped (notifications sent meanwhile are lost).
+    pub async fn next(&mut self) -> sqlx::Result<String> {
+        self.listener.recv().await.map(|notification| notification.payload().to_owned())
     }
 }
 

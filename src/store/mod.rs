@@ -25,8 +25,8 @@ mod models;
 pub use compositions::{CompositionDeletion, CompositionRow};
 pub use datasets::{DatasetDeletion, DatasetFileRow, DatasetRow};
 pub use jobs::{
-    Claim, Enqueued, EpochRow, JobEventNotifications, JobKind, JobNotifications, JobRow, JobState, JobWork,
-    LeaseCheck, NewJob, Reaped,
+    Claim, Enqueued, EpochRow, JobChannel, JobKind, JobNotifications, JobRow, JobState, JobWork, LeaseCheck,
+    NewJob, Reaped,
 };
 pub use models::{ModelDeletion, ModelRow};
 

@@ -76,6 +76,14 @@ struct Fitted {
     outcome: FitOutcome,
 }
 
+impl Fitted {
+    /// A network trained on piano rolls of the hyperparameters' grid.
+    fn pianoroll(hp: &Hyperparameters, vs: VarStore, network: Network, outcome: FitOutcome) -> Fitted {
+        let representation = Representation::Pianoroll { grid: hp.grid };
+        Fitted { hyperparameters: hp.clone(), vs, representation, network, outcome }
+    }
+}
+
 /// Trains `run` to the end (or until `control` stops it).
 pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result<Trained> {
     let hp = &run.hyperparameters;
@@ -231,14 +239,7 @@ fn train_roll(
     };
     let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
     let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
-    let network = Network::Roll(net.config().clone());
-    Ok(Fitted {
-        hyperparameters: hp.clone(),
-        vs,
-        representation: Representation::Pianoroll { grid: hp.grid },
-        network,
-        outcome,
-    })
+    Ok(Fitted::pianoroll(hp, vs, Network::Roll(net.config().clone()), outcome))
 }
 
 fn train_seq2seq(
@@ -267,14 +268,7 @@ fn train_seq2seq(
     };
     let loss = |batch: &seq2seq_training::PairBatch, train: bool| seq2seq_training::loss(&net, batch, train);
     let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
-    let network = Network::Seq2seq(net.config().clone());
-    Ok(Fitted {
-        hyperparameters: hp.clone(),
-        vs,
-        representation: Representation::Pianoroll { grid: hp.grid },
-        network,
-        outcome,
-    })
+    Ok(Fitted::pianoroll(hp, vs, Network::Seq2seq(net.config().clone()), outcome))
 }
 
 fn train_tokens(

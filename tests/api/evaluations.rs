@@ -17,19 +17,7 @@ async fn evaluate(app: &TestApp, model: &str, body: &Value) -> reqwest::Response
 
 /// Every event of a job's Server-Sent Events stream, to its end.
 async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let response = app
-        .client
-        .get(app.url(&format!("/v1/evaluation-jobs/{id}/events")))
-        .header("Accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = tokio::time::timeout(Duration::from_secs(120), response.text()).await.unwrap().unwrap();
-    body.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .map(|data| serde_json::from_str(data.trim()).unwrap())
-        .collect()
+    crate::support::sse_messages(app.url(&format!("/v1/evaluation-jobs/{id}/events"))).await
 }
 
 /// What `fugue evaluate --dry-run` finds for the same model, pieces and seeds.

@@ -19,7 +19,7 @@ use fugue::store::Store;
 use crate::jobs::{tiny_job, upload_mini};
 use crate::support::{
     Options, TestDatabase, fast_queue_env, listening_addr, midi_files, s3_bucket, s3_env, shared_data,
-    spawn_app,
+    spawn_app, sse_messages,
 };
 use crate::workers::submit;
 
@@ -104,18 +104,6 @@ fn pid_of(worker: &str) -> String {
     worker.rsplit_once(':').map_or("", |(_, rest)| rest).split('/').next().unwrap_or("").to_owned()
 }
 
-/// Every message of a job's event stream (Server-Sent Events) until it ends.
-async fn follow(url: String) -> Vec<Value> {
-    let response =
-        reqwest::Client::new().get(url).header("Accept", "text/event-stream").send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = tokio::time::timeout(Duration::from_secs(120), response.text()).await.unwrap().unwrap();
-    body.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .map(|data| serde_json::from_str(data.trim()).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn two_servers_and_two_workers_share_one_database_and_one_object_store() {
     let database = TestDatabase::postgres().await;
@@ -143,8 +131,8 @@ async fn two_servers_and_two_workers_share_one_database_and_one_object_store() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     // Its events, followed on both nodes.
-    let on_a = tokio::spawn(follow(a.url(&format!("/v1/training-jobs/{id}/events"))));
-    let on_b = tokio::spawn(follow(b.url(&format!("/v1/training-jobs/{id}/events"))));
+    let on_a = tokio::spawn(sse_messages(a.url(&format!("/v1/training-jobs/{id}/events"))));
+    let on_b = tokio::spawn(sse_messages(b.url(&format!("/v1/training-jobs/{id}/events"))));
 
     // Two epochs in, kill -9 the worker that runs it.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -288,8 +276,9 @@ async fn fifty_event_followers_wait_for_notifications_instead_of_polling() {
     let app = spawn_app(Options { database: TestDatabase::postgres().await, ..Options::default() }).await;
     let dataset = upload_mini(&app).await;
     let id = submit(&app, &tiny_job(&dataset, 2)).await; // stays queued: no workers
-    let followers: Vec<_> =
-        (0..50).map(|_| tokio::spawn(follow(app.url(&format!("/v1/training-jobs/{id}/events"))))).collect();
+    let followers: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(sse_messages(app.url(&format!("/v1/training-jobs/{id}/events")))))
+        .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let window = Duration::from_secs(6);
     let before = commits(&app.database_url).await;

@@ -523,3 +523,15 @@ pub fn listening_addr(child: &mut std::process::Child) -> String {
     std::thread::spawn(move || lines.for_each(drop));
     addr.expect("the server logs where it listens")
 }
+
+/// Every message of a job's event stream at `url` (Server-Sent Events) until it ends.
+pub async fn sse_messages(url: String) -> Vec<serde_json::Value> {
+    let response =
+        reqwest::Client::new().get(url).header("Accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let body = tokio::time::timeout(Duration::from_secs(120), response.text()).await.unwrap().unwrap();
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|data| serde_json::from_str(data.trim()).unwrap())
+        .collect()
+}
