@@ -37,7 +37,7 @@ use super::{GeneratedNote, Piece, offline, piece_of};
 use crate::analysis::originality::CopyGuard;
 use crate::devices::DeviceName;
 use crate::midi::{Score, TempoChange};
-use crate::model::artifact::{LoadedModel, Net, Representation};
+use crate::model::artifact::{LoadedModel, Net, Network, Representation, read_meta};
 use crate::model::lstm::LstmState;
 use crate::model::registry::ModelUse;
 use crate::model::sampling::{Rng, Sampling, sample};
@@ -569,38 +569,18 @@ impl Worker {
     fn open(&mut self, start: Start) -> anyhow::Result<Option<Session>> {
         let Start { request, events, permit, arrived } = start;
         let opened = Instant::now();
+        // A network that cannot step in batches is never loaded here (which would
+        // hold up this worker's batched sessions): its piece is made whole beside.
+        let cached = self.cache.contains_key(&request.model_id);
+        if !cached && !matches!(read_meta(&request.model_dir)?.network, Network::Token(_)) {
+            make_whole(request, events, permit, opened, self.device)?;
+            return Ok(None);
+        }
         let (model, grammar) = self.load(&request.model_id, &request.model_dir)?;
         let validated = request.validated;
         let mut rng = Rng::new(validated.seed);
         let Net::Token(net) = &model.net else {
-            let steps = match validated.length {
-                Length::Notes(n) | Length::Tokens(n) => n,
-                _ => anyhow::bail!("this model takes a length in notes or tokens"),
-            };
-            // A network that cannot step in batches makes its piece whole, on a
-            // thread of its own with its own copy of the model, so that it never
-            // holds up this worker's batched sessions. Its place is held until then.
-            let (dir, device) = (request.model_dir.clone(), self.device.0);
-            std::thread::Builder::new().name(format!("fugue-generate-whole-{}", self.device)).spawn(
-                move || {
-                    let _no_grad = tch::no_grad_guard();
-                    let _place = permit;
-                    let made = LoadedModel::load(&dir, device)
-                        .and_then(|model| offline::generate(&model, steps, &validated.sampling, &mut rng));
-                    let event = match made {
-                        Ok(mut score) => {
-                            apply_program_and_tempo(&mut score, &validated);
-                            SessionEvent::Finished(Piece {
-                                generated_in: opened.elapsed(),
-                                ..piece_of(&score, steps)
-                            })
-                        }
-                        Err(error) => SessionEvent::Failed(SessionFailure::NotStarted(format!("{error:#}"))),
-                    };
-                    let _ = events.send(event);
-                },
-            )?;
-            return Ok(None);
+            anyhow::bail!("a network that cannot step in batches reached the batched worker: this is a bug");
         };
         let (decoding, primer_ids, first) = match (&model.meta.representation, grammar) {
             (Representation::Events { config, .. }, Some(grammar)) => {
@@ -777,6 +757,40 @@ impl Worker {
         }
         (due.len(), rows.len())
     }
+}
+
+/// Makes the piece of a model whose network cannot step in batches (piano roll,
+/// seq2seq, melody-chords) on a thread of its own, with its own copy of the
+/// model; the session's place is held until the piece is made.
+fn make_whole(
+    request: SessionRequest,
+    events: mpsc::UnboundedSender<SessionEvent>,
+    permit: SessionPermit,
+    opened: Instant,
+    device: DeviceName,
+) -> anyhow::Result<()> {
+    let validated = request.validated;
+    let steps = match validated.length {
+        Length::Notes(n) | Length::Tokens(n) => n,
+        _ => anyhow::bail!("this model takes a length in notes or tokens"),
+    };
+    let dir = request.model_dir;
+    std::thread::Builder::new().name(format!("fugue-generate-whole-{device}")).spawn(move || {
+        let _no_grad = tch::no_grad_guard();
+        let _place = permit;
+        let mut rng = Rng::new(validated.seed);
+        let made = LoadedModel::load(&dir, device.0)
+            .and_then(|model| offline::generate(&model, steps, &validated.sampling, &mut rng));
+        let event = match made {
+            Ok(mut score) => {
+                apply_program_and_tempo(&mut score, &validated);
+                SessionEvent::Finished(Piece { generated_in: opened.elapsed(), ..piece_of(&score, steps) })
+            }
+            Err(error) => SessionEvent::Failed(SessionFailure::NotStarted(format!("{error:#}"))),
+        };
+        let _ = events.send(event);
+    })?;
+    Ok(())
 }
 
 /// Runs the primer through the network from a zero state; the state after it.
