@@ -401,7 +401,6 @@ struct Session {
     /// For realtime pacing: when the listener's playback began (when its first
     /// notes were sent), so that the session is written only a little ahead of it.
     clock: Option<Instant>,
-    realtime: bool,
     controls: Option<mpsc::UnboundedReceiver<SessionControl>>,
     /// Notes already sent to the client.
     sent: usize,
@@ -658,7 +657,6 @@ impl Worker {
             model: model.clone(),
             events,
             clock: None,
-            realtime: validated.pacing == Pacing::Realtime,
             validated,
             lines,
             lookahead,
@@ -987,11 +985,15 @@ impl Line {
 }
 
 impl Session {
+    fn realtime(&self) -> bool {
+        self.validated.pacing == Pacing::Realtime
+    }
+
     /// How far ahead of its listener a realtime session is, in seconds (fast
     /// sessions count as never ahead); `None` when it is `lookahead` ahead or more
     /// and waits.
     fn slack(&self, lookahead: Duration) -> Option<f64> {
-        if !self.realtime {
+        if !self.realtime() {
             return Some(f64::INFINITY);
         }
         // Its first notes are due as soon as they exist.
@@ -1043,13 +1045,13 @@ impl Session {
     /// Sends notes to the listener, timing the first and the gaps between.
     fn send_notes(&mut self, notes: Vec<GeneratedNote>, metrics: &EngineMetrics) {
         let now = Instant::now();
-        if self.realtime && self.clock.is_none() {
+        if self.realtime() && self.clock.is_none() {
             // The listener's playback begins with its first notes.
             self.clock = Some(now);
         }
         match self.last_sent {
             None => {
-                let pacing = if self.realtime { "realtime" } else { "fast" };
+                let pacing = if self.realtime() { "realtime" } else { "fast" };
                 let waited = now.duration_since(self.arrived).as_secs_f64();
                 metrics.time_to_first_note.with_label_values(&[pacing]).observe(waited);
             }
