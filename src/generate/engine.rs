@@ -510,6 +510,13 @@ impl Worker {
                 self.load.record_listener(session.lines[0].steps, decoder.seconds_written(grammar));
             }
         }
+        let (capacity, demand, listeners) = self.load.figures();
+        for (figure, value) in
+            [("worker_tokens_per_second", capacity), ("listener_tokens_per_second", demand)]
+        {
+            self.metrics.load.with_label_values(&[figure]).set(value);
+        }
+        self.metrics.load.with_label_values(&["listeners"]).set(listeners as f64);
         let saturated = self.sessions.iter().any(|session| session.falling_behind(self.lookahead));
         self.health.saturated.store(saturated, Ordering::SeqCst);
         true

@@ -31,6 +31,9 @@ pub struct EngineMetrics {
     pub worker_restarts: IntCounterVec,
     /// 1 while a worker runs, 0 while it restarts or after it died; by device.
     pub worker_up: IntGaugeVec,
+    /// What admission by projected load reads: tokens/s one worker writes, tokens/s
+    /// a listener needs (each 0 until measured), listeners admitted.
+    pub load: prometheus::GaugeVec,
 }
 
 impl EngineMetrics {
@@ -110,6 +113,13 @@ impl EngineMetrics {
                 Opts::new("fugue_generate_worker_up", "1 while a generation worker runs"),
                 &["device"],
             )?,
+            load: prometheus::GaugeVec::new(
+                Opts::new(
+                    "fugue_generate_load",
+                    "Admission by projected load: worker tokens/s, listener tokens/s, listeners",
+                ),
+                &["figure"],
+            )?,
         };
         registry.register(Box::new(metrics.queue_size.clone()))?;
         registry.register(Box::new(metrics.queue_seconds.clone()))?;
@@ -124,6 +134,7 @@ impl EngineMetrics {
         registry.register(Box::new(metrics.refusals.clone()))?;
         registry.register(Box::new(metrics.worker_restarts.clone()))?;
         registry.register(Box::new(metrics.worker_up.clone()))?;
+        registry.register(Box::new(metrics.load.clone()))?;
         Ok(metrics)
     }
 

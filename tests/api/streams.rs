@@ -86,6 +86,15 @@ async fn an_endless_stream_plays_until_cancelled_and_controls_are_heard_within_t
     }
     assert!(tail.iter().all(|note| note["program"] == 40), "{tail:?}");
 
+    // What admission reads was measured while it played.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let figure = |name: &str| {
+        let line = format!("fugue_generate_load{{figure=\"{name}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&line)?.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    assert!(figure("listener_tokens_per_second") > 1.0, "{metrics}");
+    assert_eq!(figure("listeners"), 1.0, "{metrics}");
+
     socket.send(Message::Text(json!({"type": "cancel"}).to_string().into())).await.unwrap();
     let (_, closing) = read_for(&mut socket, Duration::from_secs(5)).await;
     assert!(closing.iter().all(|m| m["type"] != "end"), "an endless stream stores nothing: {closing:?}");
