@@ -3,10 +3,11 @@
 //!
 //! A session joins between steps and leaves when its piece is done or its client
 //! has gone. Each keeps its own recurrent state and its own random generator, and
-//! batches are padded to fixed sizes ([`BUCKETS`]): on the CPU a row's matrix
-//! product is bit-for-bit the same at every batch size of 4 or more (and differs
-//! below), so a request gives the same notes alone or among many. Tensors never
-//! touch the async runtime: requests arrive over a channel and notes leave over one.
+//! a loaded model's weights are laid out so that a row's logits are the same bits
+//! at every batch size from [`MIN_BATCH_ROWS`] to [`MAX_BATCH_ROWS`]
+//! ([`FrozenTokenNet`]): a lone row is padded to two, and a request gives the same
+//! notes alone or among many. Tensors never touch the async runtime: requests
+//! arrive over a channel and notes leave over one.
 //!
 //! Each worker is supervised: a panic while stepping (a libtorch error, a bug)
 //! fails that worker's sessions with [`SessionFailure::WorkerFailed`], and the
@@ -41,12 +42,15 @@ use crate::model::artifact::{LoadedModel, Net, Network, Representation, read_met
 use crate::model::lstm::LstmState;
 use crate::model::registry::ModelUse;
 use crate::model::sampling::{Rng, Sampling, sample};
-use crate::model::token_net::TokenNet;
+use crate::model::token_net::FrozenTokenNet;
 use crate::repr::events::{self, Token};
 use crate::repr::note_chord;
 
-/// Batch sizes sessions are padded to.
-pub const BUCKETS: [usize; 3] = [4, 16, 64];
+/// Rows stepped together at most; more are stepped in chunks of this many.
+pub const MAX_BATCH_ROWS: usize = 128;
+/// Rows stepped together at least: a lone row is stepped beside one of padding,
+/// since MKL computes a single row another way, to other bits.
+pub const MIN_BATCH_ROWS: usize = 2;
 
 /// How far ahead of its listener a realtime stream is written by default.
 pub const REALTIME_LOOKAHEAD: Duration = Duration::from_millis(1500);
@@ -754,7 +758,7 @@ impl Worker {
         let Some(first) = rows.first() else { return (0, 0) };
         let loaded = self.sessions[first.session].model.clone();
         let Net::Token(net) = &loaded.net else { return (0, 0) };
-        for chunk in rows.chunks(*BUCKETS.last().expect("buckets are not empty")) {
+        for chunk in rows.chunks(MAX_BATCH_ROWS) {
             let began = Instant::now();
             step_chunk(net, &mut self.sessions, chunk, self.device.0, &self.metrics);
             self.metrics.step_seconds.observe(began.elapsed().as_secs_f64());
@@ -799,17 +803,13 @@ fn make_whole(
 }
 
 /// Runs the primer through the network from a zero state; the state after it.
-fn prime(net: &TokenNet, ids: &[i64], device: tch::Device) -> LstmState {
+fn prime(net: &FrozenTokenNet, ids: &[i64], device: tch::Device) -> LstmState {
     let mut state = net.zero_state(1, device);
     for &id in ids {
         let input = Tensor::from_slice(&[id]).to_device(device);
         state = net.step(&input, &state).1;
     }
     state
-}
-
-fn bucket(n: usize) -> usize {
-    BUCKETS.iter().copied().find(|&size| size >= n).unwrap_or(n)
 }
 
 /// A line of a session, as one row of a batch.
@@ -820,13 +820,13 @@ struct Row {
 }
 
 fn step_chunk(
-    net: &TokenNet,
+    net: &FrozenTokenNet,
     sessions: &mut [Session],
     chunk: &[Row],
     device: tch::Device,
     metrics: &EngineMetrics,
 ) {
-    let padded = bucket(chunk.len());
+    let padded = chunk.len().max(MIN_BATCH_ROWS);
     let line = |row: &Row| &sessions[row.session].lines[row.line];
     let mut ids: Vec<i64> = chunk.iter().map(|row| line(row).next_input).collect();
     ids.resize(padded, 0);

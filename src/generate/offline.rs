@@ -9,7 +9,7 @@ use crate::midi::Score;
 use crate::model::artifact::{LoadedModel, Net, Representation};
 use crate::model::melody_net::{MelodyNet, frame_id};
 use crate::model::sampling::{Rng, Sampling, sample};
-use crate::model::token_net::TokenNet;
+use crate::model::token_net::FrozenTokenNet;
 use crate::repr::melody_chords::{self, Frame as MelodyFrame};
 use crate::repr::pianoroll::{self, Frame, KEYS, to_binary};
 use crate::repr::{Vocabulary, events, note_chord};
@@ -71,7 +71,7 @@ pub fn generate(
 /// Samples `length` tokens after `start` (or, when the vocabulary lacks it, after
 /// a token drawn at random).
 fn sample_tokens(
-    net: &TokenNet,
+    net: &FrozenTokenNet,
     vocabulary: &Vocabulary,
     start: &[&str],
     length: u32,

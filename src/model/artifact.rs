@@ -14,7 +14,7 @@ use tch::nn::VarStore;
 use super::melody_net::{MelodyNet, MelodyNetConfig};
 use super::roll_net::{RollNet, RollNetConfig};
 use super::seq2seq_net::{Seq2Seq, Seq2SeqConfig};
-use super::token_net::{TokenNet, TokenNetConfig};
+use super::token_net::{FrozenTokenNet, TokenNet, TokenNetConfig};
 use super::training_record::FitOutcome;
 use super::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 use crate::analysis::originality::{IndexedCorpus, OriginalityIndex};
@@ -189,7 +189,8 @@ pub struct LoadedModel {
 
 pub enum Net {
     Roll(RollNet),
-    Token(TokenNet),
+    /// A loaded token network is only stepped: its weights are laid out for that.
+    Token(FrozenTokenNet),
     Melody(MelodyNet),
     Seq2seq(Seq2Seq),
 }
@@ -198,14 +199,31 @@ impl LoadedModel {
     pub fn load(dir: &Path, device: Device) -> anyhow::Result<LoadedModel> {
         let meta = read_meta(dir)?;
         let vs = VarStore::new(device);
-        let net = match &meta.network {
-            Network::Roll(config) => Net::Roll(RollNet::new(&vs.root(), config.clone())),
-            Network::Token(config) => Net::Token(TokenNet::new(&vs.root(), config.clone())),
-            Network::Melody(config) => Net::Melody(MelodyNet::new(&vs.root(), config.clone())),
-            Network::Seq2seq(config) => Net::Seq2seq(Seq2Seq::new(&vs.root(), config.clone())),
-        };
         let weights = read_tensors(&dir.join(WEIGHTS_FILE))?;
-        copy_into(&vs, &weights).with_context(|| format!("{} does not fit its meta.json", dir.display()))?;
+        // Each network declares its variables in `vs`, then they are read in; a
+        // token network, which a loaded model only steps, is frozen with them.
+        let fill = || {
+            copy_into(&vs, &weights).with_context(|| format!("{} does not fit its meta.json", dir.display()))
+        };
+        let root = vs.root();
+        let net = match &meta.network {
+            Network::Roll(config) => {
+                let net = RollNet::new(&root, config.clone());
+                fill().map(|()| Net::Roll(net))
+            }
+            Network::Token(config) => {
+                let net = TokenNet::new(&root, config.clone());
+                fill().map(|()| Net::Token(net.frozen()))
+            }
+            Network::Melody(config) => {
+                let net = MelodyNet::new(&root, config.clone());
+                fill().map(|()| Net::Melody(net))
+            }
+            Network::Seq2seq(config) => {
+                let net = Seq2Seq::new(&root, config.clone());
+                fill().map(|()| Net::Seq2seq(net))
+            }
+        }?;
         Ok(LoadedModel { meta, vs, net })
     }
 }

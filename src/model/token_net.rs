@@ -6,10 +6,10 @@
 //!   dense (the classical-piano LSTM).
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Module, ModuleT, Path};
+use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
-use super::lstm::{Lstm, LstmState};
+use super::lstm::{FrozenLstm, Lstm, LstmState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -36,7 +36,7 @@ pub struct TokenNet {
     config: TokenNetConfig,
     embedding: nn::Embedding,
     lstm: Lstm,
-    head: nn::SequentialT,
+    head: HeadLayers,
 }
 
 impl TokenNet {
@@ -45,7 +45,7 @@ impl TokenNet {
             nn::embedding(vs / "embedding", config.vocabulary, config.embedding, Default::default());
         let lstm = Lstm::new(&(vs / "lstm"), config.embedding, config.hidden, config.layers)
             .with_recurrent_dropout(config.recurrent_dropout);
-        let head = head(&(vs / "head"), &config);
+        let head = HeadLayers::new(&(vs / "head"), &config);
         TokenNet { config, embedding, lstm, head }
     }
 
@@ -60,40 +60,173 @@ impl TokenNet {
         let state = self.lstm.zero_state(batch, ids.device());
         let (hidden, _) = self.lstm.forward(&embedded, &state, self.config.dropout, train);
         let flat = hidden.reshape([batch * time, self.config.hidden]);
-        self.head.forward_t(&flat, train).reshape([batch, time, self.config.vocabulary])
+        self.head.forward_t(&flat, self.config.dropout, train).reshape([batch, time, self.config.vocabulary])
     }
 
-    /// One step for a batch of streams: ids (batch,) → logits (batch, vocabulary).
-    pub fn step(&self, ids: &Tensor, state: &LstmState) -> (Tensor, LstmState) {
-        let (hidden, state) = self.lstm.step(&self.embedding.forward(ids), state);
-        (self.head.forward_t(&hidden, false), state)
-    }
-
-    pub fn zero_state(&self, batch: i64, device: tch::Device) -> LstmState {
-        self.lstm.zero_state(batch, device)
+    /// The network as a loaded model steps it ([`FrozenTokenNet`]): a copy that
+    /// does not follow later changes to these weights.
+    pub fn frozen(&self) -> FrozenTokenNet {
+        FrozenTokenNet {
+            embedding: self.embedding.ws.detach(),
+            lstm: self.lstm.frozen(),
+            head: self.head.frozen(),
+            layers: self.lstm.layers(),
+            hidden: self.config.hidden,
+        }
     }
 }
 
-fn head(vs: &Path, config: &TokenNetConfig) -> nn::SequentialT {
-    let (hidden, vocabulary, dropout) = (config.hidden, config.vocabulary, config.dropout);
-    let drop = move |x: &Tensor, train: bool| x.dropout(dropout, train);
-    match config.head {
-        Head::Linear => {
-            nn::seq_t().add_fn_t(drop).add(nn::linear(vs / "out", hidden, vocabulary, Default::default()))
+/// A token network's weights laid out for stepping streams at inference (see
+/// [`FrozenLstm`]): a row's logits are the same bits at every batch size of 2 or more.
+pub struct FrozenTokenNet {
+    embedding: Tensor,
+    lstm: FrozenLstm,
+    head: FrozenHead,
+    layers: i64,
+    hidden: i64,
+}
+
+impl FrozenTokenNet {
+    /// One step for a batch of streams: ids (batch,) → logits (batch, vocabulary).
+    pub fn step(&self, ids: &Tensor, state: &LstmState) -> (Tensor, LstmState) {
+        let embedded = Tensor::embedding(&self.embedding, ids, -1, false, false);
+        let (hidden, state) = self.lstm.step(&embedded, state);
+        (self.head.forward(&hidden), state)
+    }
+
+    /// Logits (time, vocabulary) after each id of one sequence, from a zero state.
+    pub fn logits_of(&self, ids: &[i64], device: tch::Device) -> Tensor {
+        let mut state = self.zero_state(1, device);
+        let logits: Vec<Tensor> = ids
+            .iter()
+            .map(|&id| {
+                let (logits, next) = self.step(&Tensor::from_slice(&[id]).to_device(device), &state);
+                state = next;
+                logits
+            })
+            .collect();
+        Tensor::cat(&logits, 0)
+    }
+
+    pub fn zero_state(&self, batch: i64, device: tch::Device) -> LstmState {
+        let shape = [self.layers, batch, self.hidden];
+        LstmState {
+            h: Tensor::zeros(shape, (Kind::Float, device)),
+            c: Tensor::zeros(shape, (Kind::Float, device)),
         }
-        Head::BatchnormRelu => nn::seq_t()
-            .add(nn::batch_norm1d(vs / "norm", hidden, Default::default()))
-            .add_fn(Tensor::relu)
-            .add_fn_t(drop)
-            .add(nn::linear(vs / "out", hidden, vocabulary, Default::default())),
-        Head::Dense256 => nn::seq_t()
-            .add(nn::batch_norm1d(vs / "norm1", hidden, Default::default()))
-            .add_fn_t(drop)
-            .add(nn::linear(vs / "dense", hidden, 256, Default::default()))
-            .add_fn(Tensor::relu)
-            .add(nn::batch_norm1d(vs / "norm2", 256, Default::default()))
-            .add_fn_t(drop)
-            .add(nn::linear(vs / "out", 256, vocabulary, Default::default())),
+    }
+}
+
+/// The head's layers, under the names the tutorials' shapes give them.
+enum HeadLayers {
+    Linear { out: nn::Linear },
+    BatchnormRelu { norm: nn::BatchNorm, out: nn::Linear },
+    Dense256 { norm1: nn::BatchNorm, dense: nn::Linear, norm2: nn::BatchNorm, out: nn::Linear },
+}
+
+impl HeadLayers {
+    fn new(vs: &Path, config: &TokenNetConfig) -> HeadLayers {
+        let (hidden, vocabulary) = (config.hidden, config.vocabulary);
+        let linear = |name: &str, input, output| nn::linear(vs / name, input, output, Default::default());
+        let norm = |name: &str, size| nn::batch_norm1d(vs / name, size, Default::default());
+        match config.head {
+            Head::Linear => HeadLayers::Linear { out: linear("out", hidden, vocabulary) },
+            Head::BatchnormRelu => HeadLayers::BatchnormRelu {
+                norm: norm("norm", hidden),
+                out: linear("out", hidden, vocabulary),
+            },
+            Head::Dense256 => HeadLayers::Dense256 {
+                norm1: norm("norm1", hidden),
+                dense: linear("dense", hidden, 256),
+                norm2: norm("norm2", 256),
+                out: linear("out", 256, vocabulary),
+            },
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, dropout: f64, train: bool) -> Tensor {
+        let drop = |x: Tensor| x.dropout(dropout, train);
+        match self {
+            HeadLayers::Linear { out } => drop(x.shallow_clone()).apply(out),
+            HeadLayers::BatchnormRelu { norm, out } => drop(x.apply_t(norm, train).relu()).apply(out),
+            HeadLayers::Dense256 { norm1, dense, norm2, out } => {
+                let x = drop(x.apply_t(norm1, train)).apply(dense).relu();
+                drop(x.apply_t(norm2, train)).apply(out)
+            }
+        }
+    }
+
+    fn frozen(&self) -> FrozenHead {
+        match self {
+            HeadLayers::Linear { out } => FrozenHead::Linear { out: FrozenLinear::of(out) },
+            HeadLayers::BatchnormRelu { norm, out } => {
+                FrozenHead::BatchnormRelu { norm: FrozenNorm::of(norm), out: FrozenLinear::of(out) }
+            }
+            HeadLayers::Dense256 { norm1, dense, norm2, out } => FrozenHead::Dense256 {
+                norm1: FrozenNorm::of(norm1),
+                dense: FrozenLinear::of(dense),
+                norm2: FrozenNorm::of(norm2),
+                out: FrozenLinear::of(out),
+            },
+        }
+    }
+}
+
+/// The head at inference: no dropout, batch norms with their running statistics.
+enum FrozenHead {
+    Linear { out: FrozenLinear },
+    BatchnormRelu { norm: FrozenNorm, out: FrozenLinear },
+    Dense256 { norm1: FrozenNorm, dense: FrozenLinear, norm2: FrozenNorm, out: FrozenLinear },
+}
+
+impl FrozenHead {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            FrozenHead::Linear { out } => out.forward(x),
+            FrozenHead::BatchnormRelu { norm, out } => out.forward(&norm.forward(x).relu()),
+            FrozenHead::Dense256 { norm1, dense, norm2, out } => {
+                out.forward(&norm2.forward(&dense.forward(&norm1.forward(x)).relu()))
+            }
+        }
+    }
+}
+
+/// A dense layer with its weight stored transposed and contiguous (see [`FrozenLstm`]).
+struct FrozenLinear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl FrozenLinear {
+    fn of(linear: &nn::Linear) -> FrozenLinear {
+        let bias = linear.bs.as_ref().expect("the head's dense layers have biases: this is a bug");
+        FrozenLinear { weight: linear.ws.tr().contiguous().detach(), bias: bias.detach() }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.bias.addmm(x, &self.weight)
+    }
+}
+
+/// A batch norm at inference, folded into one scale and shift per feature.
+struct FrozenNorm {
+    scale: Tensor,
+    shift: Tensor,
+}
+
+impl FrozenNorm {
+    fn of(norm: &nn::BatchNorm) -> FrozenNorm {
+        let weight = norm.ws.as_ref().expect("batch norms are affine: this is a bug");
+        let bias = norm.bs.as_ref().expect("batch norms are affine: this is a bug");
+        // The head's batch norms are built with the default configuration.
+        let eps = nn::BatchNormConfig::default().eps;
+        let scale = weight / (&norm.running_var + eps).sqrt();
+        let shift = bias - &norm.running_mean * &scale;
+        FrozenNorm { scale: scale.detach(), shift: shift.detach() }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x * &self.scale + &self.shift
     }
 }
 
@@ -142,11 +275,15 @@ mod tests {
             let config = TokenNetConfig { dropout: 0.2, head, ..small() };
             let net = TokenNet::new(&vs.root(), config);
             let ids = Tensor::from_slice(&[1i64, 5, 3, 7]).view([1, 4]);
+            // A training pass moves the batch norms' running statistics off their
+            // initial values, so the frozen head's folding of them is tested.
+            let _ = net.forward(&ids, true);
             let logits = net.forward(&ids, false);
             assert_eq!(logits.size(), [1, 4, 11]);
-            let mut state = net.zero_state(1, Device::Cpu);
+            let frozen = net.frozen();
+            let mut state = frozen.zero_state(1, Device::Cpu);
             for t in 0..4 {
-                let (step, next) = net.step(&ids.select(1, t), &state);
+                let (step, next) = frozen.step(&ids.select(1, t), &state);
                 assert!(step.allclose(&logits.select(1, t), 1e-4, 1e-5, false), "{head:?} step {t}");
                 state = next;
             }

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 use crate::analysis::AnalysisNote;
 use crate::analysis::voice_leading::{SATB_RANGES, VoiceLeading};
@@ -55,7 +55,7 @@ pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
             .iter()
             .map(|t| grammar.id_of(*t).context("a chorale token the model lacks"))
             .collect::<Result<_, _>>()?;
-        let logits = net.forward(&Tensor::from_slice(&ids).unsqueeze(0), false).squeeze_dim(0);
+        let logits = net.logits_of(&ids, Device::Cpu);
         let log_probabilities: Vec<Vec<f32>> = Vec::try_from(logits.log_softmax(-1, Kind::Float))?;
         let header = tokens.iter().position(|t| *t == Token::Bar).unwrap_or(0);
         let (mut soprano, mut rest, mut atb_notes, mut part) = (0.0, 0.0, 0usize, None);
