@@ -117,9 +117,11 @@ pub enum StreamMessage {
 /// While the piece streams the client may send:
 /// - `{"type": "control", ...}` with any of `temperature`, `top_k`, `top_p`,
 ///   `greedy`, `key`, `scale`, `pitch_range`, `max_polyphony`, `tempo_bpm`,
-///   `program`: they hold from the first note not yet written (with realtime
-///   pacing, within the lookahead). A refused value gets an `error` message naming
-///   the field, and the piece plays on.
+///   `program`, and `parts` (`[{"name": "Alto", "program": 41, "pitch_range":
+///   [55, 74], "max_polyphony": 1}]`, each part named as the stream plays it):
+///   they hold from the first note not yet written (with realtime pacing, within
+///   the lookahead). A refused value gets an `error` message naming the field
+///   (`parts[0].name`), and the piece plays on.
 /// - `{"type": "stop"}`: the piece ends at its next bar line and is stored; `end`
 ///   follows. An endless piece stores its last 64 bars.
 /// - `{"type": "cancel"}`: ends the session as closing the socket does: nothing

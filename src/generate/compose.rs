@@ -91,6 +91,8 @@ pub struct OpenSession {
     given_part: Option<u8>,
     /// Where the listener's controls go to the engine's session.
     controls: mpsc::UnboundedSender<SessionControl>,
+    /// The named parts the piece is written in, in order, as controls name them.
+    part_names: Vec<String>,
     /// The model stays undeletable until the client is done (realtime pacing
     /// outlasts the engine's session).
     _hold: ModelUse,
@@ -98,11 +100,11 @@ pub struct OpenSession {
 
 impl OpenSession {
     /// Changes the rest of the piece: sampling, key, range, polyphony, tempo,
-    /// instrument. Refused, naming the field, as the same request would be; the
-    /// piece plays on either way. The stored request then holds the settings the
-    /// piece ended with.
+    /// instrument, and each part's instrument, range and polyphony. Refused, naming
+    /// the field, as the same request would be; the piece plays on either way. The
+    /// stored request then holds the settings the piece ended with.
     pub fn control(&mut self, control: &Control) -> Result<(), Invalid> {
-        let (request, validated) = self.request.controlled(control, self.validated.seed)?;
+        let (request, validated) = self.request.controlled(control, self.validated.seed, &self.part_names)?;
         let _ = self.controls.send(SessionControl::Settings(Box::new(validated)));
         self.request = request;
         Ok(())
@@ -273,6 +275,7 @@ impl Composer {
         let hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let client_hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let given_part = given.as_ref().map(|given| given.part);
+        let part_names = parts.iter().filter_map(|part| part.declared.name.clone()).collect();
         let (controls, controlled) = mpsc::unbounded_channel();
         let span = tracing::info_span!("session", id = %uuid::Uuid::new_v4(), model = %model);
         let session = SessionRequest {
@@ -288,7 +291,17 @@ impl Composer {
             span,
         };
         let events = self.engine.enqueue(session).await.map_err(ComposeError::Busy)?;
-        Ok(OpenSession { model, validated, events, request, index, given_part, controls, _hold: client_hold })
+        Ok(OpenSession {
+            model,
+            validated,
+            events,
+            request,
+            index,
+            given_part,
+            controls,
+            part_names,
+            _hold: client_hold,
+        })
     }
 
     /// Stores the finished piece, the MIDI blob first, then the row; returns the

@@ -255,7 +255,20 @@ impl EventsDecoder {
         self.request.max_polyphony = settings.max_polyphony;
         if settings.program_asked {
             self.request.program = settings.program;
-            self.parts.iter_mut().for_each(|part| part.program = settings.program);
+        }
+        // Each part follows the new key (within its own range, where it has one),
+        // and takes its own settings, else the piece's program.
+        for part in &mut self.parts {
+            let name = part.declared.name.as_deref().unwrap_or_default();
+            let asked = settings.parts.iter().find(|asked| asked.name.eq_ignore_ascii_case(name));
+            part.pitches = asked.map_or(settings.pitches, |asked| asked.pitches);
+            if let Some(asked) = asked {
+                part.max_polyphony = asked.max_polyphony;
+            }
+            let program = asked.and_then(|asked| asked.program);
+            if let Some(program) = program.or(settings.program_asked.then_some(settings.program)) {
+                part.program = program;
+            }
         }
         if let Some(bpm) = settings.tempo_bpm.filter(|&bpm| Some(bpm) != self.request.tempo_bpm) {
             self.request.tempo_bpm = Some(bpm);

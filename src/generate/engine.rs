@@ -885,6 +885,8 @@ fn step_chunk(
         });
     for (index, row) in chunk.iter().enumerate() {
         let session = &mut sessions[row.session];
+        // What the session's own work logs carries its id.
+        let _entered = session.span.clone().entered();
         session.peak_batch = session.peak_batch.max(chunk.len());
         let line = &mut session.lines[row.line];
         line.state = LstmState { h: next.h.narrow(1, index as i64, 1), c: next.c.narrow(1, index as i64, 1) };
@@ -1035,6 +1037,7 @@ impl Session {
                 SessionControl::Stop => stop = true,
             }
         }
+        let _entered = (newest.is_some() || stop).then(|| self.span.clone().entered());
         if let Some(settings) = newest {
             self.validated.sampling = settings.sampling;
             for line in &mut self.lines {
@@ -1044,7 +1047,7 @@ impl Session {
             }
         }
         if stop {
-            tracing::debug!(parent: &self.span, "stopped by its listener");
+            tracing::debug!("stopped by its listener");
             self.lines.iter_mut().for_each(Line::stop);
         }
     }

@@ -78,9 +78,10 @@ pub fn plan(
                     field: format!("parts[{index}].name"),
                     message: format!("the model has no part `{}`; it knows {}", asked.name, names(table)),
                 })?;
+            let program = asked.program.or(request.program_asked.then_some(request.program));
             Ok(PlannedPart {
                 declared: known.part.clone(),
-                program: asked.program.unwrap_or(known.part.program),
+                program: program.unwrap_or(known.part.program),
                 pitches: asked.pitches,
                 max_polyphony: asked.max_polyphony,
             })

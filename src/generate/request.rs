@@ -264,16 +264,26 @@ pub struct Control {
     pub max_polyphony: Option<u8>,
     pub tempo_bpm: Option<f64>,
     pub program: Option<u8>,
+    /// Settings for some of the stream's parts, each named as it plays; a part
+    /// left out keeps its settings.
+    pub parts: Option<Vec<PartRequest>>,
 }
 
 impl GenerateRequest {
-    /// This request with the controlled fields changed, checked as a request is.
+    /// This request with the controlled fields changed, checked as a request is;
+    /// `stream_parts` names the parts the stream plays, in order (none for a model
+    /// without parts). Controlled parts make the request name every part of the
+    /// stream, so that it still asks for the same parts.
     pub fn controlled(
         &self,
         control: &Control,
         seed: u64,
+        stream_parts: &[String],
     ) -> Result<(GenerateRequest, ValidatedRequest), Invalid> {
         let mut request = self.clone();
+        if let Some(controlled) = &control.parts {
+            request.parts = Some(with_controlled_parts(self.parts.as_deref(), controlled, stream_parts)?);
+        }
         request.temperature = control.temperature.or(request.temperature);
         request.top_k = control.top_k.or(request.top_k);
         request.top_p = control.top_p.or(request.top_p);
@@ -287,6 +297,46 @@ impl GenerateRequest {
         let validated = request.check(seed)?;
         Ok((request, validated))
     }
+}
+
+/// Every part of the stream, in its order, with the request's settings for it and
+/// the control's over them.
+fn with_controlled_parts(
+    asked: Option<&[PartRequest]>,
+    controlled: &[PartRequest],
+    stream_parts: &[String],
+) -> Result<Vec<PartRequest>, Invalid> {
+    if stream_parts.is_empty() {
+        return Err(invalid("parts", "this stream plays no named parts"));
+    }
+    let mut parts: Vec<PartRequest> = stream_parts
+        .iter()
+        .map(|name| {
+            let earlier =
+                asked.and_then(|asked| asked.iter().find(|part| part.name.eq_ignore_ascii_case(name)));
+            earlier.cloned().unwrap_or_else(|| PartRequest {
+                name: name.clone(),
+                program: None,
+                pitch_range: None,
+                max_polyphony: None,
+            })
+        })
+        .collect();
+    // Each controlled field is checked where the client wrote it.
+    check_parts(controlled, &[true; 128])?;
+    for (index, control) in controlled.iter().enumerate() {
+        let part = parts
+            .iter_mut()
+            .find(|part| part.name.eq_ignore_ascii_case(control.name.trim()))
+            .ok_or_else(|| Invalid {
+                field: format!("parts[{index}].name"),
+                message: format!("this stream plays {}", stream_parts.join(", ")),
+            })?;
+        part.program = control.program.or(part.program);
+        part.pitch_range = control.pitch_range.or(part.pitch_range);
+        part.max_polyphony = control.max_polyphony.or(part.max_polyphony);
+    }
+    Ok(parts)
 }
 
 /// A request that passed validation, with every default filled in.

@@ -103,6 +103,68 @@ async fn an_endless_stream_plays_until_cancelled_and_controls_are_heard_within_t
 }
 
 #[tokio::test]
+async fn a_new_key_reaches_every_part_and_a_part_control_sets_that_parts_instrument_and_range() {
+    let app = bundled(64).await;
+    let request = json!({"length": {"endless": true}, "pacing": "realtime", "tempo_bpm": 200, "seed": 3,
+        "key": "C", "scale": "major"});
+    let mut socket = open_stream(&app, &request).await;
+    let (first, _) = read_for(&mut socket, Duration::from_millis(1500)).await;
+    assert!(!first.is_empty());
+    let part_of = |note: &Value| note["part"]["name"].as_str().unwrap_or_default().to_owned();
+    let playing_at = |note: &Value| note["start_seconds"].as_f64().unwrap();
+    let pitch_class = |note: &Value| note["pitch"].as_u64().unwrap() % 12;
+    // The notes that play from 2.5 s after a control sent at `sent` (the lookahead
+    // is 1.5 s), of those read after it.
+    let heard = |before: &[Value], sent: Instant, later: Vec<Value>| {
+        let from = playing_at(before.last().unwrap()) + sent.elapsed().as_secs_f64().min(0.1) + 2.5;
+        later.into_iter().filter(|note| playing_at(note) >= from).collect::<Vec<Value>>()
+    };
+
+    // From C major to D major: every part takes the new key, sharps and all (the
+    // parts do not keep the key they started in).
+    let sent = Instant::now();
+    socket.send(Message::Text(json!({"type": "control", "key": "D"}).to_string().into())).await.unwrap();
+    let (later, _) = read_for(&mut socket, Duration::from_secs(4)).await;
+    let in_d = heard(&first, sent, later);
+    assert!(in_d.len() >= 8, "{} notes after the control took hold", in_d.len());
+    assert!(in_d.iter().all(|note| [2, 4, 6, 7, 9, 11, 1].contains(&pitch_class(note))), "{in_d:?}");
+    let parts_with_sharps: std::collections::BTreeSet<String> =
+        in_d.iter().filter(|note| [1, 6].contains(&pitch_class(note))).map(&part_of).collect();
+    let heard_pitches: Vec<(String, u64)> =
+        in_d.iter().map(|note| (part_of(note), note["pitch"].as_u64().unwrap())).collect();
+    assert!(parts_with_sharps.len() >= 2, "F# or C# only in {parts_with_sharps:?}: {heard_pitches:?}");
+
+    // A part the stream does not play is refused by its name, and the music plays on.
+    let unknown = json!({"type": "control", "parts": [{"name": "Descant", "program": 41}]});
+    socket.send(Message::Text(unknown.to_string().into())).await.unwrap();
+    let control =
+        json!({"type": "control", "parts": [{"name": "alto", "program": 41, "pitch_range": [62, 69]}]});
+    let sent = Instant::now();
+    socket.send(Message::Text(control.to_string().into())).await.unwrap();
+    let (later, others) = read_for(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(others.len(), 1, "{others:?}");
+    assert_eq!(others[0]["error"]["details"]["field"], "parts[0].name");
+    assert!(others[0]["error"]["message"].as_str().unwrap().contains("Soprano, Alto"), "{others:?}");
+
+    // The alto plays a viola within its new range, still in D major; the other
+    // parts keep their instruments.
+    let after = heard(&in_d, sent, later);
+    let altos: Vec<&Value> = after.iter().filter(|note| part_of(note) == "Alto").collect();
+    assert!(altos.len() >= 3, "{} alto notes after the control took hold", altos.len());
+    for alto in &altos {
+        assert_eq!(alto["program"], 41, "{alto}");
+        assert!((62..=69).contains(&alto["pitch"].as_u64().unwrap()), "{alto}");
+        assert!([2, 4, 6, 7, 9, 11, 1].contains(&pitch_class(alto)), "{alto}");
+    }
+    for note in after.iter().filter(|note| part_of(note) != "Alto") {
+        let before =
+            first.iter().find(|earlier| part_of(earlier) == part_of(note)).expect("a part heard before");
+        assert_eq!(note["program"], before["program"], "{note}");
+    }
+    socket.send(Message::Text(json!({"type": "cancel"}).to_string().into())).await.unwrap();
+}
+
+#[tokio::test]
 async fn an_endless_piece_is_refused_over_rest_and_without_realtime_pacing() {
     let app = bundled(64).await;
     let rest = generate(&app, &json!({"length": {"endless": true}, "pacing": "realtime"})).await;
