@@ -361,6 +361,10 @@ pub struct LoadBenchArgs {
     pub notes: u32,
     #[arg(long, default_value = "realtime", value_parser = ["realtime", "fast"])]
     pub pacing: String,
+    /// The pieces' tempo (the request's `tempo_bpm`), which sets how many notes a
+    /// second each listener hears; the model's when omitted.
+    #[arg(long)]
+    pub tempo_bpm: Option<f64>,
     /// A model id; the server's default when omitted.
     #[arg(long)]
     pub model: Option<String>,

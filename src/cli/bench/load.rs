@@ -20,12 +20,13 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::cli::args::LoadBenchArgs;
 
 /// How one session ended.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 enum Ending {
     Finished,
     /// An `error` message, by its code (`too_many_requests`, …).
     Refused(String),
     ConnectFailed,
+    #[default]
     ClosedEarly,
     TimedOut,
 }
@@ -42,12 +43,17 @@ impl std::fmt::Display for Ending {
     }
 }
 
+#[derive(Default)]
 struct SessionRecord {
     ending: Ending,
     first_note: Option<Duration>,
     /// Seconds late (negative: early) per note; realtime pacing only.
     lateness: Vec<f64>,
     notes: usize,
+    /// From its first note to its end, since the load began.
+    playing: Option<(Duration, Duration)>,
+    /// Seconds of music in the notes received: to the end of the last.
+    music_seconds: f64,
 }
 
 pub fn run(args: &LoadBenchArgs) -> anyhow::Result<()> {
@@ -140,6 +146,10 @@ async fn drive(args: &LoadBenchArgs, base: &str) -> Vec<SessionRecord> {
     if let Some(model) = &args.model {
         request["model"] = json!(model);
     }
+    if let Some(bpm) = args.tempo_bpm {
+        request["tempo_bpm"] = json!(bpm);
+    }
+    let began = Instant::now();
     let gap = Duration::from_secs_f64(args.ramp_secs / f64::from(args.sessions.max(1)));
     let limit = Duration::from_secs(args.timeout_secs);
     let mut tasks = tokio::task::JoinSet::new();
@@ -149,24 +159,18 @@ async fn drive(args: &LoadBenchArgs, base: &str) -> Vec<SessionRecord> {
         tasks.spawn(async move {
             tokio::time::sleep(gap * index).await;
             let realtime = request["pacing"] == "realtime";
-            match tokio::time::timeout(limit, session(&url, request.to_string(), realtime)).await {
+            match tokio::time::timeout(limit, session(&url, request.to_string(), realtime, began)).await {
                 Ok(record) => record,
-                Err(_) => SessionRecord {
-                    ending: Ending::TimedOut,
-                    first_note: None,
-                    lateness: Vec::new(),
-                    notes: 0,
-                },
+                Err(_) => SessionRecord { ending: Ending::TimedOut, ..SessionRecord::default() },
             }
         });
     }
     tasks.join_all().await
 }
 
-async fn session(url: &str, request: String, realtime: bool) -> SessionRecord {
+async fn session(url: &str, request: String, realtime: bool, began: Instant) -> SessionRecord {
     let opened = Instant::now();
-    let mut record =
-        SessionRecord { ending: Ending::ClosedEarly, first_note: None, lateness: Vec::new(), notes: 0 };
+    let mut record = SessionRecord::default();
     let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url).await else {
         record.ending = Ending::ConnectFailed;
         return record;
@@ -184,7 +188,13 @@ async fn session(url: &str, request: String, realtime: bool) -> SessionRecord {
             Some("notes") => {
                 let notes = message["notes"].as_array().map(Vec::as_slice).unwrap_or_default();
                 record.first_note.get_or_insert(now - opened);
+                let since = now - began;
+                record.playing = Some((record.playing.map_or(since, |(from, _)| from), since));
                 record.notes += notes.len();
+                let ends = notes.iter().filter_map(|note| {
+                    Some(note["start_seconds"].as_f64()? + note["duration_seconds"].as_f64()?)
+                });
+                record.music_seconds = ends.fold(record.music_seconds, f64::max);
                 if let (true, Some(clock)) = (realtime, clock) {
                     let arrived = (now - clock).as_secs_f64();
                     record.lateness.extend(
@@ -194,6 +204,7 @@ async fn session(url: &str, request: String, realtime: bool) -> SessionRecord {
             }
             Some("end") => {
                 record.ending = Ending::Finished;
+                record.playing = record.playing.map(|(from, _)| (from, now - began));
                 break;
             }
             Some("error") => {
@@ -217,8 +228,9 @@ fn report(
     peak_rss_mb: Option<f64>,
 ) {
     let server = if spawned { format!("{base} (spawned)") } else { base.to_owned() };
+    let tempo = args.tempo_bpm.map_or_else(|| "the model's tempo".to_owned(), |bpm| format!("{bpm} bpm"));
     println!(
-        "fugue bench load: {} sessions ({}, {} notes each) over {} s against {server}",
+        "fugue bench load: {} sessions ({}, {} notes each, {tempo}) over {} s against {server}",
         args.sessions, args.pacing, args.notes, args.ramp_secs
     );
     let mut endings: BTreeMap<&Ending, usize> = BTreeMap::new();
@@ -235,6 +247,27 @@ fn report(
             records.iter().flat_map(|record| record.lateness.iter().map(|late| late * 1e3)).collect();
         println!("lateness: {}", summary(&mut lateness, "ms"));
     }
+    // The most sessions between their first note and their end at one moment.
+    let mut changes: Vec<(Duration, i64)> = records
+        .iter()
+        .filter_map(|record| record.playing)
+        .flat_map(|(from, to)| [(from, 1), (to, -1)])
+        .collect();
+    changes.sort();
+    let peak = changes
+        .iter()
+        .scan(0, |playing, (_, change)| {
+            *playing += change;
+            Some(*playing)
+        })
+        .max()
+        .unwrap_or(0);
+    let mut rates: Vec<f64> = records
+        .iter()
+        .filter(|record| record.music_seconds > 0.0)
+        .map(|record| record.notes as f64 / record.music_seconds)
+        .collect();
+    println!("playing at once: at most {peak}; each listener hears {}", summary(&mut rates, "notes/s"));
     let notes: usize = records.iter().map(|record| record.notes).sum();
     println!(
         "notes: {notes} in {:.1} s: {:.0} notes/s",
