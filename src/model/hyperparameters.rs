@@ -238,6 +238,7 @@ impl Hyperparameters {
             learning_rate_decay: self.learning_rate_decay,
             schedule: self.learning_rate_schedule,
             budget_seconds: self.budget_minutes * 60.0,
+            pause_after: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod data;
 pub mod progress;
 pub mod roll_training;
 pub mod run;
+pub mod search;
 pub mod seq2seq_training;
 pub mod token_training;
 
@@ -74,6 +75,13 @@ pub type Checkpointed<'a> = dyn FnMut(&Path) -> anyhow::Result<()> + 'a;
 #[error("training was stopped")]
 pub struct Interrupted;
 
+/// The training loss stopped being a number; the last checkpoint stands.
+#[derive(Debug, thiserror::Error)]
+#[error("training diverged at epoch {epoch} (the loss is not finite); lower the learning rate")]
+pub struct Diverged {
+    pub epoch: u32,
+}
+
 /// Running totals over an epoch's batches.
 #[derive(Default)]
 struct Tally {
@@ -135,9 +143,8 @@ pub fn fit<B>(
     // Training time so far, every attempt's epochs together.
     let spent_before = |state: &Checkpoint| state.history.iter().map(|m| m.seconds).sum::<f64>();
     let mut budget_spent = spent_before(&state) >= config.budget_seconds;
-    while state.next_epoch <= config.epochs
-        && state.epochs_since_best < config.patience.max(1)
-        && !budget_spent
+    let last_epoch = config.pause_after.map_or(config.epochs, |pause| pause.min(config.epochs));
+    while state.next_epoch <= last_epoch && state.epochs_since_best < config.patience.max(1) && !budget_spent
     {
         let epoch = state.next_epoch;
         tch::manual_seed((config.seed + u64::from(epoch)) as i64);
@@ -173,9 +180,7 @@ pub fn fit<B>(
             break;
         }
         if !train.sum.is_finite() {
-            anyhow::bail!(
-                "training diverged at epoch {epoch} (the loss is not finite); lower the learning rate"
-            );
+            return Err(Diverged { epoch }.into());
         }
         // Validation (and the best model) use the averaged weights when averaging is on.
         optimizer.swap_averaged();
@@ -300,6 +305,7 @@ mod tests {
             learning_rate_decay: 0.5,
             schedule,
             budget_seconds,
+            pause_after: None,
         }
     }
 
