@@ -35,7 +35,7 @@ pub struct SearchRequest {
     #[schema(minimum = 1, maximum = 10080)]
     pub budget_minutes: f64,
     /// The range of each hyperparameter searched, by name. Default: the preset's
-    /// space (`learning_rate` ÷3 to ×3 of the preset's on a log scale, `dropout`
+    /// space (`learning_rate` ÷4 to ×4 of the preset's on a log scale, `dropout`
     /// ±0.2, `hidden_size` half to whole, and one of the preset's own: see the
     /// README), less any hyperparameter the request sets. A job shows the space
     /// it searches.
@@ -57,6 +57,17 @@ pub struct Interval {
     /// `linear` (the default) or `log` (`low` above 0).
     #[serde(default)]
     pub scale: Scale,
+}
+
+impl std::fmt::Display for Interval {
+    /// As the README's table writes it: `0.0005–0.008 (log)`, `128–256`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}–{}", self.low, self.high)?;
+        if self.scale == Scale::Log {
+            write!(f, " (log)")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -110,18 +121,23 @@ pub fn searchable(preset: Preset) -> Vec<&'static str> {
     names
 }
 
-/// The preset's own space: its learning rate ÷3 to ×3 (log), its dropout ±0.2,
+/// The preset's own space: its learning rate ÷4 to ×4 (log), its dropout ±0.2,
 /// half its hidden size to all of it, and the knob that matters most beside those
 /// in its family (the embedding of token presets, the recurrent dropout of
 /// `pianoroll-lstm`, the NADE layer of `pianoroll-nade`, the teacher forcing's
 /// decay of `pianoroll-seq2seq`); less what `overrides` sets.
 pub fn default_space(preset: Preset, overrides: &HyperparameterOverrides) -> Space {
     let hp = preset.defaults();
-    let linear = |low: f64, high: f64| Interval { low, high, scale: Scale::Linear };
+    // To two decimals: 0.3 − 0.2 is 0.1, not 0.09999999999999998.
+    let linear = |low: f64, high: f64| Interval {
+        low: (low * 100.0).round() / 100.0,
+        high: (high * 100.0).round() / 100.0,
+        scale: Scale::Linear,
+    };
     let halved = |size: i64| linear((size / 2).max(1) as f64, size as f64);
     let mut space = Space::new();
     let learning_rate =
-        Interval { low: hp.learning_rate / 3.0, high: (hp.learning_rate * 3.0).min(1.0), scale: Scale::Log };
+        Interval { low: hp.learning_rate / 4.0, high: (hp.learning_rate * 4.0).min(1.0), scale: Scale::Log };
     space.insert("learning_rate".to_owned(), learning_rate);
     space.insert("dropout".to_owned(), linear((hp.dropout - 0.2).max(0.0), (hp.dropout + 0.2).min(0.9)));
     space.insert("hidden_size".to_owned(), halved(hp.hidden_size));

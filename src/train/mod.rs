@@ -277,6 +277,11 @@ mod tests {
 
         fn fit(&mut self, config: &FitConfig, pause: Duration) -> FitOutcome {
             let dir = tempfile::tempdir().unwrap();
+            self.fit_in(dir.path(), config, pause)
+        }
+
+        /// Trains with its checkpoints in `dir`, resuming from one there.
+        fn fit_in(&mut self, dir: &Path, config: &FitConfig, pause: Duration) -> FitOutcome {
             let weight = self.vs.variables()["w"].shallow_clone();
             let loss = |_: &(), _train: bool| {
                 std::thread::sleep(pause);
@@ -292,7 +297,7 @@ mod tests {
                 checkpointed: None,
             };
             let batches = |_epoch: u32| vec![(); 20];
-            fit(&self.vs, &mut self.optimizer, config, &batches, &[()], &loss, dir.path(), control).unwrap()
+            fit(&self.vs, &mut self.optimizer, config, &batches, &[()], &loss, dir, control).unwrap()
         }
     }
 
@@ -319,6 +324,29 @@ mod tests {
         assert_eq!(outcome.best_epoch, 1);
         let seconds = outcome.history[0].seconds;
         assert!((0.1..0.4).contains(&seconds), "{seconds}: the budget and one batch at most");
+    }
+
+    /// A search's rung: the run returns after `pause_after`, and a later run from
+    /// its checkpoint ends exactly as one that never paused, on the same schedule.
+    #[test]
+    fn a_paused_run_resumes_to_the_end_of_one_that_never_paused() {
+        // To 12 digits: the epochs before the pause come back from the checkpoint's
+        // JSON, whose reading may be off in the last bit.
+        let losses = |outcome: &FitOutcome| -> Vec<String> {
+            let history = outcome.history.iter();
+            history
+                .map(|m| format!("{:.12e} {:.12e} {:.12e}", m.train_loss, m.valid_loss, m.learning_rate))
+                .collect()
+        };
+        for schedule in [LearningRateSchedule::Exponential, LearningRateSchedule::WarmupCosine] {
+            let whole = Toy::new().fit(&config(schedule, 1e9), Duration::ZERO);
+            let dir = tempfile::tempdir().unwrap();
+            let paused = FitConfig { pause_after: Some(2), ..config(schedule, 1e9) };
+            let first = Toy::new().fit_in(dir.path(), &paused, Duration::ZERO);
+            assert_eq!(losses(&first), losses(&whole)[..2], "{schedule:?}");
+            let resumed = Toy::new().fit_in(dir.path(), &config(schedule, 1e9), Duration::ZERO);
+            assert_eq!(losses(&resumed), losses(&whole), "{schedule:?}");
+        }
     }
 
     #[test]

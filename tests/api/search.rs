@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::attempts::training_processes;
 use crate::jobs::{finished, upload_mini};
 use crate::support::{Options, TestDatabase, error_body, removed_soon, spawn_app, sse_messages};
+use crate::training::{meta, train_command};
 use crate::workers::{submit, wait_for};
 
 /// A two-trial search of a tiny `fugue` network on jsb-mini: its learning rate
@@ -215,4 +216,35 @@ async fn bad_searches_name_the_field_at_fault() {
     let names: Vec<&String> = job["search"]["space"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["dropout", "embedding_size", "learning_rate"]);
     assert_eq!(job["trials"], json!([]), "none drawn before a worker starts it");
+}
+
+#[test]
+fn fugue_train_searches_from_its_flags_and_writes_the_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let mut command = train_command("pianoroll-lstm", &model, 2);
+    command.args(["--search-trials", "3", "--search-budget-minutes", "1", "--search-space"]);
+    command.arg(r#"{"learning_rate": {"low": 1e-5, "high": 0.1, "scale": "log"}}"#);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("trial 2  epoch   1/2"), "{stderr}");
+    let search = &meta(&model)["search"];
+    let winner = search["winner"].as_u64().expect("a winner");
+    let trials = search["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    // Three trials: two rungs, the first training all three, the second the best.
+    let best = trials.iter().min_by(|a, b| {
+        a["best_valid_loss"].as_f64().unwrap().total_cmp(&b["best_valid_loss"].as_f64().unwrap())
+    });
+    assert_eq!(best.unwrap()["trial"], winner, "{search}");
+    let stopped = trials.iter().filter(|trial| trial["stopped"] == true).count();
+    assert_eq!(stopped, 2, "{search}");
+    assert!(!dir.path().join("model.checkpoint").exists(), "every trial's checkpoint is removed");
+
+    let mut refused = train_command("pianoroll-lstm", &dir.path().join("x"), 2);
+    refused.args(["--search-trials", "33", "--search-budget-minutes", "1"]);
+    let output = refused.output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("search.trials: must be 2 to 32"));
 }
