@@ -266,7 +266,7 @@ export class Trainer {
       this.epochs.forEach((m, i) => (i === 0 ? g.moveTo(x(m.epoch), y(m[key])) : g.lineTo(x(m.epoch), y(m[key]))));
       g.stroke();
       for (const m of this.epochs) g.fillRect(x(m.epoch) - 2, y(m[key]) - 2, 4, 4);
-      g.fillText(label, key === "train_loss" ? pad.left : pad.left + 50, 12);
+      g.fillText(label, key === "train_loss" ? PAD.left : PAD.left + 50, 12);
     }
     if (running) {
       const previous = this.epochs[this.epochs.length - 1];
@@ -297,6 +297,7 @@ export class Trainer {
     const [low, high] = [Math.min(...values), Math.max(...values)];
     const last = Math.max(2, ...trials.flatMap((trial) => trial.epochs.map((m) => m.epoch)));
     const { x, y } = axes(g, width, height, 1, last, low, high);
+    g.fillText("valid loss per trial", PAD.left, 12);
     for (const { record, epochs } of trials) {
       g.strokeStyle = trialColour(record.trial);
       g.fillStyle = g.strokeStyle;
@@ -308,7 +309,6 @@ export class Trainer {
       for (const m of epochs) g.fillRect(x(m.epoch) - 2, y(m.valid_loss) - 2, 4, 4);
     }
     g.setLineDash([]);
-    g.fillText("valid loss per trial", 48, 12);
   }
 
   async cancel() {
@@ -320,6 +320,9 @@ export class Trainer {
     }
   }
 }
+
+// The chart's margins, in CSS pixels.
+const PAD = { left: 48, right: 12, top: 20, bottom: 24 };
 
 // The chart's canvas at the device's resolution, cleared, with the text colour set.
 function clearedChart() {
@@ -339,11 +342,10 @@ function clearedChart() {
 
 // Epochs `first` to `last` across, losses `low` to `high` up, labelled.
 function axes(g, width, height, first, last, low, high) {
-  const pad = { left: 48, right: 12, top: 20, bottom: 24 };
-  const x = (epoch) => pad.left + ((epoch - first) / (last - first)) * (width - pad.left - pad.right);
-  const y = (loss) => pad.top + (1 - (loss - low) / Math.max(1e-9, high - low)) * (height - pad.top - pad.bottom);
-  g.fillText(high.toFixed(3), 4, pad.top + 4);
-  g.fillText(low.toFixed(3), 4, height - pad.bottom);
+  const x = (epoch) => PAD.left + ((epoch - first) / (last - first)) * (width - PAD.left - PAD.right);
+  const y = (loss) => PAD.top + (1 - (loss - low) / Math.max(1e-9, high - low)) * (height - PAD.top - PAD.bottom);
+  g.fillText(high.toFixed(3), 4, PAD.top + 4);
+  g.fillText(low.toFixed(3), 4, height - PAD.bottom);
   g.fillText("epoch", width - 48, height - 6);
   return { x, y };
 }
