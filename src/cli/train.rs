@@ -88,6 +88,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         Some(request) => {
             let control = &mut SearchControl {
+                planned: &mut planned,
                 progress: &mut |trial, metrics| progress(Some(trial), metrics),
                 record: &mut |_| Ok(()),
                 step: &mut step,

@@ -224,6 +224,7 @@ fn train_job(
                 heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
             };
             let control = &mut SearchControl {
+                planned: &mut planned,
                 progress: &mut progress,
                 record: &mut record,
                 step: &mut step,

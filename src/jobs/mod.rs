@@ -295,7 +295,10 @@ impl Jobs {
     fn new_job(&self, submission: &Submission) -> anyhow::Result<NewJob> {
         let request = &submission.request;
         let overrides = request.hyperparameters.clone().unwrap_or_default();
-        let hyperparameters = overrides.apply_to(request.preset.defaults());
+        let mut hyperparameters = overrides.apply_to(request.preset.defaults());
+        if let Some(search) = &request.search {
+            hyperparameters.budget_minutes = search.budget_minutes;
+        }
         let name = request
             .name
             .clone()

@@ -185,6 +185,11 @@ pub fn ranges() -> impl Iterator<Item = (&'static str, Range)> {
     DECLARED.iter().filter_map(|declared| Some((declared.name, declared.range?)))
 }
 
+/// The range of the numeric hyperparameter `name`.
+pub fn range_of(name: &str) -> Option<Range> {
+    ranges().find(|(declared, _)| *declared == name).map(|(_, range)| range)
+}
+
 /// A hyperparameter outside its range: the field and what is allowed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]

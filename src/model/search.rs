@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::hyperparameters::{self, HyperparameterOverrides};
 use super::presets::{Family, Preset};
 use super::sampling::Rng;
+use super::training_record::FitOutcome;
 
 /// Fewest trials a search trains: fewer is a single run.
 pub const MIN_TRIALS: u32 = 2;
@@ -169,10 +170,7 @@ impl SearchRequest {
                 format!("must be {MIN_TRIALS} to {MAX_TRIALS}, got {}", self.trials),
             ));
         }
-        let budget = hyperparameters::ranges()
-            .find(|(name, _)| *name == "budget_minutes")
-            .map(|(_, range)| range)
-            .expect("budget_minutes has a range");
+        let budget = hyperparameters::range_of("budget_minutes").expect("budget_minutes has a range");
         if !budget.admits(self.budget_minutes) {
             return Err(refused(
                 "budget_minutes",
@@ -194,10 +192,7 @@ impl SearchRequest {
             if set.get(name).is_some() {
                 return Err(refused(field, "set in `hyperparameters` too: search it or set it, not both"));
             }
-            let range = hyperparameters::ranges()
-                .find(|(declared, _)| declared == name)
-                .map(|(_, range)| range)
-                .expect("every searchable hyperparameter has a range");
+            let range = hyperparameters::range_of(name).expect("every searchable hyperparameter has a range");
             let Interval { low, high, scale } = *interval;
             if !(low.is_finite() && high.is_finite() && low < high) {
                 return Err(refused(
@@ -276,6 +271,17 @@ pub struct RungResult {
     pub best_valid_loss: Option<f64>,
 }
 
+impl RungResult {
+    /// How a rung that trained to its end (or its budget, or its patience) ended.
+    pub fn of(outcome: &FitOutcome) -> RungResult {
+        let best = outcome.best_valid_loss;
+        RungResult {
+            epochs: outcome.history.last().map_or(0, |metrics| metrics.epoch),
+            best_valid_loss: best.is_finite().then_some(best),
+        }
+    }
+}
+
 /// One trial of a search, as the job and the model artifact record it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrialRecord {
@@ -307,6 +313,16 @@ pub struct SearchRecord {
     pub trials: Vec<TrialRecord>,
     /// The trial whose model is registered, once the last rung has ended.
     pub winner: Option<u32>,
+}
+
+impl TrialRecord {
+    /// Records how rung `rung` ended (again, when a resumed search trained it again).
+    pub fn finish_rung(&mut self, rung: usize, result: RungResult, error: Option<String>) {
+        self.best_valid_loss = result.best_valid_loss;
+        self.rungs.truncate(rung);
+        self.rungs.push(result);
+        self.error = error;
+    }
 }
 
 impl SearchRecord {

@@ -30,6 +30,7 @@ use anyhow::Context;
 use super::progress::StepProgress;
 use super::run::{RungLimit, Trained, TrainingRun, train};
 use super::{Checkpointed, Control, Diverged, EpochMetrics};
+use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use crate::model::search::{self, RungResult, SearchRecord, SearchRequest};
 use crate::model::weights::write_atomically;
 
@@ -88,6 +89,9 @@ pub fn trial_dir(root: &Path, trial: u32) -> PathBuf {
 /// How the caller follows and stops a search; as [`Control`], with each epoch's
 /// trial, and the record whenever it changes.
 pub struct SearchControl<'a> {
+    /// Sees the hyperparameters the winner trains with (its recipe's), as its
+    /// last rung starts.
+    pub planned: &'a mut dyn FnMut(&Hyperparameters) -> anyhow::Result<()>,
     /// Each trial's epochs as they end, before their checkpoints are written.
     pub progress: &'a mut dyn FnMut(u32, &EpochMetrics) -> anyhow::Result<()>,
     /// The record whenever it changes (a trial's rung ended, the survivors were
@@ -108,17 +112,8 @@ pub fn search(
 ) -> anyhow::Result<Trained> {
     let base = run.recipe.clone().unwrap_or_default();
     let request = request.clone().resolved(run.preset, &base);
-    let space = request.space.clone().unwrap_or_default();
     let rungs = schedule(request.trials, request.budget_minutes * 60.0);
-    let root = run.checkpoints;
-    let state = root.join(STATE_FILE);
-    let mut record = if state.exists() {
-        let text = std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("reading {}", state.display()))?
-    } else {
-        let drawn = search::draw(run.preset, &space, request.trials, run.hyperparameters.seed);
-        SearchRecord::fresh(drawn, ETA, rungs.len() as u32)
-    };
+    let mut record = started(run, &request, rungs.len())?;
     // What the winner gets in all: the budget its recipe plans epochs for.
     let winner_minutes = rungs.iter().map(|rung| rung.seconds_each).sum::<f64>() / 60.0;
     let mut standing: Vec<u32> = (0..request.trials).collect();
@@ -126,73 +121,84 @@ pub fn search(
     let mut trained = None;
     for (index, rung) in rungs.iter().enumerate() {
         if index > 0 {
-            let losses: Vec<(u32, Option<f64>)> = standing
-                .iter()
-                .map(|&trial| (trial, record.trials[trial as usize].rungs[index - 1].best_valid_loss))
-                .collect();
-            let next = survivors(&losses, rung.trials as usize);
-            for &trial in &standing {
-                let entry = &mut record.trials[trial as usize];
-                entry.stopped = !next.contains(&trial);
-                if !entry.stopped {
-                    entry.rung = index as u32;
-                }
-            }
-            standing = next;
-            commit(&record, root, control)?;
+            standing = halve(&mut record, &standing, index, rung.trials);
+            commit(&record, run.checkpoints, control)?;
         }
         budget_seconds += rung.seconds_each;
-        let last = index + 1 == rungs.len();
+        let limit = RungLimit { rung: index, rungs: rungs.len(), budget_seconds };
         for &trial in &standing {
             let entry = &record.trials[trial as usize];
-            // The last rung's trial runs again once done: its model is the search's.
-            if entry.rungs.len() > index && !last {
+            // The last rung's trial trains again when it is done (and ends at
+            // once): its model is the search's.
+            if entry.rungs.len() > index && !limit.is_last() {
                 continue;
             }
-            let overrides = search::with_drawn(&base, &entry.hyperparameters)?;
-            let overrides = crate::model::hyperparameters::HyperparameterOverrides {
-                budget_minutes: Some(winner_minutes),
-                ..overrides
-            };
-            let dir = trial_dir(root, trial);
+            let drawn = search::with_drawn(&base, &entry.hyperparameters)?;
+            let overrides = HyperparameterOverrides { budget_minutes: Some(winner_minutes), ..drawn };
+            let dir = trial_dir(run.checkpoints, trial);
             let trial_run = TrainingRun {
                 hyperparameters: overrides.apply_to(run.hyperparameters.clone()),
                 recipe: Some(overrides),
                 checkpoints: &dir,
-                rung: Some(RungLimit { rung: index, rungs: rungs.len(), budget_seconds }),
+                rung: Some(limit),
                 ..run.clone()
             };
-            let entry = &mut record.trials[trial as usize];
-            match train_trial(&trial_run, trial, control) {
+            let (result, error) = match train_trial(&trial_run, trial, control) {
                 Ok(model) => {
-                    let outcome = &model.meta.training;
-                    let epochs = outcome.history.last().map_or(0, |metrics| metrics.epoch);
-                    let best = outcome.best_valid_loss.is_finite().then_some(outcome.best_valid_loss);
-                    entry.rungs.truncate(index);
-                    entry.rungs.push(RungResult { epochs, best_valid_loss: best });
-                    entry.best_valid_loss = best;
-                    if last {
+                    let result = RungResult::of(&model.meta.training);
+                    if limit.is_last() {
                         trained = Some(model);
                     }
+                    (result, None)
                 }
                 Err(error) if error.is::<Diverged>() => {
                     let epochs = entry.rungs.last().map_or(0, |result| result.epochs);
-                    entry.rungs.push(RungResult { epochs, best_valid_loss: None });
-                    entry.best_valid_loss = None;
-                    entry.error = Some(format!("{error:#}"));
+                    (RungResult { epochs, best_valid_loss: None }, Some(format!("{error:#}")))
                 }
                 Err(error) => return Err(error),
-            }
-            commit(&record, root, control)?;
+            };
+            record.trials[trial as usize].finish_rung(index, result, error);
+            commit(&record, run.checkpoints, control)?;
         }
     }
     let [winner] = standing[..] else { anyhow::bail!("the last rung trains one trial, not {standing:?}") };
     let mut trained = trained
         .with_context(|| format!("trial {winner}, the last standing, diverged: no model to register"))?;
     record.winner = Some(winner);
-    commit(&record, root, control)?;
+    commit(&record, run.checkpoints, control)?;
     trained.meta.search = Some(record);
     Ok(trained)
+}
+
+/// The search's record from its checkpoint folder, or, on its first start, every
+/// trial drawn with the run's seed.
+fn started(run: &TrainingRun<'_>, request: &SearchRequest, rungs: usize) -> anyhow::Result<SearchRecord> {
+    let state = run.checkpoints.join(STATE_FILE);
+    if state.exists() {
+        let text = std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
+        return serde_json::from_str(&text).with_context(|| format!("reading {}", state.display()));
+    }
+    let space = request.space.clone().unwrap_or_default();
+    let drawn = search::draw(run.preset, &space, request.trials, run.hyperparameters.seed);
+    Ok(SearchRecord::fresh(drawn, ETA, rungs as u32))
+}
+
+/// The trials of `standing` that go on to rung `rung` (`keep` of them, by their
+/// previous rung's best loss); the others are marked stopped.
+fn halve(record: &mut SearchRecord, standing: &[u32], rung: usize, keep: u32) -> Vec<u32> {
+    let losses: Vec<(u32, Option<f64>)> = standing
+        .iter()
+        .map(|&trial| (trial, record.trials[trial as usize].rungs[rung - 1].best_valid_loss))
+        .collect();
+    let next = survivors(&losses, keep as usize);
+    for &trial in standing {
+        let entry = &mut record.trials[trial as usize];
+        entry.stopped = !next.contains(&trial);
+        if !entry.stopped {
+            entry.rung = rung as u32;
+        }
+    }
+    next
 }
 
 /// Trains one trial for its rung, its epochs and steps reported as the trial's.
@@ -202,7 +208,11 @@ fn train_trial(
     control: &mut SearchControl<'_>,
 ) -> anyhow::Result<Trained> {
     let progress = &mut *control.progress;
-    let mut planned = |_: &crate::model::hyperparameters::Hyperparameters| Ok(());
+    let is_last = run.rung.is_some_and(RungLimit::is_last);
+    // The winner's hyperparameters, as its last rung plans them, are the search's.
+    let mut planned = |hyperparameters: &Hyperparameters| {
+        if is_last { (control.planned)(hyperparameters) } else { Ok(()) }
+    };
     let mut trial_progress = |metrics: &EpochMetrics| progress(trial, metrics);
     let checkpointed =
         control.checkpointed.as_mut().map(|checkpointed| &mut **checkpointed as &mut Checkpointed<'_>);

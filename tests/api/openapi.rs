@@ -128,8 +128,7 @@ fn the_readme_states_each_preset_s_search_space_and_the_search_s_limits() {
     let table = search_table_as_the_readme_writes_it();
     assert!(readme.contains(&table), "the README should have the search table\n{table}");
     let trials = fugue::model::search::MIN_TRIALS..=fugue::model::search::MAX_TRIALS;
-    let budget =
-        fugue::model::hyperparameters::ranges().find(|(name, _)| *name == "budget_minutes").unwrap().1;
+    let budget = fugue::model::hyperparameters::range_of("budget_minutes").unwrap();
     let row = format!("| a search | `trials` {}–{}, `budget_minutes` {budget}", trials.start(), trials.end());
     assert!(
         readme.lines().any(|line| line.starts_with(&row)),

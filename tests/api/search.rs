@@ -72,6 +72,7 @@ async fn a_two_trial_search_registers_the_better_trial(database: TestDatabase) {
     .unwrap();
     assert_eq!(meta["search"]["winner"], winner);
     assert_eq!(meta["hyperparameters"]["learning_rate"].as_f64(), Some(better.1));
+    assert_eq!(done["hyperparameters"], meta["hyperparameters"], "the job's are the winner's too");
     let losses: Vec<f64> = meta["search"]["trials"]
         .as_array()
         .unwrap()
