@@ -41,6 +41,7 @@ pub struct SearchRequest {
     /// README), less any hyperparameter the request sets. A job shows the space
     /// it searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, Interval>>)]
     pub space: Option<Space>,
 }
 
@@ -57,23 +58,25 @@ pub struct Interval {
     pub high: f64,
     /// `linear` (the default) or `log` (`low` above 0).
     #[serde(default)]
-    pub scale: Scale,
+    pub scale: IntervalScale,
 }
 
 impl std::fmt::Display for Interval {
     /// As the README's table writes it: `0.0005–0.008 (log)`, `128–256`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}–{}", self.low, self.high)?;
-        if self.scale == Scale::Log {
+        if self.scale == IntervalScale::Log {
             write!(f, " (log)")?;
         }
         Ok(())
     }
 }
 
+/// How an interval is drawn from: evenly, or evenly in the logarithm (a learning
+/// rate as likely in each decade).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Scale {
+pub enum IntervalScale {
     #[default]
     Linear,
     Log,
@@ -133,12 +136,15 @@ pub fn default_space(preset: Preset, overrides: &HyperparameterOverrides) -> Spa
     let linear = |low: f64, high: f64| Interval {
         low: (low * 100.0).round() / 100.0,
         high: (high * 100.0).round() / 100.0,
-        scale: Scale::Linear,
+        scale: IntervalScale::Linear,
     };
     let halved = |size: i64| linear((size / 2).max(1) as f64, size as f64);
     let mut space = Space::new();
-    let learning_rate =
-        Interval { low: hp.learning_rate / 4.0, high: (hp.learning_rate * 4.0).min(1.0), scale: Scale::Log };
+    let learning_rate = Interval {
+        low: hp.learning_rate / 4.0,
+        high: (hp.learning_rate * 4.0).min(1.0),
+        scale: IntervalScale::Log,
+    };
     space.insert("learning_rate".to_owned(), learning_rate);
     space.insert("dropout".to_owned(), linear((hp.dropout - 0.2).max(0.0), (hp.dropout + 0.2).min(0.9)));
     space.insert("hidden_size".to_owned(), halved(hp.hidden_size));
@@ -203,7 +209,7 @@ impl SearchRequest {
             if !(range.admits(low) && range.admits(high)) {
                 return Err(refused(field, format!("must lie within {name}'s {range}, got {low} to {high}")));
             }
-            if scale == Scale::Log && low <= 0.0 {
+            if scale == IntervalScale::Log && low <= 0.0 {
                 return Err(refused(field, format!("a log scale needs low above 0, got {low}")));
             }
             if whole(preset, name) && (low.fract() != 0.0 || high.fract() != 0.0) {
@@ -239,8 +245,8 @@ pub fn draw(preset: Preset, space: &Space, trials: u32, seed: u64) -> Vec<Drawn>
                         Value::from((low + (u * (high - low + 1.0)).floor()).min(high) as i64)
                     } else {
                         let x = match scale {
-                            Scale::Linear => low + u * (high - low),
-                            Scale::Log => (low.ln() + u * (high.ln() - low.ln())).exp(),
+                            IntervalScale::Linear => low + u * (high - low),
+                            IntervalScale::Log => (low.ln() + u * (high.ln() - low.ln())).exp(),
                         };
                         Value::from(x)
                     };
