@@ -31,10 +31,6 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     overrides.validate()?;
     let search = args.search();
     if let Some(search) = &search {
-        anyhow::ensure!(
-            overrides.budget_minutes.is_none(),
-            "--budget-minutes: a search's trials share --search-budget-minutes instead"
-        );
         search.check(args.preset, &overrides)?;
     }
     let hyperparameters = overrides.apply_to(args.preset.defaults());

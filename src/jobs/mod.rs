@@ -375,16 +375,9 @@ fn check(request: &TrainingJobRequest) -> Result<(), SubmitError> {
     }
     if let Some(search) = &request.search {
         let overrides = request.hyperparameters.clone().unwrap_or_default();
-        if overrides.budget_minutes.is_some() {
-            return Err(SubmitError::Invalid {
-                field: "hyperparameters.budget_minutes".to_owned(),
-                message: "a search's trials share `search.budget_minutes` instead".to_owned(),
-            });
-        }
-        search.check(request.preset, &overrides).map_err(|refused| SubmitError::Invalid {
-            field: format!("search.{}", refused.field),
-            message: refused.message,
-        })?;
+        search
+            .check(request.preset, &overrides)
+            .map_err(|refused| SubmitError::Invalid { field: refused.field, message: refused.message })?;
     }
     Ok(())
 }

@@ -82,9 +82,10 @@ pub enum IntervalScale {
     Log,
 }
 
-/// A search field at fault: its path below `search` and what is wrong.
+/// A field of the request at fault (`search.trials`, `search.space.dropout`, …)
+/// and what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("search.{field}: {message}")]
+#[error("{field}: {message}")]
 pub struct Refused {
     pub field: String,
     pub message: String,
@@ -170,23 +171,27 @@ impl SearchRequest {
     /// The first field at fault, for a search of `preset` beside the request's
     /// `overrides`.
     pub fn check(&self, preset: Preset, overrides: &HyperparameterOverrides) -> Result<(), Refused> {
+        if overrides.budget_minutes.is_some() {
+            let message = "a search's trials share `search.budget_minutes` instead";
+            return Err(refused("hyperparameters.budget_minutes", message));
+        }
         if !(MIN_TRIALS..=MAX_TRIALS).contains(&self.trials) {
             return Err(refused(
-                "trials",
+                "search.trials",
                 format!("must be {MIN_TRIALS} to {MAX_TRIALS}, got {}", self.trials),
             ));
         }
         let budget = hyperparameters::range_of("budget_minutes").expect("budget_minutes has a range");
         if !budget.admits(self.budget_minutes) {
             return Err(refused(
-                "budget_minutes",
+                "search.budget_minutes",
                 format!("must be {budget} minutes, got {}", self.budget_minutes),
             ));
         }
         let set = serde_json::to_value(overrides).unwrap_or_default();
         let allowed = searchable(preset);
         for (name, interval) in self.space.iter().flatten() {
-            let field = format!("space.{name}");
+            let field = format!("search.space.{name}");
             if !allowed.contains(&name.as_str()) {
                 let message = format!(
                     "`{name}` is not a hyperparameter the {} preset searches; it searches {}",
