@@ -114,6 +114,8 @@ pub fn search(
     let request = request.clone().resolved(run.preset, &base);
     let rungs = schedule(request.trials, request.budget_minutes * 60.0);
     let mut record = started(run, &request, rungs.len())?;
+    // The trials, drawn, are the job's before the first of them trains.
+    commit(&record, run.checkpoints, control)?;
     // What the winner gets in all: the budget its recipe plans epochs for.
     let winner_minutes = rungs.iter().map(|rung| rung.seconds_each).sum::<f64>() / 60.0;
     let mut standing: Vec<u32> = (0..request.trials).collect();

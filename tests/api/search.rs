@@ -129,6 +129,12 @@ async fn a_search_killed_mid_trial_resumes_that_trial_and_ends_as_an_uninterrupt
     assert_eq!(whole["state"], "succeeded", "{whole}");
 
     let id = submit(&app, &body).await;
+    // The drawn trials are the job's from the start: trial 0's first epoch shows
+    // before its rung ends.
+    wait_for(&store, &id, "trial 0's first epoch", |_, epochs| !epochs.is_empty()).await;
+    let early: Value = app.get(&format!("/v1/training-jobs/{id}")).await.json().await.unwrap();
+    assert_eq!(early["trials"].as_array().unwrap().len(), 2, "{early}");
+    assert!(!early["trials"][0]["epochs"].as_array().unwrap().is_empty(), "{early}");
     // Trial 0 has ended its rung; trial 1 has checkpointed the first of its two epochs.
     let checkpoint = app.data_dir.join(format!("checkpoints/{id}/trial-1/manifest.json"));
     wait_for(&store, &id, "trial 1's first checkpoint", |_, _| checkpoint.exists()).await;
