@@ -208,17 +208,17 @@ impl SearchRequest {
             if !(low.is_finite() && high.is_finite() && low < high) {
                 return Err(refused(
                     field,
-                    format!("needs finite bounds with low below high, got {low} to {high}"),
+                    format!("needs finite bounds with low below high, got {interval}"),
                 ));
             }
             if !(range.admits(low) && range.admits(high)) {
-                return Err(refused(field, format!("must lie within {name}'s {range}, got {low} to {high}")));
+                return Err(refused(field, format!("must lie within {name}'s {range}, got {interval}")));
             }
             if scale == IntervalScale::Log && low <= 0.0 {
                 return Err(refused(field, format!("a log scale needs low above 0, got {low}")));
             }
             if whole(preset, name) && (low.fract() != 0.0 || high.fract() != 0.0) {
-                return Err(refused(field, format!("{name} takes whole numbers, got {low} to {high}")));
+                return Err(refused(field, format!("{name} takes whole numbers, got {interval}")));
             }
         }
         Ok(())
