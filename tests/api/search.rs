@@ -255,3 +255,22 @@ fn fugue_train_searches_from_its_flags_and_writes_the_winner() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("search.trials: must be 2 to 32"));
 }
+
+#[tokio::test]
+async fn a_cancelled_search_stops_and_leaves_no_checkpoint_of_any_trial() {
+    let app = spawn_app(Options { train_workers: 1, ..Options::default() }).await;
+    let store = Store::open(&app.database_url).await.unwrap();
+    let dataset = upload_mini(&app).await;
+    let id = submit(&app, &two_trial_search(&dataset, 40, 256)).await;
+    let checkpoint = app.data_dir.join(format!("checkpoints/{id}/trial-0/manifest.json"));
+    wait_for(&store, &id, "trial 0's first checkpoint", |_, _| checkpoint.exists()).await;
+    let cancel = app.client.post(app.url(&format!("/v1/training-jobs/{id}/cancel"))).send().await.unwrap();
+    assert_eq!(cancel.status(), StatusCode::ACCEPTED);
+    let done = finished(&app, &id).await;
+    assert_eq!(done["state"], "cancelled", "{done}");
+    assert_eq!((&done["model_id"], &done["winner"]), (&Value::Null, &Value::Null), "{done}");
+    let trials = done["trials"].as_array().unwrap().iter();
+    let trained: usize = trials.map(|trial| trial["epochs"].as_array().unwrap().len()).sum();
+    assert!(trained < 40, "stopped long before the search's end: {done}");
+    assert!(removed_soon(&app.data_dir.join("checkpoints").join(&id)).await, "every trial's checkpoint goes");
+}
