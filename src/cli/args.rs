@@ -17,6 +17,7 @@ use crate::config::{
 };
 use crate::jobs::attempt::AttemptSettings;
 use crate::model::hyperparameters::{self, Declared, HyperparameterOverrides};
+use crate::model::search::{SearchRequest, Space};
 use crate::observability::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -87,6 +88,32 @@ pub struct TrainArgs {
     pub checkpoint_dir: Option<PathBuf>,
     #[command(flatten)]
     pub hyperparameters: HyperparameterFlags,
+    /// Search: train this many variants (2 to 32) by successive halving and keep
+    /// the best by validation loss. With `--search-budget-minutes`.
+    #[arg(long, requires = "search_budget_minutes")]
+    pub search_trials: Option<u32>,
+    /// The minutes of training a search's trials share (1 to 10080).
+    #[arg(long, requires = "search_trials")]
+    pub search_budget_minutes: Option<f64>,
+    /// The space a search draws from, as JSON: `{"dropout": {"low": 0.1, "high": 0.5},
+    /// "learning_rate": {"low": 1e-4, "high": 1e-2, "scale": "log"}}`. Default: the preset's.
+    #[arg(long, requires = "search_trials", value_parser = parse_space)]
+    pub search_space: Option<Space>,
+}
+
+impl TrainArgs {
+    /// The search the flags ask for, if any.
+    pub fn search(&self) -> Option<SearchRequest> {
+        Some(SearchRequest {
+            trials: self.search_trials?,
+            budget_minutes: self.search_budget_minutes?,
+            space: self.search_space.clone(),
+        })
+    }
+}
+
+fn parse_space(text: &str) -> Result<Space, String> {
+    serde_json::from_str(text).map_err(|error| format!("not a search space: {error}"))
 }
 
 /// Where and how libtorch computes, for the commands that run models.

@@ -14,8 +14,10 @@ use super::corpus::training_data;
 use crate::cli::args::TrainArgs;
 use crate::model::artifact;
 use crate::model::hyperparameters::Hyperparameters;
+use crate::model::search::SearchRecord;
 use crate::train::progress::{StepProgress, Throttle};
 use crate::train::run::{TrainingRun, train as run_training};
+use crate::train::search::{SearchControl, search as run_search};
 use crate::train::{Control, EpochMetrics};
 
 /// How often the progress line is redrawn on a terminal.
@@ -27,6 +29,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
     let overrides = args.hyperparameters.overrides();
     overrides.validate()?;
+    let search = args.search();
+    if let Some(search) = &search {
+        search.check(args.preset, &overrides)?;
+    }
     let hyperparameters = overrides.apply_to(args.preset.defaults());
     // The recipe's epochs, once the corpus is read.
     let epochs = Cell::new(hyperparameters.epochs);
@@ -44,6 +50,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         data: &data,
         device,
         checkpoints: &checkpoints,
+        rung: None,
     };
     let never = AtomicBool::new(false);
     let terminal = std::io::stderr().is_terminal();
@@ -54,8 +61,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         print_recipe(hyperparameters);
         Ok(())
     };
-    let mut progress = |metrics: &EpochMetrics| {
-        print_epoch(metrics, epochs.get(), terminal);
+    let progress = |trial: Option<u32>, metrics: &EpochMetrics| {
+        print_epoch(trial, metrics, epochs.get(), terminal);
         Ok(())
     };
     let mut step = |progress: &StepProgress| {
@@ -64,14 +71,31 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    let control = &mut Control {
-        planned: &mut planned,
-        progress: &mut progress,
-        step: &mut step,
-        stop: &never,
-        checkpointed: None,
+    let trained = match &search {
+        None => {
+            let control = &mut Control {
+                planned: &mut planned,
+                progress: &mut |metrics| progress(None, metrics),
+                step: &mut step,
+                stop: &never,
+                checkpointed: None,
+            };
+            run_training(&run, control)?
+        }
+        Some(request) => {
+            let control = &mut SearchControl {
+                planned: &mut planned,
+                progress: &mut |trial, metrics| progress(Some(trial), metrics),
+                record: &mut |_| Ok(()),
+                step: &mut step,
+                stop: &never,
+                checkpointed: None,
+            };
+            let trained = run_search(&run, request, control)?;
+            print_search(trained.meta.search.as_ref());
+            trained
+        }
     };
-    let trained = run_training(&run, control)?;
     artifact::save(&args.out, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     std::fs::remove_dir_all(&checkpoints).with_context(|| format!("removing {}", checkpoints.display()))?;
     eprintln!(
@@ -94,12 +118,14 @@ fn print_recipe(hyperparameters: &Hyperparameters) {
 /// Clears the line being redrawn, on a terminal.
 const CLEAR_LINE: &str = "\r\x1b[K";
 
-fn print_epoch(metrics: &EpochMetrics, epochs: u32, terminal: bool) {
+/// `epoch   3/400  train …`, after `trial 2  ` for a search's trial.
+fn print_epoch(trial: Option<u32>, metrics: &EpochMetrics, epochs: u32, terminal: bool) {
     let accuracy =
         metrics.valid_accuracy.map(|a| format!("  accuracy {:.1}%", a * 100.0)).unwrap_or_default();
     let clear = if terminal { CLEAR_LINE } else { "" };
+    let trial = trial.map(|trial| format!("trial {trial}  ")).unwrap_or_default();
     eprintln!(
-        "{clear}epoch {:>3}/{epochs}  train {:.4}  valid {:.4}{accuracy}  {:>8.0} items/s  lr {:.2e}  {:.1}s",
+        "{clear}{trial}epoch {:>3}/{epochs}  train {:.4}  valid {:.4}{accuracy}  {:>8.0} items/s  lr {:.2e}  {:.1}s",
         metrics.epoch,
         metrics.train_loss,
         metrics.valid_loss,
@@ -107,6 +133,21 @@ fn print_epoch(metrics: &EpochMetrics, epochs: u32, terminal: bool) {
         metrics.learning_rate,
         metrics.seconds
     );
+}
+
+/// Each trial's drawn values, best validation loss and fate, a line each.
+fn print_search(record: Option<&SearchRecord>) {
+    let Some(record) = record else { return };
+    for trial in &record.trials {
+        let loss = trial.best_valid_loss.map_or_else(|| "diverged".to_owned(), |loss| format!("{loss:.4}"));
+        let fate = if record.winner == Some(trial.trial) {
+            "the winner".to_owned()
+        } else {
+            format!("stopped after rung {}", trial.rung + 1)
+        };
+        let drawn = serde_json::to_string(&trial.hyperparameters).unwrap_or_default();
+        eprintln!("search: trial {} {drawn}: best validation loss {loss}, {fate}", trial.trial);
+    }
 }
 
 /// `epoch   3/400  step 120/800 (15%)  4.2 steps/s  train 7.9123  epoch ends in 2m42s`

@@ -13,7 +13,7 @@
 //! attempt never trains on as an orphan.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,11 +28,13 @@ use crate::devices::DeviceName;
 use crate::model::artifact;
 use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use crate::model::registry::ModelSummary;
+use crate::model::search::{SearchRecord, SearchRequest};
 use crate::objects::Objects;
 use crate::store::{JobRow, JobWork, LeaseCheck, Store};
 use crate::train::data::TrainingData;
 use crate::train::progress::{JOB_PROGRESS_INTERVAL, StepProgress, Throttle};
 use crate::train::run::{TrainingRun, train};
+use crate::train::search::{SearchControl, trial_dir};
 use crate::train::{Control, EpochMetrics, Interrupted};
 
 /// What a worker tells the process it starts for one attempt (as `train-attempt`
@@ -141,9 +143,16 @@ fn train_job(
         tracing::info!(job = %args.job, files = manifest.files.len(), "resuming from the stored checkpoint");
     }
     let patience = args.lease_timeout;
-    let JobWork::Training { preset, overrides, .. } = job.work else {
+    let JobWork::Training { preset, overrides, search, .. } = job.work else {
         bail!("job `{}` is not a training job", args.job)
     };
+    let search: Option<SearchRequest> =
+        search.as_deref().map(serde_json::from_str).transpose().context("reading the job's search")?;
+    // A search's trials checkpoint in folders of their own, each a bundle of its own.
+    for trial in 0..search.as_ref().map_or(0, |search| search.trials) {
+        let dir = trial_dir(&checkpoint_dir, trial);
+        runtime.block_on(objects.get_bundle(&bundle_key(args, &checkpoint_dir, &dir), &dir))?;
+    }
     let hyperparameters: Hyperparameters =
         serde_json::from_str(&job.parameters).context("reading the job's hyperparameters")?;
     let recipe: Option<HyperparameterOverrides> = overrides
@@ -158,11 +167,12 @@ fn train_job(
             .block_on(retry(patience, || store.record_hyperparameters(&args.job, &args.lease_token, &json)));
         heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
     };
-    let mut progress = |metrics: &EpochMetrics| {
+    let mut progress = |trial: u32, metrics: &EpochMetrics| {
         let json = serde_json::to_string(metrics)?;
-        let epoch = i64::from(metrics.epoch);
-        let recorded = runtime
-            .block_on(retry(patience, || store.record_epoch(&args.job, &args.lease_token, epoch, &json)));
+        let (trial, epoch) = (i64::from(trial), i64::from(metrics.epoch));
+        let recorded = runtime.block_on(retry(patience, || {
+            store.record_epoch(&args.job, &args.lease_token, trial, epoch, &json)
+        }));
         // Past the lease timeout without the database, the job may be someone else's.
         heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
     };
@@ -189,23 +199,55 @@ fn train_job(
         data: &data,
         device: args.device.0,
         checkpoints: &checkpoint_dir,
+        rung: None,
     };
     // Every epoch's checkpoint goes to the store, so another machine can resume.
-    let mut checkpointed =
-        |dir: &std::path::Path| runtime.block_on(objects.put_bundle(&args.checkpoint_key, dir)).map(drop);
-    let control = &mut Control {
-        planned: &mut planned,
-        progress: &mut progress,
-        step: &mut step,
-        stop,
-        checkpointed: Some(&mut checkpointed),
+    let mut checkpointed = |dir: &Path| {
+        runtime.block_on(objects.put_bundle(&bundle_key(args, &checkpoint_dir, dir), dir)).map(drop)
     };
-    let trained = train(&run, control)?;
+    let trained = match &search {
+        None => train(
+            &run,
+            &mut Control {
+                planned: &mut planned,
+                progress: &mut |metrics| progress(0, metrics),
+                step: &mut step,
+                stop,
+                checkpointed: Some(&mut checkpointed),
+            },
+        )?,
+        Some(request) => {
+            let mut record = |record: &SearchRecord| {
+                let json = serde_json::to_string(record)?;
+                let recorded = runtime
+                    .block_on(retry(patience, || store.record_search(&args.job, &args.lease_token, &json)));
+                heed(recorded.unwrap_or(LeaseCheck::Lost), cancelled, stop)
+            };
+            let control = &mut SearchControl {
+                planned: &mut planned,
+                progress: &mut progress,
+                record: &mut record,
+                step: &mut step,
+                stop,
+                checkpointed: Some(&mut checkpointed),
+            };
+            crate::train::search::search(&run, request, control)?
+        }
+    };
     let model_dir = args.work_dir.join("model");
     artifact::save(&model_dir, &trained.meta, &trained.vs, trained.originality.as_ref())?;
     runtime.block_on(objects.put_bundle(&args.model_key, &model_dir))?;
     runtime.block_on(store.close());
     Ok(ModelSummary::of(&trained.meta))
+}
+
+/// The object-store bundle of a checkpoint folder: the job's, or under it, a
+/// search's trial's (named as its folder is).
+fn bundle_key(args: &AttemptSettings, root: &Path, dir: &Path) -> String {
+    match dir.strip_prefix(root).ok().and_then(|below| below.to_str()).filter(|below| !below.is_empty()) {
+        Some(below) => format!("{}/{below}", args.checkpoint_key),
+        None => args.checkpoint_key.clone(),
+    }
 }
 
 /// Acts on what a write under the lease learned: a lost lease ends the run; asked

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use utoipa::ToSchema;
 
 use super::{Jobs, TrainingJob};
+use crate::model::search::TrialRecord;
 use crate::store::{JobChannel, JobNotifications, JobState};
 use crate::train::EpochMetrics;
 use crate::train::progress::StepProgress;
@@ -84,6 +85,11 @@ pub enum JobEvent {
     },
     /// An epoch finished (a resumed attempt that redoes an epoch sends it again).
     Epoch { attempt: i64, metrics: EpochMetrics, eta_seconds: Option<f64> },
+    /// A search's trial moved: an epoch of it finished (`metrics`), or, with
+    /// `metrics` null, its rung ended and it went on to the next or was stopped.
+    /// `trial` is its record as it now stands (number, drawn hyperparameters,
+    /// rung, best validation loss, `stopped`).
+    Trial { attempt: i64, trial: Box<TrialRecord>, metrics: Option<EpochMetrics> },
     /// How far the running epoch is. The training process records it at most every
     /// 500 ms and a follower reads at most every 250 ms, so at most two a second;
     /// an epoch shorter than 500 ms sends none.
@@ -197,18 +203,28 @@ impl Followed for TrainingJob {
     }
 
     fn changes(&self, before: &TrainingJob) -> Vec<JobEvent> {
-        let sent: HashMap<u32, &EpochMetrics> =
-            before.epochs.iter().map(|metrics| (metrics.epoch, metrics)).collect();
-        let mut events: Vec<JobEvent> = self
-            .epochs
-            .iter()
-            .filter(|metrics| sent.get(&metrics.epoch) != Some(metrics))
+        let mut events: Vec<JobEvent> = unsent(&self.epochs, &before.epochs)
             .map(|metrics| JobEvent::Epoch {
                 attempt: self.attempt,
                 metrics: metrics.clone(),
                 eta_seconds: self.eta_seconds,
             })
             .collect();
+        for trial in &self.trials {
+            let known = before.trials.iter().find(|known| known.record.trial == trial.record.trial);
+            let event = |metrics: Option<&EpochMetrics>| JobEvent::Trial {
+                attempt: self.attempt,
+                trial: Box::new(trial.record.clone()),
+                metrics: metrics.cloned(),
+            };
+            let len = events.len();
+            events.extend(
+                unsent(&trial.epochs, known.map_or(&[], |known| &known.epochs)).map(|m| event(Some(m))),
+            );
+            if events.len() == len && known.map(|known| &known.record) != Some(&trial.record) {
+                events.push(event(None));
+            }
+        }
         if self.progress.is_some() && self.progress != before.progress {
             events.extend(
                 self.progress.clone().map(|progress| JobEvent::Progress { attempt: self.attempt, progress }),
@@ -224,6 +240,12 @@ impl Followed for TrainingJob {
     fn end(state: JobState) -> JobEvent {
         JobEvent::End { state }
     }
+}
+
+/// The epochs of `now` that `before` did not have as they are.
+fn unsent<'a>(now: &'a [EpochMetrics], before: &[EpochMetrics]) -> impl Iterator<Item = &'a EpochMetrics> {
+    let sent: HashMap<u32, &EpochMetrics> = before.iter().map(|metrics| (metrics.epoch, metrics)).collect();
+    now.iter().filter(move |metrics| sent.get(&metrics.epoch) != Some(metrics))
 }
 
 fn state_of(job: &TrainingJob) -> JobEvent {

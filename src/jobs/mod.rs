@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 use crate::config::QueueSettings;
 use crate::model::hyperparameters::HyperparameterOverrides;
 use crate::model::presets::Preset;
+use crate::model::search::{SearchRecord, SearchRequest, TrialRecord};
 use crate::shared::rfc3339;
 use crate::store::{Enqueued, EpochRow, JobKind, JobRow, JobState, JobWork, NewJob, Store};
 use crate::train::EpochMetrics;
@@ -50,6 +51,10 @@ pub struct TrainingJobRequest {
     pub hyperparameters: Option<HyperparameterOverrides>,
     /// 1 to 200 characters; default: the preset and dataset.
     pub name: Option<String>,
+    /// Train this many variants of the preset instead of one, by successive
+    /// halving within the search's budget, and register the best by validation loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchRequest>,
 }
 
 /// A training job as clients see it.
@@ -60,7 +65,7 @@ pub struct TrainingJobRequest {
     "epochs": [{"epoch": 1, "train_loss": 2.91, "valid_loss": 2.55, "train_accuracy": 0.41, "valid_accuracy": 0.46,
         "valid_precision": null, "valid_recall": null, "valid_density": null, "valid_true_density": null,
         "samples_per_second": 5200.0, "learning_rate": 0.002, "seconds": 42.0}],
-    "epochs_planned": 20, "eta_seconds": 798.0,
+    "trials": [], "winner": null, "epochs_planned": 20, "eta_seconds": 798.0,
     "progress": {"epoch": 2, "step": 120, "steps": 400, "steps_per_second": 9.5, "eta_seconds": 29.5, "train_loss": 2.48}, "error": null, "model_id": null,
     "created_at": "2026-11-22T03:00:00.000Z", "started_at": "2026-11-22T03:00:01.000Z", "finished_at": null,
     "updated_at": "2026-11-22T03:00:43.000Z", "next_attempt_at": null}))]
@@ -83,8 +88,18 @@ pub struct TrainingJob {
     pub worker: Option<String>,
     pub device: Option<String>,
     pub cancel_requested: bool,
-    /// Every finished epoch's metrics, in order.
+    /// Every finished epoch's metrics, in order (none for a search: its epochs
+    /// are its trials').
     pub epochs: Vec<EpochMetrics>,
+    /// The search, for a job that searches: as asked, with the space it searches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchRequest>,
+    /// A search's trials, once its training process has drawn them: each one's
+    /// drawn hyperparameters, rung, best validation loss, whether successive
+    /// halving stopped it, and its epochs.
+    pub trials: Vec<TrialView>,
+    /// The trial whose model was registered, once a search has ended.
+    pub winner: Option<u32>,
     /// The most epochs it will run (early stopping may end it sooner).
     pub epochs_planned: u32,
     /// Seconds until the last planned epoch at the pace so far, while running.
@@ -109,9 +124,20 @@ impl TrainingJob {
     /// The view of a job's rows. A row that does not decode is an error naming the
     /// job and the column, never a view with its fields quietly emptied.
     pub fn of(row: JobRow, epochs: &[EpochRow]) -> anyhow::Result<TrainingJob> {
-        let JobWork::Training { dataset_id, preset, .. } = row.work else {
+        let JobWork::Training { dataset_id, preset, search, .. } = row.work else {
             anyhow::bail!("job {} is not a training job", row.id);
         };
+        let search: Option<SearchRequest> = search
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .with_context(|| format!("training job {}: its search does not decode", row.id))?;
+        let record: Option<SearchRecord> = row
+            .search_record
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .with_context(|| format!("training job {}: its search record does not decode", row.id))?;
         let hyperparameters: serde_json::Value = serde_json::from_str(&row.parameters)
             .with_context(|| format!("training job {}: its hyperparameters are not JSON", row.id))?;
         let epochs_planned = hyperparameters
@@ -119,14 +145,29 @@ impl TrainingJob {
             .and_then(serde_json::Value::as_u64)
             .with_context(|| format!("training job {}: its hyperparameters name no epochs", row.id))?
             as u32;
-        let epochs: Vec<EpochMetrics> = epochs
-            .iter()
-            .map(|epoch| {
-                serde_json::from_str(&epoch.metrics).with_context(|| {
-                    format!("training job {}: the metrics of epoch {} do not decode", row.id, epoch.epoch)
+        let decoded = |trial: i64| -> anyhow::Result<Vec<EpochMetrics>> {
+            epochs
+                .iter()
+                .filter(|epoch| epoch.trial == trial)
+                .map(|epoch| {
+                    serde_json::from_str(&epoch.metrics).with_context(|| {
+                        format!("training job {}: the metrics of epoch {} do not decode", row.id, epoch.epoch)
+                    })
                 })
-            })
-            .collect::<anyhow::Result<_>>()?;
+                .collect()
+        };
+        let (epochs, trials, winner) = match record {
+            Some(record) => {
+                let trials = record
+                    .trials
+                    .into_iter()
+                    .map(|record| Ok(TrialView { epochs: decoded(i64::from(record.trial))?, record }))
+                    .collect::<anyhow::Result<_>>()?;
+                (Vec::new(), trials, record.winner)
+            }
+            None if search.is_some() => (Vec::new(), Vec::new(), None),
+            None => (decoded(0)?, Vec::new(), None),
+        };
         let last_epoch = epochs.last().map_or(0, |m| m.epoch);
         let progress = match (&row.progress, row.state) {
             (Some(json), JobState::Running) => {
@@ -156,6 +197,9 @@ impl TrainingJob {
             device: row.device,
             cancel_requested: row.cancel_requested,
             epochs,
+            search,
+            trials,
+            winner,
             epochs_planned,
             eta_seconds,
             progress,
@@ -167,6 +211,14 @@ impl TrainingJob {
             updated_at: rfc3339(row.updated_at),
         })
     }
+}
+
+/// One trial of a search job: its record and its finished epochs' metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TrialView {
+    #[serde(flatten)]
+    pub record: TrialRecord,
+    pub epochs: Vec<EpochMetrics>,
 }
 
 /// Submitting and reading jobs; shared by the API and the in-process workers.
@@ -243,11 +295,16 @@ impl Jobs {
     fn new_job(&self, submission: &Submission) -> anyhow::Result<NewJob> {
         let request = &submission.request;
         let overrides = request.hyperparameters.clone().unwrap_or_default();
-        let hyperparameters = overrides.apply_to(request.preset.defaults());
+        let mut hyperparameters = overrides.apply_to(request.preset.defaults());
+        if let Some(search) = &request.search {
+            hyperparameters.budget_minutes = search.budget_minutes;
+        }
         let name = request
             .name
             .clone()
             .unwrap_or_else(|| format!("{} on {}", request.preset.name(), request.dataset_id));
+        // The space searched is fixed when the job is queued, the preset's default included.
+        let search = request.search.clone().map(|search| search.resolved(request.preset, &overrides));
         Ok(NewJob {
             id: uuid::Uuid::new_v4().to_string(),
             name,
@@ -255,6 +312,7 @@ impl Jobs {
                 dataset_id: request.dataset_id.clone(),
                 preset: request.preset,
                 overrides: Some(serde_json::to_string(&overrides)?),
+                search: search.as_ref().map(serde_json::to_string).transpose()?,
             },
             parameters: serde_json::to_string(&hyperparameters)?,
             idempotency_key: submission.idempotency_key.clone(),
@@ -300,7 +358,8 @@ impl Jobs {
     }
 }
 
-/// The name's length and every hyperparameter's range, naming the field at fault.
+/// The name's length, every hyperparameter's range and the search's fields,
+/// naming the field at fault.
 fn check(request: &TrainingJobRequest) -> Result<(), SubmitError> {
     if let Some(name) = &request.name
         && (name.trim().is_empty() || name.chars().count() > MAX_JOB_NAME_CHARS)
@@ -313,6 +372,12 @@ fn check(request: &TrainingJobRequest) -> Result<(), SubmitError> {
             field: format!("hyperparameters.{}", out_of_range.field),
             message: out_of_range.message,
         })?;
+    }
+    if let Some(search) = &request.search {
+        let overrides = request.hyperparameters.clone().unwrap_or_default();
+        search
+            .check(request.preset, &overrides)
+            .map_err(|refused| SubmitError::Invalid { field: refused.field, message: refused.message })?;
     }
     Ok(())
 }

@@ -59,6 +59,9 @@ pub struct ArtifactMeta {
     /// What `fugue evaluate` found: generated pieces against the held-out files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub music_evaluation: Option<MusicEvaluation>,
+    /// The hyperparameter search this model won, with every trial's best loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<super::search::SearchRecord>,
 }
 
 /// What an artifact's originality index holds.
@@ -332,6 +335,7 @@ mod tests {
             originality_index: None,
             held_out_statistics: None,
             music_evaluation: None,
+            search: None,
         }
     }
 

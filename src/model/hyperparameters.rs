@@ -185,6 +185,11 @@ pub fn ranges() -> impl Iterator<Item = (&'static str, Range)> {
     DECLARED.iter().filter_map(|declared| Some((declared.name, declared.range?)))
 }
 
+/// The range of the numeric hyperparameter `name`.
+pub fn range_of(name: &str) -> Option<Range> {
+    ranges().find(|(declared, _)| *declared == name).map(|(_, range)| range)
+}
+
 /// A hyperparameter outside its range: the field and what is allowed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -238,6 +243,7 @@ impl Hyperparameters {
             learning_rate_decay: self.learning_rate_decay,
             schedule: self.learning_rate_schedule,
             budget_seconds: self.budget_minutes * 60.0,
+            pause_after: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod recipe;
 pub mod registry;
 pub mod roll_net;
 pub mod sampling;
+pub mod search;
 pub mod seq2seq_net;
 pub mod token_net;
 pub mod training_record;

@@ -17,6 +17,10 @@ pub struct FitConfig {
     pub schedule: LearningRateSchedule,
     /// Training stops once its epochs have taken this long, all attempts together.
     pub budget_seconds: f64,
+    /// Training returns after this epoch, as if it were the last, to be resumed
+    /// from its checkpoint later with a later one (a search's rung); the learning
+    /// rate still follows the schedule of `epochs`.
+    pub pause_after: Option<u32>,
 }
 
 /// How the learning rate moves over a run.

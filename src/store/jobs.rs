@@ -65,8 +65,9 @@ impl JobKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobWork {
     /// Train a model of `preset` on a dataset, with the request's hyperparameter
-    /// overrides as JSON (none for jobs from before recipes).
-    Training { dataset_id: String, preset: Preset, overrides: Option<String> },
+    /// overrides as JSON (none for jobs from before recipes), and the search asked
+    /// for as JSON (none for a job that trains one model).
+    Training { dataset_id: String, preset: Preset, overrides: Option<String>, search: Option<String> },
     /// Evaluate a model (bundled or trained).
     Evaluation { model_id: String },
 }
@@ -89,6 +90,13 @@ impl JobWork {
     fn overrides(&self) -> Option<&str> {
         match self {
             JobWork::Training { overrides, .. } => overrides.as_deref(),
+            JobWork::Evaluation { .. } => None,
+        }
+    }
+
+    fn search(&self) -> Option<&str> {
+        match self {
+            JobWork::Training { search, .. } => search.as_deref(),
             JobWork::Evaluation { .. } => None,
         }
     }
@@ -127,6 +135,9 @@ pub struct JobRow {
     pub progress: Option<String>,
     /// Evaluation: pieces generated so far in this attempt.
     pub pieces_done: i64,
+    /// Training with a search: what the search has done so far, as JSON, as the
+    /// training process last wrote it.
+    pub search_record: Option<String>,
     pub error: Option<String>,
     /// Training: the model it registered.
     pub model_id: Option<String>,
@@ -142,6 +153,7 @@ enum LeasedColumn {
     Parameters,
     Progress,
     PiecesDone,
+    SearchRecord,
 }
 
 impl LeasedColumn {
@@ -150,13 +162,14 @@ impl LeasedColumn {
             LeasedColumn::Parameters => "parameters",
             LeasedColumn::Progress => "progress",
             LeasedColumn::PiecesDone => "pieces_done",
+            LeasedColumn::SearchRecord => "search_record",
         }
     }
 }
 
 const JOB_COLUMNS: &str = "id, kind, name, dataset_id, preset, parameters, evaluated_model_id, overrides, \
-    state, attempt, max_attempts, run_after, worker, device, heartbeat_at, cancel_requested, progress, pieces_done, \
-    error, model_id, created_at, started_at, finished_at, updated_at";
+    search, state, attempt, max_attempts, run_after, worker, device, heartbeat_at, cancel_requested, progress, \
+    pieces_done, search_record, error, model_id, created_at, started_at, finished_at, updated_at";
 
 impl JobRow {
     fn from_row(row: &AnyRow) -> sqlx::Result<JobRow> {
@@ -167,6 +180,7 @@ impl JobRow {
                 dataset_id: row.try_get("dataset_id")?,
                 preset: super::decode_preset(row)?,
                 overrides: row.try_get("overrides")?,
+                search: row.try_get("search")?,
             },
             "evaluation" => JobWork::Evaluation { model_id: row.try_get("evaluated_model_id")? },
             _ => return Err(sqlx::Error::Decode(format!("unknown job kind `{kind}`").into())),
@@ -187,6 +201,7 @@ impl JobRow {
             cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
             progress: row.try_get("progress")?,
             pieces_done: row.try_get("pieces_done")?,
+            search_record: row.try_get("search_record")?,
             error: row.try_get("error")?,
             model_id: row.try_get("model_id")?,
             created_at: row.try_get("created_at")?,
@@ -197,9 +212,11 @@ impl JobRow {
     }
 }
 
-/// One finished epoch of a job: which attempt ran it, and its metrics as JSON.
+/// One finished epoch of a job: its trial (0 for a job that trains one model),
+/// which attempt ran it, and its metrics as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpochRow {
+    pub trial: i64,
     pub epoch: i64,
     pub attempt: i64,
     pub metrics: String,
@@ -208,6 +225,7 @@ pub struct EpochRow {
 impl EpochRow {
     fn from_row(row: &AnyRow) -> sqlx::Result<EpochRow> {
         Ok(EpochRow {
+            trial: row.try_get("trial")?,
             epoch: row.try_get("epoch")?,
             attempt: row.try_get("attempt")?,
             metrics: row.try_get("metrics")?,
@@ -365,9 +383,9 @@ impl Store {
         };
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, kind, name, dataset_id, preset, parameters, evaluated_model_id, overrides, \
-             idempotency_key, request_sha256, state, attempt, max_attempts, run_after, cancel_requested, \
+             search, idempotency_key, request_sha256, state, attempt, max_attempts, run_after, cancel_requested, \
              pieces_done, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $12, 0, 0, $12, $12) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', 0, $12, $13, 0, 0, $13, $13) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&job.id)
@@ -378,6 +396,7 @@ impl Store {
         .bind(&job.parameters)
         .bind(evaluated_model_id)
         .bind(job.work.overrides())
+        .bind(job.work.search())
         .bind(&job.idempotency_key)
         .bind(&job.request_sha256)
         .bind(job.max_attempts)
@@ -434,8 +453,8 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         let epochs = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT job_id, epoch, attempt, metrics FROM job_epochs \
-             WHERE job_id IN (SELECT id {CHOSEN}) ORDER BY job_id, epoch"
+            "SELECT job_id, trial, epoch, attempt, metrics FROM job_epochs \
+             WHERE job_id IN (SELECT id {CHOSEN}) ORDER BY job_id, trial, epoch"
         )))
         .bind(kind.as_str())
         .bind(state)
@@ -455,13 +474,14 @@ impl Store {
             .collect()
     }
 
-    /// Every recorded epoch of a job, in order.
+    /// Every recorded epoch of a job, in order (by trial, then epoch).
     pub async fn job_epochs(&self, id: &str) -> anyhow::Result<Vec<EpochRow>> {
-        let rows =
-            sqlx::query("SELECT epoch, attempt, metrics FROM job_epochs WHERE job_id = $1 ORDER BY epoch")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT trial, epoch, attempt, metrics FROM job_epochs WHERE job_id = $1 ORDER BY trial, epoch",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(EpochRow::from_row).collect::<sqlx::Result<_>>()?)
     }
 
@@ -519,12 +539,14 @@ impl Store {
         })
     }
 
-    /// Records an epoch's metrics (replacing a redone epoch) and renews the lease,
-    /// in one transaction; nothing is written when the lease is lost.
+    /// Records an epoch's metrics (of `trial`, 0 for a job that trains one model;
+    /// replacing a redone epoch) and renews the lease, in one transaction; nothing
+    /// is written when the lease is lost.
     pub async fn record_epoch(
         &self,
         id: &str,
         token: &str,
+        trial: i64,
         epoch: i64,
         metrics: &str,
     ) -> anyhow::Result<LeaseCheck> {
@@ -540,10 +562,11 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(LeaseCheck::Lost) };
         sqlx::query(
-            "INSERT INTO job_epochs (job_id, epoch, attempt, metrics) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (job_id, epoch) DO UPDATE SET attempt = excluded.attempt, metrics = excluded.metrics",
+            "INSERT INTO job_epochs (job_id, trial, epoch, attempt, metrics) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (job_id, trial, epoch) DO UPDATE SET attempt = excluded.attempt, metrics = excluded.metrics",
         )
         .bind(id)
+        .bind(trial)
         .bind(epoch)
         .bind(row.try_get::<i64, _>("attempt")?)
         .bind(metrics)
@@ -569,6 +592,12 @@ impl Store {
     /// written when the lease is lost.
     pub async fn record_progress(&self, id: &str, token: &str, progress: &str) -> anyhow::Result<LeaseCheck> {
         self.write_under_lease(id, token, LeasedColumn::Progress, progress.to_owned()).await
+    }
+
+    /// Records what a search has done (JSON) and renews the lease; nothing is
+    /// written when the lease is lost.
+    pub async fn record_search(&self, id: &str, token: &str, record: &str) -> anyhow::Result<LeaseCheck> {
+        self.write_under_lease(id, token, LeasedColumn::SearchRecord, record.to_owned()).await
     }
 
     /// Records an evaluation's progress (pieces generated) and renews the lease;

@@ -11,6 +11,7 @@ pub mod data;
 pub mod progress;
 pub mod roll_training;
 pub mod run;
+pub mod search;
 pub mod seq2seq_training;
 pub mod token_training;
 
@@ -74,6 +75,13 @@ pub type Checkpointed<'a> = dyn FnMut(&Path) -> anyhow::Result<()> + 'a;
 #[error("training was stopped")]
 pub struct Interrupted;
 
+/// The training loss stopped being a number; the last checkpoint stands.
+#[derive(Debug, thiserror::Error)]
+#[error("training diverged at epoch {epoch} (the loss is not finite); lower the learning rate")]
+pub struct Diverged {
+    pub epoch: u32,
+}
+
 /// Running totals over an epoch's batches.
 #[derive(Default)]
 struct Tally {
@@ -135,9 +143,8 @@ pub fn fit<B>(
     // Training time so far, every attempt's epochs together.
     let spent_before = |state: &Checkpoint| state.history.iter().map(|m| m.seconds).sum::<f64>();
     let mut budget_spent = spent_before(&state) >= config.budget_seconds;
-    while state.next_epoch <= config.epochs
-        && state.epochs_since_best < config.patience.max(1)
-        && !budget_spent
+    let last_epoch = config.pause_after.map_or(config.epochs, |pause| pause.min(config.epochs));
+    while state.next_epoch <= last_epoch && state.epochs_since_best < config.patience.max(1) && !budget_spent
     {
         let epoch = state.next_epoch;
         tch::manual_seed((config.seed + u64::from(epoch)) as i64);
@@ -173,9 +180,7 @@ pub fn fit<B>(
             break;
         }
         if !train.sum.is_finite() {
-            anyhow::bail!(
-                "training diverged at epoch {epoch} (the loss is not finite); lower the learning rate"
-            );
+            return Err(Diverged { epoch }.into());
         }
         // Validation (and the best model) use the averaged weights when averaging is on.
         optimizer.swap_averaged();
@@ -272,6 +277,11 @@ mod tests {
 
         fn fit(&mut self, config: &FitConfig, pause: Duration) -> FitOutcome {
             let dir = tempfile::tempdir().unwrap();
+            self.fit_in(dir.path(), config, pause)
+        }
+
+        /// Trains with its checkpoints in `dir`, resuming from one there.
+        fn fit_in(&mut self, dir: &Path, config: &FitConfig, pause: Duration) -> FitOutcome {
             let weight = self.vs.variables()["w"].shallow_clone();
             let loss = |_: &(), _train: bool| {
                 std::thread::sleep(pause);
@@ -287,7 +297,7 @@ mod tests {
                 checkpointed: None,
             };
             let batches = |_epoch: u32| vec![(); 20];
-            fit(&self.vs, &mut self.optimizer, config, &batches, &[()], &loss, dir.path(), control).unwrap()
+            fit(&self.vs, &mut self.optimizer, config, &batches, &[()], &loss, dir, control).unwrap()
         }
     }
 
@@ -300,6 +310,7 @@ mod tests {
             learning_rate_decay: 0.5,
             schedule,
             budget_seconds,
+            pause_after: None,
         }
     }
 
@@ -313,6 +324,29 @@ mod tests {
         assert_eq!(outcome.best_epoch, 1);
         let seconds = outcome.history[0].seconds;
         assert!((0.1..0.4).contains(&seconds), "{seconds}: the budget and one batch at most");
+    }
+
+    /// A search's rung: the run returns after `pause_after`, and a later run from
+    /// its checkpoint ends exactly as one that never paused, on the same schedule.
+    #[test]
+    fn a_paused_run_resumes_to_the_end_of_one_that_never_paused() {
+        // To 12 digits: the epochs before the pause come back from the checkpoint's
+        // JSON, whose reading may be off in the last bit.
+        let losses = |outcome: &FitOutcome| -> Vec<String> {
+            let history = outcome.history.iter();
+            history
+                .map(|m| format!("{:.12e} {:.12e} {:.12e}", m.train_loss, m.valid_loss, m.learning_rate))
+                .collect()
+        };
+        for schedule in [LearningRateSchedule::Exponential, LearningRateSchedule::WarmupCosine] {
+            let whole = Toy::new().fit(&config(schedule, 1e9), Duration::ZERO);
+            let dir = tempfile::tempdir().unwrap();
+            let paused = FitConfig { pause_after: Some(2), ..config(schedule, 1e9) };
+            let first = Toy::new().fit_in(dir.path(), &paused, Duration::ZERO);
+            assert_eq!(losses(&first), losses(&whole)[..2], "{schedule:?}");
+            let resumed = Toy::new().fit_in(dir.path(), &config(schedule, 1e9), Duration::ZERO);
+            assert_eq!(losses(&resumed), losses(&whole), "{schedule:?}");
+        }
     }
 
     #[test]

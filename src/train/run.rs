@@ -42,6 +42,24 @@ pub struct TrainingRun<'a> {
     pub data: &'a TrainingData,
     pub device: Device,
     pub checkpoints: &'a Path,
+    /// The rung of a search this run trains, when it is a search's trial.
+    pub rung: Option<RungLimit>,
+}
+
+/// How far a search's trial trains in one rung ([`super::search`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RungLimit {
+    /// The rung, of `rungs` (0 first).
+    pub rung: usize,
+    pub rungs: usize,
+    /// The training time the trial may have spent by the rung's end, every rung's together.
+    pub budget_seconds: f64,
+}
+
+impl RungLimit {
+    pub fn is_last(self) -> bool {
+        self.rung + 1 == self.rungs
+    }
 }
 
 /// A trained model: its weights (the best epoch's), its artifact metadata and its
@@ -122,8 +140,12 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
     };
     let mut evaluation = serde_json::Map::new();
     evaluation.insert("valid_loss".to_owned(), fitted.outcome.best_valid_loss.into());
-    let held_out = file_split(run.preset, hp, &scores, &run.data.file_bytes())
-        .map(|split| HeldOut::of(&split, &scores, &run.data.piece_names()));
+    // A search's rung before the last makes no artifact: only the winner's is kept.
+    let held_out = match run.rung {
+        Some(rung) if !rung.is_last() => None,
+        _ => file_split(run.preset, hp, &scores, &run.data.file_bytes())
+            .map(|split| HeldOut::of(&split, &scores, &run.data.piece_names())),
+    };
     let meta = ArtifactMeta {
         format: artifact::FORMAT,
         fugue_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -138,6 +160,7 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
         originality_index: None,
         held_out_statistics: None,
         music_evaluation: None,
+        search: None,
     };
     let mut meta = meta;
     let originality = held_out.and_then(|held_out| held_out.apply(&mut meta));
@@ -382,7 +405,12 @@ fn fit<B>(
 ) -> anyhow::Result<FitOutcome> {
     let hp = &run.hyperparameters;
     let mut optimizer = Optimizer::new(vs, hp.optimizer());
-    super::fit(vs, &mut optimizer, &hp.fit(), train_batches, valid_batches, loss, run.checkpoints, control)
+    let mut config = hp.fit();
+    if let Some(limit) = run.rung {
+        config.pause_after = Some(super::search::rung_epochs(config.epochs, limit.rung, limit.rungs));
+        config.budget_seconds = limit.budget_seconds;
+    }
+    super::fit(vs, &mut optimizer, &config, train_batches, valid_batches, loss, run.checkpoints, control)
 }
 
 /// The size of a training split: its items (frames or tokens) and pieces.

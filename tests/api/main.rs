@@ -21,6 +21,7 @@ mod openapi;
 mod originality;
 mod parts;
 mod repr;
+mod search;
 mod storage;
 mod streams;
 mod supervision;

@@ -105,3 +105,33 @@ fn the_readme_and_the_document_state_the_hyperparameter_ranges_the_server_enforc
         assert_eq!(properties[field]["exclusiveMinimum"].as_f64(), exclusive, "{field}");
     }
 }
+
+/// The README's table of what a search of each preset may draw, and draws by
+/// default (with nothing set in `hyperparameters`), as `model::search` declares it.
+fn search_table_as_the_readme_writes_it() -> String {
+    use fugue::model::search::{default_space, searchable};
+    let mut table = String::from("| preset | searchable | default space |\n|---|---|---|\n");
+    for &preset in <fugue::shared::Preset as clap::ValueEnum>::value_variants() {
+        let names: Vec<String> = searchable(preset).iter().map(|name| format!("`{name}`")).collect();
+        let space: Vec<String> = default_space(preset, &Default::default())
+            .iter()
+            .map(|(name, interval)| format!("`{name}` {interval}"))
+            .collect();
+        table += &format!("| `{}` | {} | {} |\n", preset.name(), names.join(", "), space.join(", "));
+    }
+    table
+}
+
+#[test]
+fn the_readme_states_each_preset_s_search_space_and_the_search_s_limits() {
+    let readme = std::fs::read_to_string(project_path("README.md")).unwrap();
+    let table = search_table_as_the_readme_writes_it();
+    assert!(readme.contains(&table), "the README should have the search table\n{table}");
+    let trials = fugue::model::search::MIN_TRIALS..=fugue::model::search::MAX_TRIALS;
+    let budget = fugue::model::hyperparameters::range_of("budget_minutes").unwrap();
+    let row = format!("| a search | `trials` {}–{}, `budget_minutes` {budget}", trials.start(), trials.end());
+    assert!(
+        readme.lines().any(|line| line.starts_with(&row)),
+        "the README's limits table should have the row\n{row}"
+    );
+}

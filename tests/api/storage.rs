@@ -193,6 +193,7 @@ fn new_job(id: &str, max_attempts: i64) -> fugue::store::NewJob {
             dataset_id: "d1".to_owned(),
             preset: fugue::shared::Preset::Fugue,
             overrides: Some("{}".to_owned()),
+            search: None,
         },
         parameters: "{}".to_owned(),
         idempotency_key: None,
@@ -331,7 +332,7 @@ async fn a_writer_waits_for_a_collector_that_holds_the_blob() {
 
 /// Migration 0008 rebuilds the training-job tables as the one job queue: a job
 /// (and its epochs) written before it, with its progress and overrides, reads back
-/// as the same training job after.
+/// as the same training job after (and 0009's epochs keyed by trial too).
 #[tokio::test]
 async fn a_training_job_from_before_job_kinds_survives_the_migration() {
     use fugue::store::{JobState, JobWork};
@@ -373,14 +374,17 @@ async fn a_training_job_from_before_job_kinds_survives_the_migration() {
                 dataset_id: "d1".to_owned(),
                 preset: fugue::shared::Preset::Fugue,
                 overrides: Some(r#"{"epochs":2}"#.to_owned()),
+                search: None,
             }
         );
         assert_eq!(job.parameters, r#"{"epochs":2}"#);
         assert_eq!((job.state, job.attempt, job.model_id.as_deref()), (JobState::Succeeded, 1, Some("m1")));
         assert_eq!((job.created_at, job.finished_at), (10, Some(20)));
         assert_eq!((job.progress.as_deref(), job.pieces_done), (Some(r#"{"epoch":2}"#), 0));
-        let epochs: Vec<i64> = store.job_epochs("old").await.unwrap().iter().map(|epoch| epoch.epoch).collect();
-        assert_eq!(epochs, [1, 2]);
+        // Migration 0009 keys epochs by trial too: a job of one model's are trial 0's.
+        let epochs: Vec<(i64, i64)> =
+            store.job_epochs("old").await.unwrap().iter().map(|epoch| (epoch.trial, epoch.epoch)).collect();
+        assert_eq!(epochs, [(0, 1), (0, 2)]);
         store.close().await;
     })
     .await;

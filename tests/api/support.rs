@@ -327,6 +327,7 @@ pub fn write_model(models_dir: &Path, name: &str) {
         originality_index: None,
         held_out_statistics: None,
         music_evaluation: None,
+        search: None,
     };
     artifact::save(&models_dir.join(name), &meta, &vs, None).unwrap();
 }

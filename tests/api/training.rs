@@ -11,7 +11,7 @@ use crate::support::{project_path, shared_data};
 const FUGUE: &str = env!("CARGO_BIN_EXE_fugue");
 
 /// A tiny, quick configuration of a preset on the jsb-mini MIDI files.
-fn train_command(preset: &str, out: &Path, epochs: u32) -> Command {
+pub fn train_command(preset: &str, out: &Path, epochs: u32) -> Command {
     let mut command = Command::new(FUGUE);
     command
         .args(["train", "--preset", preset, "--out"])
@@ -38,7 +38,7 @@ fn run(mut command: Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn meta(dir: &Path) -> Value {
+pub fn meta(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap()
 }
 

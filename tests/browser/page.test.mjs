@@ -479,6 +479,27 @@ try {
     await page.locator("#models").screenshot({ path: join(shots, "07-models.png") });
   });
 
+  await step("search two trials and watch a line per trial on the chart", async () => {
+    await page.fill("#job-epochs", "2");
+    await page.fill("#job-trials", "2");
+    await page.fill("#job-search-minutes", "1");
+    await page.fill("#job-overrides", JSON.stringify({ hidden_size: 16, layers: 1, embedding_size: 8, window: 16, batch_size: 8 }));
+    await page.click("#start-job");
+    await page.waitForFunction(() => document.querySelector("#job-status").textContent.startsWith("Done"), null, { timeout: 120_000 });
+    await page.waitForSelector("#trial-legend li.winner", { timeout: 30_000 });
+    // One line per trial: each drawn from its own epochs, the winner's two, the stopped one's one.
+    const lines = await page.$$eval("#trial-legend li", (items) => items.map((item) => ({
+      trial: item.dataset.trial, points: Number(item.dataset.points), winner: item.classList.contains("winner"), text: item.textContent,
+    })));
+    assert.equal(lines.length, 2, JSON.stringify(lines));
+    assert.deepEqual(lines.map((line) => line.points).sort(), [1, 2], JSON.stringify(lines));
+    assert.equal(lines.find((line) => line.winner).points, 2, JSON.stringify(lines));
+    assert.ok(lines.every((line) => /learning_rate \d/.test(line.text)), JSON.stringify(lines));
+    assert.equal(await page.locator("#epochs tbody tr").count(), 0, "a search's epochs are its trials'");
+    await page.locator(".training").screenshot({ path: join(shots, "06c-search-chart.png") });
+    await page.fill("#job-trials", "0");
+  });
+
   await step("watch a slower job's chart move within its epoch, then cancel it", async () => {
     // Some 250 steps an epoch, several seconds: progress messages arrive between epochs.
     await page.fill("#job-epochs", "3");

@@ -1,0 +1,283 @@
+//! A hyperparameter search by successive halving: `K` trials drawn from the space
+//! with the run's seed all train for a first rung; the best 1/[`ETA`] of them by
+//! validation loss go on, resuming from their own checkpoints, for a rung twice
+//! as long; and so on until one is left, whose model is the search's.
+//!
+//! The schedule ([`schedule`]), for `K` trials and a budget of `B` seconds:
+//! - `S + 1` rungs, `S = ⌊log₂ K⌋`; rung `s` trains `⌊K / 2^s⌋` trials, the last one;
+//! - each rung gets `B / (S + 1)` of the budget, shared equally by its trials, so
+//!   every trial's epochs together take at most `B`; the winner's share (its
+//!   rungs' slices summed) is the budget its recipe plans epochs for (`E`);
+//! - rung `s` trains each of its trials to epoch `⌈E / 2^(S − s)⌉` (the last to
+//!   `E`), or until its share of the budget (every rung so far's, summed) is
+//!   spent, or its patience runs out.
+//!
+//! Every trial keeps the run's seed: the same validation split, the same initial
+//! draw, so the trials differ only in what the space drew for them.
+//!
+//! Resuming: each trial checkpoints into its own folder ([`trial_dir`]) after
+//! every epoch, and the [`SearchRecord`] (every finished rung's result) is written
+//! to [`STATE_FILE`] after each trial's rung, its commit point. A resumed search
+//! skips the rungs the record says are done and resumes a trial cut short from its
+//! checkpoint; the survivors it picks are the ones the record implies, so it ends
+//! as an uninterrupted search does.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+
+use super::progress::StepProgress;
+use super::run::{RungLimit, Trained, TrainingRun, train};
+use super::{Checkpointed, Control, Diverged, EpochMetrics};
+use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
+use crate::model::search::{self, RungResult, SearchRecord, SearchRequest};
+use crate::model::weights::write_atomically;
+
+/// Each rung keeps the best 1/`ETA` of its trials. Two: up to 32 trials, that is
+/// up to six rungs, and the last rung trains exactly one trial.
+pub const ETA: u32 = 2;
+
+/// The search's record in the root checkpoint folder.
+pub const STATE_FILE: &str = "search.json";
+
+/// One rung of the schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rung {
+    /// Trials trained in it.
+    pub trials: u32,
+    /// Seconds of training each of them gets in it.
+    pub seconds_each: f64,
+}
+
+/// The rungs for `trials` trials sharing `budget_seconds` (see the module's doc).
+pub fn schedule(trials: u32, budget_seconds: f64) -> Vec<Rung> {
+    let last = trials.max(1).ilog(ETA);
+    let share = budget_seconds / f64::from(last + 1);
+    (0..=last)
+        .map(|rung| {
+            let trials = trials / ETA.pow(rung);
+            Rung { trials, seconds_each: share / f64::from(trials) }
+        })
+        .collect()
+}
+
+/// The epoch rung `rung` of `rungs` trains to, of a trial planned for `epochs`.
+pub fn rung_epochs(epochs: u32, rung: usize, rungs: usize) -> u32 {
+    let below_last = u32::try_from(rungs.saturating_sub(rung + 1)).unwrap_or(u32::MAX);
+    epochs.div_ceil(ETA.saturating_pow(below_last)).max(1)
+}
+
+/// The `keep` best trials of `losses` (trial, best validation loss), in trial
+/// order; a trial without a loss (it diverged) ranks last, ties go to the lower trial.
+pub fn survivors(losses: &[(u32, Option<f64>)], keep: usize) -> Vec<u32> {
+    let mut ranked = losses.to_vec();
+    ranked.sort_by(|(a, a_loss), (b, b_loss)| {
+        let (a_loss, b_loss) = (a_loss.unwrap_or(f64::INFINITY), b_loss.unwrap_or(f64::INFINITY));
+        a_loss.total_cmp(&b_loss).then(a.cmp(b))
+    });
+    let mut kept: Vec<u32> = ranked.into_iter().take(keep).map(|(trial, _)| trial).collect();
+    kept.sort_unstable();
+    kept
+}
+
+/// Where trial `trial` checkpoints, under the search's folder.
+pub fn trial_dir(root: &Path, trial: u32) -> PathBuf {
+    root.join(format!("trial-{trial}"))
+}
+
+/// How the caller follows and stops a search; as [`Control`], with each epoch's
+/// trial, and the record whenever it changes.
+pub struct SearchControl<'a> {
+    /// Sees the hyperparameters the winner trains with (its recipe's), as its
+    /// last rung starts.
+    pub planned: &'a mut dyn FnMut(&Hyperparameters) -> anyhow::Result<()>,
+    /// Each trial's epochs as they end, before their checkpoints are written.
+    pub progress: &'a mut dyn FnMut(u32, &EpochMetrics) -> anyhow::Result<()>,
+    /// The record whenever it changes (a trial's rung ended, the survivors were
+    /// picked), before it is written to the checkpoint folder.
+    pub record: &'a mut dyn FnMut(&SearchRecord) -> anyhow::Result<()>,
+    pub step: &'a mut dyn FnMut(&StepProgress) -> anyhow::Result<()>,
+    pub stop: &'a AtomicBool,
+    /// Called with a folder (the search's, or a trial's) once a checkpoint in it
+    /// is written whole.
+    pub checkpointed: Option<&'a mut Checkpointed<'a>>,
+}
+
+/// The winner's model, with the search's record in its metadata.
+pub fn search(
+    run: &TrainingRun<'_>,
+    request: &SearchRequest,
+    control: &mut SearchControl<'_>,
+) -> anyhow::Result<Trained> {
+    let base = run.recipe.clone().unwrap_or_default();
+    let request = request.clone().resolved(run.preset, &base);
+    let rungs = schedule(request.trials, request.budget_minutes * 60.0);
+    let mut record = started(run, &request, rungs.len())?;
+    // The trials, drawn, are the job's before the first of them trains.
+    commit(&record, run.checkpoints, control)?;
+    // What the winner gets in all: the budget its recipe plans epochs for.
+    let winner_minutes = rungs.iter().map(|rung| rung.seconds_each).sum::<f64>() / 60.0;
+    let mut standing: Vec<u32> = (0..request.trials).collect();
+    let mut budget_seconds = 0.0;
+    let mut trained = None;
+    for (index, rung) in rungs.iter().enumerate() {
+        if index > 0 {
+            standing = halve(&mut record, &standing, index, rung.trials);
+            commit(&record, run.checkpoints, control)?;
+        }
+        budget_seconds += rung.seconds_each;
+        let limit = RungLimit { rung: index, rungs: rungs.len(), budget_seconds };
+        for &trial in &standing {
+            let entry = &record.trials[trial as usize];
+            // The last rung's trial trains again when it is done (and ends at
+            // once): its model is the search's.
+            if entry.rungs.len() > index && !limit.is_last() {
+                continue;
+            }
+            let drawn = search::with_drawn(&base, &entry.hyperparameters)?;
+            let overrides = HyperparameterOverrides { budget_minutes: Some(winner_minutes), ..drawn };
+            let dir = trial_dir(run.checkpoints, trial);
+            let trial_run = TrainingRun {
+                hyperparameters: overrides.apply_to(run.hyperparameters.clone()),
+                recipe: Some(overrides),
+                checkpoints: &dir,
+                rung: Some(limit),
+                ..run.clone()
+            };
+            let (result, error) = match train_trial(&trial_run, trial, control) {
+                Ok(model) => {
+                    let result = RungResult::of(&model.meta.training);
+                    if limit.is_last() {
+                        trained = Some(model);
+                    }
+                    (result, None)
+                }
+                Err(error) if error.is::<Diverged>() => {
+                    let epochs = entry.rungs.last().map_or(0, |result| result.epochs);
+                    (RungResult { epochs, best_valid_loss: None }, Some(format!("{error:#}")))
+                }
+                Err(error) => return Err(error),
+            };
+            record.trials[trial as usize].finish_rung(index, result, error);
+            commit(&record, run.checkpoints, control)?;
+        }
+    }
+    let [winner] = standing[..] else { anyhow::bail!("the last rung trains one trial, not {standing:?}") };
+    let mut trained = trained
+        .with_context(|| format!("trial {winner}, the last standing, diverged: no model to register"))?;
+    record.winner = Some(winner);
+    commit(&record, run.checkpoints, control)?;
+    trained.meta.search = Some(record);
+    Ok(trained)
+}
+
+/// The search's record from its checkpoint folder, or, on its first start, every
+/// trial drawn with the run's seed.
+fn started(run: &TrainingRun<'_>, request: &SearchRequest, rungs: usize) -> anyhow::Result<SearchRecord> {
+    let state = run.checkpoints.join(STATE_FILE);
+    if state.exists() {
+        let text = std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
+        return serde_json::from_str(&text).with_context(|| format!("reading {}", state.display()));
+    }
+    let space = request.space.clone().unwrap_or_default();
+    let drawn = search::draw(run.preset, &space, request.trials, run.hyperparameters.seed);
+    Ok(SearchRecord::fresh(drawn, ETA, rungs as u32))
+}
+
+/// The trials of `standing` that go on to rung `rung` (`keep` of them, by their
+/// previous rung's best loss); the others are marked stopped.
+fn halve(record: &mut SearchRecord, standing: &[u32], rung: usize, keep: u32) -> Vec<u32> {
+    let losses: Vec<(u32, Option<f64>)> = standing
+        .iter()
+        .map(|&trial| (trial, record.trials[trial as usize].rungs[rung - 1].best_valid_loss))
+        .collect();
+    let next = survivors(&losses, keep as usize);
+    for &trial in standing {
+        let entry = &mut record.trials[trial as usize];
+        entry.stopped = !next.contains(&trial);
+        if !entry.stopped {
+            entry.rung = rung as u32;
+        }
+    }
+    next
+}
+
+/// Trains one trial for its rung, its epochs and steps reported as the trial's.
+fn train_trial(
+    run: &TrainingRun<'_>,
+    trial: u32,
+    control: &mut SearchControl<'_>,
+) -> anyhow::Result<Trained> {
+    let progress = &mut *control.progress;
+    let is_last = run.rung.is_some_and(RungLimit::is_last);
+    // The winner's hyperparameters, as its last rung plans them, are the search's.
+    let mut planned = |hyperparameters: &Hyperparameters| {
+        if is_last { (control.planned)(hyperparameters) } else { Ok(()) }
+    };
+    let mut trial_progress = |metrics: &EpochMetrics| progress(trial, metrics);
+    let checkpointed =
+        control.checkpointed.as_mut().map(|checkpointed| &mut **checkpointed as &mut Checkpointed<'_>);
+    let mut trial_control = Control {
+        planned: &mut planned,
+        progress: &mut trial_progress,
+        step: &mut *control.step,
+        stop: control.stop,
+        checkpointed,
+    };
+    train(run, &mut trial_control)
+}
+
+/// Tells the caller the record, then writes it (atomically) as the search's
+/// checkpoint.
+fn commit(record: &SearchRecord, root: &Path, control: &mut SearchControl<'_>) -> anyhow::Result<()> {
+    (control.record)(record)?;
+    std::fs::create_dir_all(root)?;
+    write_atomically(&root.join(STATE_FILE), serde_json::to_string_pretty(record)?.as_bytes())?;
+    if let Some(checkpointed) = control.checkpointed.as_mut() {
+        checkpointed(root)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_rung_halves_the_trials_and_the_budget_is_shared_out_whole() {
+        assert_eq!(
+            schedule(2, 240.0),
+            [Rung { trials: 2, seconds_each: 60.0 }, Rung { trials: 1, seconds_each: 120.0 }]
+        );
+        for trials in search_trials() {
+            let rungs = schedule(trials, 600.0);
+            assert_eq!(rungs[0].trials, trials);
+            assert_eq!(rungs.last().unwrap().trials, 1, "{trials}: one trial in the last rung");
+            assert!(rungs.windows(2).all(|pair| pair[1].trials == pair[0].trials / ETA), "{rungs:?}");
+            let spent: f64 = rungs.iter().map(|rung| rung.seconds_each * f64::from(rung.trials)).sum();
+            assert!((spent - 600.0).abs() < 1e-9, "{trials}: {spent}");
+        }
+        assert_eq!(schedule(32, 600.0).len(), 6);
+    }
+
+    fn search_trials() -> std::ops::RangeInclusive<u32> {
+        crate::model::search::MIN_TRIALS..=crate::model::search::MAX_TRIALS
+    }
+
+    #[test]
+    fn each_rung_trains_twice_the_epochs_of_the_one_before_up_to_the_planned() {
+        let epochs: Vec<u32> = (0..4).map(|rung| rung_epochs(40, rung, 4)).collect();
+        assert_eq!(epochs, [5, 10, 20, 40]);
+        let few: Vec<u32> = (0..4).map(|rung| rung_epochs(3, rung, 4)).collect();
+        assert_eq!(few, [1, 1, 2, 3], "at least one epoch a rung");
+    }
+
+    #[test]
+    fn the_best_go_on_and_a_diverged_trial_never_does() {
+        let losses = [(0, Some(2.0)), (1, None), (2, Some(1.5)), (3, Some(2.0)), (4, Some(3.0))];
+        assert_eq!(survivors(&losses, 2), [0, 2], "the tie goes to the lower trial");
+        assert_eq!(survivors(&losses, 4), [0, 2, 3, 4]);
+        assert_eq!(survivors(&[(0, None), (1, None)], 1), [0]);
+    }
+}
