@@ -102,22 +102,10 @@ impl Lstm {
 
     /// One time step for a batch of streams, (batch, input) → (batch, hidden).
     pub fn step(&self, input: &Tensor, state: &LstmState) -> (Tensor, LstmState) {
-        let mut x = input.shallow_clone();
-        let (mut hs, mut cs) =
-            (Vec::with_capacity(self.weights.len()), Vec::with_capacity(self.weights.len()));
-        for (layer, [w_ih, w_hh, b_ih, b_hh]) in (0i64..).zip(&self.weights) {
-            let (h, c) = (state.h.get(layer), state.c.get(layer));
-            let gates = x.linear(w_ih, Some(b_ih)) + h.linear(w_hh, Some(b_hh));
-            let chunks = gates.chunk(4, 1);
-            let (i, f, g, o) =
-                (chunks[0].sigmoid(), chunks[1].sigmoid(), chunks[2].tanh(), chunks[3].sigmoid());
-            let c = f * c + i * g;
-            let h = o * c.tanh();
-            x = h.shallow_clone();
-            hs.push(h);
-            cs.push(c);
-        }
-        (x, LstmState { h: Tensor::stack(&hs, 0), c: Tensor::stack(&cs, 0) })
+        step_layers(input, state, self.weights.len(), |layer, x, h| {
+            let [w_ih, w_hh, b_ih, b_hh] = &self.weights[layer];
+            x.linear(w_ih, Some(b_ih)) + h.linear(w_hh, Some(b_hh))
+        })
     }
 
     /// A copy of the weights for stepping at inference ([`FrozenLstm`]); it does
@@ -156,22 +144,34 @@ impl FrozenLstm {
     /// One time step for a batch of streams, (batch, input) → (batch, hidden);
     /// the same cell as [`Lstm::step`].
     pub fn step(&self, input: &Tensor, state: &LstmState) -> (Tensor, LstmState) {
-        let mut x = input.shallow_clone();
-        let (mut hs, mut cs) = (Vec::with_capacity(self.layers.len()), Vec::with_capacity(self.layers.len()));
-        for (layer, FrozenLayer { weight, bias }) in (0i64..).zip(&self.layers) {
-            let (h, c) = (state.h.get(layer), state.c.get(layer));
-            let gates = bias.addmm(&Tensor::cat(&[&x, &h], 1), weight);
-            let chunks = gates.chunk(4, 1);
-            let (i, f, g, o) =
-                (chunks[0].sigmoid(), chunks[1].sigmoid(), chunks[2].tanh(), chunks[3].sigmoid());
-            let c = f * c + i * g;
-            let h = o * c.tanh();
-            x = h.shallow_clone();
-            hs.push(h);
-            cs.push(c);
-        }
-        (x, LstmState { h: Tensor::stack(&hs, 0), c: Tensor::stack(&cs, 0) })
+        step_layers(input, state, self.layers.len(), |layer, x, h| {
+            let FrozenLayer { weight, bias } = &self.layers[layer];
+            bias.addmm(&Tensor::cat(&[x, h], 1), weight)
+        })
     }
+}
+
+/// One time step through `layers` stacked cells, each layer's gate
+/// pre-activations (i, f, g, o) from `gates(layer, input, hidden)`.
+fn step_layers(
+    input: &Tensor,
+    state: &LstmState,
+    layers: usize,
+    gates: impl Fn(usize, &Tensor, &Tensor) -> Tensor,
+) -> (Tensor, LstmState) {
+    let mut x = input.shallow_clone();
+    let (mut hs, mut cs) = (Vec::with_capacity(layers), Vec::with_capacity(layers));
+    for layer in 0..layers {
+        let (h, c) = (state.h.get(layer as i64), state.c.get(layer as i64));
+        let chunks = gates(layer, &x, &h).chunk(4, 1);
+        let (i, f, g, o) = (chunks[0].sigmoid(), chunks[1].sigmoid(), chunks[2].tanh(), chunks[3].sigmoid());
+        let c = f * c + i * g;
+        let h = o * c.tanh();
+        x = h.shallow_clone();
+        hs.push(h);
+        cs.push(c);
+    }
+    (x, LstmState { h: Tensor::stack(&hs, 0), c: Tensor::stack(&cs, 0) })
 }
 
 #[cfg(test)]
