@@ -14,7 +14,7 @@
 //! worker reloads its models and carries on. Sessions hold their share of the
 //! capacity as [`Permit`]s, so whatever way a session ends, its share is freed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -423,6 +423,10 @@ struct Line {
     rng: Rng,
     state: LstmState,
     next_input: i64,
+    /// Inputs still to read before the first draw: the primer's tokens, then the
+    /// first input. They are read in the batches, as rows whose outputs go unused,
+    /// so that a crowd of new sessions is primed together, not one by one.
+    feeding: VecDeque<i64>,
     decoding: Decoding,
     steps: u32,
     notes: Vec<GeneratedNote>,
@@ -651,9 +655,11 @@ impl Worker {
             _ => anyhow::bail!("the model's network does not match its representation"),
         };
         let primer_ids = &primer_ids[primer_ids.len().saturating_sub(MAX_PRIMER_TOKENS)..];
-        let state = prime(net, primer_ids, self.device.0);
+        let mut feeding: VecDeque<i64> = primer_ids.iter().copied().chain([first]).collect();
+        let next_input = feeding.pop_front().expect("the first input is there");
+        let state = net.zero_state(1, self.device.0);
         let endless = matches!(validated.length, Length::Endless(_));
-        let line = Line { rng, state, next_input: first, decoding, steps: 0, notes: Vec::new(), endless };
+        let line = Line { rng, state, next_input, feeding, decoding, steps: 0, notes: Vec::new(), endless };
         let looks_ahead = request.given.is_some_and(|given| given.decoding == GivenDecoding::Lookahead);
         let (lines, lookahead) = if looks_ahead {
             // Each candidate draws from its own generator, seeded from the request's.
@@ -802,16 +808,6 @@ fn make_whole(
     Ok(())
 }
 
-/// Runs the primer through the network from a zero state; the state after it.
-fn prime(net: &FrozenTokenNet, ids: &[i64], device: tch::Device) -> LstmState {
-    let mut state = net.zero_state(1, device);
-    for &id in ids {
-        let input = Tensor::from_slice(&[id]).to_device(device);
-        state = net.step(&input, &state).1;
-    }
-    state
-}
-
 /// A line of a session, as one row of a batch.
 #[derive(Debug, Clone, Copy)]
 struct Row {
@@ -847,12 +843,16 @@ fn step_chunk(
     let rows = chunk.len() as i64;
     let logits = logits.narrow(0, 0, rows);
     // One mask tensor for the chunk, and one draw per group of rows that share
-    // their sampling settings (usually all): no tensor per row.
-    let masks: Vec<Vec<f32>> = chunk.iter().map(|row| line(row).mask()).collect();
-    let vocabulary = masks[0].len() as i64;
+    // their sampling settings (usually all): no tensor per row. A row still
+    // reading its primer draws nothing.
+    let vocabulary = logits.size()[1];
+    let masks: Vec<Vec<f32>> = chunk
+        .iter()
+        .map(|row| if line(row).priming() { vec![0.0; vocabulary as usize] } else { line(row).mask() })
+        .collect();
     let masked = &logits + Tensor::from_slice(&masks.concat()).view([rows, vocabulary]).to_device(device);
     let mut groups: Vec<(Sampling, Vec<usize>)> = Vec::new();
-    for (member, row) in chunk.iter().enumerate() {
+    for (member, row) in chunk.iter().enumerate().filter(|(_, row)| !line(row).priming()) {
         let sampling = sessions[row.session].validated.sampling;
         match groups.iter_mut().find(|(shared, _)| *shared == sampling) {
             Some((_, members)) => members.push(member),
@@ -890,6 +890,10 @@ fn step_chunk(
         session.peak_batch = session.peak_batch.max(chunk.len());
         let line = &mut session.lines[row.line];
         line.state = LstmState { h: next.h.narrow(1, index as i64, 1), c: next.c.narrow(1, index as i64, 1) };
+        if let Some(input) = line.feeding.pop_front() {
+            line.next_input = input;
+            continue;
+        }
         if let (Some(lookahead), Some(log_probabilities)) = (&mut session.lookahead, &log_probabilities) {
             lookahead.weigh(row.line, &log_probabilities[index], &masks[index], line.forced());
         }
@@ -907,11 +911,17 @@ impl Line {
             rng: Rng::new(seed),
             state: LstmState { h: self.state.h.shallow_clone(), c: self.state.c.shallow_clone() },
             next_input: self.next_input,
+            feeding: self.feeding.clone(),
             decoding: self.decoding.clone(),
             steps: self.steps,
             notes: self.notes.clone(),
             endless: self.endless,
         }
+    }
+
+    /// Still reading its primer: the row's output goes unused.
+    fn priming(&self) -> bool {
+        !self.feeding.is_empty()
     }
 
     fn mask(&self) -> Vec<f32> {

@@ -15,8 +15,15 @@ pub const LOAD_CEILING: f64 = 0.7;
 /// second of music (a four-part chorale of the default model needs about 24).
 const DEFAULT_DEMAND: f64 = 32.0;
 
-/// Rounds of fewer rows say little of what a worker writes at full batches.
-const MEASURED_ROUND: usize = 64;
+/// Rounds of fewer rows say little of what a worker writes. Larger rounds write
+/// more per second, so an estimate from small ones is low: admission starts
+/// cautious, and the estimate rises as the listeners it lets in fill the rounds.
+/// (Listeners parked ahead of their clocks leave rounds small: a larger minimum
+/// was never reached by a crowd that arrives over seconds.)
+const MEASURED_ROUND: usize = 8;
+
+/// Listeners each worker takes before its capacity is measured.
+const UNMEASURED_LISTENERS: usize = 64;
 
 /// How much each new measurement moves an estimate.
 const SMOOTHING: f64 = 0.05;
@@ -59,8 +66,10 @@ impl LoadGauge {
     }
 
     /// Reserves a place for one more listener when the load projected with it
-    /// fits under the ceiling of `workers` workers' capacity (always, before the
-    /// capacity is measured); the caller turns a reservation into a
+    /// fits under the ceiling of `workers` workers' capacity (before the capacity
+    /// is measured, while each worker has fewer than a measured round's worth of
+    /// listeners: a crowd arriving at a fresh server must not all be let in before
+    /// the first measurement); the caller turns a reservation into a
     /// [`ListenerShare`] at once.
     pub fn try_reserve(&self, workers: usize) -> bool {
         let capacity = read(&self.capacity) * workers as f64;
@@ -70,7 +79,11 @@ impl LoadGauge {
         };
         self.listeners
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |listeners| {
-                let fits = capacity == 0.0 || (listeners + 1) as f64 * demand <= LOAD_CEILING * capacity;
+                let fits = if capacity == 0.0 {
+                    listeners < UNMEASURED_LISTENERS * workers
+                } else {
+                    (listeners + 1) as f64 * demand <= LOAD_CEILING * capacity
+                };
                 fits.then_some(listeners + 1)
             })
             .is_ok()
@@ -107,10 +120,19 @@ mod tests {
     #[test]
     fn listeners_are_admitted_while_their_projected_need_fits_under_the_ceiling() {
         let gauge = Arc::new(LoadGauge::default());
-        // Nothing measured yet: admitted.
+        // Nothing measured yet: a few listeners per worker.
+        let unmeasured: Vec<ListenerShare> = (0..UNMEASURED_LISTENERS)
+            .map(|_| {
+                assert!(gauge.try_reserve(1));
+                gauge.share()
+            })
+            .collect();
+        assert!(!gauge.try_reserve(1), "too many before any measurement");
+        assert!(gauge.try_reserve(2), "a second worker has room for as many");
+        drop((unmeasured, gauge.share()));
         assert!(gauge.try_reserve(1));
         let first = gauge.share();
-        gauge.record_round(64, 64.0 / 1000.0); // 1,000 tokens/s
+        gauge.record_round(8, 8.0 / 1000.0); // 1,000 tokens/s
         gauge.record_listener(200, 10.0); // 20 tokens/s of music
         // 0.7 × 1,000 / 20 = 35 listeners fit; one plays already.
         let mut held = Vec::new();
@@ -125,7 +147,7 @@ mod tests {
         drop(held);
         assert_eq!(gauge.figures().2, 0, "every share given back");
         // Small rounds and short listens do not count.
-        gauge.record_round(4, 1.0);
+        gauge.record_round(7, 1.0);
         gauge.record_listener(1, 0.5);
         assert_eq!((gauge.figures().0, gauge.figures().1), (1000.0, 20.0));
     }
