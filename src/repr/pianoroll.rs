@@ -105,28 +105,79 @@ pub fn decode(frames: &[Frame], grid: Grid) -> Score {
 }
 
 /// The benchmark's JSON: `{"train", "valid", "test"}` → sequences → frames → pitches.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct BenchmarkSplits {
     pub train: Vec<Vec<Frame>>,
     pub valid: Vec<Vec<Frame>>,
     pub test: Vec<Vec<Frame>>,
 }
 
+/// The JSON as written: some copies write pitches as floats (`73.0`).
+#[derive(Deserialize)]
+struct WrittenSplits {
+    train: Vec<Vec<Vec<f64>>>,
+    valid: Vec<Vec<Vec<f64>>>,
+    test: Vec<Vec<Vec<f64>>>,
+}
+
 impl BenchmarkSplits {
     pub fn load(path: &Path) -> anyhow::Result<BenchmarkSplits> {
         let text = std::fs::read_to_string(path)?;
-        let mut splits: BenchmarkSplits = serde_json::from_str(&text)?;
-        for frame in [&mut splits.train, &mut splits.valid, &mut splits.test].into_iter().flatten().flatten()
-        {
-            frame.sort_unstable();
-        }
-        Ok(splits)
+        let written: WrittenSplits = serde_json::from_str(&text)?;
+        Ok(BenchmarkSplits {
+            train: frames_of("train", written.train)?,
+            valid: frames_of("valid", written.valid)?,
+            test: frames_of("test", written.test)?,
+        })
     }
+}
+
+/// A split's frames, each sorted, every pitch a whole MIDI number (`73` or `73.0`).
+fn frames_of(split: &str, sequences: Vec<Vec<Vec<f64>>>) -> anyhow::Result<Vec<Vec<Frame>>> {
+    sequences
+        .into_iter()
+        .enumerate()
+        .map(|(sequence, frames)| {
+            frames
+                .into_iter()
+                .enumerate()
+                .map(|(at, pitches)| {
+                    let mut frame = pitches
+                        .into_iter()
+                        .map(|pitch| match pitch {
+                            p if p.fract() == 0.0 && (0.0..=127.0).contains(&p) => Ok(p as u8),
+                            p => {
+                                anyhow::bail!("{split}[{sequence}][{at}]: {p} is not a MIDI pitch (0 to 127)")
+                            }
+                        })
+                        .collect::<anyhow::Result<Frame>>()?;
+                    frame.sort_unstable();
+                    Ok(frame)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_benchmark_file_may_write_pitches_as_whole_floats_but_not_as_fractions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("splits.json");
+        std::fs::write(&path, r#"{"train": [[[64, 60.0], []]], "valid": [[[67]]], "test": []}"#).unwrap();
+        let splits = BenchmarkSplits::load(&path).unwrap();
+        assert_eq!(splits.train, vec![vec![vec![60, 64], vec![]]]);
+        assert_eq!(splits.valid, vec![vec![vec![67]]]);
+        for (bad, at) in [("60.5", "train[0][1]"), ("128", "train[0][1]"), ("-1", "train[0][1]")] {
+            let text = format!(r#"{{"train": [[[60], [{bad}]]], "valid": [], "test": []}}"#);
+            std::fs::write(&path, text).unwrap();
+            let error = BenchmarkSplits::load(&path).unwrap_err().to_string();
+            assert!(error.starts_with(at) && error.contains(bad), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn frames_hold_what_sounds_at_their_start_and_decode_merges_holds() {
