@@ -264,6 +264,19 @@ pub enum LeaseCheck {
     Lost,
 }
 
+impl LeaseCheck {
+    /// Held, with the row's `cancel_requested`, when an update under the lease
+    /// returned a row; lost otherwise.
+    fn of(row: Option<&AnyRow>) -> sqlx::Result<LeaseCheck> {
+        Ok(match row {
+            Some(row) => {
+                LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 }
+            }
+            None => LeaseCheck::Lost,
+        })
+    }
+}
+
 /// A job whose lease expired and what the reaper made of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reaped {
@@ -531,12 +544,7 @@ impl Store {
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match row {
-            Some(row) => {
-                LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 }
-            }
-            None => LeaseCheck::Lost,
-        })
+        Ok(LeaseCheck::of(row.as_ref())?)
     }
 
     /// Records an epoch's metrics (of `trial`, 0 for a job that trains one model;
@@ -574,7 +582,7 @@ impl Store {
         .await?;
         self.notify_followers(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+        Ok(LeaseCheck::of(Some(&row))?)
     }
 
     /// Records the hyperparameters (JSON) a job's training process planned for its
@@ -639,7 +647,7 @@ impl Store {
         let Some(row) = row else { return Ok(LeaseCheck::Lost) };
         self.notify_followers(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(LeaseCheck::Held { cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0 })
+        Ok(LeaseCheck::of(Some(&row))?)
     }
 
     /// Stores an evaluation with its model and marks its job succeeded, in one
