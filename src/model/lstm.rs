@@ -27,6 +27,17 @@ pub struct LstmState {
     pub c: Tensor,
 }
 
+impl LstmState {
+    /// The state of `batch` streams that have read nothing.
+    pub fn zeros(layers: i64, batch: i64, hidden: i64, device: tch::Device) -> LstmState {
+        let shape = [layers, batch, hidden];
+        LstmState {
+            h: Tensor::zeros(shape, (Kind::Float, device)),
+            c: Tensor::zeros(shape, (Kind::Float, device)),
+        }
+    }
+}
+
 impl Lstm {
     /// PyTorch's initialisation: uniform in ±1/√hidden.
     pub fn new(vs: &Path, input: i64, hidden: i64, layers: i64) -> Lstm {
@@ -58,11 +69,7 @@ impl Lstm {
     }
 
     pub fn zero_state(&self, batch: i64, device: tch::Device) -> LstmState {
-        let shape = [self.layers(), batch, self.hidden];
-        LstmState {
-            h: Tensor::zeros(shape, (Kind::Float, device)),
-            c: Tensor::zeros(shape, (Kind::Float, device)),
-        }
+        LstmState::zeros(self.layers(), batch, self.hidden, device)
     }
 
     /// Runs a batch of sequences, (batch, time, input) → (batch, time, hidden).

@@ -109,11 +109,7 @@ impl FrozenTokenNet {
     }
 
     pub fn zero_state(&self, batch: i64, device: tch::Device) -> LstmState {
-        let shape = [self.layers, batch, self.hidden];
-        LstmState {
-            h: Tensor::zeros(shape, (Kind::Float, device)),
-            c: Tensor::zeros(shape, (Kind::Float, device)),
-        }
+        LstmState::zeros(self.layers, batch, self.hidden, device)
     }
 }
 
