@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
-use super::reference;
+use super::{quantile, reference};
 use crate::cli::args::GenerateBenchArgs;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
@@ -140,7 +140,9 @@ fn same_model(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             engine_rates.push(engine_run()?);
             pytorch_rates.push(reference_rate(args, python, "gen", sessions, vocab)? * sessions as f64);
         }
-        let (engine_rate, pytorch) = (median(&mut engine_rates), median(&mut pytorch_rates));
+        engine_rates.sort_by(f64::total_cmp);
+        pytorch_rates.sort_by(f64::total_cmp);
+        let (engine_rate, pytorch) = (quantile(&engine_rates, 0.5), quantile(&pytorch_rates, 0.5));
         println!(
             "{sessions:>3} session(s): engine {engine_rate:>8.0}  pytorch gen {pytorch:>8.0}  engine/pytorch {:.2}x  (medians of {SAME_MODEL_RUNS} alternating runs)",
             engine_rate / pytorch
@@ -248,11 +250,6 @@ const COPY_LIMIT: u32 = 4;
 
 /// Alternating runs of the engine and of PyTorch on the same model.
 const SAME_MODEL_RUNS: usize = 3;
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 /// Tokens each session of the engine's figures writes, unless said otherwise.
 const SESSION_TOKENS: u32 = 400;

@@ -300,7 +300,7 @@ fn summary(values: &mut [f64], unit: &str) -> String {
         return "none".to_owned();
     }
     values.sort_by(f64::total_cmp);
-    let at = |share: f64| values[((values.len() - 1) as f64 * share).round() as usize];
+    let at = |share: f64| super::quantile(values, share);
     format!(
         "p50 {:.1} {unit}, p99 {:.1} {unit}, max {:.1} {unit} ({} values)",
         at(0.5),

@@ -68,6 +68,11 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// The value at `share` (0 to 1) of `sorted`, which is not empty.
+fn quantile(sorted: &[f64], share: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * share).round() as usize]
+}
+
 /// A memory figure of process `pid` from `/proc/PID/status` (`VmRSS`, now; `VmHWM`,
 /// its peak), in MB.
 fn memory_mb(pid: u32, field: &str) -> anyhow::Result<f64> {
