@@ -134,17 +134,21 @@ async fn a_new_key_reaches_every_part_and_a_part_control_sets_that_parts_instrum
         in_d.iter().map(|note| (part_of(note), note["pitch"].as_u64().unwrap())).collect();
     assert!(parts_with_sharps.len() >= 2, "F# or C# only in {parts_with_sharps:?}: {heard_pitches:?}");
 
-    // A part the stream does not play is refused by its name, and the music plays on.
+    // A part the stream does not play, or a part's setting past its limit, is
+    // refused by its field, and the music plays on.
     let unknown = json!({"type": "control", "parts": [{"name": "Descant", "program": 41}]});
     socket.send(Message::Text(unknown.to_string().into())).await.unwrap();
+    let too_many = json!({"type": "control", "parts": [{"name": "alto", "max_polyphony": 17}]});
+    socket.send(Message::Text(too_many.to_string().into())).await.unwrap();
     let control =
         json!({"type": "control", "parts": [{"name": "alto", "program": 41, "pitch_range": [62, 69]}]});
     let sent = Instant::now();
     socket.send(Message::Text(control.to_string().into())).await.unwrap();
     let (later, others) = read_for(&mut socket, Duration::from_secs(5)).await;
-    assert_eq!(others.len(), 1, "{others:?}");
+    assert_eq!(others.len(), 2, "{others:?}");
     assert_eq!(others[0]["error"]["details"]["field"], "parts[0].name");
     assert!(others[0]["error"]["message"].as_str().unwrap().contains("Soprano, Alto"), "{others:?}");
+    assert_eq!(others[1]["error"]["details"]["field"], "parts[0].max_polyphony", "{others:?}");
 
     // The alto plays a viola within its new range, still in D major; the other
     // parts keep their instruments.
