@@ -171,6 +171,7 @@ fn engine_config(args: &GenerationSettings, metrics: Arc<EngineMetrics>) -> Engi
         queue: QueueLimits { max_waiting: args.queue_max_waiting, max_wait: args.queue_max_wait },
         cache_bytes: args.model_cache_bytes,
         realtime_lookahead: args.realtime_lookahead,
+        weights: args.weights,
         metrics,
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::devices::DeviceName;
+use crate::model::frozen_affine::WeightFormat;
 use crate::objects::Objects;
 
 /// Everything `App::build` needs.
@@ -142,6 +143,8 @@ pub struct GenerationSettings {
     /// How far ahead of its listener a realtime stream is written; further ahead,
     /// it waits.
     pub realtime_lookahead: std::time::Duration,
+    /// How loaded models keep their weights for generation.
+    pub weights: WeightFormat,
 }
 
 /// Audio: the SoundFonts and the limits of rendering.

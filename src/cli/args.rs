@@ -16,6 +16,7 @@ use crate::config::{
     WorkerSettings,
 };
 use crate::jobs::attempt::AttemptSettings;
+use crate::model::frozen_affine::WeightFormat;
 use crate::model::hyperparameters::{self, Declared, HyperparameterOverrides};
 use crate::model::search::{SearchRequest, Space};
 use crate::observability::LogFormat;
@@ -627,6 +628,10 @@ pub struct GenerationArgs {
     #[arg(long, env = "FUGUE_REALTIME_LOOKAHEAD_MS", default_value_t = 1500,
         value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub realtime_lookahead_ms: u64,
+    /// How loaded models keep their weights for generation: fp16 (packed by
+    /// fbgemm, CPU only; on CUDA or a CPU without AVX2 they stay fp32) or fp32.
+    #[arg(long, env = "FUGUE_GENERATE_WEIGHTS", value_enum, default_value = "fp16")]
+    pub generate_weights: WeightFormat,
 }
 
 /// `fugue worker`: training workers without the HTTP server, sharing the database
@@ -753,6 +758,7 @@ impl ServeArgs {
                 queue_max_wait: Duration::from_millis(self.generation.generate_queue_wait_ms),
                 model_cache_bytes: self.generation.model_cache_mb.saturating_mul(1024 * 1024),
                 realtime_lookahead: Duration::from_millis(self.generation.realtime_lookahead_ms),
+                weights: self.generation.generate_weights,
             },
             max_queued_jobs: self.max_queued_jobs,
             audio: crate::config::AudioSettings {

@@ -4,12 +4,13 @@ use anyhow::bail;
 
 use crate::cli::args::{EvalArgs, Split};
 use crate::model::artifact::{LoadedModel, Net};
+use crate::model::frozen_affine::WeightFormat;
 use crate::repr::pianoroll::BenchmarkSplits;
 use crate::train::roll_training;
 
 pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
-    let model = LoadedModel::load(&args.model, device)?;
+    let model = LoadedModel::load(&args.model, device, WeightFormat::Fp32)?;
     let Net::Roll(net) = &model.net else {
         bail!("{}: `fugue eval` scores piano-roll models on the benchmark", args.model.display());
     };

@@ -10,6 +10,7 @@ use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest
 use crate::generate::evaluation::{music_evaluation, piece_request};
 use crate::generate::request::GenerateRequest;
 use crate::model::artifact::{read_meta, read_originality, rewrite_meta};
+use crate::model::frozen_affine::WeightFormat;
 
 pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
@@ -18,7 +19,7 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
         format!("{} has no held-out statistics: run `fugue index --model` first", args.model.display())
     })?;
     let index = read_originality(&args.model)?.map(Arc::new);
-    let engine = Engine::start(&EngineConfig::local(device, 64));
+    let engine = Engine::start(&EngineConfig::local(device, 64, WeightFormat::default()));
     let seeds = args.seed..args.seed.checked_add(u64::from(args.pieces)).context("--seed is too large")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let pieces = runtime.block_on(async {

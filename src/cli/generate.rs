@@ -6,6 +6,7 @@ use crate::cli::args::{GenerateArgs, MAX_GENERATE_LENGTH};
 use crate::generate::offline;
 use crate::midi::{self, TempoChange};
 use crate::model::artifact::LoadedModel;
+use crate::model::frozen_affine::WeightFormat;
 use crate::model::sampling::{Rng, Sampling};
 use crate::model::weights::write_atomically;
 
@@ -20,7 +21,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         bail!("--tempo-bpm must be 20 to 400");
     }
     let device = args.torch.apply();
-    let model = LoadedModel::load(&args.model, device)?;
+    let model = LoadedModel::load(&args.model, device, WeightFormat::default())?;
     let sampling = Sampling { temperature: args.temperature, ..Sampling::default() };
     let mut score = offline::generate(&model, args.length, &sampling, &mut Rng::new(args.seed))
         .map_err(|error| anyhow::anyhow!("{}: {error:#}", args.model.display()))?;

@@ -4,9 +4,9 @@
 //! A session joins between steps and leaves when its piece is done or its client
 //! has gone. Each keeps its own recurrent state and its own random generator, and
 //! a loaded model's weights are laid out so that a row's logits are the same bits
-//! at every batch size from [`MIN_BATCH_ROWS`] to [`MAX_BATCH_ROWS`]
-//! ([`FrozenTokenNet`]): a lone row is padded to two, and a request gives the same
-//! notes alone or among many. Tensors never touch the async runtime: requests
+//! at every batch size it is stepped at, up to [`MAX_BATCH_ROWS`] and a few rows of
+//! padding ([`FrozenTokenNet::batch_rows`]): a request gives the same notes alone
+//! or among many. Tensors never touch the async runtime: requests
 //! arrive over a channel and notes leave over one.
 //!
 //! Each worker is supervised: a panic while stepping (a libtorch error, a bug)
@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use super::admission::{Admission, Permit, QueueLimits, Refusal, Refused};
 use super::decoder::{self, EventsDecoder, EventsGrammar, PlannedPart};
 use super::given::GivenPart;
+use super::line_state::{LineState, gather};
 use super::load::{ListenerShare, LoadGauge};
 use super::lookahead::{CANDIDATES, Lookahead, settled};
 use super::metrics::EngineMetrics;
@@ -39,7 +40,7 @@ use crate::analysis::originality::CopyGuard;
 use crate::devices::DeviceName;
 use crate::midi::{Score, TempoChange};
 use crate::model::artifact::{LoadedModel, Net, Network, Representation, read_meta};
-use crate::model::lstm::LstmState;
+use crate::model::frozen_affine::WeightFormat;
 use crate::model::registry::ModelUse;
 use crate::model::sampling::{Rng, Sampling, sample};
 use crate::model::token_net::FrozenTokenNet;
@@ -48,9 +49,6 @@ use crate::repr::note_chord;
 
 /// Rows stepped together at most; more are stepped in chunks of this many.
 pub const MAX_BATCH_ROWS: usize = 128;
-/// Rows stepped together at least: a lone row is stepped beside one of padding,
-/// since MKL computes a single row another way, to other bits.
-pub const MIN_BATCH_ROWS: usize = 2;
 
 /// How far ahead of its listener a realtime stream is written by default.
 pub const REALTIME_LOOKAHEAD: Duration = Duration::from_millis(1500);
@@ -74,19 +72,22 @@ pub struct EngineConfig {
     /// How far ahead of its playback clock a realtime session is written; further
     /// ahead, it is parked and leaves the device to the others.
     pub realtime_lookahead: Duration,
+    /// How loaded models keep their weights.
+    pub weights: WeightFormat,
     pub metrics: Arc<EngineMetrics>,
 }
 
 impl EngineConfig {
     /// One worker on `device` for a command or benchmark of its own: no queue,
     /// metrics nobody reads.
-    pub fn local(device: tch::Device, max_sessions: usize) -> EngineConfig {
+    pub fn local(device: tch::Device, max_sessions: usize, weights: WeightFormat) -> EngineConfig {
         EngineConfig {
             devices: vec![DeviceName(device)],
             max_sessions_per_worker: max_sessions,
             queue: QueueLimits { max_waiting: 0, max_wait: Duration::ZERO },
             cache_bytes: 1 << 30,
             realtime_lookahead: REALTIME_LOOKAHEAD,
+            weights,
             metrics: Arc::new(EngineMetrics::unregistered()),
         }
     }
@@ -250,7 +251,8 @@ impl Engine {
                 let health = Arc::new(Health::default());
                 let (worker_cached, worker_health, metrics) =
                     (cached.clone(), health.clone(), config.metrics.clone());
-                let (cache_bytes, lookahead) = (config.cache_bytes, config.realtime_lookahead);
+                let (cache_bytes, lookahead, weights) =
+                    (config.cache_bytes, config.realtime_lookahead, config.weights);
                 let worker_load = load.clone();
                 config.metrics.worker_up.with_label_values(&[&device.to_string()]).set(1);
                 std::thread::Builder::new()
@@ -263,6 +265,7 @@ impl Engine {
                             cache: HashMap::new(),
                             cache_bytes,
                             lookahead,
+                            weights,
                             sessions: Vec::new(),
                             metrics,
                             health: worker_health,
@@ -387,6 +390,7 @@ struct Worker {
     cache: HashMap<String, Cached>,
     cache_bytes: u64,
     lookahead: Duration,
+    weights: WeightFormat,
     sessions: Vec<Session>,
     metrics: Arc<EngineMetrics>,
     health: Arc<Health>,
@@ -421,7 +425,7 @@ struct Session {
 /// One way the piece could go: its recurrent state, decoder and notes.
 struct Line {
     rng: Rng,
-    state: LstmState,
+    state: LineState,
     next_input: i64,
     /// Inputs still to read before the first draw: the primer's tokens, then the
     /// first input. They are read in the batches, as rows whose outputs go unused,
@@ -587,7 +591,7 @@ impl Worker {
         // hold up this worker's batched sessions): its piece is made whole beside.
         let cached = self.cache.contains_key(&request.model_id);
         if !cached && !matches!(read_meta(&request.model_dir)?.network, Network::Token(_)) {
-            make_whole(request, events, permit, opened, self.device)?;
+            make_whole(request, events, permit, opened, self.device, self.weights)?;
             return Ok(None);
         }
         let (model, grammar) = self.load(&request.model_id, &request.model_dir)?;
@@ -657,7 +661,7 @@ impl Worker {
         let primer_ids = &primer_ids[primer_ids.len().saturating_sub(MAX_PRIMER_TOKENS)..];
         let mut feeding: VecDeque<i64> = primer_ids.iter().copied().chain([first]).collect();
         let next_input = feeding.pop_front().expect("the first input is there");
-        let state = net.zero_state(1, self.device.0);
+        let state = LineState::own(net.zero_state(1, self.device.0));
         let endless = matches!(validated.length, Length::Endless(_));
         let line = Line { rng, state, next_input, feeding, decoding, steps: 0, notes: Vec::new(), endless };
         let looks_ahead = request.given.is_some_and(|given| given.decoding == GivenDecoding::Lookahead);
@@ -698,7 +702,7 @@ impl Worker {
             cached.last_used = Instant::now();
             return Ok((cached.model.clone(), cached.grammar.clone()));
         }
-        let model = Rc::new(LoadedModel::load(dir, self.device.0)?);
+        let model = Rc::new(LoadedModel::load(dir, self.device.0, self.weights)?);
         let bytes = model.vs.variables().values().map(|t| t.numel() as u64 * 4).sum();
         let grammar = match &model.meta.representation {
             Representation::Events { config, vocabulary, .. } => {
@@ -783,6 +787,7 @@ fn make_whole(
     permit: SessionPermit,
     opened: Instant,
     device: DeviceName,
+    weights: WeightFormat,
 ) -> anyhow::Result<()> {
     let validated = request.validated;
     let steps = match validated.length {
@@ -794,7 +799,7 @@ fn make_whole(
         let _no_grad = tch::no_grad_guard();
         let _place = permit;
         let mut rng = Rng::new(validated.seed);
-        let made = LoadedModel::load(&dir, device.0)
+        let made = LoadedModel::load(&dir, device.0, weights)
             .and_then(|model| offline::generate(&model, steps, &validated.sampling, &mut rng));
         let event = match made {
             Ok(mut score) => {
@@ -822,25 +827,16 @@ fn step_chunk(
     device: tch::Device,
     metrics: &EngineMetrics,
 ) {
-    let padded = chunk.len().max(MIN_BATCH_ROWS);
+    let padded = net.batch_rows(chunk.len());
     let line = |row: &Row| &sessions[row.session].lines[row.line];
     let mut ids: Vec<i64> = chunk.iter().map(|row| line(row).next_input).collect();
     ids.resize(padded, 0);
-    let zeros = |like: &Tensor| {
-        let size = like.size();
-        Tensor::zeros([size[0], (padded - chunk.len()) as i64, size[2]], (TensorKind::Float, device))
-    };
-    let first = &line(&chunk[0]).state;
-    let mut hs: Vec<Tensor> = chunk.iter().map(|row| line(row).state.h.shallow_clone()).collect();
-    let mut cs: Vec<Tensor> = chunk.iter().map(|row| line(row).state.c.shallow_clone()).collect();
-    if padded > chunk.len() {
-        hs.push(zeros(&first.h));
-        cs.push(zeros(&first.c));
-    }
-    let state = LstmState { h: Tensor::cat(&hs, 1), c: Tensor::cat(&cs, 1) };
+    let states: Vec<&LineState> = chunk.iter().map(|row| &line(row).state).collect();
+    let state = gather(&states, padded);
     let input = Tensor::from_slice(&ids).to_device(device);
     let (logits, next) = net.step(&input, &state);
     let rows = chunk.len() as i64;
+    let mut next_states = LineState::rows(next, chunk.len());
     let logits = logits.narrow(0, 0, rows);
     // One mask tensor for the chunk, and one draw per group of rows that share
     // their sampling settings (usually all): no tensor per row. A row still
@@ -889,7 +885,7 @@ fn step_chunk(
         let _entered = session.span.clone().entered();
         session.peak_batch = session.peak_batch.max(chunk.len());
         let line = &mut session.lines[row.line];
-        line.state = LstmState { h: next.h.narrow(1, index as i64, 1), c: next.c.narrow(1, index as i64, 1) };
+        line.state = next_states.next().expect("one state per row");
         if let Some(input) = line.feeding.pop_front() {
             line.next_input = input;
             continue;
@@ -909,7 +905,7 @@ impl Line {
     fn fork(&self, seed: u64) -> Line {
         Line {
             rng: Rng::new(seed),
-            state: LstmState { h: self.state.h.shallow_clone(), c: self.state.c.shallow_clone() },
+            state: self.state.clone(),
             next_input: self.next_input,
             feeding: self.feeding.clone(),
             decoding: self.decoding.clone(),

@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod engine;
 pub mod evaluation;
 pub mod given;
+mod line_state;
 pub mod load;
 pub mod lookahead;
 pub mod metrics;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 use tch::nn::VarStore;
 
+use super::frozen_affine::WeightFormat;
 use super::melody_net::{MelodyNet, MelodyNetConfig};
 use super::roll_net::{RollNet, RollNetConfig};
 use super::seq2seq_net::{Seq2Seq, Seq2SeqConfig};
@@ -199,7 +200,9 @@ pub enum Net {
 }
 
 impl LoadedModel {
-    pub fn load(dir: &Path, device: Device) -> anyhow::Result<LoadedModel> {
+    /// The model in `dir` on `device`; a token network keeps its weights in
+    /// `format` where that runs on `device`, else in fp32.
+    pub fn load(dir: &Path, device: Device, format: WeightFormat) -> anyhow::Result<LoadedModel> {
         let meta = read_meta(dir)?;
         let vs = VarStore::new(device);
         let weights = read_tensors(&dir.join(WEIGHTS_FILE))?;
@@ -216,7 +219,7 @@ impl LoadedModel {
             }
             Network::Token(config) => {
                 let net = TokenNet::new(&root, config.clone());
-                fill().map(|()| Net::Token(net.frozen()))
+                fill().and_then(|()| Ok(Net::Token(net.frozen(format.on(device))?)))
             }
             Network::Melody(config) => {
                 let net = MelodyNet::new(&root, config.clone());
@@ -359,7 +362,7 @@ mod tests {
         save(&dir.path().join("m"), &meta, &vs, None).unwrap();
         // Saving again replaces the model in one step.
         save(&dir.path().join("m"), &meta, &vs, None).unwrap();
-        let loaded = LoadedModel::load(&dir.path().join("m"), Device::Cpu).unwrap();
+        let loaded = LoadedModel::load(&dir.path().join("m"), Device::Cpu, WeightFormat::Fp32).unwrap();
         assert_eq!(loaded.meta, meta);
         for (name, tensor) in vs.variables() {
             assert!(loaded.vs.variables()[&name].equal(&tensor), "{name}");
@@ -379,7 +382,7 @@ mod tests {
 
         meta.network = Network::Roll(RollNetConfig::plain(5, 1, RollOutput::Independent));
         std::fs::write(path.join(META_FILE), serde_json::to_string(&meta).unwrap()).unwrap();
-        let error = format!("{:#}", LoadedModel::load(&path, Device::Cpu).err().unwrap());
+        let error = format!("{:#}", LoadedModel::load(&path, Device::Cpu, WeightFormat::Fp32).err().unwrap());
         assert!(error.contains("does not fit its meta.json") && error.contains("shape"), "{error}");
 
         std::fs::write(path.join(META_FILE), r#"{"format": 99}"#).unwrap();

@@ -6,10 +6,12 @@
 //!
 //! Both read the same parameters, so a model trains with one and generates with the other.
 //! A loaded model steps with [`FrozenLstm`], the same cell on weights laid out once
-//! for inference.
+//! for inference, in fp32 or fp16 ([`WeightFormat`]).
 
 use tch::nn::{Init, Path};
 use tch::{Kind, Tensor};
+
+use super::frozen_affine::{FrozenAffine, WeightFormat};
 
 #[derive(Debug)]
 pub struct Lstm {
@@ -115,36 +117,29 @@ impl Lstm {
         })
     }
 
-    /// A copy of the weights for stepping at inference ([`FrozenLstm`]); it does
-    /// not follow later changes to these.
-    pub fn frozen(&self) -> FrozenLstm {
+    /// A copy of the weights for stepping at inference ([`FrozenLstm`]), kept in
+    /// `format`; it does not follow later changes to these.
+    pub fn frozen(&self, format: WeightFormat) -> anyhow::Result<FrozenLstm> {
         let layers = self
             .weights
             .iter()
-            .map(|[w_ih, w_hh, b_ih, b_hh]| FrozenLayer {
-                weight: Tensor::cat(&[w_ih, w_hh], 1).tr().contiguous().detach(),
-                bias: (b_ih + b_hh).detach(),
+            .map(|[w_ih, w_hh, b_ih, b_hh]| {
+                FrozenAffine::new(&Tensor::cat(&[w_ih, w_hh], 1), &(b_ih + b_hh), format)
             })
-            .collect();
-        FrozenLstm { layers }
+            .collect::<anyhow::Result<_>>()?;
+        Ok(FrozenLstm { layers, format })
     }
 }
 
 /// The LSTM's weights laid out for stepping streams at inference: per layer, one
-/// (input + hidden) × 4H matrix, stored contiguous in that order, and one bias.
-/// With the weights so, MKL's product of a row does not depend on how many rows
-/// are stepped with it (2 or more, see the test), so a stream gives the same
-/// notes alone or in a batch; and small batches skip the copy that packing
-/// transposed weights costs, so they step about twice as fast.
+/// affine map of the input and hidden state side by side to the four gates
+/// ([`FrozenAffine`]). A row's bits do not depend on how many rows are stepped with
+/// it, at the sizes [`WeightFormat::batch_rows`] gives (see the test), so a stream
+/// gives the same notes alone or in a batch.
 #[derive(Debug)]
 pub struct FrozenLstm {
-    layers: Vec<FrozenLayer>,
-}
-
-#[derive(Debug)]
-struct FrozenLayer {
-    weight: Tensor,
-    bias: Tensor,
+    layers: Vec<FrozenAffine>,
+    format: WeightFormat,
 }
 
 impl FrozenLstm {
@@ -152,9 +147,12 @@ impl FrozenLstm {
     /// the same cell as [`Lstm::step`].
     pub fn step(&self, input: &Tensor, state: &LstmState) -> (Tensor, LstmState) {
         step_layers(input, state, self.layers.len(), |layer, x, h| {
-            let FrozenLayer { weight, bias } = &self.layers[layer];
-            bias.addmm(&Tensor::cat(&[x, h], 1), weight)
+            self.layers[layer].forward(&Tensor::cat(&[x, h], 1))
         })
+    }
+
+    pub fn format(&self) -> WeightFormat {
+        self.format
     }
 }
 
@@ -207,37 +205,45 @@ mod tests {
         assert!(fused_state.h.allclose(&state.h, 1e-5, 1e-6, false));
         assert!(fused_state.c.allclose(&state.c, 1e-5, 1e-6, false));
 
-        let frozen = lstm.frozen();
-        let mut state = lstm.zero_state(3, Device::Cpu);
-        for t in 0..6 {
-            let (h, next) = frozen.step(&input.select(1, t), &state);
-            assert!(fused.select(1, t).allclose(&h, 1e-5, 1e-6, false), "frozen step {t}");
-            state = next;
+        // fp16 weights are rounded once: about 1e-3 of the state at these sizes.
+        for (format, tolerance) in [(WeightFormat::Fp32, 1e-5), (WeightFormat::Fp16, 3e-3)] {
+            let frozen = lstm.frozen(format).unwrap();
+            let mut state = lstm.zero_state(3, Device::Cpu);
+            for t in 0..6 {
+                let (h, next) = frozen.step(&input.select(1, t), &state);
+                assert!(fused.select(1, t).allclose(&h, tolerance, tolerance, false), "{format:?} step {t}");
+                state = next;
+            }
+            assert!(fused_state.c.allclose(&state.c, tolerance, tolerance, false), "{format:?}");
         }
-        assert!(fused_state.c.allclose(&state.c, 1e-5, 1e-6, false));
     }
 
     #[test]
-    fn a_frozen_step_gives_a_row_the_same_bits_at_every_batch_size_from_two() {
-        // The default model's shape, up to the engine's largest batch (128): at
-        // these sizes MKL chooses its kernels as it does in service.
+    fn a_frozen_step_gives_a_row_the_same_bits_at_every_batch_size_it_is_stepped_at() {
+        // The default model's shape, up to the engine's largest batch (128, padded a
+        // little further): at these sizes MKL and fbgemm choose their kernels as they
+        // do in service.
         tch::manual_seed(5);
         let vs = VarStore::new(Device::Cpu);
-        let frozen = Lstm::new(&vs.root(), 128, 256, 2).frozen();
-        let inputs = Tensor::randn([128, 128], (Kind::Float, Device::Cpu));
+        let lstm = Lstm::new(&vs.root(), 128, 256, 2);
+        let inputs = Tensor::randn([136, 128], (Kind::Float, Device::Cpu));
         let state = LstmState {
-            h: Tensor::randn([2, 128, 256], (Kind::Float, Device::Cpu)),
-            c: Tensor::randn([2, 128, 256], (Kind::Float, Device::Cpu)),
+            h: Tensor::randn([2, 136, 256], (Kind::Float, Device::Cpu)),
+            c: Tensor::randn([2, 136, 256], (Kind::Float, Device::Cpu)),
         };
-        let first_rows = |rows: i64| {
-            let state = LstmState { h: state.h.narrow(1, 0, rows), c: state.c.narrow(1, 0, rows) };
-            let (h, next) = frozen.step(&inputs.narrow(0, 0, rows), &state);
-            (h.get(0), next.c.select(1, 0))
-        };
-        let (h, c) = first_rows(128);
-        for rows in 2..128 {
-            let (h_rows, c_rows) = first_rows(rows);
-            assert!(h_rows.equal(&h) && c_rows.equal(&c), "row 0 differs when stepped among {rows}");
+        for format in [WeightFormat::Fp32, WeightFormat::Fp16] {
+            let frozen = lstm.frozen(format).unwrap();
+            let first_rows = |rows: i64| {
+                let state = LstmState { h: state.h.narrow(1, 0, rows), c: state.c.narrow(1, 0, rows) };
+                let (h, next) = frozen.step(&inputs.narrow(0, 0, rows), &state);
+                (h.get(0), next.c.select(1, 0))
+            };
+            let (h, c) = first_rows(format.batch_rows(128) as i64);
+            for rows in 1..128 {
+                let stepped = format.batch_rows(rows) as i64;
+                let (h_rows, c_rows) = first_rows(stepped);
+                assert!(h_rows.equal(&h) && c_rows.equal(&c), "{format:?}: row 0 differs among {stepped}");
+            }
         }
     }
 

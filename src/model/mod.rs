@@ -2,6 +2,8 @@
 //! record of their training. Nothing here imports the training loop (`train`).
 
 pub mod artifact;
+pub mod fp16_gemm;
+pub mod frozen_affine;
 pub mod hyperparameters;
 pub mod lstm;
 pub mod melody_net;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
+use super::frozen_affine::{FrozenAffine, WeightFormat};
 use super::lstm::{FrozenLstm, Lstm, LstmState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,21 +64,23 @@ impl TokenNet {
         self.head.forward_t(&flat, self.config.dropout, train).reshape([batch, time, self.config.vocabulary])
     }
 
-    /// The network as a loaded model steps it ([`FrozenTokenNet`]): a copy that
-    /// does not follow later changes to these weights.
-    pub fn frozen(&self) -> FrozenTokenNet {
-        FrozenTokenNet {
-            embedding: self.embedding.ws.detach(),
-            lstm: self.lstm.frozen(),
-            head: self.head.frozen(),
+    /// The network as a loaded model steps it ([`FrozenTokenNet`]), its dense
+    /// weights kept in `format`: a copy that does not follow later changes to these
+    /// weights.
+    pub fn frozen(&self, format: WeightFormat) -> anyhow::Result<FrozenTokenNet> {
+        Ok(FrozenTokenNet {
+            embedding: self.embedding.ws.detach().copy(),
+            lstm: self.lstm.frozen(format)?,
+            head: self.head.frozen(format)?,
             layers: self.lstm.layers(),
             hidden: self.config.hidden,
-        }
+        })
     }
 }
 
 /// A token network's weights laid out for stepping streams at inference (see
-/// [`FrozenLstm`]): a row's logits are the same bits at every batch size of 2 or more.
+/// [`FrozenLstm`]): a row's logits are the same bits at every batch size
+/// [`FrozenTokenNet::batch_rows`] gives.
 pub struct FrozenTokenNet {
     embedding: Tensor,
     lstm: FrozenLstm,
@@ -110,6 +113,11 @@ impl FrozenTokenNet {
 
     pub fn zero_state(&self, batch: i64, device: tch::Device) -> LstmState {
         LstmState::zeros(self.layers, batch, self.hidden, device)
+    }
+
+    /// How many rows a batch of `rows` streams is stepped as ([`WeightFormat::batch_rows`]).
+    pub fn batch_rows(&self, rows: usize) -> usize {
+        self.lstm.format().batch_rows(rows)
     }
 }
 
@@ -152,27 +160,31 @@ impl HeadLayers {
         }
     }
 
-    fn frozen(&self) -> FrozenHead {
-        match self {
-            HeadLayers::Linear { out } => FrozenHead::Linear { out: FrozenLinear::of(out) },
+    fn frozen(&self, format: WeightFormat) -> anyhow::Result<FrozenHead> {
+        let affine = |linear: &nn::Linear| {
+            let bias = linear.bs.as_ref().expect("the head's dense layers have biases: this is a bug");
+            FrozenAffine::new(&linear.ws, bias, format)
+        };
+        Ok(match self {
+            HeadLayers::Linear { out } => FrozenHead::Linear { out: affine(out)? },
             HeadLayers::BatchnormRelu { norm, out } => {
-                FrozenHead::BatchnormRelu { norm: FrozenNorm::of(norm), out: FrozenLinear::of(out) }
+                FrozenHead::BatchnormRelu { norm: FrozenNorm::of(norm), out: affine(out)? }
             }
             HeadLayers::Dense256 { norm1, dense, norm2, out } => FrozenHead::Dense256 {
                 norm1: FrozenNorm::of(norm1),
-                dense: FrozenLinear::of(dense),
+                dense: affine(dense)?,
                 norm2: FrozenNorm::of(norm2),
-                out: FrozenLinear::of(out),
+                out: affine(out)?,
             },
-        }
+        })
     }
 }
 
 /// The head at inference: no dropout, batch norms with their running statistics.
 enum FrozenHead {
-    Linear { out: FrozenLinear },
-    BatchnormRelu { norm: FrozenNorm, out: FrozenLinear },
-    Dense256 { norm1: FrozenNorm, dense: FrozenLinear, norm2: FrozenNorm, out: FrozenLinear },
+    Linear { out: FrozenAffine },
+    BatchnormRelu { norm: FrozenNorm, out: FrozenAffine },
+    Dense256 { norm1: FrozenNorm, dense: FrozenAffine, norm2: FrozenNorm, out: FrozenAffine },
 }
 
 impl FrozenHead {
@@ -184,23 +196,6 @@ impl FrozenHead {
                 out.forward(&norm2.forward(&dense.forward(&norm1.forward(x)).relu()))
             }
         }
-    }
-}
-
-/// A dense layer with its weight stored transposed and contiguous (see [`FrozenLstm`]).
-struct FrozenLinear {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl FrozenLinear {
-    fn of(linear: &nn::Linear) -> FrozenLinear {
-        let bias = linear.bs.as_ref().expect("the head's dense layers have biases: this is a bug");
-        FrozenLinear { weight: linear.ws.tr().contiguous().detach(), bias: bias.detach() }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        self.bias.addmm(x, &self.weight)
     }
 }
 
@@ -276,12 +271,18 @@ mod tests {
             let _ = net.forward(&ids, true);
             let logits = net.forward(&ids, false);
             assert_eq!(logits.size(), [1, 4, 11]);
-            let frozen = net.frozen();
-            let mut state = frozen.zero_state(1, Device::Cpu);
-            for t in 0..4 {
-                let (step, next) = frozen.step(&ids.select(1, t), &state);
-                assert!(step.allclose(&logits.select(1, t), 1e-4, 1e-5, false), "{head:?} step {t}");
-                state = next;
+            for (format, tolerance) in [(WeightFormat::Fp32, 1e-4), (WeightFormat::Fp16, 1e-2)] {
+                let frozen = net.frozen(format).unwrap();
+                let mut state = frozen.zero_state(1, Device::Cpu);
+                for t in 0..4 {
+                    let (step, next) = frozen.step(&ids.select(1, t), &state);
+                    let expected = logits.select(1, t);
+                    assert!(
+                        step.allclose(&expected, tolerance, tolerance, false),
+                        "{head:?} {format:?} step {t}"
+                    );
+                    state = next;
+                }
             }
         }
     }

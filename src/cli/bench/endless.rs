@@ -13,10 +13,11 @@ use crate::generate::engine::{
     ENDLESS_KEPT_BARS, Engine, EngineConfig, SessionControl, SessionEvent, SessionRequest,
 };
 use crate::generate::request::{GenerateRequest, Pacing};
+use crate::model::frozen_affine::WeightFormat;
 
 pub fn run(args: &EndlessBenchArgs) -> anyhow::Result<()> {
     tch::set_num_threads(args.threads.max(1));
-    let engine = Engine::start(&EngineConfig::local(tch::Device::Cpu, 1));
+    let engine = Engine::start(&EngineConfig::local(tch::Device::Cpu, 1, WeightFormat::default()));
     let representation = crate::model::artifact::read_meta(&args.model)?.representation;
     let request: GenerateRequest = serde_json::from_value(
         serde_json::json!({"length": {"endless": true}, "pacing": "realtime", "seed": args.seed}),

@@ -21,6 +21,7 @@ use crate::cli::args::GenerateBenchArgs;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
 use crate::model::artifact::{Network, Representation, read_meta, save};
+use crate::model::frozen_affine::WeightFormat;
 use crate::model::lstm::Lstm;
 use crate::model::token_net::{Head, TokenNet, TokenNetConfig};
 
@@ -96,57 +97,57 @@ fn same_model(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let model_dir = dir.path().join("same-model");
     save(&model_dir, &meta, &vs, None)?;
-    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 64));
+    let formats = [WeightFormat::Fp32, WeightFormat::Fp16];
+    let engines =
+        formats.map(|format| Engine::start(&EngineConfig::local(Device::Cpu, 64, format.on(Device::Cpu))));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!(
-        "same model, engine against PyTorch: {}x{} LSTM, embedding {}, vocabulary {vocab}, {} thread(s); tokens/s",
+        "same model, engine (weights fp32 | fp16) against PyTorch (fp32): {}x{} LSTM, embedding {}, vocabulary {vocab}, {} thread(s); tokens/s",
         args.layers, args.hidden, args.embed, args.reference.threads
     );
+    let representation = &meta.representation;
+    let engine_run = |engine: &Engine, sessions: i64, tokens: u32| {
+        runtime.block_on(engine_rate(engine, &model_dir, representation, sessions as u64, tokens, true, None))
+    };
     // The engine keeps its models loaded: one session first loads this one, so
     // that the figures are of generation alone, as PyTorch's (warmed up) are.
-    runtime.block_on(engine_rate(
-        &engine,
-        &model_dir,
-        &meta.representation,
-        1,
-        SESSION_TOKENS,
-        true,
-        None,
-    ))?;
+    for engine in &engines {
+        engine_run(engine, 1, SESSION_TOKENS)?;
+    }
     for sessions in [1i64, 64] {
         // One stream writes as many tokens as 8 of the 64 do, so that it runs long
         // enough to measure.
         let tokens = if sessions == 1 { 8 * SESSION_TOKENS } else { SESSION_TOKENS };
-        let representation = &meta.representation;
-        let engine_run = || {
-            runtime.block_on(engine_rate(
-                &engine,
-                &model_dir,
-                representation,
-                sessions as u64,
-                tokens,
-                true,
-                None,
-            ))
-        };
-        let Some(python) = &args.reference.python else {
-            println!("{sessions:>3} session(s): engine {:>8.0}", engine_run()?);
-            continue;
-        };
-        // Alternating runs, so that a slow moment of a shared machine hits both;
+        // Alternating runs, so that a slow moment of a shared machine hits each;
         // the median of each.
-        let (mut engine_rates, mut pytorch_rates) = (Vec::new(), Vec::new());
-        for _ in 0..SAME_MODEL_RUNS {
-            engine_rates.push(engine_run()?);
-            pytorch_rates.push(reference_rate(args, python, "gen", sessions, vocab)? * sessions as f64);
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); engines.len() + 1];
+        let runs = if args.reference.python.is_some() { SAME_MODEL_RUNS } else { 1 };
+        for _ in 0..runs {
+            for (engine, rates) in engines.iter().zip(&mut rates) {
+                rates.push(engine_run(engine, sessions, tokens)?);
+            }
+            if let Some(python) = &args.reference.python {
+                rates[engines.len()]
+                    .push(reference_rate(args, python, "gen", sessions, vocab)? * sessions as f64);
+            }
         }
-        engine_rates.sort_by(f64::total_cmp);
-        pytorch_rates.sort_by(f64::total_cmp);
-        let (engine_rate, pytorch) = (quantile(&engine_rates, 0.5), quantile(&pytorch_rates, 0.5));
-        println!(
-            "{sessions:>3} session(s): engine {engine_rate:>8.0}  pytorch gen {pytorch:>8.0}  engine/pytorch {:.2}x  (medians of {SAME_MODEL_RUNS} alternating runs)",
-            engine_rate / pytorch
-        );
+        let medians: Vec<f64> = rates
+            .iter_mut()
+            .map(|rates| {
+                rates.sort_by(f64::total_cmp);
+                if rates.is_empty() { f64::NAN } else { quantile(rates, 0.5) }
+            })
+            .collect();
+        let [fp32, fp16, pytorch] = medians[..] else { unreachable!("two engines and the reference") };
+        print!("{sessions:>3} session(s): engine fp32 {fp32:>8.0}  engine fp16 {fp16:>8.0}");
+        if args.reference.python.is_some() {
+            print!(
+                "  pytorch gen {pytorch:>8.0}  engine/pytorch fp32 {:.2}x fp16 {:.2}x  (medians of {runs} alternating runs)",
+                fp32 / pytorch,
+                fp16 / pytorch
+            );
+        }
+        println!();
     }
     Ok(())
 }
@@ -186,7 +187,7 @@ fn reference_rate(
 /// model with parts, also with its parts' masks against one stream without them,
 /// at 1 and 64 sessions, side by side.
 fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
-    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 64));
+    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 64, WeightFormat::default()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let representation = read_meta(&args.model)?.representation;
     let model = args.model.display();

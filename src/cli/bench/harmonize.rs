@@ -25,6 +25,7 @@ use crate::generate::request::{GenerateRequest, GivenDecoding, PartReference};
 use crate::generate::{Piece, given, parts};
 use crate::midi::Score;
 use crate::model::artifact::{LoadedModel, Net, Representation};
+use crate::model::frozen_affine::WeightFormat;
 use crate::model::hyperparameters::Hyperparameters;
 use crate::repr::events::{self, Token};
 use crate::train::run::file_split;
@@ -33,7 +34,7 @@ const VOICES: [&str; 4] = ["Soprano", "Alto", "Tenor", "Bass"];
 
 pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
     let _no_grad = tch::no_grad_guard();
-    let model = LoadedModel::load(&args.model, Device::Cpu)?;
+    let model = LoadedModel::load(&args.model, Device::Cpu, WeightFormat::default())?;
     let (Net::Token(net), Representation::Events { config, vocabulary, .. }) =
         (&model.net, &model.meta.representation)
     else {
@@ -75,7 +76,7 @@ pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
     let atb_notes: usize = likelihoods.iter().map(|l| l.0).sum();
     let forced_nll = -likelihoods.iter().map(|l| l.2).sum::<f64>() / atb_notes as f64;
 
-    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 4096));
+    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 4096, WeightFormat::default()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!(
         "harmonize: {} on {} held-out chorales (each given its own soprano), {} seed(s) each",
