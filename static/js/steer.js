@@ -2,10 +2,10 @@
 // change of temperature, key, scale or tempo is sent at once as a `control`
 // message (the server writes the notes after it that way, so it is heard within
 // its lookahead); a refused one comes back as an error beside its control (the
-// page's usual place for it) and the music plays on. The part rows under the roll
-// steer one part each the same way (parts.js, through `steerPart`). "Stop" ends the piece at the
-// next bar line, and the server stores it. The Endless switch asks for a piece
-// without end, which only real-time pacing plays.
+// page's usual place for it) and the music plays on. The part rows under the
+// roll steer one part each the same way (parts.js, through `steerPart`). "Stop"
+// ends the piece at the next bar line, and the server stores it. The Endless
+// switch asks for a piece without end, which only real-time pacing plays.
 
 const $ = (id) => document.getElementById(id);
 
