@@ -125,6 +125,13 @@ function watchStreams(page) {
   };
 }
 
+// How wide the page is, and its window beside any scrollbar.
+function pageWidths(page) {
+  return page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth,
+  }));
+}
+
 const { server, base } = await startServer();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -465,6 +472,12 @@ try {
     await until("notes after the refusal", () => notesAfter(refused.at).length > 0);
     assert.ok(await page.isDisabled("#generate") && await page.isVisible("#stream-stop"), "still playing");
     await page.locator(".player").screenshot({ path: join(shots, "09c-live-parts.png") });
+    // On a phone the rows wrap: the page does not scroll sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const { scrollWidth, clientWidth } = await pageWidths(page);
+    assert.ok(scrollWidth <= clientWidth, `the page is ${scrollWidth - clientWidth}px wider than a phone`);
+    await page.locator(".player").screenshot({ path: join(shots, "09d-live-parts-phone.png") });
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     // Once the stream is over, the rows keep only what applies to the next piece.
     await page.click("#stream-stop");
@@ -645,8 +658,7 @@ try {
       await page.setViewportSize({ width, height });
       await page.goto(`${base}/`);
       await page.waitForSelector("#history li button");
-      const [scrollWidth, clientWidth] = await page.evaluate(() =>
-        [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+      const { scrollWidth, clientWidth } = await pageWidths(page);
       assert.ok(clientWidth < width, `at ${width}px the page has a vertical scrollbar`);
       assert.ok(scrollWidth <= clientWidth, `at ${width}px the page is ${scrollWidth - clientWidth}px wider than its window`);
       if (shot) await page.screenshot({ path: join(shots, shot), fullPage: true });
