@@ -43,12 +43,14 @@ export class PartControls {
     this.showChanges();
   }
 
+  // A part not listed yet, with the instrument last picked for a part of its name.
   add(index, name, program) {
     if (this.parts.has(index)) return;
     const label = name ?? `Part ${index + 1}`;
     this.parts.set(index, { name: label, program, chosen: this.remembered.get(label) ?? null, muted: false, solo: false });
   }
 
+  // Draws the rows again when the parts, or which one is given, changed.
   showChanges() {
     const key = [...this.parts.keys()].sort().join(",") + `|${this.given}`;
     if (key !== this.shown) this.render();
