@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::json::{ValidJson, parse};
-use crate::generate::compose::{ComposeError, Composer, Composition, OpenSession};
+use crate::generate::compose::{ComposeError, Composer, Composition, OpenSession, StreamPart};
 use crate::generate::engine::{SessionEvent, SessionFailure};
 use crate::generate::request::{Control, GenerateRequest, Length, Pacing};
 use crate::generate::{GeneratedNote, Piece};
@@ -94,9 +94,12 @@ pub async fn generate(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
-    /// The session has started: the model and the seed in use. With realtime
-    /// pacing it comes with the first notes: the piece's time starts then.
-    Start { model: String, seed: u64 },
+    /// The session has started: the model and the seed in use, and the parts the
+    /// piece is written in, in order (a note's `part.index` is its place in
+    /// `parts`; empty for a model without parts), which `control` messages name.
+    /// With realtime pacing it comes with the first notes: the piece's time starts
+    /// then.
+    Start { model: String, seed: u64, parts: Vec<StreamPart> },
     /// Notes as they are sampled (or, with `realtime` pacing, as they sound).
     Notes { notes: Vec<GeneratedNote> },
     /// The piece is done and stored; the socket closes after this.
@@ -108,7 +111,8 @@ pub enum StreamMessage {
 /// Stream a composition note by note.
 ///
 /// Open a WebSocket and send one text message: the same JSON as `POST /v1/generate`
-/// takes. Messages come back as `StreamMessage`s: `start`, then `notes` as they are
+/// takes. Messages come back as `StreamMessage`s: `start` (the model, the seed,
+/// and the parts the piece plays, by name and program), then `notes` as they are
 /// sampled (`"pacing": "realtime"` sends each note when it would sound), then `end`
 /// with the stored composition. A bad request or a full server gets an `error`
 /// message (the same code and `details` as the REST answer, such as
@@ -178,7 +182,11 @@ async fn follow(
     composer: &Composer,
     mut session: OpenSession,
 ) -> Result<(), ApiError> {
-    let start = StreamMessage::Start { model: session.model.clone(), seed: session.validated.seed };
+    let start = StreamMessage::Start {
+        model: session.model.clone(),
+        seed: session.validated.seed,
+        parts: session.parts.clone(),
+    };
     let realtime = session.validated.pacing == Pacing::Realtime;
     // A realtime piece's playback begins with its first notes, and `start` says
     // so; a fast piece starts at once.

@@ -79,9 +79,23 @@ pub struct Stats {
     pub statistics: Option<PieceStatistics>,
 }
 
+/// A part a stream plays, as its `start` message lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"name": "Alto", "program": 52}))]
+pub struct StreamPart {
+    /// Its name, as its notes carry it and a `control` names it; null for a part
+    /// the model knows no name for.
+    pub name: Option<String>,
+    /// The General MIDI program it starts on.
+    pub program: u8,
+}
+
 /// A session under way.
 pub struct OpenSession {
     pub model: String,
+    /// The parts the piece is written in, in order (a note's `part.index` is its
+    /// place here); none for a model without parts.
+    pub parts: Vec<StreamPart>,
     pub validated: ValidatedRequest,
     pub events: mpsc::UnboundedReceiver<SessionEvent>,
     request: GenerateRequest,
@@ -91,8 +105,6 @@ pub struct OpenSession {
     given_part: Option<u8>,
     /// Where the listener's controls go to the engine's session.
     controls: mpsc::UnboundedSender<SessionControl>,
-    /// The named parts the piece is written in, in order, as controls name them.
-    part_names: Vec<String>,
     /// The model stays undeletable until the client is done (realtime pacing
     /// outlasts the engine's session).
     _hold: ModelUse,
@@ -104,7 +116,8 @@ impl OpenSession {
     /// the field, as the same request would be; the piece plays on either way. The
     /// stored request then holds the settings the piece ended with.
     pub fn control(&mut self, control: &Control) -> Result<(), Invalid> {
-        let (request, validated) = self.request.controlled(control, self.validated.seed, &self.part_names)?;
+        let names: Vec<String> = self.parts.iter().filter_map(|part| part.name.clone()).collect();
+        let (request, validated) = self.request.controlled(control, self.validated.seed, &names)?;
         let _ = self.controls.send(SessionControl::Settings(Box::new(validated)));
         self.request = request;
         Ok(())
@@ -275,7 +288,10 @@ impl Composer {
         let hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let client_hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let given_part = given.as_ref().map(|given| given.part);
-        let part_names = parts.iter().filter_map(|part| part.declared.name.clone()).collect();
+        let stream_parts = parts
+            .iter()
+            .map(|part| StreamPart { name: part.declared.name.clone(), program: part.program })
+            .collect();
         let (controls, controlled) = mpsc::unbounded_channel();
         let span = tracing::info_span!("session", id = %uuid::Uuid::new_v4(), model = %model);
         let session = SessionRequest {
@@ -293,13 +309,13 @@ impl Composer {
         let events = self.engine.enqueue(session).await.map_err(ComposeError::Busy)?;
         Ok(OpenSession {
             model,
+            parts: stream_parts,
             validated,
             events,
             request,
             index,
             given_part,
             controls,
-            part_names,
             _hold: client_hold,
         })
     }

@@ -46,6 +46,7 @@ export class Composer {
     this.synth.midiOut.init();
     this.current = null;
     this.live = new LiveControls();
+    this.parts.steer = (settings, errorLine) => this.live.steerPart(settings, errorLine);
     this.listening = null; // a LivePlayback while a real-time stream plays
     // The models by id, to name the one that made a piece.
     this.models = new Map();
@@ -172,6 +173,7 @@ export class Composer {
         this.listening?.stop();
         this.listening = null;
         this.live.detach();
+        this.parts.setLive(false);
         $("generate").disabled = false;
         if (!ended) {
           this.roll.setPlayhead(null);
@@ -185,16 +187,19 @@ export class Composer {
     });
     if (realtime) {
       this.live.attach(stream);
+      this.parts.setLive(true);
       // Sound may start only from a click: the synthesizer is woken now, not at `start`.
       this.synth.ensure();
     }
   }
 
   // A message of the stream. An error may be a refused live control (the piece
-  // plays on) or the end of the stream; either way it is shown by its field.
+  // plays on) or the end of the stream; either way it is shown by its field (a
+  // part's beside the part steered).
   receive(message) {
     if (message.type === "start") {
       $("compose-status").textContent = `Composing with ${this.modelName(message.model)}, seed ${message.seed}…`;
+      this.parts.declare(message.parts);
     } else if (message.type === "notes") {
       this.roll.add(message.notes);
       this.parts.update(message.notes);
@@ -209,7 +214,8 @@ export class Composer {
       $("compose-originality").textContent = originality(piece.stats);
       this.refreshHistory();
     } else if (message.type === "error") {
-      showError(new ApiProblem(0, { error: message.error }), FIELDS, $("error-general"));
+      const problem = new ApiProblem(0, { error: message.error });
+      showError(problem, FIELDS, this.live.errorLine(problem.field, $("error-general")));
     }
   }
 

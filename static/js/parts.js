@@ -1,6 +1,9 @@
 // The parts of the piece under the roll: a colour and name each, an instrument
 // picker, and mute and solo for playback. A changed instrument also goes into the
-// next request's `parts`, so the next piece is written for it.
+// next request's `parts`, so the next piece is written for it. While a real-time
+// stream plays, each row steers its part: a new instrument, range (lowest and
+// highest pitch) or polyphony is sent for that part alone (`steer`), and a refusal
+// shows at the end of its row.
 
 import { partColour } from "./roll.js";
 
@@ -21,24 +24,42 @@ export class PartControls {
     // Instruments picked for earlier pieces, by part name.
     this.remembered = new Map();
     this.shown = "";
+    // Sends a part's settings to the stream playing: (`{name, ...}`, its row's error line).
+    this.steer = () => {};
+  }
+
+  // A stream's `start` listed the parts it plays, in order (a note's part index
+  // is its place there).
+  declare(parts) {
+    parts.forEach((part, index) => this.add(index, part.name, part.program));
+    this.showChanges();
   }
 
   // Notes arrived: add the parts not seen yet (keeping what was chosen for the others).
   update(notes) {
     for (const note of notes) {
-      if (!note.part || this.parts.has(note.part.index)) continue;
-      const name = note.part.name ?? `Part ${note.part.index + 1}`;
-      this.parts.set(note.part.index, {
-        name,
-        program: note.program,
-        chosen: this.remembered.get(name) ?? null,
-        muted: false,
-        solo: false,
-      });
+      if (note.part) this.add(note.part.index, note.part.name, note.program);
     }
+    this.showChanges();
+  }
+
+  // A part not listed yet, with the instrument last picked for a part of its name.
+  add(index, name, program) {
+    if (this.parts.has(index)) return;
+    const label = name ?? `Part ${index + 1}`;
+    this.parts.set(index, { name: label, program, chosen: this.remembered.get(label) ?? null, muted: false, solo: false });
+  }
+
+  // Draws the rows again when the parts, or which one is given, changed.
+  showChanges() {
     const key = [...this.parts.keys()].sort().join(",") + `|${this.given}`;
     if (key !== this.shown) this.render();
     this.shown = key;
+  }
+
+  // Whether a real-time stream plays, which the rows' range and polyphony steer.
+  setLive(live) {
+    this.list.classList.toggle("live", live);
   }
 
   // A new piece: forget its parts but keep the instruments chosen, by part name.
@@ -110,10 +131,16 @@ export class PartControls {
     for (const [program, label] of known ? INSTRUMENTS : [[current, `Program ${current}`], ...INSTRUMENTS]) {
       picker.append(new Option(label, String(program), false, program === current));
     }
+    const error = document.createElement("span");
+    error.className = "error";
+    error.setAttribute("aria-live", "polite");
+    const steer = (settings) => this.steer({ name: part.name, ...settings }, error);
     picker.addEventListener("change", () => {
       part.chosen = Number(picker.value);
+      steer({ program: part.chosen });
     });
     item.append(picker, this.toggle(part, "muted", "Mute"), this.toggle(part, "solo", "Solo"));
+    item.append(liveFields(part, steer), error);
     return item;
   }
 
@@ -130,4 +157,37 @@ export class PartControls {
     });
     return button;
   }
+}
+
+// A part's range and polyphony, shown while a real-time stream plays: a change
+// sends the range (a blank end is the keyboard's end) or the polyphony to `steer`.
+function liveFields(part, steer) {
+  const low = numberInput(`Lowest pitch of the ${part.name}`, 0, 127, "low");
+  const high = numberInput(`Highest pitch of the ${part.name}`, 0, 127, "high");
+  const voices = numberInput(`Most notes at once of the ${part.name}`, 1, 16, "any");
+  const range = () => steer({ pitch_range: [valueOr(low, 0), valueOr(high, 127)] });
+  low.addEventListener("change", range);
+  high.addEventListener("change", range);
+  voices.addEventListener("change", () => {
+    if (voices.value !== "") steer({ max_polyphony: Number(voices.value) });
+  });
+  const fields = document.createElement("span");
+  fields.className = "part-live";
+  fields.append(labelled("Range", low, "–", high), labelled("Voices", voices));
+  return fields;
+}
+
+function numberInput(name, min, max, placeholder) {
+  const input = document.createElement("input");
+  Object.assign(input, { type: "number", min, max, placeholder, inputMode: "numeric" });
+  input.setAttribute("aria-label", name);
+  return input;
+}
+
+const valueOr = (input, blank) => (input.value === "" ? blank : Number(input.value));
+
+function labelled(text, ...contents) {
+  const label = document.createElement("label");
+  label.append(text, ...contents);
+  return label;
 }

@@ -189,7 +189,8 @@ async fn the_websocket_streams_notes_as_they_are_sampled() {
     let app = bundled(64).await;
     let request = json!({"length": {"notes": 40}, "seed": 9});
     let received = messages(&app, &request).await;
-    assert_eq!(received[0], json!({"type": "start", "model": "default", "seed": 9}));
+    let parts = ["Soprano", "Alto", "Tenor", "Bass"].map(|name| json!({"name": name, "program": 0}));
+    assert_eq!(received[0], json!({"type": "start", "model": "default", "seed": 9, "parts": parts}));
     let end = received.last().unwrap();
     assert_eq!(end["type"], "end");
     let streamed: Vec<Value> = received

@@ -168,6 +168,35 @@ async fn a_new_key_reaches_every_part_and_a_part_control_sets_that_parts_instrum
     socket.send(Message::Text(json!({"type": "cancel"}).to_string().into())).await.unwrap();
 }
 
+/// `start` lists the parts the stream plays, in order, named as its notes name
+/// them (and as controls must), each with the program it starts on; a note's
+/// `part.index` is its part's place in that list.
+#[tokio::test]
+async fn the_start_message_lists_the_parts_the_stream_plays_by_name_and_program() {
+    let app = bundled(64).await;
+    let request = json!({"length": {"notes": 24}, "seed": 4,
+        "parts": [{"name": "bass", "program": 42}, {"name": "SOPRANO"}]});
+    let received = messages(&app, &request).await;
+    assert_eq!(received[0]["type"], "start", "{received:?}");
+    let parts = &received[0]["parts"];
+    assert_eq!(parts, &json!([{"name": "Bass", "program": 42}, {"name": "Soprano", "program": 0}]));
+    let notes: Vec<&Value> = received
+        .iter()
+        .filter(|m| m["type"] == "notes")
+        .flat_map(|m| m["notes"].as_array().unwrap())
+        .collect();
+    assert!(notes.len() >= 24, "{} notes", notes.len());
+    for note in notes {
+        let part = &parts[note["part"]["index"].as_u64().unwrap() as usize];
+        assert_eq!((&note["part"]["name"], &note["program"]), (&part["name"], &part["program"]), "{note}");
+    }
+    // A model without parts plays none.
+    let unparted =
+        messages(&app, &json!({"model": "jsb-pianoroll", "length": {"notes": 8}, "seed": 4})).await;
+    assert_eq!(unparted[0]["type"], "start", "{unparted:?}");
+    assert_eq!(unparted[0]["parts"], json!([]));
+}
+
 #[tokio::test]
 async fn an_endless_piece_is_refused_over_rest_and_without_realtime_pacing() {
     let app = bundled(64).await;

@@ -104,6 +104,34 @@ function rollDrawing(page) {
   });
 }
 
+// Every message of the page's generation streams, both ways, with when it went,
+// from now until `unwatch()`.
+function watchStreams(page) {
+  const frames = [];
+  const watch = (ws) => {
+    if (!ws.url().endsWith("/v1/generate/stream")) return;
+    const keep = (way) => (frame) => frames.push({ way, at: Date.now(), message: JSON.parse(frame.payload) });
+    ws.on("framesent", keep("sent"));
+    ws.on("framereceived", keep("received"));
+  };
+  page.on("websocket", watch);
+  return {
+    frames,
+    // The notes received after `at` (a Date.now()).
+    notesAfter: (at) => frames.filter((f) => f.way === "received" && f.at > at && f.message.type === "notes")
+      .flatMap((f) => f.message.notes),
+    controls: () => frames.filter((f) => f.way === "sent" && f.message.type === "control").map((f) => f.message),
+    unwatch: () => page.off("websocket", watch),
+  };
+}
+
+// How wide the page is, and its window beside any scrollbar.
+function pageWidths(page) {
+  return page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth,
+  }));
+}
+
 const { server, base } = await startServer();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -325,17 +353,7 @@ try {
   });
 
   await step("live controls steer an endless stream; a refused one is shown beside it as the music plays on; Stop keeps the piece", async () => {
-    // Every message of the stream, both ways, with when it went.
-    const frames = [];
-    const watch = (ws) => {
-      if (!ws.url().endsWith("/v1/generate/stream")) return;
-      const keep = (way) => (frame) => frames.push({ way, at: Date.now(), message: JSON.parse(frame.payload) });
-      ws.on("framesent", keep("sent"));
-      ws.on("framereceived", keep("received"));
-    };
-    page.on("websocket", watch);
-    const notesAfter = (at) => frames.filter((f) => f.way === "received" && f.at > at && f.message.type === "notes")
-      .flatMap((f) => f.message.notes);
+    const { frames, notesAfter, controls, unwatch } = watchStreams(page);
 
     await page.check("#endless");
     assert.ok(await page.isChecked("#realtime") && await page.isDisabled("#realtime") && await page.isDisabled("#length"));
@@ -356,7 +374,6 @@ try {
     });
     await page.fill("#tempo", "90");
     await page.press("#tempo", "Tab");
-    const controls = () => frames.filter((f) => f.way === "sent" && f.message.type === "control").map((f) => f.message);
     assert.deepEqual(controls(), [
       { type: "control", key: "D", scale: "major" }, { type: "control", key: "D", scale: "minor" },
       { type: "control", temperature: 1.2 }, { type: "control", tempo_bpm: 90 },
@@ -401,10 +418,73 @@ try {
       `${stored.stats.notes} notes · seed ${stored.seed}`);
     assert.ok(await page.isHidden("#stream-stop"));
     await page.locator(".player").screenshot({ path: join(shots, "09b-live-stopped.png") });
-    page.off("websocket", watch);
+    unwatch();
     await page.uncheck("#endless");
     await page.fill("#tempo", "");
     await page.selectOption("#key", "");
+  });
+
+  await step("each part's row steers that part of a live stream; a refused setting shows beside its part as the music plays on", async () => {
+    const { frames, notesAfter, controls, unwatch } = watchStreams(page);
+    await page.check("#endless");
+    await page.fill("#seed", "12");
+    await page.click("#generate");
+    // A row for every part the stream plays, from its `start`, with its range and voices.
+    await page.waitForSelector("input[aria-label='Lowest pitch of the Bass']", { state: "visible", timeout: 30_000 });
+    const start = frames.find((f) => f.message.type === "start").message;
+    assert.deepEqual(start.parts.map((part) => part.name), ["Soprano", "Alto", "Tenor", "Bass"]);
+    assert.deepEqual(await page.$$eval("#roll-legend .part-name", (items) => items.map((item) => item.textContent)),
+      ["Soprano", "Alto", "Tenor", "Bass"]);
+
+    // The alto on a viola, between D4 and A4: each change sent for the alto alone.
+    const steered = Date.now();
+    await page.selectOption("select[aria-label='Instrument of the Alto']", "41");
+    await page.fill("input[aria-label='Lowest pitch of the Alto']", "62");
+    await page.press("input[aria-label='Lowest pitch of the Alto']", "Tab");
+    await page.fill("input[aria-label='Highest pitch of the Alto']", "69");
+    await page.press("input[aria-label='Highest pitch of the Alto']", "Tab");
+    assert.deepEqual(controls(), [
+      { type: "control", parts: [{ name: "Alto", program: 41 }] },
+      { type: "control", parts: [{ name: "Alto", pitch_range: [62, 127] }] },
+      { type: "control", parts: [{ name: "Alto", pitch_range: [62, 69] }] },
+    ]);
+    // Heard within the server's 1.5 s lookahead: every alto note that arrives 3 s
+    // on is a viola's, within the range; the other parts keep their instruments.
+    const settled = steered + 3_000;
+    const altos = () => notesAfter(settled).filter((note) => note.part.name === "Alto");
+    await until("alto notes after the controls", () => altos().length >= 4);
+    assert.deepEqual(altos().filter((note) => note.program !== 41 || note.pitch < 62 || note.pitch > 69), [],
+      "every later alto note is a viola's between 62 and 69");
+    const others = notesAfter(settled).filter((note) => note.part.name !== "Alto");
+    assert.ok(others.length > 0 && others.every((note) => note.program === start.parts[note.part.index].program),
+      JSON.stringify(others));
+
+    // Polyphony 0 is refused: the server's message at the end of the alto's row.
+    await page.fill("input[aria-label='Most notes at once of the Alto']", "0");
+    await page.press("input[aria-label='Most notes at once of the Alto']", "Tab");
+    assert.deepEqual(controls().at(-1), { type: "control", parts: [{ name: "Alto", max_polyphony: 0 }] });
+    const alto = page.locator("#roll-legend li", { has: page.locator(".part-name", { hasText: /^Alto$/ }) });
+    await alto.locator(".error").filter({ hasText: /./ }).waitFor({ timeout: 10_000 });
+    const refused = frames.find((f) => f.way === "received" && f.message.type === "error");
+    assert.equal(refused.message.error.details.field, "parts[0].max_polyphony");
+    assert.match(await alto.locator(".error").textContent(), /1 to 16/);
+    assert.equal(await page.textContent("#error-general"), "");
+    await until("notes after the refusal", () => notesAfter(refused.at).length > 0);
+    assert.ok(await page.isDisabled("#generate") && await page.isVisible("#stream-stop"), "still playing");
+    await page.locator(".player").screenshot({ path: join(shots, "09c-live-parts.png") });
+    // On a phone the rows wrap: the page does not scroll sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const { scrollWidth, clientWidth } = await pageWidths(page);
+    assert.ok(scrollWidth <= clientWidth, `the page is ${scrollWidth - clientWidth}px wider than a phone`);
+    await page.locator(".player").screenshot({ path: join(shots, "09d-live-parts-phone.png") });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // Once the stream is over, the rows keep only what applies to the next piece.
+    await page.click("#stream-stop");
+    await page.waitForFunction(() => !document.querySelector("#generate").disabled, null, { timeout: 30_000 });
+    assert.ok(await page.isHidden("input[aria-label='Lowest pitch of the Alto']"));
+    unwatch();
+    await page.uncheck("#endless");
   });
 
   await step("a validation error is shown next to the control at fault", async () => {
@@ -578,8 +658,7 @@ try {
       await page.setViewportSize({ width, height });
       await page.goto(`${base}/`);
       await page.waitForSelector("#history li button");
-      const [scrollWidth, clientWidth] = await page.evaluate(() =>
-        [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+      const { scrollWidth, clientWidth } = await pageWidths(page);
       assert.ok(clientWidth < width, `at ${width}px the page has a vertical scrollbar`);
       assert.ok(scrollWidth <= clientWidth, `at ${width}px the page is ${scrollWidth - clientWidth}px wider than its window`);
       if (shot) await page.screenshot({ path: join(shots, shot), fullPage: true });
