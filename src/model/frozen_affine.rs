@@ -76,9 +76,9 @@ impl StableRows {
         let rows = Tensor::randn([PROBED_ROWS as i64 + 16, inputs], options);
         let reference = layer.try_forward(&rows)?;
         let mut stable = vec![false; PROBED_ROWS + 1];
-        for size in 1..=PROBED_ROWS {
+        for (size, stable) in stable.iter_mut().enumerate().skip(1) {
             let first = |of: &Tensor| of.narrow(0, 0, size as i64);
-            stable[size] = layer.try_forward(&first(&rows))?.equal(&first(&reference));
+            *stable = layer.try_forward(&first(&rows))?.equal(&first(&reference));
         }
         let found = StableRows { stable };
         // Every batch the engine steps must have a stable size a few rows above it.

@@ -260,6 +260,8 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             queue_max_wait: options.queue_max_wait,
             model_cache_bytes: 256 * 1024 * 1024,
             realtime_lookahead: fugue::generate::engine::REALTIME_LOOKAHEAD,
+            // The server's default, so the tests serve as it does.
+            weights: fugue::model::frozen_affine::WeightFormat::default(),
         },
         audio: options.audio.clone(),
     }
