@@ -1,6 +1,6 @@
 //! Recipes that scale with the corpus: a preset's defaults were tuned by hand on
 //! one corpus (its [`Reference`]); on another corpus [`choose`] fits the batch
-//! and the regularisation to how much music it holds, and the run plans its
+//! to its pieces and the regularisation to how much music it holds, and the run plans its
 //! epochs from the pace it measures as it trains ([`planned_epochs`]), within the
 //! time budget. Each choice says why. A hyperparameter the request sets is kept
 //! as it is.
@@ -16,11 +16,14 @@
 //! The rules:
 //! - regularisation scale `s` = 1 − 0.25·log10 r, within 0.4–1.2: `dropout` and
 //!   `recurrent_dropout` are the preset's times `s` (at most 0.9);
-//! - `batch_size` = the preset's × √p, to a power of two, 1–256 (never above the
-//!   preset's with fewer pieces, never below it with more). It grows with the
-//!   pieces only: a piano-roll batch is padded to its longest sequence, so a batch
-//!   that grows with the frames per piece adds padding, not speed, and takes fewer
-//!   steps;
+//! - `batch_size` = the preset's × √p, to a power of two, at least 1, on a corpus
+//!   of fewer pieces than the reference (`p` < 1), and the preset's otherwise. It
+//!   follows the pieces only: a piano-roll batch is padded to its longest
+//!   sequence, so a batch that grows with the frames per piece adds padding, not
+//!   speed. And it does not grow with more pieces either: at a time budget on one
+//!   CPU thread, batches 2–4× the preset's ran 0.92–1.37× as fast per frame, took
+//!   a half to a quarter of the steps, and lost each time (`models/README.md`: 8th
+//!   and 16th notes, and 12 keys twice);
 //! - `patience` = the preset's ÷ r, within 2 and the preset's: the preset waits
 //!   its patience in epochs of its own corpus, that is as much music seen without
 //!   improving; a corpus with more music waits as much music in fewer epochs. It
@@ -69,7 +72,8 @@ impl Reference {
     pub fn of(preset: Preset) -> Reference {
         // JSB's training split at quarter notes: 13,807 frames in 229 chorales.
         // The token presets: the 410 chorales of `bach-chorales-midi/`, less the
-        // 62 files held out (seed 1), as each preset tokenizes them.
+        // 62 files held out (seed 1), as each preset tokenizes them (but see
+        // `CLASSICAL_PIANO_TOKENS`).
         let jsb = CorpusSize { items: 13_807, pieces: 229 };
         let chorales = |items| CorpusSize { items, pieces: 348 };
         let corpus = match preset {
@@ -100,19 +104,21 @@ impl Reference {
     }
 }
 
-/// Training tokens of the 410 chorales (348 training files, seed 1), per preset.
+/// Training tokens of the 410 chorales (348 training files, seed 1), per preset,
+/// as `fugue train` counts them.
 const FUGUE_TOKENS: u64 = 473_805;
 const PLAY_BACH_TOKENS: u64 = 111_147;
+const FOLK_RNN_TOKENS: u64 = 45_179;
+/// An estimate, not a count: `classical-piano` reads the first instrument of
+/// piano MIDI files, which are not here to count, and of the chorales only 3
+/// training files give it tokens (1,493).
 const CLASSICAL_PIANO_TOKENS: u64 = 40_000;
-const FOLK_RNN_TOKENS: u64 = 60_000;
 
 /// Why each hyperparameter the recipe decides has its value, by name.
 pub type Reasons = BTreeMap<String, String>;
 
 /// Fewest epochs without improvement before stopping, once scaled.
 const MIN_PATIENCE: u32 = 2;
-/// Largest batch the recipe chooses.
-const MAX_BATCH: usize = 256;
 
 /// The preset's hyperparameters (with the request's `overrides` in place) fitted to
 /// `corpus`; [`Hyperparameters::recipe`] says why. `epochs` is the most the run
@@ -157,7 +163,17 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
     decide(
         "batch_size",
         overrides.batch_size.is_some(),
-        format!("{} × √{pieces:.2} (the pieces, not their length), to a power of two", defaults.batch_size),
+        if pieces < 1.0 {
+            format!(
+                "{} × √{pieces:.2}, the pieces (not their length), to a power of two",
+                defaults.batch_size
+            )
+        } else {
+            format!(
+                "the preset's {}: {pieces:.2}× the pieces, and a larger batch takes fewer steps in the budget",
+                defaults.batch_size
+            )
+        },
     );
 
     if overrides.patience.is_none() {
@@ -228,13 +244,12 @@ pub fn record_plan(hp: &mut Hyperparameters, planned: u32, history: &[EpochMetri
     hp.recipe.get_or_insert_with(Reasons::new).insert("epochs".to_owned(), reason);
 }
 
-/// The preset's batch × √ratio as a power of two: never below the preset's on a
-/// larger corpus, never above it on a smaller one, 1 to [`MAX_BATCH`].
+/// The preset's batch × √ratio as a power of two, at least 1 and never above
+/// the preset's.
 fn batch_for(preset_batch: usize, ratio: f64) -> usize {
-    let scaled = (preset_batch as f64 * ratio.sqrt()).max(1.0);
+    let scaled = (preset_batch as f64 * ratio.min(1.0).sqrt()).max(1.0);
     let power = 2f64.powf(scaled.log2().round()) as usize;
-    let bounded = if ratio >= 1.0 { power.max(preset_batch) } else { power.min(preset_batch) };
-    bounded.clamp(1, MAX_BATCH.max(preset_batch))
+    power.clamp(1, preset_batch.max(1))
 }
 
 #[cfg(test)]
@@ -292,18 +307,19 @@ mod tests {
     }
 
     #[test]
-    fn a_large_corpus_is_regularised_less_in_larger_batches_and_waits_fewer_epochs() {
+    fn a_large_corpus_is_regularised_less_and_waits_fewer_epochs_in_the_presets_batches() {
         let preset = Preset::PianorollLstm.defaults();
         // 100 × JSB: 22,900 chorales of JSB's length.
         let large = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 1_380_700, pieces: 22_900 });
-        assert_eq!(large.batch_size, 32, "4 × √100 = 40, to a power of two");
+        assert_eq!(large.batch_size, preset.batch_size, "a larger batch would take fewer steps");
+        assert!(large.recipe.clone().unwrap()["batch_size"].contains("fewer steps"));
         assert_eq!((large.dropout, large.recurrent_dropout), (0.18, 0.4), "0.35 and 0.8 × 0.5");
         assert_eq!(large.patience, MIN_PATIENCE, "30 ÷ 100, at least 2");
         assert_eq!(large.epochs, preset.epochs, "the most; the run plans them from its pace");
         assert_eq!(large.learning_rate_schedule, LearningRateSchedule::Exponential);
 
         let twelve_keys = choose(Preset::PianorollLstm, &none(), JSB_12_KEYS);
-        assert_eq!(twelve_keys.batch_size, 16, "4 × √12 = 13.9, to a power of two");
+        assert_eq!(twelve_keys.batch_size, preset.batch_size);
         assert_eq!((twelve_keys.dropout, twelve_keys.recurrent_dropout), (0.26, 0.58));
         assert_eq!(twelve_keys.patience, 3, "30 ÷ 12");
     }
@@ -315,11 +331,15 @@ mod tests {
         for frames in [27_614, 55_228] {
             let finer = choose(Preset::PianorollLstm, &none(), CorpusSize { items: frames, pieces: 229 });
             assert_eq!(Hyperparameters { recipe: None, ..finer.clone() }, preset, "{frames} frames");
-            assert!(finer.recipe.unwrap()["batch_size"].contains("√1.00"));
+            assert!(finer.recipe.unwrap()["batch_size"].contains("1.00× the pieces"));
         }
         // Shorter pieces are less music: the same chorales cut to half their length.
         let halves = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 13_807 / 2, pieces: 229 });
         assert_eq!(halves.batch_size, preset.batch_size, "as many pieces");
+        // Fewer pieces of the same length: smaller batches, so that an epoch still
+        // takes steps (4 × √0.25 = 2).
+        let quarter = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 13_807 / 4, pieces: 57 });
+        assert_eq!(quarter.batch_size, 2);
         assert!(halves.dropout > preset.dropout, "{}", halves.dropout);
     }
 
