@@ -347,9 +347,9 @@ mod tests {
     #[test]
     fn epochs_planned_from_the_pace_leave_the_end_to_the_budget() {
         // 20 batches of 10 ms an epoch, some 0.2 s; a budget of 0.5 s holds 2½ of the 50.
-        let config =
+        let planned =
             FitConfig { epochs: 50, plan_epochs: true, ..config(LearningRateSchedule::Exponential, 0.5) };
-        let outcome = Toy::new().fit(&config, Duration::from_millis(10));
+        let outcome = Toy::new().fit(&planned, Duration::from_millis(10));
         assert!(outcome.budget_spent, "the budget, not the plan, ends the run: {:?}", outcome.planned_epochs);
         let run = outcome.history.len() as u32;
         assert!((2..=3).contains(&run), "{run} epochs");
@@ -357,7 +357,7 @@ mod tests {
         let seconds: f64 = outcome.history.iter().map(|m| m.seconds).sum();
         assert!(seconds >= 0.5, "{seconds}: the whole budget");
 
-        // Without the plan, the run holds the same epochs and plans none.
+        // Without the plan, the run holds its configured epochs and plans none.
         let unplanned = Toy::new().fit(&config(LearningRateSchedule::Exponential, 1e9), Duration::ZERO);
         assert_eq!((unplanned.history.len(), unplanned.planned_epochs), (5, None));
     }
