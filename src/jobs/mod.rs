@@ -102,7 +102,8 @@ pub struct TrainingJob {
     pub winner: Option<u32>,
     /// The most epochs it will run (early stopping may end it sooner).
     pub epochs_planned: u32,
-    /// Seconds until the last planned epoch at the pace so far, while running.
+    /// Seconds until the last planned epoch at the pace so far, or until the
+    /// budget ends the run if sooner, while running.
     pub eta_seconds: Option<f64>,
     /// How far the running epoch is (steps done of its steps, pace, its end),
     /// while running; recorded at most every 500 ms.
@@ -178,10 +179,12 @@ impl TrainingJob {
             }
             _ => None,
         };
-        let eta_seconds = (row.state == JobState::Running && !epochs.is_empty()).then(|| {
-            let per_epoch = epochs.iter().map(|m| m.seconds).sum::<f64>() / epochs.len() as f64;
-            per_epoch * f64::from(epochs_planned.saturating_sub(last_epoch))
-        });
+        let budget_minutes = hyperparameters
+            .get("budget_minutes")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(crate::model::hyperparameters::DEFAULT_BUDGET_MINUTES);
+        let eta_seconds = (row.state == JobState::Running && !epochs.is_empty())
+            .then(|| eta(&epochs, epochs_planned, budget_minutes * 60.0));
         Ok(TrainingJob {
             next_attempt_at: (row.state == JobState::Queued && row.attempt > 0)
                 .then(|| rfc3339(row.run_after)),
@@ -389,9 +392,42 @@ fn request_sha256(request: &TrainingJobRequest) -> anyhow::Result<String> {
     Ok(format!("{:x}", Sha256::digest(canonical)))
 }
 
+/// Seconds until the last of `epochs_planned` at the pace of `epochs` so far, or
+/// until the budget's end, whichever comes first: the budget ends a run however
+/// many epochs it may run.
+fn eta(epochs: &[EpochMetrics], epochs_planned: u32, budget_seconds: f64) -> f64 {
+    let spent = epochs.iter().map(|m| m.seconds).sum::<f64>();
+    let per_epoch = spent / epochs.len().max(1) as f64;
+    let last_epoch = epochs.last().map_or(0, |m| m.epoch);
+    let planned = per_epoch * f64::from(epochs_planned.saturating_sub(last_epoch));
+    planned.min((budget_seconds - spent).max(0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_eta_is_the_planned_epochs_at_the_pace_so_far_within_the_budget() {
+        let epoch = |epoch| EpochMetrics {
+            epoch,
+            train_loss: 9.0,
+            valid_loss: 9.0,
+            train_accuracy: None,
+            valid_accuracy: None,
+            valid_precision: None,
+            valid_recall: None,
+            valid_density: None,
+            valid_true_density: None,
+            samples_per_second: 3_000.0,
+            learning_rate: 2e-3,
+            seconds: 5.0,
+        };
+        let two = [epoch(1), epoch(2)];
+        assert_eq!(eta(&two, 10, 3_600.0), 40.0, "8 epochs of 5 s");
+        assert_eq!(eta(&two, 400, 900.0), 890.0, "the budget ends the run first");
+        assert_eq!(eta(&two, 400, 5.0), 0.0);
+    }
 
     #[test]
     fn equal_requests_hash_equal_whatever_the_key_order() {

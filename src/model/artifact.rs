@@ -333,6 +333,7 @@ mod tests {
                 best_valid_loss: 9.5,
                 stopped_early: false,
                 budget_spent: false,
+                planned_epochs: None,
             },
             evaluation: Default::default(),
             originality_index: None,

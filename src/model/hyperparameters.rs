@@ -244,6 +244,7 @@ impl Hyperparameters {
             schedule: self.learning_rate_schedule,
             budget_seconds: self.budget_minutes * 60.0,
             pause_after: None,
+            plan_epochs: false,
         }
     }
 }

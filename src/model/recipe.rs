@@ -1,20 +1,46 @@
 //! Recipes that scale with the corpus: a preset's defaults were tuned by hand on
-//! one corpus (its [`Reference`]); on a corpus `r` times as large (in training
-//! frames or tokens) [`choose`] weakens the regularisation, grows the batch and
-//! plans the epochs that fit in the time budget, and explains each choice.
-//! A hyperparameter the request sets is kept as it is.
+//! one corpus (its [`Reference`]); on another corpus [`choose`] fits the batch
+//! to its pieces and the regularisation to how much music it holds, and the run plans its
+//! epochs from the pace it measures as it trains ([`planned_epochs`]), within the
+//! time budget. Each choice says why. A hyperparameter the request sets is kept
+//! as it is.
 //!
-//! The rules, with `r` = training items ÷ the reference's:
+//! Two sizes of a corpus's training split, each against the reference's:
+//! - pieces `p` = its sequences (piano rolls or files) ÷ the reference's;
+//! - information `r` = pieces × their mean length, up to the reference's mean
+//!   length, ÷ the reference's items. A finer grid of the same music (8th or 16th
+//!   notes for quarters) holds as many pieces and no more music, so it has the
+//!   reference's `r`; only more pieces (or longer ones, up to the reference's
+//!   length) raise it.
+//!
+//! The rules:
 //! - regularisation scale `s` = 1 − 0.25·log10 r, within 0.4–1.2: `dropout` and
 //!   `recurrent_dropout` are the preset's times `s` (at most 0.9);
-//! - `batch_size` = the preset's × √r, to a power of two, 1–256 (never above the
-//!   preset's on a smaller corpus, never below it on a larger one);
-//! - `epochs` = what the budget holds at the preset's estimated pace
-//!   ([`Reference::items_per_second`]), at most the preset's, at least 1;
-//! - `patience` = the preset's share of its epochs, of the planned epochs, at least 2;
-//! - `learning_rate_schedule`: when the budget, not the epochs asked for (or the
-//!   preset's), bounds the run, a warm-up and a cosine over the planned epochs (the
-//!   rate reaches 0 as the budget ends); otherwise the preset's decay per epoch.
+//! - `batch_size` = the preset's × √p, to a power of two, at least 1, on a corpus
+//!   of fewer pieces than the reference (`p` < 1), and the preset's otherwise. It
+//!   follows the pieces only: a piano-roll batch is padded to its longest
+//!   sequence, so a batch that grows with the frames per piece adds padding, not
+//!   speed. And it does not grow with more pieces either: at a time budget on one
+//!   CPU thread, batches 2–4× the preset's ran 0.92–1.37× as fast per frame, took
+//!   a half to a quarter of the steps, and lost each time (`models/README.md`: 8th
+//!   and 16th notes, and 12 keys twice);
+//! - `patience` = the preset's ÷ r, within 2 and the preset's: the preset waits
+//!   its patience in epochs of its own corpus, that is as much music seen without
+//!   improving; a corpus with more music waits as much music in fewer epochs. It
+//!   does not shrink with the budget: the budget ends the run anyway, and a
+//!   patience cut to fit it could only stop a run sooner on a noisy epoch;
+//! - `learning_rate_schedule` = the preset's, its decay per epoch kept under the
+//!   budget. Not compressed to reach the preset's last rate as the budget ends,
+//!   nor a warm-up and cosine: in the runs the budget cut short
+//!   (`models/README.md`) the validation loss was still falling at the end, and
+//!   lowering the rate sooner lost (with `fugue`, where the schedule was all that
+//!   differed, the cosine led while its rate was high and fell behind once it
+//!   fell below the exponential's); a compressed decay lowers it sooner too;
+//! - `epochs`: at most the preset's; after every epoch the run plans them from the
+//!   pace measured so far ([`planned_epochs`]): those done and what the rest of
+//!   the budget holds, rounded up, so the budget (or the preset's epochs, or
+//!   patience), never a stale estimate, ends the run. `meta.json` records the plan
+//!   (`training.planned_epochs`) and `hyperparameters.epochs` is set to it.
 //!
 //! At the reference size the rules give the preset's own defaults back.
 
@@ -24,61 +50,89 @@ use serde::{Deserialize, Serialize};
 
 use super::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use super::presets::Preset;
-use super::training_record::LearningRateSchedule;
+use super::training_record::{EpochMetrics, LearningRateSchedule};
 
 /// A corpus's training split, as the recipe reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CorpusSize {
     /// Frames (piano-roll presets) or tokens (token and melody presets).
     pub items: u64,
+    /// Sequences: piano rolls, or files.
     pub pieces: u64,
 }
 
-/// The corpus a preset's defaults were tuned on, and how fast the preset trains
-/// at its defaults (one libtorch thread on a shared 2-core CPU, from the runs in
-/// `models/README.md` and `fugue train` on the chorales).
+/// The corpus a preset's defaults were tuned on: its training split as the
+/// preset reads it (the same numbers its runs print and record).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reference {
     pub corpus: CorpusSize,
-    pub items_per_second: f64,
 }
 
 impl Reference {
     pub fn of(preset: Preset) -> Reference {
-        // JSB's training split at quarter notes; the 410 chorales' tokens less the
-        // 15% held out.
+        // JSB's training split at quarter notes: 13,807 frames in 229 chorales.
+        // The token presets: the 410 chorales of `bach-chorales-midi/`, less the
+        // 62 files held out (seed 1), as each preset tokenizes them (but see
+        // `CLASSICAL_PIANO_TOKENS`).
         let jsb = CorpusSize { items: 13_807, pieces: 229 };
-        let (corpus, items_per_second) = match preset {
-            Preset::PianorollLstm => (jsb, 6_500.0),
-            Preset::PianorollNade => (jsb, 3_300.0),
-            Preset::PianorollSeq2seq => (jsb, 2_000.0),
-            Preset::Fugue => (CorpusSize { items: 470_000, pieces: 348 }, 8_000.0),
-            Preset::PlayBach => (CorpusSize { items: 50_000, pieces: 348 }, 20_000.0),
-            Preset::ClassicalPiano => (CorpusSize { items: 40_000, pieces: 348 }, 4_000.0),
-            Preset::FolkRnn => (CorpusSize { items: 60_000, pieces: 348 }, 15_000.0),
+        let chorales = |items| CorpusSize { items, pieces: 348 };
+        let corpus = match preset {
+            Preset::PianorollLstm | Preset::PianorollNade | Preset::PianorollSeq2seq => jsb,
+            Preset::Fugue => chorales(FUGUE_TOKENS),
+            Preset::PlayBach => chorales(PLAY_BACH_TOKENS),
+            Preset::ClassicalPiano => chorales(CLASSICAL_PIANO_TOKENS),
+            Preset::FolkRnn => chorales(FOLK_RNN_TOKENS),
         };
-        Reference { corpus, items_per_second }
+        Reference { corpus }
+    }
+
+    /// The reference's mean piece length, in items.
+    fn piece_length(self) -> f64 {
+        self.corpus.items as f64 / self.corpus.pieces.max(1) as f64
+    }
+
+    /// `corpus`'s pieces ÷ the reference's.
+    pub fn pieces_ratio(self, corpus: CorpusSize) -> f64 {
+        corpus.pieces.max(1) as f64 / self.corpus.pieces.max(1) as f64
+    }
+
+    /// `corpus`'s information ÷ the reference's: its pieces times their mean
+    /// length, up to the reference's mean length, over the reference's items.
+    pub fn information_ratio(self, corpus: CorpusSize) -> f64 {
+        let length = (corpus.items.max(1) as f64 / corpus.pieces.max(1) as f64).min(self.piece_length());
+        corpus.pieces.max(1) as f64 * length / self.corpus.items.max(1) as f64
     }
 }
+
+/// Training tokens of the 410 chorales (348 training files, seed 1), per preset,
+/// as `fugue train` counts them.
+const FUGUE_TOKENS: u64 = 473_805;
+const PLAY_BACH_TOKENS: u64 = 111_147;
+const FOLK_RNN_TOKENS: u64 = 45_179;
+/// An estimate, not a count: `classical-piano` reads the first instrument of
+/// piano MIDI files, which are not here to count, and of the chorales only 3
+/// training files give it tokens (1,493).
+const CLASSICAL_PIANO_TOKENS: u64 = 40_000;
 
 /// Why each hyperparameter the recipe decides has its value, by name.
 pub type Reasons = BTreeMap<String, String>;
 
 /// Fewest epochs without improvement before stopping, once scaled.
 const MIN_PATIENCE: u32 = 2;
-/// Largest batch the recipe chooses.
-const MAX_BATCH: usize = 256;
 
 /// The preset's hyperparameters (with the request's `overrides` in place) fitted to
-/// `corpus` and its `budget_minutes`; [`Hyperparameters::recipe`] says why.
+/// `corpus`; [`Hyperparameters::recipe`] says why. `epochs` is the most the run
+/// may train: unless the request sets it, the run plans them as it goes
+/// ([`planned_epochs`], [`record_plan`]).
 pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: CorpusSize) -> Hyperparameters {
     let defaults = preset.defaults();
     let mut hp = overrides.apply_to(defaults.clone());
     let reference = Reference::of(preset);
-    let ratio = corpus.items.max(1) as f64 / reference.corpus.items as f64;
+    let (pieces, information) = (reference.pieces_ratio(corpus), reference.information_ratio(corpus));
     let size = format!(
-        "{} items in {} pieces, {ratio:.2}× the {} of the preset's tuning",
-        corpus.items, corpus.pieces, reference.corpus.items
+        "{} items in {} pieces: {pieces:.2}× the pieces and {information:.2}× the music of the preset's \
+         tuning ({} items in {} pieces)",
+        corpus.items, corpus.pieces, reference.corpus.items, reference.corpus.pieces
     );
     let mut reasons = Reasons::new();
     let mut decide = |name: &str, set: bool, reason: String| {
@@ -86,7 +140,7 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         reasons.insert(name.to_owned(), reason);
     };
 
-    let scale = (1.0 - 0.25 * ratio.log10()).clamp(0.4, 1.2);
+    let scale = (1.0 - 0.25 * information.log10()).clamp(0.4, 1.2);
     let regularisation = |preset_value: f64| ((preset_value * scale).min(0.9) * 100.0).round() / 100.0;
     for (name, set, value, preset_value) in [
         ("dropout", overrides.dropout.is_some(), &mut hp.dropout, defaults.dropout),
@@ -104,65 +158,98 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
     }
 
     if overrides.batch_size.is_none() {
-        hp.batch_size = batch_for(defaults.batch_size, ratio);
+        hp.batch_size = batch_for(defaults.batch_size, pieces);
     }
     decide(
         "batch_size",
         overrides.batch_size.is_some(),
-        format!("{} × √{ratio:.2}, to a power of two", defaults.batch_size),
-    );
-
-    let budget_seconds = hp.budget_minutes * 60.0;
-    let epoch_seconds = corpus.items.max(1) as f64 / reference.items_per_second;
-    let affordable = (budget_seconds / epoch_seconds).floor().max(1.0) as u32;
-    if overrides.epochs.is_none() {
-        hp.epochs = affordable.min(defaults.epochs);
-    }
-    decide(
-        "epochs",
-        overrides.epochs.is_some(),
-        format!(
-            "{affordable} epochs of about {epoch_seconds:.0} s ({} items/s estimated) fit in {} minutes; the preset allows {}",
-            reference.items_per_second, hp.budget_minutes, defaults.epochs
-        ),
+        if pieces < 1.0 {
+            format!(
+                "{} × √{pieces:.2}, the pieces (not their length), to a power of two",
+                defaults.batch_size
+            )
+        } else {
+            format!(
+                "the preset's {}: {pieces:.2}× the pieces, and a larger batch takes fewer steps in the budget",
+                defaults.batch_size
+            )
+        },
     );
 
     if overrides.patience.is_none() {
-        let share = f64::from(defaults.patience) / f64::from(defaults.epochs);
-        hp.patience = ((f64::from(hp.epochs) * share).round() as u32).clamp(MIN_PATIENCE, defaults.patience);
+        hp.patience = ((f64::from(defaults.patience) / information).round() as u32)
+            .clamp(MIN_PATIENCE, defaults.patience);
     }
     decide(
         "patience",
         overrides.patience.is_some(),
-        format!("the preset's {} of {} epochs, of {} epochs", defaults.patience, defaults.epochs, hp.epochs),
+        format!(
+            "the preset's {} ÷ {information:.2}, the music an epoch holds, at least {MIN_PATIENCE}",
+            defaults.patience
+        ),
     );
 
-    // The budget ends the run when it holds no more epochs than will be asked for.
-    let budget_bounds = affordable <= hp.epochs;
-    if overrides.learning_rate_schedule.is_none() {
-        hp.learning_rate_schedule =
-            if budget_bounds { LearningRateSchedule::WarmupCosine } else { defaults.learning_rate_schedule };
-    }
+    decide(
+        "epochs",
+        overrides.epochs.is_some(),
+        format!(
+            "at most the preset's {}; planned after every epoch from the pace measured, to fill {} minutes",
+            defaults.epochs, hp.budget_minutes
+        ),
+    );
+
     decide(
         "learning_rate_schedule",
         overrides.learning_rate_schedule.is_some(),
-        if budget_bounds {
-            "the budget ends the run: warm up, then a cosine to 0 over the planned epochs".to_owned()
-        } else {
-            format!("{} epochs fit in the budget: the preset's decay per epoch", hp.epochs)
-        },
+        format!(
+            "the preset's: {}, kept per epoch whatever the budget",
+            match defaults.learning_rate_schedule {
+                LearningRateSchedule::Exponential =>
+                    format!("exponential, × {} after every epoch", defaults.learning_rate_decay),
+                LearningRateSchedule::WarmupCosine => "warm-up and cosine".to_owned(),
+            }
+        ),
     );
     hp.recipe = Some(reasons);
     hp
 }
 
-/// The preset's batch × √ratio as a power of two: never below the preset's on a
-/// larger corpus, never above it on a smaller one, 1 to [`MAX_BATCH`].
+/// The epochs a run plans after `done` epochs that took `spent` seconds of its
+/// `budget` seconds: those done and what the rest of the budget holds at the pace
+/// so far, rounded up so that the budget, not the plan, ends the last one; at
+/// most `most`. Before the first epoch, with no pace yet, `most`.
+pub fn planned_epochs(most: u32, done: u32, spent: f64, budget: f64) -> u32 {
+    if done == 0 || spent <= 0.0 {
+        return most;
+    }
+    let left = (budget - spent).max(0.0);
+    let per_epoch = spent / f64::from(done);
+    let more = (left / per_epoch).ceil().min(f64::from(u32::MAX));
+    done.saturating_add(more as u32).min(most)
+}
+
+/// Writes the epochs a run planned from its pace (`planned`, after the epochs of
+/// `history`) into its hyperparameters, and why.
+pub fn record_plan(hp: &mut Hyperparameters, planned: u32, history: &[EpochMetrics]) {
+    let most = hp.epochs;
+    hp.epochs = planned;
+    let seconds: f64 = history.iter().map(|m| m.seconds).sum();
+    let pace = history.iter().map(|m| m.samples_per_second * m.seconds).sum::<f64>() / seconds.max(1e-9);
+    let reason = format!(
+        "{} epochs trained in {seconds:.0} s at {pace:.0} items/s measured; {planned} planned for {} \
+         minutes, at most {most}",
+        history.len(),
+        hp.budget_minutes
+    );
+    hp.recipe.get_or_insert_with(Reasons::new).insert("epochs".to_owned(), reason);
+}
+
+/// The preset's batch × √ratio as a power of two, at least 1 and never above
+/// the preset's.
 fn batch_for(preset_batch: usize, ratio: f64) -> usize {
-    let scaled = (preset_batch as f64 * ratio.sqrt()).max(1.0);
+    let scaled = (preset_batch as f64 * ratio.min(1.0).sqrt()).max(1.0);
     let power = 2f64.powf(scaled.log2().round()) as usize;
-    let bounded = if ratio >= 1.0 { power.max(preset_batch) } else { power.min(preset_batch) };
-    bounded.clamp(1, MAX_BATCH.max(preset_batch))
+    power.clamp(1, preset_batch.max(1))
 }
 
 #[cfg(test)]
@@ -173,46 +260,142 @@ mod tests {
         HyperparameterOverrides::default()
     }
 
+    const PRESETS: [Preset; 7] = [
+        Preset::PianorollLstm,
+        Preset::PianorollNade,
+        Preset::PianorollSeq2seq,
+        Preset::Fugue,
+        Preset::PlayBach,
+        Preset::ClassicalPiano,
+        Preset::FolkRnn,
+    ];
+
+    /// JSB quarter's training split with every chorale in 12 keys.
+    const JSB_12_KEYS: CorpusSize = CorpusSize { items: 12 * 13_807, pieces: 12 * 229 };
+
     #[test]
     fn at_the_reference_size_the_recipe_is_the_preset() {
-        for preset in [Preset::PianorollLstm, Preset::PianorollNade, Preset::Fugue] {
-            let chosen = choose(preset, &none(), Reference::of(preset).corpus);
-            let defaults = preset.defaults();
-            assert_eq!(Hyperparameters { recipe: None, ..chosen.clone() }, defaults, "{preset:?}");
-            assert_eq!(chosen.recipe.unwrap().len(), 6);
+        for preset in PRESETS {
+            for budget_minutes in [None, Some(15.0)] {
+                let overrides = HyperparameterOverrides { budget_minutes, ..none() };
+                let chosen = choose(preset, &overrides, Reference::of(preset).corpus);
+                let defaults = overrides.apply_to(preset.defaults());
+                assert_eq!(Hyperparameters { recipe: None, ..chosen.clone() }, defaults, "{preset:?}");
+                assert_eq!(chosen.recipe.unwrap().len(), 6);
+            }
         }
     }
 
     #[test]
+    fn play_bach_is_the_preset_on_the_corpus_it_was_tuned_on() {
+        // The 410 chorales' training files as play-bach reads them (models/README.md).
+        let chorales = CorpusSize { items: 111_147, pieces: 348 };
+        let chosen = choose(Preset::PlayBach, &none(), chorales);
+        assert_eq!(Hyperparameters { recipe: None, ..chosen }, Preset::PlayBach.defaults());
+    }
+
+    #[test]
     fn a_tiny_corpus_is_regularised_hard_in_small_batches() {
+        // jsb-mini: 8 chorales of some 60 frames.
         let tiny = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 500, pieces: 8 });
         let preset = Preset::PianorollLstm.defaults();
         assert_eq!(tiny.batch_size, 1);
         assert!(tiny.dropout > preset.dropout && tiny.dropout <= 0.9, "{}", tiny.dropout);
         assert_eq!(tiny.recurrent_dropout, 0.9, "0.8 × 1.2, at most 0.9");
-        assert_eq!((tiny.epochs, tiny.patience), (preset.epochs, preset.patience), "a tiny corpus fits");
+        assert_eq!((tiny.epochs, tiny.patience), (preset.epochs, preset.patience));
         assert_eq!(tiny.learning_rate_schedule, preset.learning_rate_schedule);
     }
 
     #[test]
-    fn a_large_corpus_is_regularised_less_in_larger_batches_and_fewer_epochs() {
+    fn a_large_corpus_is_regularised_less_and_waits_fewer_epochs_in_the_presets_batches() {
         let preset = Preset::PianorollLstm.defaults();
-        // 100 × JSB: 1.4 million frames, some 210 s an epoch at the estimated pace.
+        // 100 × JSB: 22,900 chorales of JSB's length.
         let large = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 1_380_700, pieces: 22_900 });
-        assert_eq!(large.batch_size, 32, "4 × √100 = 40, to a power of two");
+        assert_eq!(large.batch_size, preset.batch_size, "a larger batch would take fewer steps");
+        assert!(large.recipe.clone().unwrap()["batch_size"].contains("fewer steps"));
         assert_eq!((large.dropout, large.recurrent_dropout), (0.18, 0.4), "0.35 and 0.8 × 0.5");
-        assert_eq!(large.epochs, 16, "60 minutes hold 16.9 epochs of 212 s");
-        assert_eq!(large.patience, MIN_PATIENCE);
-        assert_eq!(large.learning_rate_schedule, LearningRateSchedule::WarmupCosine);
-        let reasons = large.recipe.unwrap();
-        assert!(reasons["epochs"].contains("fit in 60 minutes"), "{reasons:?}");
+        assert_eq!(large.patience, MIN_PATIENCE, "30 ÷ 100, at least 2");
+        assert_eq!(large.epochs, preset.epochs, "the most; the run plans them from its pace");
+        assert_eq!(large.learning_rate_schedule, LearningRateSchedule::Exponential);
 
-        // A longer budget buys more epochs; the preset's 400 stay the most.
-        let overrides = HyperparameterOverrides { budget_minutes: Some(600.0), ..none() };
-        let longer =
-            choose(Preset::PianorollLstm, &overrides, CorpusSize { items: 1_380_700, pieces: 22_900 });
-        assert_eq!(longer.epochs, 169);
-        assert!(longer.patience > large.patience && longer.patience <= preset.patience);
+        let twelve_keys = choose(Preset::PianorollLstm, &none(), JSB_12_KEYS);
+        assert_eq!(twelve_keys.batch_size, preset.batch_size);
+        assert_eq!((twelve_keys.dropout, twelve_keys.recurrent_dropout), (0.26, 0.58));
+        assert_eq!(twelve_keys.patience, 3, "30 ÷ 12");
+    }
+
+    #[test]
+    fn a_finer_grid_of_the_same_music_is_not_more_data() {
+        let preset = Preset::PianorollLstm.defaults();
+        // JSB's 229 training chorales in 8th and 16th notes: 2× and 4× the frames.
+        for frames in [27_614, 55_228] {
+            let finer = choose(Preset::PianorollLstm, &none(), CorpusSize { items: frames, pieces: 229 });
+            assert_eq!(Hyperparameters { recipe: None, ..finer.clone() }, preset, "{frames} frames");
+            assert!(finer.recipe.unwrap()["batch_size"].contains("1.00× the pieces"));
+        }
+        // Shorter pieces are less music: the same chorales cut to half their length.
+        let halves = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 13_807 / 2, pieces: 229 });
+        assert_eq!(halves.batch_size, preset.batch_size, "as many pieces");
+        // Fewer pieces of the same length: smaller batches, so that an epoch still
+        // takes steps (4 × √0.25 = 2).
+        let quarter = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 13_807 / 4, pieces: 57 });
+        assert_eq!(quarter.batch_size, 2);
+        assert!(halves.dropout > preset.dropout, "{}", halves.dropout);
+    }
+
+    #[test]
+    fn the_preset_keeps_its_decay_per_epoch_under_a_budget() {
+        let overrides = HyperparameterOverrides { budget_minutes: Some(15.0), ..none() };
+        for corpus in [JSB_12_KEYS, CorpusSize { items: 1_380_700, pieces: 22_900 }] {
+            let chosen = choose(Preset::PianorollLstm, &overrides, corpus);
+            let preset = Preset::PianorollLstm.defaults();
+            assert_eq!(chosen.learning_rate_schedule, LearningRateSchedule::Exponential);
+            assert_eq!(chosen.learning_rate_decay, preset.learning_rate_decay);
+            assert!(chosen.recipe.unwrap()["learning_rate_schedule"].contains("× 0.99 after every epoch"));
+        }
+    }
+
+    #[test]
+    fn the_epochs_are_planned_from_the_pace_measured_and_leave_the_end_to_the_budget() {
+        assert_eq!(planned_epochs(400, 0, 0.0, 900.0), 400, "no pace yet: the most");
+        // 10 s an epoch: 1 done, 890 s left hold 89 more.
+        assert_eq!(planned_epochs(400, 1, 10.0, 900.0), 90);
+        // A part of an epoch left: planned, for the budget to cut short.
+        assert_eq!(planned_epochs(400, 3, 30.0, 35.0), 4);
+        // Faster epochs later (the machine got quieter): more planned, as they fit.
+        assert_eq!(planned_epochs(400, 100, 600.0, 900.0), 150);
+        assert_eq!(planned_epochs(400, 100, 300.0, 900.0), 300);
+        // At most the preset's; the budget spent: the epochs done.
+        assert_eq!(planned_epochs(400, 10, 10.0, 900.0), 400);
+        assert_eq!(planned_epochs(400, 90, 900.0, 900.0), 90);
+        assert_eq!(planned_epochs(400, 90, 950.0, 900.0), 90);
+    }
+
+    #[test]
+    fn the_plan_is_recorded_with_the_pace_it_came_from() {
+        let mut hp = choose(Preset::PianorollLstm, &none(), JSB_12_KEYS);
+        let epoch = |epoch, seconds, samples_per_second| EpochMetrics {
+            epoch,
+            train_loss: 9.0,
+            valid_loss: 9.0,
+            train_accuracy: None,
+            valid_accuracy: None,
+            valid_precision: None,
+            valid_recall: None,
+            valid_density: None,
+            valid_true_density: None,
+            samples_per_second,
+            learning_rate: 2e-3,
+            seconds,
+        };
+        record_plan(&mut hp, 19, &[epoch(1, 50.0, 3_000.0), epoch(2, 50.0, 5_000.0)]);
+        assert_eq!(hp.epochs, 19);
+        let reason = &hp.recipe.unwrap()["epochs"];
+        assert!(
+            reason.contains("2 epochs trained in 100 s at 4000 items/s measured; 19 planned"),
+            "{reason}"
+        );
+        assert!(reason.contains("at most 400"), "{reason}");
     }
 
     #[test]
@@ -221,18 +404,17 @@ mod tests {
             batch_size: Some(3),
             recurrent_dropout: Some(0.1),
             epochs: Some(7),
+            learning_rate_schedule: Some(LearningRateSchedule::WarmupCosine),
             ..none()
         };
         let chosen =
             choose(Preset::PianorollLstm, &overrides, CorpusSize { items: 1_380_700, pieces: 22_900 });
         assert_eq!((chosen.batch_size, chosen.recurrent_dropout, chosen.epochs), (3, 0.1, 7));
-        let preset = Preset::PianorollLstm.defaults();
-        assert_eq!(
-            chosen.learning_rate_schedule, preset.learning_rate_schedule,
-            "7 epochs fit in the budget"
-        );
+        assert_eq!(chosen.learning_rate_schedule, LearningRateSchedule::WarmupCosine);
         let reasons = chosen.recipe.unwrap();
-        assert_eq!(reasons["batch_size"], "set by the request");
+        for name in ["batch_size", "recurrent_dropout", "epochs", "learning_rate_schedule"] {
+            assert_eq!(reasons[name], "set by the request", "{name}");
+        }
         assert_ne!(reasons["dropout"], "set by the request");
     }
 }

@@ -21,6 +21,11 @@ pub struct FitConfig {
     /// from its checkpoint later with a later one (a search's rung); the learning
     /// rate still follows the schedule of `epochs`.
     pub pause_after: Option<u32>,
+    /// Plan the epochs from the pace measured: after every epoch, those done and
+    /// what the rest of the budget holds, at most `epochs`
+    /// ([`crate::model::recipe::planned_epochs`]).
+    #[serde(default)]
+    pub plan_epochs: bool,
 }
 
 /// How the learning rate moves over a run.
@@ -91,6 +96,10 @@ pub struct FitOutcome {
     /// The time budget ran out (the last epoch may be cut short).
     #[serde(default)]
     pub budget_spent: bool,
+    /// The epochs the run last planned from its pace, when it planned them
+    /// ([`FitConfig::plan_epochs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_epochs: Option<u32>,
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use self::checkpoint::Checkpoint;
 use self::progress::StepProgress;
 use crate::model::hyperparameters::Hyperparameters;
 use crate::model::optim::Optimizer;
+use crate::model::recipe;
 pub use crate::model::training_record::{EpochMetrics, FitConfig, FitOutcome, LearningRateSchedule};
 
 /// A batch's summed loss, how many items it covers, and how many of them the
@@ -120,10 +121,11 @@ impl Tally {
     }
 }
 
-/// Trains until `config.epochs`, until validation stops improving, or until the
-/// epochs' training time reaches `config.budget_seconds` (the epoch running then
-/// ends at once, and is validated and recorded), keeping the best weights in `vs`
-/// at the end. With a checkpoint in `dir`, resumes from it.
+/// Trains until `config.epochs` (with `config.plan_epochs`, the epochs planned
+/// from the pace after every epoch, at most those), until validation stops
+/// improving, or until the epochs' training time reaches `config.budget_seconds`
+/// (the epoch running then ends at once, and is validated and recorded), keeping
+/// the best weights in `vs` at the end. With a checkpoint in `dir`, resumes from it.
 #[allow(clippy::too_many_arguments, reason = "each argument is one independent part of a run")]
 pub fn fit<B>(
     vs: &VarStore,
@@ -143,8 +145,21 @@ pub fn fit<B>(
     // Training time so far, every attempt's epochs together.
     let spent_before = |state: &Checkpoint| state.history.iter().map(|m| m.seconds).sum::<f64>();
     let mut budget_spent = spent_before(&state) >= config.budget_seconds;
-    let last_epoch = config.pause_after.map_or(config.epochs, |pause| pause.min(config.epochs));
-    while state.next_epoch <= last_epoch && state.epochs_since_best < config.patience.max(1) && !budget_spent
+    // The epochs planned from the pace so far (or as configured), re-planned after every epoch.
+    let plan = |state: &Checkpoint| match config.plan_epochs {
+        true => recipe::planned_epochs(
+            config.epochs,
+            state.history.len() as u32,
+            spent_before(state),
+            config.budget_seconds,
+        ),
+        false => config.epochs,
+    };
+    let mut epochs = plan(&state);
+    let last_epoch = |epochs: u32| config.pause_after.map_or(epochs, |pause| pause.min(epochs));
+    while state.next_epoch <= last_epoch(epochs)
+        && state.epochs_since_best < config.patience.max(1)
+        && !budget_spent
     {
         let epoch = state.next_epoch;
         tch::manual_seed((config.seed + u64::from(epoch)) as i64);
@@ -153,7 +168,7 @@ pub fn fit<B>(
         let mut train = Tally::default();
         let batches = train_batches(epoch);
         let steps = batches.len();
-        let planned_steps = steps as u64 * u64::from(config.epochs);
+        let planned_steps = steps as u64 * u64::from(epochs);
         for (step, batch) in batches.into_iter().enumerate() {
             if control.stop.load(Ordering::Relaxed) {
                 return Err(Interrupted.into());
@@ -212,11 +227,13 @@ pub fn fit<B>(
         if let Some(checkpointed) = control.checkpointed.as_mut() {
             checkpointed(dir)?;
         }
+        epochs = plan(&state);
     }
     state.restore_best(dir, vs)?;
     Ok(FitOutcome {
         stopped_early: state.next_epoch <= config.epochs,
         budget_spent,
+        planned_epochs: config.plan_epochs.then_some(epochs),
         best_epoch: state.best_epoch,
         best_valid_loss: state.best_valid_loss,
         history: state.history,
@@ -311,6 +328,7 @@ mod tests {
             schedule,
             budget_seconds,
             pause_after: None,
+            plan_epochs: false,
         }
     }
 
@@ -324,6 +342,24 @@ mod tests {
         assert_eq!(outcome.best_epoch, 1);
         let seconds = outcome.history[0].seconds;
         assert!((0.1..0.4).contains(&seconds), "{seconds}: the budget and one batch at most");
+    }
+
+    #[test]
+    fn epochs_planned_from_the_pace_leave_the_end_to_the_budget() {
+        // 20 batches of 10 ms an epoch, some 0.2 s; a budget of 0.5 s holds 2½ of the 50.
+        let planned =
+            FitConfig { epochs: 50, plan_epochs: true, ..config(LearningRateSchedule::Exponential, 0.5) };
+        let outcome = Toy::new().fit(&planned, Duration::from_millis(10));
+        assert!(outcome.budget_spent, "the budget, not the plan, ends the run: {:?}", outcome.planned_epochs);
+        let run = outcome.history.len() as u32;
+        assert!((2..=3).contains(&run), "{run} epochs");
+        assert_eq!(outcome.planned_epochs, Some(run), "the last plan is the epochs run");
+        let seconds: f64 = outcome.history.iter().map(|m| m.seconds).sum();
+        assert!(seconds >= 0.5, "{seconds}: the whole budget");
+
+        // Without the plan, the run holds its configured epochs and plans none.
+        let unplanned = Toy::new().fit(&config(LearningRateSchedule::Exponential, 1e9), Duration::ZERO);
+        assert_eq!((unplanned.history.len(), unplanned.planned_epochs), (5, None));
     }
 
     /// A search's rung: the run returns after `pause_after`, and a later run from

@@ -108,7 +108,7 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
     // Seeds the initial weights; each epoch reseeds itself (see train::fit).
     tch::manual_seed(hp.seed as i64);
     let mut scores = Vec::new();
-    let (fitted, data) = match run.preset.family() {
+    let (mut fitted, data) = match run.preset.family() {
         family @ (Family::Pianoroll | Family::PianorollSeq2seq) => {
             let (splits, data) = match run.data.benchmark_splits()? {
                 Some(benchmark) => benchmark,
@@ -138,6 +138,11 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
             (train_melody(run, config, &scores, control)?, data)
         }
     };
+    if let Some(planned) = fitted.outcome.planned_epochs {
+        // The epochs the run planned from its pace, and the pace, replace the most it was allowed.
+        recipe::record_plan(&mut fitted.hyperparameters, planned, &fitted.outcome.history);
+        (control.planned)(&fitted.hyperparameters)?;
+    }
     let mut evaluation = serde_json::Map::new();
     evaluation.insert("valid_loss".to_owned(), fitted.outcome.best_valid_loss.into());
     // A search's rung before the last makes no artifact: only the winner's is kept.
@@ -410,6 +415,10 @@ fn fit<B>(
         config.pause_after = Some(super::search::rung_epochs(config.epochs, limit.rung, limit.rungs));
         config.budget_seconds = limit.budget_seconds;
     }
+    // The recipe's epochs are planned from the pace measured, unless the request
+    // set them; a search's rungs keep theirs (the search plans them).
+    config.plan_epochs =
+        run.rung.is_none() && run.recipe.as_ref().is_some_and(|overrides| overrides.epochs.is_none());
     super::fit(vs, &mut optimizer, &config, train_batches, valid_batches, loss, run.checkpoints, control)
 }
 

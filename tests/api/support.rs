@@ -324,6 +324,7 @@ pub fn write_model(models_dir: &Path, name: &str) {
             best_valid_loss: 0.0,
             stopped_early: false,
             budget_spent: false,
+            planned_epochs: None,
         },
         evaluation: Default::default(),
         originality_index: None,
