@@ -409,20 +409,7 @@ mod tests {
 
     #[test]
     fn the_eta_is_the_planned_epochs_at_the_pace_so_far_within_the_budget() {
-        let epoch = |epoch| EpochMetrics {
-            epoch,
-            train_loss: 9.0,
-            valid_loss: 9.0,
-            train_accuracy: None,
-            valid_accuracy: None,
-            valid_precision: None,
-            valid_recall: None,
-            valid_density: None,
-            valid_true_density: None,
-            samples_per_second: 3_000.0,
-            learning_rate: 2e-3,
-            seconds: 5.0,
-        };
+        let epoch = |epoch| EpochMetrics::timed(epoch, 5.0, 3_000.0);
         let two = [epoch(1), epoch(2)];
         assert_eq!(eta(&two, 10, 3_600.0), 40.0, "8 epochs of 5 s");
         assert_eq!(eta(&two, 400, 900.0), 890.0, "the budget ends the run first");

@@ -374,20 +374,7 @@ mod tests {
     #[test]
     fn the_plan_is_recorded_with_the_pace_it_came_from() {
         let mut hp = choose(Preset::PianorollLstm, &none(), JSB_12_KEYS);
-        let epoch = |epoch, seconds, samples_per_second| EpochMetrics {
-            epoch,
-            train_loss: 9.0,
-            valid_loss: 9.0,
-            train_accuracy: None,
-            valid_accuracy: None,
-            valid_precision: None,
-            valid_recall: None,
-            valid_density: None,
-            valid_true_density: None,
-            samples_per_second,
-            learning_rate: 2e-3,
-            seconds,
-        };
+        let epoch = EpochMetrics::timed;
         record_plan(&mut hp, 19, &[epoch(1, 50.0, 3_000.0), epoch(2, 50.0, 5_000.0)]);
         assert_eq!(hp.epochs, 19);
         let reason = &hp.recipe.unwrap()["epochs"];
