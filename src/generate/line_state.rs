@@ -58,15 +58,16 @@ pub fn gather(lines: &[&LineState], padded: usize) -> LstmState {
         .collect();
     let in_place =
         places.iter().enumerate().all(|(i, &place)| place == i as i64) && width == places.len() as i64;
+    // One index for h and c alike, made only when the rows are not in place.
+    let index = (!in_place).then(|| Tensor::from_slice(&places).to_device(sources[0].h.device()));
     let pick = |of: fn(&LstmState) -> &Tensor| {
         let side_by_side = match sources.as_slice() {
             [one] => of(one).shallow_clone(),
             many => Tensor::cat(&many.iter().map(|source| of(source)).collect::<Vec<_>>(), 1),
         };
-        let picked = if in_place {
-            side_by_side
-        } else {
-            side_by_side.index_select(1, &Tensor::from_slice(&places).to_device(side_by_side.device()))
+        let picked = match &index {
+            Some(index) => side_by_side.index_select(1, index),
+            None => side_by_side,
         };
         pad(picked, padded)
     };
