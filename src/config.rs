@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::devices::DeviceName;
-use crate::model::frozen_affine::WeightFormat;
+use crate::devices::WeightFormat;
 use crate::objects::Objects;
 
 /// Everything `App::build` needs.

@@ -1,9 +1,10 @@
-//! Compute devices: what libtorch sees, and how a device is named in config.
+//! Compute devices: what libtorch sees, how a device is named in config, and
+//! the format a device keeps generation weights in.
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Device;
 use utoipa::ToSchema;
 
@@ -71,6 +72,18 @@ pub fn default_devices(cuda_device_count: usize) -> Vec<DeviceName> {
 /// Reads this process's memory map: the dynamic linker's own word on what is loaded.
 fn cuda_library_loaded() -> bool {
     std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| maps.contains("libtorch_cuda.so"))
+}
+
+/// How a loaded model keeps its weights for generation; fp16 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightFormat {
+    /// fp32, stored transposed and contiguous: MKL's product on a CPU, cuBLAS on CUDA.
+    Fp32,
+    /// fp16, packed once by fbgemm; the sums stay fp32. CPU only (x86 with AVX2):
+    /// elsewhere the weights stay fp32.
+    #[default]
+    Fp16,
 }
 
 #[cfg(test)]

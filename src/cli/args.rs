@@ -15,8 +15,8 @@ use crate::config::{
     DEFAULT_MAX_BODY_BYTES, GenerationSettings, QueueSettings, Settings, StorageSettings, TrainingSettings,
     WorkerSettings,
 };
+use crate::devices::WeightFormat;
 use crate::jobs::attempt::AttemptSettings;
-use crate::model::frozen_affine::WeightFormat;
 use crate::model::hyperparameters::{self, Declared, HyperparameterOverrides};
 use crate::model::search::{SearchRequest, Space};
 use crate::observability::LogFormat;

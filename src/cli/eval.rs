@@ -3,8 +3,8 @@
 use anyhow::bail;
 
 use crate::cli::args::{EvalArgs, Split};
+use crate::devices::WeightFormat;
 use crate::model::artifact::{LoadedModel, Net};
-use crate::model::frozen_affine::WeightFormat;
 use crate::repr::pianoroll::BenchmarkSplits;
 use crate::train::roll_training;
 

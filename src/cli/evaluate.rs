@@ -6,11 +6,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use crate::cli::args::EvaluateArgs;
+use crate::devices::WeightFormat;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::evaluation::{music_evaluation, piece_request};
 use crate::generate::request::GenerateRequest;
 use crate::model::artifact::{read_meta, read_originality, rewrite_meta};
-use crate::model::frozen_affine::WeightFormat;
 
 pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();

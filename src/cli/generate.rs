@@ -3,10 +3,10 @@
 use anyhow::bail;
 
 use crate::cli::args::{GenerateArgs, MAX_GENERATE_LENGTH};
+use crate::devices::WeightFormat;
 use crate::generate::offline;
 use crate::midi::{self, TempoChange};
 use crate::model::artifact::LoadedModel;
-use crate::model::frozen_affine::WeightFormat;
 use crate::model::sampling::{Rng, Sampling};
 use crate::model::weights::write_atomically;
 

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 use tch::nn::VarStore;
 
-use super::frozen_affine::WeightFormat;
 use super::melody_net::{MelodyNet, MelodyNetConfig};
 use super::roll_net::{RollNet, RollNetConfig};
 use super::seq2seq_net::{Seq2Seq, Seq2SeqConfig};
@@ -20,6 +19,7 @@ use super::training_record::FitOutcome;
 use super::weights::{copy_into, named_variables, read_tensors, write_atomically, write_tensors};
 use crate::analysis::originality::{IndexedCorpus, OriginalityIndex};
 use crate::analysis::statistics::{SetComparison, SetStatistics};
+use crate::devices::WeightFormat;
 use crate::repr::Vocabulary;
 use crate::repr::events::{CorpusPart, EventsConfig};
 use crate::repr::melody_chords::MelodyChordsConfig;

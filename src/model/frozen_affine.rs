@@ -3,23 +3,13 @@
 
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::fp16_gemm;
+use crate::devices::WeightFormat;
 
-/// How a loaded model keeps its weights for generation; fp16 by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum WeightFormat {
-    /// fp32, stored transposed and contiguous: MKL's product on a CPU, cuBLAS on CUDA.
-    Fp32,
-    /// fp16, packed once by fbgemm; the sums stay fp32. CPU only (x86 with AVX2):
-    /// elsewhere the weights stay fp32.
-    #[default]
-    Fp16,
-}
-
+// The setting itself lives with the devices (config reads it); what each
+// format needs of the machine is found here, beside the product that uses it.
 impl WeightFormat {
     /// This format where it can run on `device`, else fp32.
     pub fn on(self, device: Device) -> WeightFormat {

@@ -11,7 +11,8 @@
 use tch::nn::{Init, Path};
 use tch::{Kind, Tensor};
 
-use super::frozen_affine::{FrozenAffine, WeightFormat};
+use super::frozen_affine::FrozenAffine;
+use crate::devices::WeightFormat;
 
 #[derive(Debug)]
 pub struct Lstm {

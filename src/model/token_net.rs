@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
-use super::frozen_affine::{FrozenAffine, WeightFormat};
+use super::frozen_affine::FrozenAffine;
 use super::lstm::{FrozenLstm, Lstm, LstmState};
+use crate::devices::WeightFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -261,7 +261,7 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             model_cache_bytes: 256 * 1024 * 1024,
             realtime_lookahead: fugue::generate::engine::REALTIME_LOOKAHEAD,
             // The server's default, so the tests serve as it does.
-            weights: fugue::model::frozen_affine::WeightFormat::default(),
+            weights: fugue::devices::WeightFormat::default(),
         },
         audio: options.audio.clone(),
     }

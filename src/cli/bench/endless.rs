@@ -9,11 +9,11 @@ use tokio::sync::mpsc;
 
 use super::memory_mb;
 use crate::cli::args::EndlessBenchArgs;
+use crate::devices::WeightFormat;
 use crate::generate::engine::{
     ENDLESS_KEPT_BARS, Engine, EngineConfig, SessionControl, SessionEvent, SessionRequest,
 };
 use crate::generate::request::{GenerateRequest, Pacing};
-use crate::model::frozen_affine::WeightFormat;
 
 pub fn run(args: &EndlessBenchArgs) -> anyhow::Result<()> {
     tch::set_num_threads(args.threads.max(1));

@@ -18,10 +18,10 @@ use tch::{Device, Kind, Tensor};
 
 use super::{quantile, reference};
 use crate::cli::args::GenerateBenchArgs;
+use crate::devices::WeightFormat;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
 use crate::model::artifact::{Network, Representation, read_meta, save};
-use crate::model::frozen_affine::WeightFormat;
 use crate::model::lstm::Lstm;
 use crate::model::token_net::{Head, TokenNet, TokenNetConfig};
 
