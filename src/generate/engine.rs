@@ -241,7 +241,7 @@ struct Start {
 
 impl Engine {
     pub fn start(config: &EngineConfig) -> Engine {
-        let load = Arc::new(LoadGauge::default());
+        let load = Arc::new(LoadGauge::new(MAX_BATCH_ROWS));
         let workers = config
             .devices
             .iter()
@@ -406,9 +406,9 @@ struct Session {
     /// harmonization.
     lines: Vec<Line>,
     lookahead: Option<Lookahead>,
-    /// For realtime pacing: when the listener's playback began (when its first
-    /// notes were sent), so that the session is written only a little ahead of it.
-    clock: Option<Instant>,
+    /// For realtime pacing: the listener's playback, so that the session is
+    /// written only a little ahead of it.
+    clock: Option<Playback>,
     controls: Option<mpsc::UnboundedReceiver<SessionControl>>,
     /// Notes already sent to the client.
     sent: usize,
@@ -420,6 +420,21 @@ struct Session {
     span: tracing::Span,
     _permit: SessionPermit,
     _hold: Option<ModelUse>,
+}
+
+/// A realtime listener's playback: when it began (when the first notes were
+/// sent), and how much was written by then.
+#[derive(Debug, Clone, Copy)]
+struct Playback {
+    began: Instant,
+    steps: u32,
+    seconds_written: f64,
+}
+
+impl Playback {
+    fn seconds_played(&self) -> f64 {
+        self.began.elapsed().as_secs_f64()
+    }
 }
 
 /// One way the piece could go: its recurrent state, decoder and notes.
@@ -451,6 +466,9 @@ impl Worker {
     fn supervise(mut self, commands: std_mpsc::Receiver<Start>) {
         let _no_grad = tch::no_grad_guard();
         let _dead_if_it_unwinds = MarkDeadOnPanic(self.health.clone());
+        // The batch sizes the weights are stepped at are probed once per process
+        // (a few hundred products): here, not in the first listener's wait.
+        self.weights.on(self.device.0).batch_rows(1);
         loop {
             match std::panic::catch_unwind(AssertUnwindSafe(|| self.round(&commands))) {
                 Ok(true) => {}
@@ -517,11 +535,19 @@ impl Worker {
         }
         // After the finished sessions left: an idle worker waits for the next one
         // with this flag as it leaves it.
-        for session in self.sessions.iter().filter(|session| session.clock.is_some()) {
-            if let Decoding::Events { grammar, decoder } = &session.lines[0].decoding {
-                self.load.record_listener(session.lines[0].steps, decoder.seconds_written(grammar));
-            }
-        }
+        // What a listener needs is measured from its first note on: the header
+        // before it (the parts, their programs and names) is written once.
+        self.load.record_listeners(self.sessions.iter().filter_map(|session| {
+            let (Some(playback), Decoding::Events { grammar, decoder }) =
+                (session.clock, &session.lines[0].decoding)
+            else {
+                return None;
+            };
+            Some((
+                session.lines[0].steps - playback.steps,
+                decoder.seconds_written(grammar) - playback.seconds_written,
+            ))
+        }));
         let (capacity, demand, listeners) = self.load.figures();
         for (figure, value) in
             [("worker_tokens_per_second", capacity), ("listener_tokens_per_second", demand)]
@@ -1012,8 +1038,8 @@ impl Session {
             return Some(f64::INFINITY);
         }
         // Its first notes are due as soon as they exist.
-        let Some(clock) = self.clock else { return Some(0.0) };
-        let ahead = self.lines[0].seconds_written() - clock.elapsed().as_secs_f64();
+        let Some(playback) = self.clock else { return Some(0.0) };
+        let ahead = self.lines[0].seconds_written() - playback.seconds_played();
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
     }
 
@@ -1024,11 +1050,11 @@ impl Session {
     /// no room for another session. (A note-chord line does not know its time, so
     /// it never counts.)
     fn falling_behind(&self, lookahead: Duration) -> bool {
-        let (Some(clock), Decoding::Events { .. }) = (self.clock, &self.lines[0].decoding) else {
+        let (Some(playback), Decoding::Events { .. }) = (self.clock, &self.lines[0].decoding) else {
             return false;
         };
         let margin = lookahead.as_secs_f64() / 3.0;
-        let playing = clock.elapsed().as_secs_f64();
+        let playing = playback.seconds_played();
         playing > margin && self.lines[0].seconds_written() - playing < margin
     }
 
@@ -1063,7 +1089,9 @@ impl Session {
         let now = Instant::now();
         if self.realtime() && self.clock.is_none() {
             // The listener's playback begins with its first notes.
-            self.clock = Some(now);
+            let line = &self.lines[0];
+            self.clock =
+                Some(Playback { began: now, steps: line.steps, seconds_written: line.seconds_written() });
         }
         match self.last_sent {
             None => {

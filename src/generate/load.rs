@@ -4,8 +4,8 @@
 //! admitted only while the listeners already playing, and it, would need at most
 //! [`LOAD_CEILING`] of what the running workers write.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The share of the measured capacity realtime listeners may be projected to
 /// need; the rest absorbs a new listener's first lookahead and fast sessions.
@@ -15,25 +15,28 @@ pub const LOAD_CEILING: f64 = 0.7;
 /// second of music (a four-part chorale of the default model needs about 24).
 const DEFAULT_DEMAND: f64 = 32.0;
 
-/// Rounds of fewer rows say little of what a worker writes. Larger rounds write
-/// more per second, so an estimate from small ones is low: admission starts
-/// cautious, and the estimate rises as the listeners it lets in fill the rounds.
-/// (Listeners parked ahead of their clocks leave rounds small: a larger minimum
-/// was never reached by a crowd that arrives over seconds.)
+/// A worker's capacity counts as measured once it has stepped a round of this
+/// many rows: a crowd arriving at a fresh server is let in a few at a time until
+/// then.
 const MEASURED_ROUND: usize = 8;
 
 /// Listeners each worker takes before its capacity is measured.
 const UNMEASURED_LISTENERS: usize = 64;
 
-/// How much each new measurement moves an estimate.
+/// How much each new measurement moves a listener's estimate.
 const SMOOTHING: f64 = 0.05;
+
+/// How much each round moves the fit of a round's cost: rounds last a
+/// millisecond or so, and the fit needs a few hundred of them to see both of its
+/// parts.
+const ROUND_SMOOTHING: f64 = 0.005;
 
 /// The engine's load: what its workers write, what its listeners need, and how
 /// many listeners play.
-#[derive(Default)]
 pub struct LoadGauge {
-    /// Tokens per second one worker writes at full batches (f64 bits; 0 until measured).
-    capacity: AtomicU64,
+    /// The rows of the fullest round a worker steps (its batch limit).
+    full_round: usize,
+    rounds: Mutex<RoundCost>,
     /// Tokens per second of music a listener needs (f64 bits; 0 until measured).
     demand: AtomicU64,
     /// Realtime sessions admitted and not yet ended.
@@ -50,19 +53,40 @@ impl Drop for ListenerShare {
 }
 
 impl LoadGauge {
-    /// A worker wrote `rows` tokens in a round of `seconds` (its steps and all
-    /// the work around them).
-    pub fn record_round(&self, rows: usize, seconds: f64) {
-        if rows >= MEASURED_ROUND && seconds > 0.0 {
-            smooth(&self.capacity, rows as f64 / seconds);
+    /// A gauge for workers that step at most `full_round` rows at a time.
+    pub fn new(full_round: usize) -> LoadGauge {
+        LoadGauge {
+            full_round,
+            rounds: Mutex::new(RoundCost::default()),
+            demand: AtomicU64::new(0),
+            listeners: AtomicUsize::new(0),
         }
     }
 
-    /// A listener's session has needed `tokens` for `music_seconds` of music.
-    pub fn record_listener(&self, tokens: u32, music_seconds: f64) {
-        if music_seconds >= 1.0 {
-            smooth(&self.demand, f64::from(tokens) / music_seconds);
+    /// A worker wrote `rows` tokens in a round of `seconds` (its steps and all
+    /// the work around them).
+    pub fn record_round(&self, rows: usize, seconds: f64) {
+        if rows > 0 && seconds > 0.0 {
+            self.rounds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(rows, seconds);
         }
+    }
+
+    /// In one round, the listeners playing had needed so many tokens for so many
+    /// seconds of music each. Their sum is what they need together, so each
+    /// counts by its seconds (one that has played less than a second, not at all).
+    pub fn record_listeners(&self, listeners: impl IntoIterator<Item = (u32, f64)>) {
+        let (tokens, music_seconds) = listeners
+            .into_iter()
+            .filter(|&(_, music_seconds)| music_seconds >= 1.0)
+            .fold((0.0, 0.0), |(tokens, seconds), (t, s)| (tokens + f64::from(t), seconds + s));
+        if music_seconds > 0.0 {
+            smooth(&self.demand, tokens / music_seconds);
+        }
+    }
+
+    /// Tokens per second one worker writes at full rounds; 0 until measured.
+    fn capacity(&self) -> f64 {
+        self.rounds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).tokens_per_second(self.full_round)
     }
 
     /// Reserves a place for one more listener when the load projected with it
@@ -72,7 +96,7 @@ impl LoadGauge {
     /// the first measurement); the caller turns a reservation into a
     /// [`ListenerShare`] at once.
     pub fn try_reserve(&self, workers: usize) -> bool {
-        let capacity = read(&self.capacity) * workers as f64;
+        let capacity = self.capacity() * workers as f64;
         let demand = match read(&self.demand) {
             measured if measured > 0.0 => measured,
             _ => DEFAULT_DEMAND,
@@ -94,9 +118,64 @@ impl LoadGauge {
         ListenerShare(self.clone())
     }
 
-    /// (tokens/s one worker writes, tokens/s a listener needs, listeners playing).
+    /// (tokens/s one worker writes at full rounds, tokens/s a listener needs,
+    /// listeners playing).
     pub fn figures(&self) -> (f64, f64, usize) {
-        (read(&self.capacity), read(&self.demand), self.listeners.load(Ordering::SeqCst))
+        (self.capacity(), read(&self.demand), self.listeners.load(Ordering::SeqCst))
+    }
+}
+
+/// What a worker's round costs, fitted as a part paid once per round (admitting,
+/// controls, sending, the libraries' own overheads) plus a part per row, by
+/// least squares over the recent rounds (each weighted by its recency).
+///
+/// A loaded worker steps rounds far fuller than a lightly loaded one, and writes
+/// more tokens a second in them. Measured as a plain ratio at today's round
+/// sizes, a worker that is mostly waiting for its listeners looks slow, and
+/// admission queues listeners it has room for.
+#[derive(Debug, Default)]
+struct RoundCost {
+    weight: f64,
+    rows: f64,
+    seconds: f64,
+    rows_squared: f64,
+    rows_seconds: f64,
+    largest: usize,
+}
+
+impl RoundCost {
+    fn record(&mut self, rows: usize, seconds: f64) {
+        let keep = 1.0 - ROUND_SMOOTHING;
+        let x = rows as f64;
+        self.weight = keep * self.weight + 1.0;
+        self.rows = keep * self.rows + x;
+        self.seconds = keep * self.seconds + seconds;
+        self.rows_squared = keep * self.rows_squared + x * x;
+        self.rows_seconds = keep * self.rows_seconds + x * seconds;
+        self.largest = self.largest.max(rows);
+    }
+
+    /// Tokens per second at rounds of `rows` rows: as fitted where the rounds
+    /// seen differ enough in size for a fit, never less than the tokens per second
+    /// of the rounds seen; 0 before a round of [`MEASURED_ROUND`] rows.
+    fn tokens_per_second(&self, rows: usize) -> f64 {
+        if self.largest < MEASURED_ROUND {
+            return 0.0;
+        }
+        let (mean_rows, mean_seconds) = (self.rows / self.weight, self.seconds / self.weight);
+        let seen = mean_rows / mean_seconds;
+        let variance = self.rows_squared / self.weight - mean_rows * mean_rows;
+        // Rows that hardly vary say nothing of the per-row part.
+        if variance < 1.0 {
+            return seen;
+        }
+        let per_row = (self.rows_seconds / self.weight - mean_rows * mean_seconds) / variance;
+        let per_round = mean_seconds - per_row * mean_rows;
+        if per_row <= 0.0 || per_round < 0.0 {
+            return seen;
+        }
+        let rows = rows as f64;
+        (rows / (per_round + per_row * rows)).max(seen)
     }
 }
 
@@ -119,8 +198,9 @@ mod tests {
 
     #[test]
     fn listeners_are_admitted_while_their_projected_need_fits_under_the_ceiling() {
-        let gauge = Arc::new(LoadGauge::default());
-        // Nothing measured yet: a few listeners per worker.
+        let gauge = Arc::new(LoadGauge::new(8));
+        // Nothing measured yet, nor by rounds too small to tell: a few listeners per worker.
+        gauge.record_round(MEASURED_ROUND - 1, (MEASURED_ROUND - 1) as f64 / 1000.0);
         let unmeasured: Vec<ListenerShare> = (0..UNMEASURED_LISTENERS)
             .map(|_| {
                 assert!(gauge.try_reserve(1));
@@ -133,7 +213,8 @@ mod tests {
         assert!(gauge.try_reserve(1));
         let first = gauge.share();
         gauge.record_round(8, 8.0 / 1000.0); // 1,000 tokens/s
-        gauge.record_listener(200, 10.0); // 20 tokens/s of music
+        // 20 tokens/s of music in all (one that played half a second does not count).
+        gauge.record_listeners([(80, 5.0), (120, 5.0), (100, 0.5)]);
         // 0.7 × 1,000 / 20 = 35 listeners fit; one plays already.
         let mut held = Vec::new();
         while gauge.try_reserve(1) {
@@ -146,9 +227,27 @@ mod tests {
         drop(first);
         drop(held);
         assert_eq!(gauge.figures().2, 0, "every share given back");
-        // Small rounds and short listens do not count.
-        gauge.record_round(7, 1.0);
-        gauge.record_listener(1, 0.5);
-        assert_eq!((gauge.figures().0, gauge.figures().1), (1000.0, 20.0));
+        // Short listens do not count.
+        gauge.record_listeners([(1, 0.5)]);
+        assert_eq!(gauge.figures().1, 20.0);
+    }
+
+    #[test]
+    fn a_worker_is_judged_by_what_it_writes_at_full_rounds_not_at_the_small_ones_it_steps_when_idle() {
+        // Each round costs 4 ms, plus 0.1 ms a row: 8 rows write 1,667 tokens/s,
+        // a full round of 128 rows 7,619.
+        let cost = |rows: usize| 0.004 + 0.0001 * rows as f64;
+        let gauge = LoadGauge::new(128);
+        for round in 0..2000 {
+            let rows = 1 + round % 24;
+            gauge.record_round(rows, cost(rows));
+        }
+        let full = 128.0 / cost(128);
+        let measured = gauge.figures().0;
+        assert!((measured - full).abs() < 0.01 * full, "{measured:.0} tokens/s, not {full:.0}");
+        // Rounds all of one size cannot be fitted: their own rate counts.
+        let even = LoadGauge::new(128);
+        (0..100).for_each(|_| even.record_round(16, cost(16)));
+        assert!((even.figures().0 - 16.0 / cost(16)).abs() < 1e-6);
     }
 }
