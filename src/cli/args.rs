@@ -324,6 +324,10 @@ pub struct HarmonizeBenchArgs {
     /// Harmonizations per chorale and way of decoding.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub seeds: u64,
+    /// How the model keeps its weights, for the likelihoods and the harmonizing
+    /// alike: run once with each to see what fp16 costs the model.
+    #[arg(long, env = "FUGUE_GENERATE_WEIGHTS", value_enum, default_value = "fp16")]
+    pub weights: WeightFormat,
 }
 
 #[derive(Debug, Clone, Args)]

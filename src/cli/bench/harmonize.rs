@@ -19,7 +19,6 @@ use crate::analysis::AnalysisNote;
 use crate::analysis::voice_leading::{SATB_RANGES, VoiceLeading};
 use crate::cli::args::HarmonizeBenchArgs;
 use crate::cli::corpus::folder_data;
-use crate::devices::WeightFormat;
 use crate::generate::decoder::EventsGrammar;
 use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
 use crate::generate::request::{GenerateRequest, GivenDecoding, PartReference};
@@ -34,7 +33,7 @@ const VOICES: [&str; 4] = ["Soprano", "Alto", "Tenor", "Bass"];
 
 pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
     let _no_grad = tch::no_grad_guard();
-    let model = LoadedModel::load(&args.model, Device::Cpu, WeightFormat::default())?;
+    let model = LoadedModel::load(&args.model, Device::Cpu, args.weights)?;
     let (Net::Token(net), Representation::Events { config, vocabulary, .. }) =
         (&model.net, &model.meta.representation)
     else {
@@ -76,11 +75,12 @@ pub fn run(args: &HarmonizeBenchArgs) -> anyhow::Result<()> {
     let atb_notes: usize = likelihoods.iter().map(|l| l.0).sum();
     let forced_nll = -likelihoods.iter().map(|l| l.2).sum::<f64>() / atb_notes as f64;
 
-    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 4096, WeightFormat::default()));
+    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 4096, args.weights));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!(
-        "harmonize: {} on {} held-out chorales (each given its own soprano), {} seed(s) each",
+        "harmonize: {} ({:?} weights) on {} held-out chorales (each given its own soprano), {} seed(s) each",
         args.model.display(),
+        args.weights.on(Device::Cpu),
         chorales.len(),
         args.seeds
     );
