@@ -3,14 +3,26 @@
 // `fp16_gemm.rs`. Errors come back as text, never as C++ exceptions across the
 // boundary.
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 
 #include <cstring>
 #include <exception>
 
 namespace {
 
+// Both calls warn, once per process, that they are deprecated (fugue pins its
+// libtorch; see `fp16_gemm.rs`). The warning goes to stderr as a bare line that
+// would break a server's JSON logs, so they run with a handler that drops
+// warnings (the handler is the calling thread's own).
+class DropWarnings final : public c10::WarningHandler {
+ public:
+  void process(const c10::Warning&) override {}
+};
+
 template <typename F>
 at::Tensor* guarded(char* error, size_t capacity, F make) {
+  static DropWarnings drop;
+  c10::WarningUtils::WarningHandlerGuard quiet(&drop);
   try {
     return new at::Tensor(make());
   } catch (const std::exception& failure) {

@@ -9,6 +9,11 @@
 //! fbgemm gives a row other bits when it falls in a remainder of one or two rows,
 //! which a kernel of its own computes; the engine pads its batches to sizes where
 //! it does not ([`super::frozen_affine::WeightFormat::batch_rows`]).
+//!
+//! libtorch marks both calls deprecated. They are in the libtorch fugue pins;
+//! a libtorch without them fails to build the shim, loudly, and fp32 weights
+//! (`FUGUE_GENERATE_WEIGHTS=fp32`) need neither. Their one-time warning is
+//! dropped, since it would be a bare line among JSON logs.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_char};
