@@ -34,7 +34,7 @@ use crate::devices::DeviceReport;
 use crate::devices::default_devices;
 use crate::generate::admission::QueueLimits;
 use crate::generate::compose::Composer;
-use crate::generate::engine::{Engine, EngineConfig};
+use crate::generate::engine::{Engine, EngineConfig, ModelToLoad};
 use crate::generate::metrics::EngineMetrics;
 use crate::jobs::Jobs;
 use crate::jobs::evaluation::Evaluations;
@@ -88,7 +88,11 @@ impl App {
         let metrics = HttpMetrics::new()?;
         let engine_metrics = Arc::new(EngineMetrics::new(metrics.registry())?);
         let composer = Composer {
-            engine: Engine::start(&engine_config(&args.generation, engine_metrics)),
+            engine: Engine::start(&engine_config(
+                &args.generation,
+                default_model(&models).await,
+                engine_metrics,
+            )),
             models: models.clone(),
             store: store.clone(),
             datasets: datasets.clone(),
@@ -159,7 +163,19 @@ impl App {
     }
 }
 
-fn engine_config(args: &GenerationSettings, metrics: Arc<EngineMetrics>) -> EngineConfig {
+/// The default model, for every generation worker to load as it starts; none
+/// when it cannot be found now (its first request will say why).
+async fn default_model(models: &ModelRegistry) -> Option<ModelToLoad> {
+    let model_id = models.default_id().await.ok()?;
+    let (model_dir, _) = models.path(&model_id).await.ok()??;
+    Some(ModelToLoad { model_id, model_dir })
+}
+
+fn engine_config(
+    args: &GenerationSettings,
+    default_model: Option<ModelToLoad>,
+    metrics: Arc<EngineMetrics>,
+) -> EngineConfig {
     let devices = if args.devices.is_empty() {
         default_devices(usize::try_from(tch::Cuda::device_count()).unwrap_or(0))
     } else {
@@ -172,6 +188,7 @@ fn engine_config(args: &GenerationSettings, metrics: Arc<EngineMetrics>) -> Engi
         cache_bytes: args.model_cache_bytes,
         realtime_lookahead: args.realtime_lookahead,
         weights: args.weights,
+        preload: default_model.into_iter().collect(),
         metrics,
     }
 }

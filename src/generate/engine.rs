@@ -74,7 +74,16 @@ pub struct EngineConfig {
     pub realtime_lookahead: Duration,
     /// How loaded models keep their weights.
     pub weights: WeightFormat,
+    /// Models every worker loads as it starts (the server's default), so that
+    /// the first request for one does not wait for its load.
+    pub preload: Vec<ModelToLoad>,
     pub metrics: Arc<EngineMetrics>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelToLoad {
+    pub model_id: String,
+    pub model_dir: PathBuf,
 }
 
 impl EngineConfig {
@@ -88,6 +97,7 @@ impl EngineConfig {
             cache_bytes: 1 << 30,
             realtime_lookahead: REALTIME_LOOKAHEAD,
             weights,
+            preload: Vec::new(),
             metrics: Arc::new(EngineMetrics::unregistered()),
         }
     }
@@ -254,6 +264,7 @@ impl Engine {
                 let (cache_bytes, lookahead, weights) =
                     (config.cache_bytes, config.realtime_lookahead, config.weights);
                 let worker_load = load.clone();
+                let preload = config.preload.clone();
                 config.metrics.worker_up.with_label_values(&[&device.to_string()]).set(1);
                 std::thread::Builder::new()
                     .name(format!("fugue-generate-{device}"))
@@ -271,7 +282,7 @@ impl Engine {
                             health: worker_health,
                             load: worker_load,
                         };
-                        worker.supervise(receiver)
+                        worker.supervise(&preload, receiver)
                     })
                     .expect("spawning a generation worker thread");
                 WorkerHandle {
@@ -463,12 +474,22 @@ enum Decoding {
 impl Worker {
     /// Runs rounds until the engine is gone; a round that panics fails the
     /// worker's sessions and the worker starts again, its models reloaded.
-    fn supervise(mut self, commands: std_mpsc::Receiver<Start>) {
+    fn supervise(mut self, preload: &[ModelToLoad], commands: std_mpsc::Receiver<Start>) {
         let _no_grad = tch::no_grad_guard();
         let _dead_if_it_unwinds = MarkDeadOnPanic(self.health.clone());
         // The batch sizes the weights are stepped at are probed once per process
         // (a few hundred products): here, not in the first listener's wait.
         self.weights.on(self.device.0).batch_rows(1);
+        for model in preload {
+            if let Err(error) = self.load(&model.model_id, &model.model_dir) {
+                // Its first request will load it again and say why it cannot.
+                tracing::warn!(
+                    model = model.model_id,
+                    error = format!("{error:#}"),
+                    "could not preload a model"
+                );
+            }
+        }
         loop {
             match std::panic::catch_unwind(AssertUnwindSafe(|| self.round(&commands))) {
                 Ok(true) => {}

@@ -248,6 +248,22 @@ async fn realtime_pacing_sends_notes_when_they_sound() {
 }
 
 #[tokio::test]
+async fn a_server_loads_its_default_model_as_it_starts_before_any_request() {
+    let app = spawn_app(Options { with_default_model: true, ..Options::default() }).await;
+    let loaded =
+        |metrics: &str| metrics.lines().any(|line| line == r#"fugue_generate_loaded_models{device="cpu"} 1"#);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if loaded(&metrics) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no model loaded 10 s after the start:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_full_server_queues_a_request_until_a_place_frees_and_refuses_past_the_queue() {
     let app = spawn_app(Options {
         bundled_models: true,
