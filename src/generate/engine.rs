@@ -477,8 +477,23 @@ impl Worker {
     fn supervise(mut self, preload: &[ModelToLoad], commands: std_mpsc::Receiver<Start>) {
         let _no_grad = tch::no_grad_guard();
         let _dead_if_it_unwinds = MarkDeadOnPanic(self.health.clone());
-        // The batch sizes the weights are stepped at are probed once per process
-        // (a few hundred products): here, not in the first listener's wait.
+        if std::panic::catch_unwind(AssertUnwindSafe(|| self.warm_up(preload))).is_err() {
+            // What it did not do, the first requests do (and fail as they would).
+            tracing::warn!(device = %self.device, "warming up a generation worker panicked");
+        }
+        loop {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.round(&commands))) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(panic) => self.restart(&*panic),
+            }
+        }
+    }
+
+    /// Does before the first request what it would otherwise wait for: probes
+    /// the batch sizes the weights are stepped at (once per process, a few
+    /// hundred products) and loads `preload`.
+    fn warm_up(&mut self, preload: &[ModelToLoad]) {
         self.weights.on(self.device.0).batch_rows(1);
         for model in preload {
             if let Err(error) = self.load(&model.model_id, &model.model_dir) {
@@ -488,13 +503,6 @@ impl Worker {
                     error = format!("{error:#}"),
                     "could not preload a model"
                 );
-            }
-        }
-        loop {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| self.round(&commands))) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(panic) => self.restart(&*panic),
             }
         }
     }
@@ -554,8 +562,6 @@ impl Worker {
             drop(session);
             let _ = events.send(SessionEvent::Finished(piece));
         }
-        // After the finished sessions left: an idle worker waits for the next one
-        // with this flag as it leaves it.
         // What a listener needs is measured from its first note on: the header
         // before it (the parts, their programs and names) is written once.
         self.load.record_listeners(self.sessions.iter().filter_map(|session| {
@@ -576,6 +582,8 @@ impl Worker {
             self.metrics.load.with_label_values(&[figure]).set(value);
         }
         self.metrics.load.with_label_values(&["listeners"]).set(listeners as f64);
+        // After the finished sessions left: an idle worker waits for the next one
+        // with this flag as it leaves it.
         let saturated = self.sessions.iter().any(|session| session.falling_behind(self.lookahead));
         self.health.saturated.store(saturated, Ordering::SeqCst);
         true
