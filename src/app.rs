@@ -87,17 +87,28 @@ impl App {
             ModelRegistry::new(store.clone(), &storage.models_dir, objects, cache, &storage.default_model);
         let metrics = HttpMetrics::new()?;
         let engine_metrics = Arc::new(EngineMetrics::new(metrics.registry())?);
+        let default_model = default_model(&models).await;
         let composer = Composer {
-            engine: Engine::start(&engine_config(
-                &args.generation,
-                default_model(&models).await,
-                engine_metrics,
-            )),
+            engine: Engine::start(&engine_config(&args.generation, default_model.clone(), engine_metrics)),
             models: models.clone(),
             store: store.clone(),
             datasets: datasets.clone(),
             indexes: Default::default(),
         };
+        if let Some(model) = default_model {
+            // Its originality index too (a tenth of a second for the bundled
+            // default's), in the background rather than in its first request.
+            let indexes = composer.indexes.clone();
+            tokio::spawn(async move {
+                if let Err(error) = indexes.of(&model.model_dir).await {
+                    tracing::warn!(
+                        model = model.model_id,
+                        error = format!("{error:#}"),
+                        "could not read an originality index"
+                    );
+                }
+            });
+        }
         let evaluations = Evaluations { jobs: jobs.clone(), composer: composer.clone() };
         let state = AppState {
             store: store.clone(),
