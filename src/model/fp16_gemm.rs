@@ -8,7 +8,7 @@
 //!
 //! fbgemm gives a row other bits when it falls in a remainder of one or two rows,
 //! which a kernel of its own computes; the engine pads its batches to sizes where
-//! it does not ([`super::frozen_affine::WeightFormat::batch_rows`]).
+//! it does not ([`crate::devices::WeightFormat::batch_rows`]).
 //!
 //! libtorch marks both calls deprecated. They are in the libtorch fugue pins;
 //! a libtorch without them fails to build the shim, loudly, and fp32 weights

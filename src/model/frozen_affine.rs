@@ -92,9 +92,8 @@ pub struct FrozenAffine {
 
 #[derive(Debug)]
 enum Weights {
-    /// (in × out), contiguous: with the weights so, MKL's product of a row does not
-    /// depend on how many rows are stepped with it (2 or more), and small batches
-    /// skip the copy that packing transposed weights costs.
+    /// (in × out), contiguous: small batches skip the copy that packing
+    /// transposed weights costs.
     Fp32 {
         transposed: Tensor,
     },
@@ -113,6 +112,14 @@ impl FrozenAffine {
             WeightFormat::Fp16 => Weights::Fp16 { packed: fp16_gemm::pack(&weight.detach())? },
         };
         Ok(FrozenAffine { weights, bias: bias.detach().copy() })
+    }
+
+    /// The format its weights are kept in.
+    pub fn format(&self) -> WeightFormat {
+        match self.weights {
+            Weights::Fp32 { .. } => WeightFormat::Fp32,
+            Weights::Fp16 { .. } => WeightFormat::Fp16,
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {

@@ -128,7 +128,7 @@ impl Lstm {
                 FrozenAffine::new(&Tensor::cat(&[w_ih, w_hh], 1), &(b_ih + b_hh), format)
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(FrozenLstm { layers, format })
+        Ok(FrozenLstm { layers })
     }
 }
 
@@ -140,7 +140,6 @@ impl Lstm {
 #[derive(Debug)]
 pub struct FrozenLstm {
     layers: Vec<FrozenAffine>,
-    format: WeightFormat,
 }
 
 impl FrozenLstm {
@@ -152,8 +151,9 @@ impl FrozenLstm {
         })
     }
 
+    /// The format its weights are kept in (every layer's).
     pub fn format(&self) -> WeightFormat {
-        self.format
+        self.layers[0].format()
     }
 }
 
