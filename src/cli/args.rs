@@ -326,7 +326,7 @@ pub struct HarmonizeBenchArgs {
     pub seeds: u64,
     /// How the model keeps its weights, for the likelihoods and the harmonizing
     /// alike: run once with each to see what fp16 costs the model.
-    #[arg(long, env = "FUGUE_GENERATE_WEIGHTS", value_enum, default_value = "fp16")]
+    #[arg(long, env = "FUGUE_GENERATE_WEIGHTS", value_enum, default_value_t)]
     pub weights: WeightFormat,
 }
 
@@ -634,7 +634,7 @@ pub struct GenerationArgs {
     pub realtime_lookahead_ms: u64,
     /// How loaded models keep their weights for generation: fp16 (packed by
     /// fbgemm, CPU only; on CUDA or a CPU without AVX2 they stay fp32) or fp32.
-    #[arg(long, env = "FUGUE_GENERATE_WEIGHTS", value_enum, default_value = "fp16")]
+    #[arg(long, env = "FUGUE_GENERATE_WEIGHTS", value_enum, default_value_t)]
     pub generate_weights: WeightFormat,
 }
 

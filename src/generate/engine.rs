@@ -419,7 +419,7 @@ struct Session {
     lookahead: Option<Lookahead>,
     /// For realtime pacing: the listener's playback, so that the session is
     /// written only a little ahead of it.
-    clock: Option<Playback>,
+    playback: Option<Playback>,
     controls: Option<mpsc::UnboundedReceiver<SessionControl>>,
     /// Notes already sent to the client.
     sent: usize,
@@ -566,7 +566,7 @@ impl Worker {
         // before it (the parts, their programs and names) is written once.
         self.load.record_listeners(self.sessions.iter().filter_map(|session| {
             let (Some(playback), Decoding::Events { grammar, decoder }) =
-                (session.clock, &session.lines[0].decoding)
+                (session.playback, &session.lines[0].decoding)
             else {
                 return None;
             };
@@ -732,7 +732,7 @@ impl Worker {
             model_id: request.model_id,
             model: model.clone(),
             events,
-            clock: None,
+            playback: None,
             validated,
             lines,
             lookahead,
@@ -1067,7 +1067,7 @@ impl Session {
             return Some(f64::INFINITY);
         }
         // Its first notes are due as soon as they exist.
-        let Some(playback) = self.clock else { return Some(0.0) };
+        let Some(playback) = self.playback else { return Some(0.0) };
         let ahead = self.lines[0].seconds_written() - playback.seconds_played();
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
     }
@@ -1079,7 +1079,7 @@ impl Session {
     /// no room for another session. (A note-chord line does not know its time, so
     /// it never counts.)
     fn falling_behind(&self, lookahead: Duration) -> bool {
-        let (Some(playback), Decoding::Events { .. }) = (self.clock, &self.lines[0].decoding) else {
+        let (Some(playback), Decoding::Events { .. }) = (self.playback, &self.lines[0].decoding) else {
             return false;
         };
         let margin = lookahead.as_secs_f64() / 3.0;
@@ -1116,10 +1116,10 @@ impl Session {
     /// Sends notes to the listener, timing the first and the gaps between.
     fn send_notes(&mut self, notes: Vec<GeneratedNote>, metrics: &EngineMetrics) {
         let now = Instant::now();
-        if self.realtime() && self.clock.is_none() {
+        if self.realtime() && self.playback.is_none() {
             // The listener's playback begins with its first notes.
             let line = &self.lines[0];
-            self.clock =
+            self.playback =
                 Some(Playback { began: now, steps: line.steps, seconds_written: line.seconds_written() });
         }
         match self.last_sent {
