@@ -28,10 +28,10 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::error::{ApiError, json_error_layer};
 use crate::api::{self, AppState, WEBSOCKET_AUTH_PROTOCOL};
-use crate::config::{GenerationSettings, Settings};
+use crate::config::Settings;
 use crate::datasets::{BlobStore, Datasets, IngestLimits};
 use crate::devices::DeviceReport;
-use crate::devices::default_devices;
+use crate::devices::{default_generation_devices, usable_cores};
 use crate::generate::admission::QueueLimits;
 use crate::generate::compose::Composer;
 use crate::generate::engine::{Engine, EngineConfig, ModelToLoad};
@@ -89,7 +89,7 @@ impl App {
         let engine_metrics = Arc::new(EngineMetrics::new(metrics.registry())?);
         let default_model = default_model(&models).await;
         let composer = Composer {
-            engine: Engine::start(&engine_config(&args.generation, default_model.clone(), engine_metrics)),
+            engine: Engine::start(&engine_config(args, default_model.clone(), engine_metrics)),
             models: models.clone(),
             store: store.clone(),
             datasets: datasets.clone(),
@@ -183,12 +183,15 @@ async fn default_model(models: &ModelRegistry) -> Option<ModelToLoad> {
 }
 
 fn engine_config(
-    args: &GenerationSettings,
+    settings: &Settings,
     default_model: Option<ModelToLoad>,
     metrics: Arc<EngineMetrics>,
 ) -> EngineConfig {
+    let args = &settings.generation;
     let devices = if args.devices.is_empty() {
-        default_devices(usize::try_from(tch::Cuda::device_count()).unwrap_or(0))
+        let cuda = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+        let threads = usize::try_from(settings.training.threads).unwrap_or(1);
+        default_generation_devices(cuda, usable_cores(), threads)
     } else {
         args.devices.clone()
     };

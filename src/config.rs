@@ -130,7 +130,8 @@ impl QueueSettings {
 /// The generation engine: its devices and limits.
 #[derive(Debug, Clone)]
 pub struct GenerationSettings {
-    /// One generation worker each; empty means every CUDA device, else the CPU.
+    /// One generation worker each; empty means every CUDA device, else a CPU
+    /// worker per core (per `threads` of [`TrainingSettings`]: the process's).
     pub devices: Vec<DeviceName>,
     /// Live sessions per worker; more wait in the queue.
     pub max_sessions_per_worker: usize,

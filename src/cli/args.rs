@@ -377,8 +377,22 @@ pub struct GenerateBenchArgs {
     /// The model the engine serves for its end-to-end figure.
     #[arg(long, default_value = "models/default")]
     pub model: PathBuf,
+    /// The engine's workers, sharing `--threads` as `fugue serve` shares its
+    /// cores: each steps on threads ÷ workers libtorch threads. Default: one per
+    /// thread, the server's default on that many cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub engine_workers: Option<u32>,
     #[command(flatten)]
     pub reference: ReferenceArgs,
+}
+
+impl GenerateBenchArgs {
+    /// The engine's workers, and the libtorch threads each steps on.
+    pub fn engine_layout(&self) -> (usize, i32) {
+        let threads = self.reference.threads.max(1);
+        let workers = self.engine_workers.map_or(threads, |workers| workers as i32);
+        (workers as usize, (threads / workers).max(1))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -604,8 +618,9 @@ pub struct AudioArgs {
 /// The generation engine: its devices and limits.
 #[derive(Debug, Clone, Args)]
 pub struct GenerationArgs {
-    /// Comma-separated devices, one generation worker each. Default: every CUDA
-    /// device, else the CPU.
+    /// Comma-separated devices, one generation worker each (`cpu,cpu` is two CPU
+    /// workers). Default: every CUDA device, else a CPU worker per core (per
+    /// `FUGUE_TORCH_THREADS` cores).
     #[arg(long, env = "FUGUE_GENERATE_DEVICES", value_delimiter = ',')]
     pub generate_devices: Vec<crate::devices::DeviceName>,
     /// Live generation sessions per worker (1 to 65,536); more wait in the queue. A

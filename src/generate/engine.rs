@@ -101,6 +101,12 @@ impl EngineConfig {
             metrics: Arc::new(EngineMetrics::unregistered()),
         }
     }
+
+    /// The same with `workers` workers on its device (at least one), each loading
+    /// `preload` as it starts, as a server's workers load its default model.
+    pub fn with_workers(self, workers: usize, preload: Vec<ModelToLoad>) -> EngineConfig {
+        EngineConfig { devices: vec![self.devices[0]; workers.max(1)], preload, ..self }
+    }
 }
 
 /// A session to start.

@@ -15,12 +15,13 @@ pub const LOAD_CEILING: f64 = 0.7;
 /// second of music (a four-part chorale of the default model needs about 24).
 const DEFAULT_DEMAND: f64 = 32.0;
 
-/// A worker's capacity counts as measured once it has stepped a round of this
-/// many rows: a crowd arriving at a fresh server is let in a few at a time until
-/// then.
-const MEASURED_ROUND: usize = 8;
+/// The fit of a round's cost is read at most this many times the largest round
+/// seen: so far beyond what was measured, it would be a guess. A lightly loaded
+/// worker steps small rounds; as admission lets more listeners in, its rounds,
+/// and the reach of its measured capacity, grow together.
+const EXTRAPOLATION: usize = 8;
 
-/// Listeners each worker takes before its capacity is measured.
+/// Listeners each worker takes before its first round is measured.
 const UNMEASURED_LISTENERS: usize = 64;
 
 /// How much each new measurement moves a listener's estimate.
@@ -90,10 +91,10 @@ impl LoadGauge {
     }
 
     /// Reserves a place for one more listener when the load projected with it
-    /// fits under the ceiling of `workers` workers' capacity (before the capacity
-    /// is measured, while each worker has fewer than a measured round's worth of
-    /// listeners: a crowd arriving at a fresh server must not all be let in before
-    /// the first measurement); the caller turns a reservation into a
+    /// fits under the ceiling of `workers` workers' capacity (before the first
+    /// round is measured, while each worker has fewer than [`UNMEASURED_LISTENERS`]:
+    /// a crowd arriving at a fresh server must not all be let in before the first
+    /// measurement); the caller turns a reservation into a
     /// [`ListenerShare`] at once.
     pub fn try_reserve(&self, workers: usize) -> bool {
         let capacity = self.capacity() * workers as f64;
@@ -155,11 +156,12 @@ impl RoundCost {
         self.largest = self.largest.max(rows);
     }
 
-    /// Tokens per second at rounds of `rows` rows: as fitted where the rounds
-    /// seen differ enough in size for a fit, never less than the tokens per second
-    /// of the rounds seen; 0 before a round of [`MEASURED_ROUND`] rows.
+    /// Tokens per second at rounds of `rows` rows (at most [`EXTRAPOLATION`]
+    /// times the largest seen): as fitted where the rounds seen differ enough in
+    /// size for a fit, never less than the tokens per second of the rounds seen;
+    /// 0 before the first round.
     fn tokens_per_second(&self, rows: usize) -> f64 {
-        if self.largest < MEASURED_ROUND {
+        if self.largest == 0 {
             return 0.0;
         }
         let (mean_rows, mean_seconds) = (self.rows / self.weight, self.seconds / self.weight);
@@ -174,7 +176,7 @@ impl RoundCost {
         if per_row <= 0.0 || per_round < 0.0 {
             return seen;
         }
-        let rows = rows as f64;
+        let rows = rows.min(EXTRAPOLATION * self.largest) as f64;
         (rows / (per_round + per_row * rows)).max(seen)
     }
 }
@@ -199,8 +201,7 @@ mod tests {
     #[test]
     fn listeners_are_admitted_while_their_projected_need_fits_under_the_ceiling() {
         let gauge = Arc::new(LoadGauge::new(8));
-        // Nothing measured yet, nor by rounds too small to tell: a few listeners per worker.
-        gauge.record_round(MEASURED_ROUND - 1, (MEASURED_ROUND - 1) as f64 / 1000.0);
+        // Nothing measured yet: a few listeners per worker.
         let unmeasured: Vec<ListenerShare> = (0..UNMEASURED_LISTENERS)
             .map(|_| {
                 assert!(gauge.try_reserve(1));
@@ -245,6 +246,14 @@ mod tests {
         let full = 128.0 / cost(128);
         let measured = gauge.figures().0;
         assert!((measured - full).abs() < 0.01 * full, "{measured:.0} tokens/s, not {full:.0}");
+        // Rounds of 1 to 4 rows are fitted as well, but read at 32 rows at most.
+        let light = LoadGauge::new(128);
+        (0..400).for_each(|round| light.record_round(1 + round % 4, cost(1 + round % 4)));
+        let reach = 32.0 / cost(32);
+        assert!((light.figures().0 - reach).abs() < 0.01 * reach, "{:.0}, not {reach:.0}", light.figures().0);
+        // One fuller round, and the reach grows.
+        light.record_round(16, cost(16));
+        assert!((light.figures().0 - full).abs() < 0.02 * full, "{:.0}, not {full:.0}", light.figures().0);
         // Rounds all of one size cannot be fitted: their own rate counts.
         let even = LoadGauge::new(128);
         (0..100).for_each(|_| even.record_round(16, cost(16)));

@@ -150,6 +150,15 @@ impl Server {
     }
 }
 
+/// A test that fails before it stops its server leaves none running (one would
+/// hold the test's output open).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test]
 async fn serves_the_embedded_default_and_stops_cleanly_on_sigterm() {
     let data_dir = tempfile::tempdir().unwrap();
@@ -158,6 +167,17 @@ async fn serves_the_embedded_default_and_stops_cleanly_on_sigterm() {
     assert_eq!(health.status(), reqwest::StatusCode::OK);
     // The embedded default: a SQLite file in the data dir, made on first start.
     assert!(data_dir.path().join("fugue.db").exists());
+    // With no GPU, a generation worker per core (each on one libtorch thread).
+    let ready: serde_json::Value =
+        reqwest::get(format!("http://{}/ready", server.addr)).await.unwrap().json().await.unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let devices: Vec<&str> = ready["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|worker| worker["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices, vec!["cpu"; cores], "{ready}");
     let status = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }

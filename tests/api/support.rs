@@ -254,7 +254,9 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
         queue: fast_queue(),
         max_queued_jobs: options.max_queued_jobs,
         generation: GenerationSettings {
-            devices: Vec::new(),
+            // One worker, whatever the machine's cores: the tests' capacities are
+            // per worker. (`binary::` serves the default, a worker per core.)
+            devices: vec![fugue::devices::DeviceName(tch::Device::Cpu)],
             max_sessions_per_worker: options.max_sessions_per_worker,
             queue_max_waiting: options.queue_max_waiting,
             queue_max_wait: options.queue_max_wait,

@@ -19,7 +19,7 @@ use tch::{Device, Kind, Tensor};
 use super::{quantile, reference};
 use crate::cli::args::GenerateBenchArgs;
 use crate::devices::WeightFormat;
-use crate::generate::engine::{Engine, EngineConfig, SessionEvent, SessionRequest};
+use crate::generate::engine::{Engine, EngineConfig, ModelToLoad, SessionEvent, SessionRequest};
 use crate::generate::request::GenerateRequest;
 use crate::model::artifact::{Network, Representation, read_meta, save};
 use crate::model::lstm::Lstm;
@@ -68,6 +68,9 @@ pub fn run(args: &GenerateBenchArgs) -> anyhow::Result<()> {
         let window = reference_rate(args, python, "gen-window", 1, args.vocab)?;
         println!("pytorch gen-window (the tutorials' loop, batch 1, window 40): {window:.0} steps/s");
     }
+    // The engine shares the threads among its workers as a server does.
+    let (_, threads_each) = args.engine_layout();
+    tch::set_num_threads(threads_each);
     same_model(args)?;
     engine_rates(args)
 }
@@ -97,20 +100,25 @@ fn same_model(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let model_dir = dir.path().join("same-model");
     save(&model_dir, &meta, &vs, None)?;
+    let (workers, threads_each) = args.engine_layout();
+    // Every worker loads the model as it starts, so that the figures are of
+    // generation alone, as PyTorch's (warmed up) are.
+    let preload = vec![ModelToLoad { model_id: BENCH_MODEL.into(), model_dir: model_dir.clone() }];
     let formats = [WeightFormat::Fp32, WeightFormat::Fp16];
-    let engines =
-        formats.map(|format| Engine::start(&EngineConfig::local(Device::Cpu, 64, format.on(Device::Cpu))));
+    let engines = formats.map(|format| {
+        let config = EngineConfig::local(Device::Cpu, 64, format.on(Device::Cpu));
+        Engine::start(&config.with_workers(workers, preload.clone()))
+    });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!(
-        "same model, engine (weights fp32 | fp16) against PyTorch (fp32): {}x{} LSTM, embedding {}, vocabulary {vocab}, {} thread(s); tokens/s",
-        args.layers, args.hidden, args.embed, args.reference.threads
+        "same model, engine (weights fp32 | fp16; {workers} worker(s) of {threads_each} thread(s)) against PyTorch (fp32, {} thread(s)): {}x{} LSTM, embedding {}, vocabulary {vocab}; tokens/s",
+        args.reference.threads, args.layers, args.hidden, args.embed
     );
     let representation = &meta.representation;
     let engine_run = |engine: &Engine, sessions: i64, tokens: u32| {
         runtime.block_on(engine_rate(engine, &model_dir, representation, sessions as u64, tokens, true, None))
     };
-    // The engine keeps its models loaded: one session first loads this one, so
-    // that the figures are of generation alone, as PyTorch's (warmed up) are.
+    // A first run for each, as PyTorch's loop warms up before it times.
     for engine in &engines {
         engine_run(engine, 1, SESSION_TOKENS)?;
     }
@@ -187,7 +195,10 @@ fn reference_rate(
 /// model with parts, also with its parts' masks against one stream without them,
 /// at 1 and 64 sessions, side by side.
 fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
-    let engine = Engine::start(&EngineConfig::local(Device::Cpu, 64, WeightFormat::default()));
+    let (workers, _) = args.engine_layout();
+    let preload = vec![ModelToLoad { model_id: BENCH_MODEL.into(), model_dir: args.model.clone() }];
+    let config = EngineConfig::local(Device::Cpu, 64, WeightFormat::default());
+    let engine = Engine::start(&config.with_workers(workers, preload));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let representation = read_meta(&args.model)?.representation;
     let model = args.model.display();
@@ -202,7 +213,7 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
             limit,
         ))
     };
-    served(1, true, None)?; // loads the model
+    served(1, true, None)?; // a first run, as PyTorch warms up before it times
     for sessions in [1u64, 4, 16, 64] {
         let rate = served(sessions, true, None)?;
         println!("engine, {model} ({sessions:>2} sessions): {rate:>8.0} tokens/s in all");
@@ -246,6 +257,9 @@ fn engine_rates(args: &GenerateBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The id the benchmark's engines know their model by.
+const BENCH_MODEL: &str = "bench";
+
 /// The copy limit the engine benchmark runs with.
 const COPY_LIMIT: u32 = 4;
 
@@ -277,7 +291,7 @@ async fn engine_rate(
         let parts =
             if parts { crate::generate::parts::for_model(representation, &validated)? } else { Vec::new() };
         let session = SessionRequest {
-            model_id: "bench".into(),
+            model_id: BENCH_MODEL.into(),
             model_dir: model_dir.to_owned(),
             validated,
             parts,
