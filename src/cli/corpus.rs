@@ -42,5 +42,5 @@ pub fn folder_data(folder: &Path) -> anyhow::Result<TrainingData> {
         .map(|(file, bytes)| TrainingFile { sha256: file.sha256, name: file.file, bytes })
         .collect();
     let source = Corpus::Path(folder.display().to_string());
-    Ok(TrainingData::Files { files, include_drums: false, source })
+    Ok(TrainingData::files(files, false, source))
 }

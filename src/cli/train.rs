@@ -152,8 +152,9 @@ fn print_search(record: Option<&SearchRecord>) {
 
 /// `epoch   3/400  step 120/800 (15%)  4.2 steps/s  train 7.9123  epoch ends in 2m42s`
 fn print_step(progress: &StepProgress, epochs: u32, terminal: bool) {
+    let trial = progress.trial.map(|trial| format!("trial {trial}  ")).unwrap_or_default();
     let line = format!(
-        "epoch {:>3}/{epochs}  step {}/{} ({:.0}%)  {:.1} steps/s  train {:.4}  epoch ends in {}",
+        "{trial}epoch {:>3}/{epochs}  step {}/{} ({:.0}%)  {:.1} steps/s  train {:.4}  epoch ends in {}",
         progress.epoch,
         progress.step,
         progress.steps,

@@ -288,7 +288,7 @@ impl Datasets {
             files.push(TrainingFile { sha256: file.sha256, name: file.file_name, bytes });
         }
         let source = crate::model::artifact::Corpus::Dataset(id.to_owned());
-        Ok(Some(TrainingData::Files { files, include_drums: dataset.include_drums, source }))
+        Ok(Some(TrainingData::files(files, dataset.include_drums, source)))
     }
 
     /// Deletes the dataset and the blobs no other dataset uses, unless a queued or

@@ -24,6 +24,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::artifact::{ArtifactMeta, IndexSummary, MusicEvaluation, Representation, load_meta, read_meta};
+use super::search::SearchRecord;
 use super::training_record::EpochMetrics;
 use crate::analysis::statistics::SetStatistics;
 use crate::objects::{BundleCache, Objects};
@@ -123,6 +124,9 @@ pub struct ModelDetail {
     /// result (`POST /v1/models/{id}/evaluations`), else what `fugue evaluate`
     /// stored in its artifact.
     pub music_evaluation: Option<MusicEvaluation>,
+    /// The search it won, for a model a search job trained: every trial's drawn
+    /// values, rungs and best loss; null otherwise.
+    pub search: Option<SearchRecord>,
 }
 
 /// Why a model could not be deleted or made the default.
@@ -275,6 +279,7 @@ impl ModelRegistry {
             originality_index: meta.originality_index.clone(),
             held_out_statistics: meta.held_out_statistics.clone(),
             music_evaluation,
+            search: meta.search.clone(),
         }))
     }
 

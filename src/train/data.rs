@@ -2,6 +2,7 @@
 //! piano-roll benchmark JSON; and the seeded split by file.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::Context;
 
@@ -14,8 +15,14 @@ use crate::shared::sha256_hex;
 pub enum TrainingData {
     /// A benchmark JSON with its own `train` and `valid` splits (piano-roll presets).
     Benchmark(PathBuf),
-    /// MIDI files in the dataset's order.
-    Files { files: Vec<TrainingFile>, include_drums: bool, source: Corpus },
+    /// MIDI files in the dataset's order; made with [`TrainingData::files`].
+    Files {
+        files: Vec<TrainingFile>,
+        include_drums: bool,
+        source: Corpus,
+        /// The files parsed, once: a search's trials each train on them.
+        parsed: OnceLock<Vec<Score>>,
+    },
 }
 
 /// One MIDI file of a corpus.
@@ -38,21 +45,30 @@ impl TrainingFile {
 pub type Sequences<T = Frame> = (Vec<Vec<T>>, Vec<Vec<T>>);
 
 impl TrainingData {
+    /// MIDI files in the dataset's order, to be parsed when first trained on.
+    pub fn files(files: Vec<TrainingFile>, include_drums: bool, source: Corpus) -> TrainingData {
+        TrainingData::Files { files, include_drums, source, parsed: OnceLock::new() }
+    }
+
     /// The parsed scores (drums left out unless kept) and what identifies them.
+    /// The files are parsed on the first call only.
     pub fn scores(&self) -> anyhow::Result<(Vec<Score>, DataSource)> {
-        let TrainingData::Files { files, include_drums, source } = self else {
+        let TrainingData::Files { files, include_drums, source, parsed } = self else {
             anyhow::bail!("a benchmark JSON trains piano-roll presets only");
         };
         let hashes: Vec<&str> = files.iter().map(|file| file.sha256.as_str()).collect();
         let source = DataSource { source: source.clone(), sha256: sha256_hex(hashes.join("\n").as_bytes()) };
-        let scores = files
+        if let Some(scores) = parsed.get() {
+            return Ok((scores.clone(), source));
+        }
+        let scores: Vec<Score> = files
             .iter()
             .map(|file| {
                 midi::read_usable(&file.bytes, *include_drums)
                     .with_context(|| format!("file {}", file.sha256))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok((scores, source))
+        Ok((parsed.get_or_init(|| scores).clone(), source))
     }
 
     /// The files' bytes, in the order of [`TrainingData::scores`]; none for a benchmark.

@@ -15,6 +15,9 @@ pub const JOB_PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// Where the running epoch stands after a training step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepProgress {
+    /// The search's trial the epoch belongs to; absent outside a search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<u32>,
     /// The epoch running (it has not finished).
     pub epoch: u32,
     /// Steps (batches) done in this epoch, and how many it has.
@@ -33,7 +36,12 @@ impl StepProgress {
     pub fn of(epoch: u32, step: usize, steps: usize, elapsed: Duration, train_loss: f64) -> StepProgress {
         let steps_per_second = step as f64 / elapsed.as_secs_f64().max(1e-9);
         let eta_seconds = steps.saturating_sub(step) as f64 / steps_per_second.max(1e-9);
-        StepProgress { epoch, step, steps, steps_per_second, eta_seconds, train_loss }
+        StepProgress { trial: None, epoch, step, steps, steps_per_second, eta_seconds, train_loss }
+    }
+
+    /// The same progress, as trial `trial`'s.
+    pub fn of_trial(self, trial: u32) -> StepProgress {
+        StepProgress { trial: Some(trial), ..self }
     }
 
     /// Done, as a share of the epoch's steps.

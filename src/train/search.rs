@@ -110,6 +110,28 @@ pub fn search(
     request: &SearchRequest,
     control: &mut SearchControl<'_>,
 ) -> anyhow::Result<Trained> {
+    let mut train_rung = |trial_run: &TrainingRun<'_>, trial: u32, control: &mut SearchControl<'_>| {
+        let model = train_trial(trial_run, trial, control)?;
+        Ok((RungResult::of(&model.meta.training), model))
+    };
+    let (mut trained, record) = halve(run, request, control, &mut train_rung)?;
+    trained.meta.search = Some(record);
+    Ok(trained)
+}
+
+/// Trains one trial (`TrainingRun::rung` says how far) and returns how its rung
+/// ended, with what it made.
+type TrainRung<'t, M> =
+    dyn FnMut(&TrainingRun<'_>, u32, &mut SearchControl<'_>) -> anyhow::Result<(RungResult, M)> + 't;
+
+/// The successive halving, each trial's rung trained by `train_rung`: the last
+/// rung's model and the finished record.
+fn halve<M>(
+    run: &TrainingRun<'_>,
+    request: &SearchRequest,
+    control: &mut SearchControl<'_>,
+    train_rung: &mut TrainRung<'_, M>,
+) -> anyhow::Result<(M, SearchRecord)> {
     let base = run.recipe.clone().unwrap_or_default();
     let request = request.clone().resolved(run.preset, &base);
     let rungs = schedule(request.trials, request.budget_minutes * 60.0);
@@ -123,7 +145,7 @@ pub fn search(
     let mut trained = None;
     for (index, rung) in rungs.iter().enumerate() {
         if index > 0 {
-            standing = halve(&mut record, &standing, index, rung.trials);
+            standing = keep_the_best(&mut record, &standing, index, rung.trials);
             commit(&record, run.checkpoints, control)?;
         }
         budget_seconds += rung.seconds_each;
@@ -145,9 +167,8 @@ pub fn search(
                 rung: Some(limit),
                 ..run.clone()
             };
-            let (result, error) = match train_trial(&trial_run, trial, control) {
-                Ok(model) => {
-                    let result = RungResult::of(&model.meta.training);
+            let (result, error) = match train_rung(&trial_run, trial, control) {
+                Ok((result, model)) => {
                     if limit.is_last() {
                         trained = Some(model);
                     }
@@ -164,12 +185,11 @@ pub fn search(
         }
     }
     let [winner] = standing[..] else { anyhow::bail!("the last rung trains one trial, not {standing:?}") };
-    let mut trained = trained
+    let trained = trained
         .with_context(|| format!("trial {winner}, the last standing, diverged: no model to register"))?;
     record.winner = Some(winner);
     commit(&record, run.checkpoints, control)?;
-    trained.meta.search = Some(record);
-    Ok(trained)
+    Ok((trained, record))
 }
 
 /// The search's record from its checkpoint folder, or, on its first start, every
@@ -187,7 +207,7 @@ fn started(run: &TrainingRun<'_>, request: &SearchRequest, rungs: usize) -> anyh
 
 /// The trials of `standing` that go on to rung `rung` (`keep` of them, by their
 /// previous rung's best loss); the others are marked stopped.
-fn halve(record: &mut SearchRecord, standing: &[u32], rung: usize, keep: u32) -> Vec<u32> {
+fn keep_the_best(record: &mut SearchRecord, standing: &[u32], rung: usize, keep: u32) -> Vec<u32> {
     let losses: Vec<(u32, Option<f64>)> = standing
         .iter()
         .map(|&trial| (trial, record.trials[trial as usize].rungs[rung - 1].best_valid_loss))
@@ -216,12 +236,14 @@ fn train_trial(
         if is_last { (control.planned)(hyperparameters) } else { Ok(()) }
     };
     let mut trial_progress = |metrics: &EpochMetrics| progress(trial, metrics);
+    let step = &mut *control.step;
+    let mut trial_step = |progress: &StepProgress| step(&progress.clone().of_trial(trial));
     let checkpointed =
         control.checkpointed.as_mut().map(|checkpointed| &mut **checkpointed as &mut Checkpointed<'_>);
     let mut trial_control = Control {
         planned: &mut planned,
         progress: &mut trial_progress,
-        step: &mut *control.step,
+        step: &mut trial_step,
         stop: control.stop,
         checkpointed,
     };
@@ -271,6 +293,92 @@ mod tests {
         assert_eq!(epochs, [5, 10, 20, 40]);
         let few: Vec<u32> = (0..4).map(|rung| rung_epochs(3, rung, 4)).collect();
         assert_eq!(few, [1, 1, 2, 3], "at least one epoch a rung");
+    }
+
+    /// A rung a trial trained: the trial, its limit, its recipe's budget in minutes.
+    type RungTrained = (u32, RungLimit, Option<f64>);
+
+    /// A search of `trials` trials over 8 minutes whose rungs `loss(trial, rung)`
+    /// decides, `None` for a trial that diverges there: what it returned, and each
+    /// rung it trained with the run it was given (its limit and its recipe's budget).
+    fn halved(
+        trials: u32,
+        loss: impl Fn(u32, usize) -> Option<f64>,
+    ) -> (anyhow::Result<(u32, SearchRecord)>, Vec<RungTrained>) {
+        let data = crate::train::data::TrainingData::Benchmark(PathBuf::from("never-read.json"));
+        let dir = tempfile::tempdir().unwrap();
+        let preset = crate::shared::Preset::Fugue;
+        let run = TrainingRun {
+            preset,
+            hyperparameters: preset.defaults(),
+            recipe: None,
+            data: &data,
+            device: tch::Device::Cpu,
+            checkpoints: dir.path(),
+            rung: None,
+        };
+        let request = SearchRequest { trials, budget_minutes: 8.0, space: None };
+        let never = AtomicBool::new(false);
+        let control = &mut SearchControl {
+            planned: &mut |_| Ok(()),
+            progress: &mut |_, _| Ok(()),
+            record: &mut |_| Ok(()),
+            step: &mut |_| Ok(()),
+            stop: &never,
+            checkpointed: None,
+        };
+        let mut trained = Vec::new();
+        let mut train_rung = |run: &TrainingRun<'_>, trial: u32, _: &mut SearchControl<'_>| {
+            let limit = run.rung.expect("a trial trains a rung");
+            trained.push((trial, limit, run.recipe.as_ref().and_then(|recipe| recipe.budget_minutes)));
+            match loss(trial, limit.rung) {
+                Some(loss) => {
+                    Ok((RungResult { epochs: limit.rung as u32 + 1, best_valid_loss: Some(loss) }, trial))
+                }
+                None => Err(Diverged { epoch: limit.rung as u32 + 1 }.into()),
+            }
+        };
+        let result = halve(&run, &request, control, &mut train_rung);
+        (result, trained)
+    }
+
+    #[test]
+    fn a_trial_that_diverges_is_recorded_with_its_error_and_never_goes_on() {
+        // Trial 0 would be the best, but diverges in the first rung.
+        let (result, trained) =
+            halved(4, |trial, rung| (trial != 0).then(|| f64::from(trial) - rung as f64 * 0.1));
+        let (model, record) = result.unwrap();
+        assert_eq!((model, record.winner), (1, Some(1)), "the best of those that did not diverge");
+        let diverged = &record.trials[0];
+        assert!(diverged.stopped && diverged.best_valid_loss.is_none(), "{diverged:?}");
+        assert!(diverged.error.as_deref().is_some_and(|error| error.contains("diverged")), "{diverged:?}");
+        assert_eq!(diverged.rungs, [RungResult { epochs: 0, best_valid_loss: None }]);
+        let of_trial = |wanted: u32| trained.iter().filter(|(trial, ..)| *trial == wanted).count();
+        assert_eq!([of_trial(0), of_trial(1), of_trial(2), of_trial(3)], [1, 3, 2, 1], "{trained:?}");
+    }
+
+    #[test]
+    fn a_last_trial_that_diverges_leaves_the_search_without_a_model() {
+        let (result, _) = halved(2, |trial, rung| (rung == 0 || trial != 0).then_some(f64::from(trial)));
+        let error = format!("{:#}", result.unwrap_err());
+        assert!(error.contains("trial 0, the last standing, diverged: no model to register"), "{error}");
+    }
+
+    /// A rung the budget cuts short resumes in the next with the budget left: each
+    /// rung's limit is every rung's share so far together.
+    #[test]
+    fn each_rung_may_spend_the_shares_of_every_rung_so_far() {
+        let (result, trained) = halved(4, |trial, _| Some(f64::from(trial)));
+        assert_eq!(result.unwrap().0, 0);
+        // 480 s over three rungs of 160: 4 × 40 s, 2 × 80 s, 1 × 160 s.
+        let limits: Vec<(usize, f64)> =
+            trained.iter().map(|(_, limit, _)| (limit.rung, limit.budget_seconds)).collect();
+        let mut expected = vec![(0, 40.0); 4];
+        expected.extend([(1, 120.0), (1, 120.0), (2, 280.0)]);
+        assert_eq!(limits, expected);
+        assert!(trained.iter().all(|(_, limit, _)| limit.rungs == 3));
+        // Every trial's recipe plans for what the winner gets in all.
+        assert!(trained.iter().all(|(.., minutes)| *minutes == Some(280.0 / 60.0)), "{trained:?}");
     }
 
     #[test]

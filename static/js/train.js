@@ -174,7 +174,8 @@ export class Trainer {
     this.progress = progress;
     const percent = Math.round((100 * progress.step) / Math.max(1, progress.steps));
     $("job-status").textContent =
-      `Epoch ${progress.epoch}: step ${progress.step} of ${progress.steps} (${percent}%), ` +
+      `${progress.trial == null ? "Epoch" : `Trial ${progress.trial}, epoch`} ${progress.epoch}: ` +
+      `step ${progress.step} of ${progress.steps} (${percent}%), ` +
       `${progress.steps_per_second.toFixed(1)} steps/s, about ${Math.ceil(progress.eta_seconds)} s to the epoch's end.`;
     this.drawChart();
   }

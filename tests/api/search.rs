@@ -71,6 +71,8 @@ async fn a_two_trial_search_registers_the_better_trial(database: TestDatabase) {
     )
     .unwrap();
     assert_eq!(meta["search"]["winner"], winner);
+    let model: Value = app.get(&format!("/v1/models/{model_id}")).await.json().await.unwrap();
+    assert_eq!(model["search"], meta["search"], "the model's page carries its search");
     assert_eq!(meta["hyperparameters"]["learning_rate"].as_f64(), Some(better.1));
     assert_eq!(done["hyperparameters"], meta["hyperparameters"], "the job's are the winner's too");
     let losses: Vec<f64> = meta["search"]["trials"]
@@ -110,6 +112,48 @@ async fn a_two_trial_search_registers_the_better_trial_on_sqlite() {
 #[tokio::test]
 async fn a_two_trial_search_registers_the_better_trial_on_postgres() {
     a_two_trial_search_registers_the_better_trial(TestDatabase::postgres().await).await;
+}
+
+/// Progress within an epoch names the trial it is of: each progress event comes
+/// while that trial's epoch runs, before its `trial` event.
+#[tokio::test]
+async fn a_search_streams_progress_within_each_epoch_naming_its_trial() {
+    let app = spawn_app(Options { train_workers: 1, ..Options::default() }).await;
+    let dataset = upload_mini(&app).await;
+    // Epochs of a few seconds, of some 250 quick steps, as in `jobs::`.
+    let mut body = two_trial_search(&dataset, 2, 256);
+    body["hyperparameters"]["batch_size"] = json!(1);
+    let id = submit(&app, &body).await;
+    let events = sse_messages(app.url(&format!("/v1/training-jobs/{id}/events"))).await;
+    assert_eq!(finished(&app, &id).await["state"], "succeeded");
+    let mut epochs_done: Vec<(u64, u64)> = Vec::new();
+    let mut progressed = Vec::new();
+    for event in &events {
+        match event["type"].as_str().unwrap() {
+            "progress" => {
+                let progress = &event["progress"];
+                let of = (progress["trial"].as_u64().expect("a trial"), progress["epoch"].as_u64().unwrap());
+                assert!(!epochs_done.contains(&of), "progress of a finished epoch: {event}");
+                progressed.push(of);
+            }
+            "trial" => {
+                if let Some(epoch) = event["metrics"]["epoch"].as_u64() {
+                    epochs_done.push((event["trial"]["trial"].as_u64().unwrap(), epoch));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Three epochs in all (each trial's first, the winner's second), each with progress.
+    assert_eq!(epochs_done.len(), 3, "{epochs_done:?}");
+    for epoch in &epochs_done {
+        assert!(
+            progressed.contains(epoch),
+            "no progress within trial {} epoch {}: {progressed:?}",
+            epoch.0,
+            epoch.1
+        );
+    }
 }
 
 /// The job's trials as they end, with the attempt that ran each epoch.
