@@ -106,8 +106,8 @@ pub struct OpenSession {
     /// Where the listener's controls go to the engine's session.
     controls: mpsc::UnboundedSender<SessionControl>,
     /// The model stays undeletable until the client is done (realtime pacing
-    /// outlasts the engine's session).
-    _hold: ModelUse,
+    /// outlasts the engine's session): one hold, shared with the session.
+    _hold: Arc<ModelUse>,
 }
 
 impl OpenSession {
@@ -285,8 +285,9 @@ impl Composer {
         };
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
         let trained = row.is_some();
-        let hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
-        let client_hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
+        // One hold (a database row) for the session and its client: it is
+        // released when the later of the two ends.
+        let hold = Arc::new(self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?);
         let given_part = given.as_ref().map(|given| given.part);
         let stream_parts = parts
             .iter()
@@ -302,7 +303,7 @@ impl Composer {
             given,
             primer,
             copy_guard,
-            hold: Some(hold),
+            hold: Some(hold.clone()),
             controls: Some(controlled),
             span,
         };
@@ -316,7 +317,7 @@ impl Composer {
             index,
             given_part,
             controls,
-            _hold: client_hold,
+            _hold: hold,
         })
     }
 

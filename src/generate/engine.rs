@@ -123,7 +123,7 @@ pub struct SessionRequest {
     pub copy_guard: Option<CopyGuard>,
     /// Keeps the model from being deleted while the session lives (`None` outside
     /// the server, as in `fugue bench`).
-    pub hold: Option<ModelUse>,
+    pub hold: Option<Arc<ModelUse>>,
     /// What the listener sends while it plays (new settings, stop); `None` where
     /// nobody controls it.
     pub controls: Option<mpsc::UnboundedReceiver<SessionControl>>,
@@ -200,6 +200,18 @@ struct WorkerHandle {
     cached: Arc<Mutex<Vec<String>>>,
     health: Arc<Health>,
 }
+
+impl WorkerHandle {
+    /// Sessions it runs now (the permits it has given out).
+    fn live(&self) -> usize {
+        self.max_sessions - self.capacity.available_permits()
+    }
+}
+
+/// Live sessions by which a worker may be busier than another and still be
+/// given a model it has loaded first (a quarter of a full batch); past them,
+/// the other loads it too.
+const SPREAD_SESSIONS: usize = MAX_BATCH_ROWS / 4;
 
 /// A worker's state and restarts, shared with its handle.
 #[derive(Default)]
@@ -347,7 +359,7 @@ impl Engine {
                 device: worker.device.to_string(),
                 state: worker.health.state(),
                 restarts: worker.health.restarts.load(Ordering::SeqCst),
-                live: worker.max_sessions - worker.capacity.available_permits(),
+                live: worker.live(),
             })
             .collect()
     }
@@ -370,9 +382,14 @@ impl Engine {
         };
         let mut candidates: Vec<&WorkerHandle> =
             self.workers.iter().filter(|worker| worker.health.state() != WorkerState::Dead).collect();
+        // A worker that has the model loaded goes first among those about as busy
+        // (within SPREAD_SESSIONS live sessions), so that one model's sessions
+        // spread over the workers (the cores) rather than pile onto the first to
+        // load it.
         candidates.sort_by_key(|worker| {
             let saturated = worker.health.saturated.load(Ordering::SeqCst);
-            (saturated, !has_model(worker), std::cmp::Reverse(worker.capacity.available_permits()))
+            let busy = worker.live() / SPREAD_SESSIONS;
+            (saturated, busy, !has_model(worker), std::cmp::Reverse(worker.capacity.available_permits()))
         });
         // The engine's permits never outnumber the workers' (the sum of theirs), so
         // one of the running workers has room.
@@ -436,7 +453,7 @@ struct Session {
     last_sent: Option<Instant>,
     span: tracing::Span,
     _permit: SessionPermit,
-    _hold: Option<ModelUse>,
+    _hold: Option<Arc<ModelUse>>,
 }
 
 /// A realtime listener's playback: when it began (when the first notes were

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Options, TestApp, error_body, spawn_app};
+use crate::support::{Options, TestApp, error_body, project_path, spawn_app};
 
 pub async fn bundled(max_sessions_per_worker: usize) -> TestApp {
     spawn_app(Options { bundled_models: true, max_sessions_per_worker, ..Options::default() }).await
@@ -161,10 +161,11 @@ async fn the_same_request_gives_the_same_notes_alone_and_among_many() {
     assert!(seeds.windows(2).any(|pair| pair[0] != pair[1]), "different seeds, different music");
 }
 
-pub async fn open_stream(
-    app: &TestApp,
-    request: &Value,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+/// A generation stream's socket, as the tests' client holds it.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn open_stream(app: &TestApp, request: &Value) -> Socket {
     let url = format!("ws://{}/v1/generate/stream", app.addr);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket opens");
     socket.send(Message::Text(request.to_string().into())).await.unwrap();
@@ -261,6 +262,43 @@ async fn a_server_loads_its_default_model_as_it_starts_before_any_request() {
         assert!(tokio::time::Instant::now() < deadline, "no model loaded 10 s after the start:\n{metrics}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The next message on a stream.
+async fn next(socket: &mut Socket) -> Value {
+    serde_json::from_str(socket.next().await.unwrap().unwrap().to_text().unwrap()).unwrap()
+}
+
+/// One model's sessions spread over the workers: once the worker that loaded
+/// it first runs 32 more than another, the other loads it too.
+#[tokio::test]
+async fn one_model_s_sessions_spread_over_the_workers() {
+    let app =
+        spawn_app(Options { with_default_model: true, generation_workers: 2, ..Options::default() }).await;
+    // A copy of the bundled default (an events model that steps in batches).
+    let other = app.data_dir.parent().unwrap().join("models/other");
+    std::fs::create_dir_all(&other).unwrap();
+    for file in std::fs::read_dir(project_path("models/default")).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), other.join(file.file_name())).unwrap();
+    }
+    let request = json!({"model": "other", "length": {"endless": true}, "pacing": "realtime"});
+    // The first session's notes: one worker has loaded the model.
+    let mut first = open_stream(&app, &request).await;
+    let start = next(&mut first).await;
+    assert_eq!(start["type"], "start", "{start}");
+    assert_eq!(next(&mut first).await["type"], "notes");
+    let mut streams = vec![first];
+    for _ in 1..40 {
+        let mut stream = open_stream(&app, &request).await;
+        assert_eq!(next(&mut stream).await["type"], "start");
+        streams.push(stream);
+    }
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    let mut live: Vec<u64> =
+        ready["workers"].as_array().unwrap().iter().map(|worker| worker["live"].as_u64().unwrap()).collect();
+    live.sort_unstable();
+    assert_eq!(live, [8, 32], "{ready}");
 }
 
 #[tokio::test]
