@@ -96,8 +96,9 @@ pub struct TrainArgs {
     /// The minutes of training a search's trials share (1 to 10080).
     #[arg(long, requires = "search_trials")]
     pub search_budget_minutes: Option<f64>,
-    /// The space a search draws from, as JSON: `{"dropout": {"low": 0.1, "high": 0.5},
-    /// "learning_rate": {"low": 1e-4, "high": 1e-2, "scale": "log"}}`. Default: the preset's.
+    /// The space a search draws from: `dropout=0.1..0.5,learning_rate=1e-4..1e-2:log`,
+    /// or as the API's JSON: `{"dropout": {"low": 0.1, "high": 0.5}, "learning_rate":
+    /// {"low": 1e-4, "high": 1e-2, "scale": "log"}}`. Default: the preset's.
     #[arg(long, requires = "search_trials", value_parser = parse_space)]
     pub search_space: Option<Space>,
 }
@@ -114,7 +115,11 @@ impl TrainArgs {
 }
 
 fn parse_space(text: &str) -> Result<Space, String> {
-    serde_json::from_str(text).map_err(|error| format!("not a search space: {error}"))
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|error| format!("not a search space: {error}"))
+    } else {
+        crate::model::search::parse_space_flag(text)
+    }
 }
 
 /// Where and how libtorch computes, for the commands that run models.

@@ -82,6 +82,27 @@ pub enum IntervalScale {
     Log,
 }
 
+/// A space written as `fugue train --search-space` also takes it, for a shell:
+/// `dropout=0.1..0.5,learning_rate=1e-4..1e-2:log`. The ranges are checked as a
+/// request's are ([`SearchRequest::check`]).
+pub fn parse_space_flag(text: &str) -> Result<Space, String> {
+    text.split(',')
+        .map(|entry| {
+            let wrong = || format!("`{entry}`: expected NAME=LOW..HIGH or NAME=LOW..HIGH:log");
+            let (name, range) = entry.trim().split_once('=').ok_or_else(wrong)?;
+            let (range, scale) = match range.split_once(':') {
+                Some((range, "log")) => (range, IntervalScale::Log),
+                Some((range, "linear")) => (range, IntervalScale::Linear),
+                Some(_) => return Err(wrong()),
+                None => (range, IntervalScale::Linear),
+            };
+            let (low, high) = range.split_once("..").ok_or_else(wrong)?;
+            let number = |text: &str| text.trim().parse::<f64>().map_err(|_| wrong());
+            Ok((name.trim().to_owned(), Interval { low: number(low)?, high: number(high)?, scale }))
+        })
+        .collect()
+}
+
 /// A field of the request at fault (`search.trials`, `search.space.dropout`, …)
 /// and what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -359,6 +380,19 @@ impl SearchRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_space_flag_reads_as_its_json_does() {
+        let json: Space = serde_json::from_str(
+            r#"{"dropout": {"low": 0.1, "high": 0.5}, "learning_rate": {"low": 1e-4, "high": 1e-2, "scale": "log"}}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_space_flag("dropout=0.1..0.5, learning_rate=1e-4..1e-2:log"), Ok(json));
+        for wrong in ["dropout", "dropout=0.1", "dropout=0.1..x", "dropout=0.1..0.5:cubic", ""] {
+            let error = parse_space_flag(wrong).unwrap_err();
+            assert!(error.contains("expected NAME=LOW..HIGH"), "{wrong}: {error}");
+        }
+    }
 
     fn none() -> HyperparameterOverrides {
         HyperparameterOverrides::default()

@@ -275,7 +275,7 @@ fn fugue_train_searches_from_its_flags_and_writes_the_winner() {
     let model = dir.path().join("model");
     let mut command = train_command("pianoroll-lstm", &model, 2);
     command.args(["--search-trials", "3", "--search-budget-minutes", "1", "--search-space"]);
-    command.arg(r#"{"learning_rate": {"low": 1e-5, "high": 0.1, "scale": "log"}}"#);
+    command.arg("learning_rate=1e-5..0.1:log");
     let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
