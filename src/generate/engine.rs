@@ -208,9 +208,9 @@ impl WorkerHandle {
     }
 }
 
-/// Live sessions by which a worker may be busier than another and still be
-/// given a model it has loaded first (a quarter of a full batch); past them,
-/// the other loads it too.
+/// Live sessions by which a worker may be busier than the least busy and still
+/// be given a model it has loaded first (a quarter of a full batch); past them,
+/// the least busy loads it too.
 const SPREAD_SESSIONS: usize = MAX_BATCH_ROWS / 4;
 
 /// A worker's state and restarts, shared with its handle.
@@ -383,12 +383,13 @@ impl Engine {
         let mut candidates: Vec<&WorkerHandle> =
             self.workers.iter().filter(|worker| worker.health.state() != WorkerState::Dead).collect();
         // A worker that has the model loaded goes first among those about as busy
-        // (within SPREAD_SESSIONS live sessions), so that one model's sessions
-        // spread over the workers (the cores) rather than pile onto the first to
-        // load it.
+        // as the least busy (within SPREAD_SESSIONS live sessions of it), so that
+        // one model's sessions spread over the workers (the cores) rather than
+        // pile onto the first to load it.
+        let least_busy = candidates.iter().map(|worker| worker.live()).min().unwrap_or(0);
         candidates.sort_by_key(|worker| {
             let saturated = worker.health.saturated.load(Ordering::SeqCst);
-            let busy = worker.live() / SPREAD_SESSIONS;
+            let busy = (worker.live() - least_busy) / SPREAD_SESSIONS;
             (saturated, busy, !has_model(worker), std::cmp::Reverse(worker.capacity.available_permits()))
         });
         // The engine's permits never outnumber the workers' (the sum of theirs), so
