@@ -169,11 +169,19 @@ impl TrainingJob {
             None if search.is_some() => (Vec::new(), Vec::new(), None),
             None => (decoded(0)?, Vec::new(), None),
         };
-        let last_epoch = epochs.last().map_or(0, |m| m.epoch);
         let progress = match (&row.progress, row.state) {
             (Some(json), JobState::Running) => {
                 let progress: StepProgress = serde_json::from_str(json)
                     .with_context(|| format!("training job {}: its progress does not decode", row.id))?;
+                // The epochs of the run it is of: the job's, or its search trial's.
+                let run_epochs = match progress.trial {
+                    Some(trial) => trials
+                        .iter()
+                        .find(|view: &&TrialView| view.record.trial == trial)
+                        .map(|view| &view.epochs),
+                    None => Some(&epochs),
+                };
+                let last_epoch = run_epochs.and_then(|epochs| epochs.last()).map_or(0, |m| m.epoch);
                 // Written before its epoch ended: that epoch's own metrics supersede it.
                 (progress.epoch > last_epoch).then_some(progress)
             }
