@@ -89,7 +89,12 @@ impl App {
         let engine_metrics = Arc::new(EngineMetrics::new(metrics.registry())?);
         let default_model = default_model(&models).await;
         let composer = Composer {
-            engine: Engine::start(&engine_config(args, default_model.clone(), engine_metrics)),
+            engine: Engine::start(&engine_config(
+                args,
+                devices.cuda_device_count,
+                default_model.clone(),
+                engine_metrics,
+            )),
             models: models.clone(),
             store: store.clone(),
             datasets: datasets.clone(),
@@ -184,14 +189,14 @@ async fn default_model(models: &ModelRegistry) -> Option<ModelToLoad> {
 
 fn engine_config(
     settings: &Settings,
+    cuda_device_count: usize,
     default_model: Option<ModelToLoad>,
     metrics: Arc<EngineMetrics>,
 ) -> EngineConfig {
     let args = &settings.generation;
     let devices = if args.devices.is_empty() {
-        let cuda = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
         let threads = usize::try_from(settings.training.threads).unwrap_or(1);
-        default_generation_devices(cuda, usable_cores(), threads)
+        default_generation_devices(cuda_device_count, usable_cores(), threads)
     } else {
         args.devices.clone()
     };

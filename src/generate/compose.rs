@@ -23,7 +23,7 @@ use crate::analysis::originality::{CopyGuard, CopyKind, CopyReport, OriginalityI
 use crate::analysis::statistics::PieceStatistics;
 use crate::datasets::{BlobStore, Datasets};
 use crate::midi::{self, Note, Part, Score};
-use crate::model::artifact::{DataSource, Representation, load_meta, read_originality};
+use crate::model::artifact::{DataSource, Representation, read_originality};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
 use crate::shared::{rfc3339, sha256_hex};
@@ -246,7 +246,9 @@ impl Composer {
         let Some((dir, row)) = self.models.path(&model).await? else {
             return Err(invalid("model", format!("no model `{model}`")));
         };
-        let meta = load_meta(dir.clone())
+        let meta = self
+            .models
+            .meta(&dir)
             .await
             .map_err(|error| invalid("model", format!("model `{model}` cannot be read: {error:#}")))?;
         supports(&meta.representation, &validated)?;

@@ -173,17 +173,7 @@ impl TrainingJob {
             (Some(json), JobState::Running) => {
                 let progress: StepProgress = serde_json::from_str(json)
                     .with_context(|| format!("training job {}: its progress does not decode", row.id))?;
-                // The epochs of the run it is of: the job's, or its search trial's.
-                let run_epochs = match progress.trial {
-                    Some(trial) => trials
-                        .iter()
-                        .find(|view: &&TrialView| view.record.trial == trial)
-                        .map(|view| &view.epochs),
-                    None => Some(&epochs),
-                };
-                let last_epoch = run_epochs.and_then(|epochs| epochs.last()).map_or(0, |m| m.epoch);
-                // Written before its epoch ended: that epoch's own metrics supersede it.
-                (progress.epoch > last_epoch).then_some(progress)
+                unsuperseded(progress, &epochs, &trials)
             }
             _ => None,
         };
@@ -222,6 +212,23 @@ impl TrainingJob {
             updated_at: rfc3339(row.updated_at),
         })
     }
+}
+
+/// A running job's progress, unless the epoch it was written in has ended since:
+/// that epoch's own metrics (the job's, or its search trial's) supersede it.
+fn unsuperseded(
+    progress: StepProgress,
+    epochs: &[EpochMetrics],
+    trials: &[TrialView],
+) -> Option<StepProgress> {
+    let run_epochs = match progress.trial {
+        Some(trial) => {
+            trials.iter().find(|view| view.record.trial == trial).map(|view| view.epochs.as_slice())
+        }
+        None => Some(epochs),
+    };
+    let last_epoch = run_epochs.and_then(<[EpochMetrics]>::last).map_or(0, |metrics| metrics.epoch);
+    (progress.epoch > last_epoch).then_some(progress)
 }
 
 /// One trial of a search job: its record and its finished epochs' metrics.
@@ -414,6 +421,7 @@ fn eta(epochs: &[EpochMetrics], epochs_planned: u32, budget_seconds: f64) -> f64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_eta_is_the_planned_epochs_at_the_pace_so_far_within_the_budget() {
@@ -422,6 +430,41 @@ mod tests {
         assert_eq!(eta(&two, 10, 3_600.0), 40.0, "8 epochs of 5 s");
         assert_eq!(eta(&two, 400, 900.0), 890.0, "the budget ends the run first");
         assert_eq!(eta(&two, 400, 5.0), 0.0);
+    }
+
+    #[test]
+    fn progress_is_shown_until_its_own_run_records_that_epoch() {
+        let during = |epoch, trial| StepProgress {
+            trial,
+            ..StepProgress::of(epoch, 3, 10, Duration::from_secs(1), 2.0)
+        };
+        let epoch = |epoch| EpochMetrics::timed(epoch, 5.0, 3_000.0);
+        let trial = |trial, epochs: Vec<EpochMetrics>| TrialView {
+            record: TrialRecord {
+                trial,
+                hyperparameters: Default::default(),
+                rung: 0,
+                rungs: Vec::new(),
+                best_valid_loss: None,
+                stopped: false,
+                error: None,
+            },
+            epochs,
+        };
+        let shown = |progress: StepProgress, epochs: &[EpochMetrics], trials: &[TrialView]| {
+            unsuperseded(progress, epochs, trials).is_some()
+        };
+        // A plain job: epoch 2 runs after epoch 1; once epoch 2 is recorded, its
+        // progress is stale.
+        assert!(shown(during(1, None), &[], &[]));
+        assert!(shown(during(2, None), &[epoch(1)], &[]));
+        assert!(!shown(during(2, None), &[epoch(1), epoch(2)], &[]));
+        // A search: each trial counts its own epochs, not the others'.
+        let trials = [trial(0, vec![epoch(1), epoch(2), epoch(3)]), trial(1, vec![epoch(1)])];
+        assert!(shown(during(2, Some(1)), &[], &trials), "trial 1 is in its epoch 2");
+        assert!(!shown(during(1, Some(1)), &[], &trials), "trial 1 recorded its epoch 1");
+        assert!(!shown(during(3, Some(0)), &[], &trials));
+        assert!(shown(during(1, Some(2)), &[], &trials), "a trial not yet in the record");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod frozen_affine;
 pub mod hyperparameters;
 pub mod lstm;
 pub mod melody_net;
+pub mod meta_cache;
 pub mod optim;
 pub mod presets;
 pub mod recipe;

@@ -17,13 +17,15 @@
 //! else `FUGUE_DEFAULT_MODEL`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::artifact::{ArtifactMeta, IndexSummary, MusicEvaluation, Representation, load_meta, read_meta};
+use super::artifact::{ArtifactMeta, IndexSummary, MusicEvaluation, Representation, read_meta};
+use super::meta_cache::MetaCache;
 use super::search::SearchRecord;
 use super::training_record::EpochMetrics;
 use crate::analysis::statistics::SetStatistics;
@@ -151,6 +153,7 @@ pub struct ModelRegistry {
     node: String,
     /// Holds to release, for the task that also renews them.
     release: tokio::sync::mpsc::UnboundedSender<String>,
+    metas: MetaCache,
 }
 
 /// How long a hold lasts unless renewed; renewed every third of it.
@@ -195,6 +198,7 @@ impl ModelRegistry {
             fallback_default: fallback_default.to_owned(),
             node,
             release,
+            metas: MetaCache::default(),
         }
     }
 
@@ -221,6 +225,11 @@ impl ModelRegistry {
         }
         let bundled = self.bundled_dir.join(id);
         Ok(bundled.join(super::artifact::META_FILE).is_file().then_some((bundled, None)))
+    }
+
+    /// The metadata of the artifact in `dir` (a directory [`Self::path`] gave).
+    pub async fn meta(&self, dir: &Path) -> anyhow::Result<Arc<ArtifactMeta>> {
+        self.metas.get(dir).await
     }
 
     /// Every model: trained ones newest first, then bundled ones by name.
@@ -251,7 +260,7 @@ impl ModelRegistry {
 
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<ModelDetail>> {
         let Some((dir, row)) = self.path(id).await? else { return Ok(None) };
-        let meta = load_meta(dir).await?;
+        let meta = self.meta(&dir).await?;
         let default = self.default_id().await?;
         let music_evaluation = match self.store.model_evaluation(id).await? {
             Some(json) => Some(
@@ -356,7 +365,7 @@ impl ModelRegistry {
             Err(error) => return format!("default model: {error:#}"),
         };
         match self.path(&id).await {
-            Ok(Some((dir, _))) => match load_meta(dir).await {
+            Ok(Some((dir, _))) => match self.meta(&dir).await {
                 Ok(_) => "ok".to_owned(),
                 Err(reason) => format!("default model `{id}`: {reason:#}"),
             },

@@ -316,7 +316,6 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(times.user + times.system)
 }
 
-/// The process's peak resident set so far (`VmHWM`), in MB.
 #[cfg(test)]
 mod tests {
     use super::*;
