@@ -287,9 +287,9 @@ impl Composer {
         };
         let being_deleted = || invalid("model", format!("model `{model}` is being deleted"));
         let trained = row.is_some();
-        // One hold (a database row) for the session and its client: it is
-        // released when the later of the two ends.
-        let hold = Arc::new(self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?);
+        // The session and its client share the node's hold of the model (a
+        // database row), released when the last of its users ends.
+        let hold = self.models.hold_in_use(&model, trained).await?.ok_or_else(being_deleted)?;
         let given_part = given.as_ref().map(|given| given.part);
         let stream_parts = parts
             .iter()

@@ -16,8 +16,9 @@
 //! The default is the `default_model` setting (`PUT /v1/models/{id}/default`),
 //! else `FUGUE_DEFAULT_MODEL`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -153,13 +154,17 @@ pub struct ModelRegistry {
     node: String,
     /// Holds to release, for the task that also renews them.
     release: tokio::sync::mpsc::UnboundedSender<String>,
+    /// This node's live hold of each model in use: every session of a model
+    /// shares it, so a session adds no database write once its model is held.
+    held: Arc<Mutex<HashMap<String, Weak<ModelUse>>>>,
     metas: MetaCache,
 }
 
 /// How long a hold lasts unless renewed; renewed every third of it.
 pub const HOLD_TTL: Duration = Duration::from_secs(30);
 
-/// Keeps a model from being deleted, on any node, while it lives.
+/// Keeps a model from being deleted, on any node, while it lives (one row of
+/// the database, shared by this node's sessions of the model).
 pub struct ModelUse {
     hold: String,
     release: tokio::sync::mpsc::UnboundedSender<String>,
@@ -198,6 +203,7 @@ impl ModelRegistry {
             fallback_default: fallback_default.to_owned(),
             node,
             release,
+            held: Arc::default(),
             metas: MetaCache::default(),
         }
     }
@@ -309,14 +315,29 @@ impl ModelRegistry {
     }
 
     /// Holds `id` against deletion, on every node, until the returned guard
-    /// drops; `None` when a trained model was deleted meanwhile.
-    pub async fn hold_in_use(&self, id: &str, trained: bool) -> anyhow::Result<Option<ModelUse>> {
+    /// drops; `None` when a trained model was deleted meanwhile. While this node
+    /// holds `id` already, the guard is that hold's: a held model cannot have
+    /// been deleted.
+    pub async fn hold_in_use(&self, id: &str, trained: bool) -> anyhow::Result<Option<Arc<ModelUse>>> {
+        if let Some(live) = self.held().get(id).and_then(Weak::upgrade) {
+            return Ok(Some(live));
+        }
         let hold = uuid::Uuid::new_v4().to_string();
         let expires_at = crate::store::now_ms() + HOLD_TTL.as_millis() as i64;
         if !self.store.hold_model(&hold, id, &self.node, expires_at, trained).await? {
             return Ok(None);
         }
-        Ok(Some(ModelUse { hold, release: self.release.clone() }))
+        let guard = Arc::new(ModelUse { hold, release: self.release.clone() });
+        let mut held = self.held();
+        held.retain(|_, hold| hold.strong_count() > 0);
+        // Two first sessions at once each write a hold; the later is shared, and
+        // the earlier is released with its session.
+        held.insert(id.to_owned(), Arc::downgrade(&guard));
+        Ok(Some(guard))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<ModelUse>>> {
+        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Deletes a trained model: not the default, not one in use on any node, never

@@ -228,16 +228,30 @@ async fn two_servers_and_two_workers_share_one_database_and_one_object_store() {
         .unwrap();
     assert_eq!(generated.status(), StatusCode::CREATED, "{}", generated.text().await.unwrap());
 
-    // A stream on B holds the model: deleting it through A is a conflict.
+    // Streams on B hold the model: deleting it through A is a conflict. B's
+    // streams of one model share one hold (one row), kept until the last ends.
     let url = format!("ws://{}/v1/generate/stream", b.addr.as_deref().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let request = json!({"model": model, "length": {"notes": 2000}, "pacing": "realtime", "seed": 2});
-    socket.send(Message::Text(request.to_string().into())).await.unwrap();
-    let first = socket.next().await.unwrap().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(first.to_text().unwrap()).unwrap()["type"], "start");
+    let mut sockets = Vec::new();
+    for seed in [2, 3] {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let request = json!({"model": model, "length": {"notes": 2000}, "pacing": "realtime", "seed": seed});
+        socket.send(Message::Text(request.to_string().into())).await.unwrap();
+        let first = socket.next().await.unwrap().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(first.to_text().unwrap()).unwrap()["type"], "start");
+        sockets.push(socket);
+    }
+    assert_eq!(holds(database.url(), &model).await, 1, "two streams on one node, one hold");
     let refused = client.delete(a.url(&format!("/v1/models/{model}"))).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::CONFLICT, "{}", refused.text().await.unwrap());
-    // Once the stream ends, the deletion goes through.
+    // One stream ends; the other still holds the model.
+    let mut first = sockets.remove(0);
+    first.close(None).await.unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = client.delete(a.url(&format!("/v1/models/{model}"))).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT, "{}", refused.text().await.unwrap());
+    // Once the last stream ends, the deletion goes through.
+    let mut socket = sockets.remove(0);
     socket.close(None).await.unwrap();
     drop(socket);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -254,6 +268,18 @@ async fn two_servers_and_two_workers_share_one_database_and_one_object_store() {
     let gone = client.get(b.url(&format!("/v1/models/{model}"))).send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     store.close().await;
+}
+
+/// The rows holding `model` against deletion.
+async fn holds(url: &str, model: &str) -> i64 {
+    use sqlx::{Connection, Row};
+    let mut connection = sqlx::postgres::PgConnection::connect(url).await.unwrap();
+    let row = sqlx::query("SELECT count(*) AS holds FROM model_holds WHERE model_id = $1")
+        .bind(model)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    row.get::<i64, _>("holds")
 }
 
 /// Transactions committed in the test's database so far (Postgres counts each
