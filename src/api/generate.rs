@@ -199,15 +199,20 @@ async fn follow(
     let lateness = &composer.engine.metrics().realtime_lateness;
     // When the last note streamed begins, from the stream's start.
     let mut last_onset = 0.0f64;
+    // An event read while gathering the notes due at one moment, not yet relayed.
+    let mut read_ahead: Option<SessionEvent> = None;
     let piece: Piece = loop {
-        let event = tokio::select! {
-            event = session.events.recv() => event,
-            incoming = socket.recv() => {
-                if ends_session(incoming, socket, &mut session).await { return Ok(()) } else { continue }
-            }
+        let event = match read_ahead.take() {
+            Some(event) => Some(event),
+            None => tokio::select! {
+                event = session.events.recv() => event,
+                incoming = socket.recv() => {
+                    if ends_session(incoming, socket, &mut session).await { return Ok(()) } else { continue }
+                }
+            },
         };
         match event {
-            Some(SessionEvent::Notes(notes)) => {
+            Some(SessionEvent::Notes(mut notes)) => {
                 if let Some(start) = start.take() {
                     began = Instant::now();
                     if send(socket, &start).await.is_err() {
@@ -219,7 +224,12 @@ async fn follow(
                     if !pause_until(socket, &mut session, due).await {
                         return Ok(());
                     }
-                    lateness.observe(due.elapsed().as_secs_f64());
+                    // The notes due by now (the rest of a chord, mostly) go in
+                    // the same message: a message each costs the server and the
+                    // listener a wake-up and a write apiece.
+                    let now = began.elapsed().as_secs_f64();
+                    read_ahead = take_due(&mut session.events, &mut notes, now);
+                    notes.iter().for_each(|note| lateness.observe(now - note.start_seconds));
                 }
                 last_onset = notes.iter().map(|note| note.start_seconds).fold(last_onset, f64::max);
                 if send(socket, &StreamMessage::Notes { notes }).await.is_err() {
@@ -245,6 +255,24 @@ async fn follow(
     let (composition, _) = composer.store_piece(&session, piece).await?;
     let _ = send(socket, &StreamMessage::End { composition: Box::new(composition) }).await;
     Ok(())
+}
+
+/// Moves the notes waiting in `events` that are due by `now` (seconds into the
+/// piece) into `notes`; returns the first event that is not such notes.
+fn take_due(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<SessionEvent>,
+    notes: &mut Vec<GeneratedNote>,
+    now: f64,
+) -> Option<SessionEvent> {
+    while let Ok(event) = events.try_recv() {
+        match event {
+            SessionEvent::Notes(more) if more.first().is_some_and(|note| note.start_seconds <= now) => {
+                notes.extend(more);
+            }
+            other => return Some(other),
+        }
+    }
+    None
 }
 
 /// What a client may send while its piece streams.

@@ -849,12 +849,18 @@ impl Worker {
         let Net::Token(net) = &loaded.net else { return (0, 0) };
         for chunk in rows.chunks(MAX_BATCH_ROWS) {
             let began = Instant::now();
-            step_chunk(net, &mut self.sessions, chunk, self.device.0, &self.metrics);
+            step_chunk(net, &mut self.sessions, chunk, self.lookahead, self.device.0, &self.metrics);
             self.metrics.step_seconds.observe(began.elapsed().as_secs_f64());
             self.metrics.batch_size.observe(chunk.len() as f64);
         }
         (due.len(), rows.len())
     }
+}
+
+/// Seconds of music a realtime session has written when its playback begins: a
+/// third of the lookahead. One that falls back below it is falling behind.
+fn starting_lead(lookahead: Duration) -> f64 {
+    lookahead.as_secs_f64() / 3.0
 }
 
 /// Makes the piece of a model whose network cannot step in batches (piano roll,
@@ -903,6 +909,7 @@ fn step_chunk(
     net: &FrozenTokenNet,
     sessions: &mut [Session],
     chunk: &[Row],
+    lookahead: Duration,
     device: tch::Device,
     metrics: &EngineMetrics,
 ) {
@@ -974,7 +981,7 @@ fn step_chunk(
         }
         let completed = line.accept(drawn[index]);
         if session.lookahead.is_none() && !completed.is_empty() {
-            session.send_notes(completed, metrics);
+            session.relay(completed, lookahead, metrics);
         }
     }
 }
@@ -1090,7 +1097,7 @@ impl Session {
         if !self.realtime() {
             return Some(f64::INFINITY);
         }
-        // Its first notes are due as soon as they exist.
+        // Due until its playback begins (see [`Session::relay`]).
         let Some(playback) = self.playback else { return Some(0.0) };
         let ahead = self.lines[0].seconds_written() - playback.seconds_played();
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
@@ -1106,7 +1113,7 @@ impl Session {
         let (Some(playback), Decoding::Events { .. }) = (self.playback, &self.lines[0].decoding) else {
             return false;
         };
-        let margin = lookahead.as_secs_f64() / 3.0;
+        let margin = starting_lead(lookahead);
         let playing = playback.seconds_played();
         playing > margin && self.lines[0].seconds_written() - playing < margin
     }
@@ -1135,6 +1142,23 @@ impl Session {
             tracing::debug!("stopped by its listener");
             self.lines.iter_mut().for_each(Line::stop);
         }
+    }
+
+    /// Sends newly completed notes to the listener. A realtime listener's first
+    /// notes wait until a third of the lookahead is written: its playback
+    /// begins with them, and a chord's other notes, written a round each after
+    /// its first, would otherwise all be late from the start.
+    fn relay(&mut self, completed: Vec<GeneratedNote>, lookahead: Duration, metrics: &EngineMetrics) {
+        if !self.realtime() || self.playback.is_some() {
+            return self.send_notes(completed, metrics);
+        }
+        let line = &self.lines[0];
+        let timed = matches!(line.decoding, Decoding::Events { .. });
+        if timed && line.seconds_written() < starting_lead(lookahead) {
+            return;
+        }
+        let unsent = self.unsent();
+        self.send_notes(unsent, metrics);
     }
 
     /// Sends notes to the listener, timing the first and the gaps between.

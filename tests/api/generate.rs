@@ -1,6 +1,7 @@
 //! Generation with the bundled models: REST, MIDI downloads, the WebSocket stream,
 //! constraints, determinism under batching, admission and its queue.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -246,6 +247,43 @@ async fn realtime_pacing_sends_notes_when_they_sound() {
     let seconds = end["composition"]["stats"]["seconds"].as_f64().unwrap();
     assert!(seconds >= 2.0, "{seconds}");
     assert!(elapsed >= seconds - 0.05, "the stream took {elapsed:.2} s for {seconds:.2} s of music");
+}
+
+/// A realtime stream relays the notes that sound together (a chord of the
+/// four parts) in one message, not a message each, from its first chord on.
+#[tokio::test]
+async fn realtime_notes_that_sound_together_come_in_one_message() {
+    let app = bundled(64).await;
+    let received = messages(
+        &app,
+        &json!({"length": {"seconds": 4.0}, "tempo_bpm": 120, "seed": 5, "pacing": "realtime"}),
+    )
+    .await;
+    let onsets: Vec<Vec<f64>> = received
+        .iter()
+        .filter(|message| message["type"] == "notes")
+        .map(|message| {
+            message["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|note| note["start_seconds"].as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    // The first chord too: the playback begins once a third of the lookahead is
+    // written, not with the chord's first note.
+    let mut messages_of_onset: BTreeMap<u64, BTreeSet<usize>> = BTreeMap::new();
+    for (message, starts) in onsets.iter().enumerate() {
+        for &start in starts {
+            messages_of_onset.entry((start * 1e6).round() as u64).or_default().insert(message);
+        }
+    }
+    let chords = messages_of_onset.values().filter(|messages| messages.len() == 1).count();
+    let split: Vec<_> = messages_of_onset.iter().filter(|(_, messages)| messages.len() > 1).collect();
+    assert!(chords >= 4, "{chords} onsets sent in one message each");
+    assert!(split.is_empty(), "onsets (µs) sent in more than one message: {split:?}");
+    assert!(onsets.iter().any(|starts| starts.len() > 1), "no message holds more than one note");
 }
 
 #[tokio::test]
