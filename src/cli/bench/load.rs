@@ -43,6 +43,9 @@ impl std::fmt::Display for Ending {
     }
 }
 
+/// A session's first notes, whose lateness is reported apart.
+const OPENING_NOTES: usize = 4;
+
 #[derive(Default)]
 struct SessionRecord {
     ending: Ending,
@@ -69,23 +72,36 @@ pub fn run(args: &LoadBenchArgs) -> anyhow::Result<()> {
     let outcome = runtime.block_on(async {
         wait_until_ready(&base).await?;
         let cpu_before = pid.map(cpu_seconds).transpose()?;
+        let own_before = cpu_seconds(std::process::id())?;
+        let (stop_sampling, stopped) = tokio::sync::oneshot::channel();
+        let sampler = pid.map(|pid| tokio::spawn(busiest_second(pid, stopped)));
         let started = Instant::now();
         let records = drive(args, &base).await;
         let wall = started.elapsed();
+        let _ = stop_sampling.send(());
+        let busiest = match sampler {
+            Some(sampler) => sampler.await?,
+            None => 0.0,
+        };
         let cpu = match (pid, cpu_before) {
-            (Some(pid), Some(before)) => Some(cpu_seconds(pid)? - before),
+            (Some(pid), Some(before)) => Some(ServerCpu { seconds: cpu_seconds(pid)? - before, busiest }),
             _ => None,
         };
+        let own = cpu_seconds(std::process::id())? - own_before;
         let peak_rss = pid.map(|pid| super::memory_mb(pid, "VmHWM")).transpose()?;
         let metrics = http_get(base.trim_start_matches("http://"), "/metrics").await.unwrap_or_default();
-        anyhow::Ok((records, wall, cpu, peak_rss, metrics))
+        anyhow::Ok((records, wall, cpu, own, peak_rss, metrics))
     });
     if let Some(child) = spawned.as_mut() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let (records, wall, cpu, peak_rss, metrics) = outcome?;
+    let (records, wall, cpu, own_cpu, peak_rss, metrics) = outcome?;
     report(args, &base, spawned.is_some(), &records, wall, cpu, peak_rss);
+    println!(
+        "load generator (this process): CPU {:.2} cores on average ({own_cpu:.1} s)",
+        own_cpu / wall.as_secs_f64()
+    );
     if let Some((on_time, notes)) = server_lateness(&metrics) {
         println!(
             "server side: {:.1}% of {notes} notes sent within 50 ms of their time (fugue_generate_realtime_lateness_seconds)",
@@ -93,6 +109,32 @@ pub fn run(args: &LoadBenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The server's CPU time over the run, and its busiest second's, in cores.
+struct ServerCpu {
+    seconds: f64,
+    busiest: f64,
+}
+
+/// The most CPU the process used in any one second (in cores), sampled until
+/// `stop`: the load comes in a burst, and the run's average hides it.
+async fn busiest_second(pid: u32, mut stop: tokio::sync::oneshot::Receiver<()>) -> f64 {
+    let mut busiest = 0.0f64;
+    let mut last = (Instant::now(), cpu_seconds(pid).unwrap_or(0.0));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let Ok(cpu) = cpu_seconds(pid) else { return busiest };
+                let now = Instant::now();
+                busiest = busiest.max((cpu - last.1) / (now - last.0).as_secs_f64());
+                last = (now, cpu);
+            }
+            _ = &mut stop => return busiest,
+        }
+    }
 }
 
 /// `fugue serve` on a free loopback port with the bundled models, no training
@@ -224,7 +266,7 @@ fn report(
     spawned: bool,
     records: &[SessionRecord],
     wall: Duration,
-    cpu_seconds: Option<f64>,
+    cpu: Option<ServerCpu>,
     peak_rss_mb: Option<f64>,
 ) {
     let server = if spawned { format!("{base} (spawned)") } else { base.to_owned() };
@@ -246,6 +288,13 @@ fn report(
         let mut lateness: Vec<f64> =
             records.iter().flat_map(|record| record.lateness.iter().map(|late| late * 1e3)).collect();
         println!("lateness: {}", summary(&mut lateness, "ms"));
+        // A session's start is where it is likeliest late: its playback begins
+        // with notes written just before.
+        let mut opening: Vec<f64> = records
+            .iter()
+            .flat_map(|record| record.lateness.iter().take(OPENING_NOTES).map(|late| late * 1e3))
+            .collect();
+        println!("  of each session's first {OPENING_NOTES} notes: {}", summary(&mut opening, "ms"));
     }
     // The most sessions between their first note and their end at one moment.
     let mut changes: Vec<(Duration, i64)> = records
@@ -274,11 +323,13 @@ fn report(
         wall.as_secs_f64(),
         notes as f64 / wall.as_secs_f64()
     );
-    match (cpu_seconds, peak_rss_mb) {
+    match (cpu, peak_rss_mb) {
         (Some(cpu), Some(rss)) => println!(
-            "server: peak RSS {rss:.0} MB, CPU {:.2} cores on average ({cpu:.1} s over {:.1} s)",
-            cpu / wall.as_secs_f64(),
-            wall.as_secs_f64()
+            "server: peak RSS {rss:.0} MB, CPU {:.2} cores on average ({:.1} s over {:.1} s), {:.2} in its busiest second",
+            cpu.seconds / wall.as_secs_f64(),
+            cpu.seconds,
+            wall.as_secs_f64(),
+            cpu.busiest
         ),
         _ => println!("server: RSS and CPU unknown (give --server-pid for a server not spawned here)"),
     }
