@@ -467,8 +467,8 @@ struct Playback {
 }
 
 impl Playback {
-    fn seconds_played(&self) -> f64 {
-        self.began.elapsed().as_secs_f64()
+    fn seconds_played(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.began).as_secs_f64()
     }
 }
 
@@ -550,12 +550,18 @@ impl Worker {
         for session in &mut self.sessions {
             session.apply_controls();
         }
-        let mut models: Vec<String> = self.sessions.iter().map(|s| s.model_id.clone()).collect();
+        // Every round looks at every live session: nothing here allocates or
+        // reads the clock per session.
+        let mut models: Vec<String> = Vec::new();
+        for session in &self.sessions {
+            if !models.contains(&session.model_id) {
+                models.push(session.model_id.clone());
+            }
+        }
         models.sort();
-        models.dedup();
         let (mut stepped, mut rows) = (0, 0);
         for model in models {
-            let (sessions, lines) = self.step(&model);
+            let (sessions, lines) = self.step(&model, round);
             (stepped, rows) = (stepped + sessions, rows + lines);
         }
         for session in &mut self.sessions {
@@ -572,9 +578,7 @@ impl Worker {
                 self.admit(start);
             }
         }
-        let (done, running): (Vec<Session>, Vec<Session>) =
-            std::mem::take(&mut self.sessions).into_iter().partition(Session::finished);
-        self.sessions = running;
+        let done: Vec<Session> = self.sessions.extract_if(.., |session| session.finished()).collect();
         for mut session in done {
             let unsent = session.unsent();
             if !unsent.is_empty() {
@@ -608,7 +612,8 @@ impl Worker {
         self.metrics.load.with_label_values(&["listeners"]).set(listeners as f64);
         // After the finished sessions left: an idle worker waits for the next one
         // with this flag as it leaves it.
-        let saturated = self.sessions.iter().any(|session| session.falling_behind(self.lookahead));
+        let now = Instant::now();
+        let saturated = self.sessions.iter().any(|session| session.falling_behind(self.lookahead, now));
         self.health.saturated.store(saturated, Ordering::SeqCst);
         true
     }
@@ -832,10 +837,10 @@ impl Worker {
     /// Every session that is not parked steps once per round, so neither kind
     /// starves the other: a realtime session parks once it is `lookahead` ahead of
     /// its listener, and what it leaves of the device goes to the fast ones.
-    fn step(&mut self, model: &str) -> (usize, usize) {
+    fn step(&mut self, model: &str, now: Instant) -> (usize, usize) {
         let mut due: Vec<(f64, usize)> = (0..self.sessions.len())
             .filter(|&i| self.sessions[i].model_id == model)
-            .filter_map(|i| self.sessions[i].slack(self.lookahead).map(|slack| (slack, i)))
+            .filter_map(|i| self.sessions[i].slack(self.lookahead, now).map(|slack| (slack, i)))
             .collect();
         due.sort_by(|a, b| a.0.total_cmp(&b.0));
         let rows: Vec<Row> = due
@@ -1093,13 +1098,13 @@ impl Session {
     /// How far ahead of its listener a realtime session is, in seconds (fast
     /// sessions count as never ahead); `None` when it is `lookahead` ahead or more
     /// and waits.
-    fn slack(&self, lookahead: Duration) -> Option<f64> {
+    fn slack(&self, lookahead: Duration, now: Instant) -> Option<f64> {
         if !self.realtime() {
             return Some(f64::INFINITY);
         }
         // Due until its playback begins (see [`Session::relay`]).
         let Some(playback) = self.playback else { return Some(0.0) };
-        let ahead = self.lines[0].seconds_written() - playback.seconds_played();
+        let ahead = self.lines[0].seconds_written() - playback.seconds_played(now);
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
     }
 
@@ -1109,12 +1114,12 @@ impl Session {
     /// keeps each near the whole lookahead ahead; one that falls below a third has
     /// no room for another session. (A note-chord line does not know its time, so
     /// it never counts.)
-    fn falling_behind(&self, lookahead: Duration) -> bool {
+    fn falling_behind(&self, lookahead: Duration, now: Instant) -> bool {
         let (Some(playback), Decoding::Events { .. }) = (self.playback, &self.lines[0].decoding) else {
             return false;
         };
         let margin = starting_lead(lookahead);
-        let playing = playback.seconds_played();
+        let playing = playback.seconds_played(now);
         playing > margin && self.lines[0].seconds_written() - playing < margin
     }
 
