@@ -1,8 +1,8 @@
 //! Where a line's recurrent state lives between steps. After a batched step a
 //! line's state is its row of the batch's output, kept as (batch, row) rather
-//! than cut out; the next step gathers its rows with one `index_select` (or
-//! none, when the rows come back in the same order), instead of two narrows per
-//! row and a `cat` of them all.
+//! than cut out; the next step gathers the rows it wants of each batch with an
+//! `index_select` (none for a whole batch in its order), instead of two narrows
+//! per row and a `cat` of them all.
 //!
 //! Memory is what cutting rows out held: a row cut out with `narrow` is a view
 //! that keeps its batch's storage alive just the same.
@@ -35,41 +35,66 @@ impl LineState {
 
 /// The states of `lines`, in order, as one batch (layers, `padded`, hidden); rows
 /// past `lines.len()` are zeros.
+///
+/// Only the rows wanted are copied out of each batch they come from: a
+/// realtime round steps the sessions that fell behind their listeners, whose
+/// states lie in the batches of many earlier rounds, a few rows of each.
 pub fn gather(lines: &[&LineState], padded: usize) -> LstmState {
-    // The distinct batches the rows come from, and each row's place once they are
-    // laid side by side.
-    let mut sources: Vec<&Rc<LstmState>> = Vec::new();
-    let mut offsets: Vec<i64> = Vec::new();
-    let mut width = 0;
-    let places: Vec<i64> = lines
+    // The distinct batches the rows come from (in the order first met), the rows
+    // wanted of each, and each line's place once those are laid side by side.
+    let mut sources: Vec<(&Rc<LstmState>, Vec<i64>)> = Vec::new();
+    let mut taken: Vec<(usize, i64)> = Vec::with_capacity(lines.len());
+    for line in lines {
+        let source = match sources.iter().position(|(source, _)| Rc::ptr_eq(source, &line.batch)) {
+            Some(source) => source,
+            None => {
+                sources.push((&line.batch, Vec::new()));
+                sources.len() - 1
+            }
+        };
+        let rows = &mut sources[source].1;
+        taken.push((source, rows.len() as i64));
+        rows.push(line.row);
+    }
+    let offsets: Vec<i64> = sources
         .iter()
-        .map(|line| {
-            let source = match sources.iter().position(|source| Rc::ptr_eq(source, &line.batch)) {
-                Some(source) => source,
-                None => {
-                    sources.push(&line.batch);
-                    offsets.push(width);
-                    width += line.batch.h.size()[1];
-                    sources.len() - 1
-                }
-            };
-            offsets[source] + line.row
+        .scan(0, |width, (_, rows)| {
+            let offset = *width;
+            *width += rows.len() as i64;
+            Some(offset)
         })
         .collect();
-    let in_place =
-        places.iter().enumerate().all(|(i, &place)| place == i as i64) && width == places.len() as i64;
-    // One index for h and c alike, made only when the rows are not in place.
-    let index = (!in_place).then(|| Tensor::from_slice(&places).to_device(sources[0].h.device()));
+    let places: Vec<i64> = taken.iter().map(|&(source, nth)| offsets[source] + nth).collect();
+    let device = sources[0].0.h.device();
+    // Per batch, one index for h and c alike; none for a whole batch in its order.
+    let selections: Vec<Option<Tensor>> = sources
+        .iter()
+        .map(|(source, rows)| {
+            let whole = rows.len() as i64 == source.h.size()[1]
+                && rows.iter().enumerate().all(|(i, &row)| row == i as i64);
+            (!whole).then(|| Tensor::from_slice(rows).to_device(device))
+        })
+        .collect();
+    let in_place = places.iter().enumerate().all(|(i, &place)| place == i as i64);
+    let order = (!in_place).then(|| Tensor::from_slice(&places).to_device(device));
     let pick = |of: fn(&LstmState) -> &Tensor| {
-        let side_by_side = match sources.as_slice() {
-            [one] => of(one).shallow_clone(),
-            many => Tensor::cat(&many.iter().map(|source| of(source)).collect::<Vec<_>>(), 1),
+        let mut pieces: Vec<Tensor> = sources
+            .iter()
+            .zip(&selections)
+            .map(|((source, _), selection)| match selection {
+                Some(rows) => of(source).index_select(1, rows),
+                None => of(source).shallow_clone(),
+            })
+            .collect();
+        let side_by_side = match pieces.len() {
+            1 => pieces.remove(0),
+            _ => Tensor::cat(&pieces, 1),
         };
-        let picked = match &index {
-            Some(index) => side_by_side.index_select(1, index),
+        let ordered = match &order {
+            Some(order) => side_by_side.index_select(1, order),
             None => side_by_side,
         };
-        pad(picked, padded)
+        pad(ordered, padded)
     };
     LstmState { h: pick(|state| &state.h), c: pick(|state| &state.c) }
 }
