@@ -843,6 +843,9 @@ impl Worker {
             .filter_map(|i| self.sessions[i].slack(self.lookahead, now).map(|slack| (slack, i)))
             .collect();
         due.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if all_well_ahead(&due, self.lookahead) {
+            return (0, 0);
+        }
         let rows: Vec<Row> = due
             .iter()
             .flat_map(|&(_, session)| {
@@ -859,6 +862,24 @@ impl Worker {
             self.metrics.batch_size.observe(chunk.len() as f64);
         }
         (due.len(), rows.len())
+    }
+}
+
+/// A realtime session under the lookahead ahead of its listener is due, but its
+/// worker steps none until one is this share of the lookahead under it: the
+/// sessions then step together in fuller batches, and there are fewer rounds
+/// (each looks at every live session).
+const BATCHING_SHARE: f64 = 1.0 / 6.0;
+
+/// Whether the due sessions (by slack, nearest first) are all realtime and all
+/// within [`BATCHING_SHARE`] of the lookahead: then they wait for the first to
+/// come a little closer to its listener, and the others that came under the
+/// lookahead meanwhile step with it, in one fuller batch.
+fn all_well_ahead(due: &[(f64, usize)], lookahead: Duration) -> bool {
+    let waiting_room = lookahead.as_secs_f64() * (1.0 - BATCHING_SHARE);
+    match (due.first(), due.last()) {
+        (Some(&(nearest, _)), Some(&(furthest, _))) => nearest >= waiting_room && furthest.is_finite(),
+        _ => false,
     }
 }
 
@@ -1309,6 +1330,20 @@ fn primer_tokens(header: Vec<Token>, body: Vec<Token>) -> Vec<Token> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn realtime_sessions_wait_to_step_together_only_while_every_one_is_well_ahead() {
+        let lookahead = Duration::from_millis(1500);
+        // Within 0.25 s of the lookahead (1.25 s ahead or more), they wait.
+        assert!(all_well_ahead(&[(1.3, 0), (1.45, 1)], lookahead));
+        assert!(all_well_ahead(&[(1.25, 0)], lookahead));
+        // One nearer its listener, a new one (no playback yet: 0), or a fast one:
+        // they step now.
+        assert!(!all_well_ahead(&[(1.2, 0), (1.45, 1)], lookahead));
+        assert!(!all_well_ahead(&[(0.0, 0), (1.45, 1)], lookahead));
+        assert!(!all_well_ahead(&[(1.3, 0), (f64::INFINITY, 1)], lookahead));
+        assert!(!all_well_ahead(&[], lookahead));
+    }
 
     #[test]
     fn a_long_primer_keeps_the_whole_header_and_its_own_last_tokens() {
