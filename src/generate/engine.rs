@@ -836,7 +836,9 @@ impl Worker {
     ///
     /// Every session that is not parked steps once per round, so neither kind
     /// starves the other: a realtime session parks once it is `lookahead` ahead of
-    /// its listener, and what it leaves of the device goes to the fast ones.
+    /// its listener, and what it leaves of the device goes to the fast ones. A
+    /// round in which every due session is realtime and well ahead steps none
+    /// ([`all_well_ahead`]).
     fn step(&mut self, model: &str, now: Instant) -> (usize, usize) {
         let mut due: Vec<(f64, usize)> = (0..self.sessions.len())
             .filter(|&i| self.sessions[i].model_id == model)
