@@ -273,7 +273,8 @@ impl Engine {
         let workers = config
             .devices
             .iter()
-            .map(|&device| {
+            .enumerate()
+            .map(|(index, &device)| {
                 let (commands, receiver) = std_mpsc::channel();
                 let cached = Arc::new(Mutex::new(Vec::new()));
                 let health = Arc::new(Health::default());
@@ -283,13 +284,15 @@ impl Engine {
                     (config.cache_bytes, config.realtime_lookahead, config.weights);
                 let worker_load = load.clone();
                 let preload = config.preload.clone();
-                config.metrics.worker_up.with_label_values(&[&device.to_string()]).set(1);
+                let labels = WorkerLabels { device: device.to_string(), worker: index.to_string() };
+                config.metrics.worker_up.with_label_values(&labels.values()).set(1);
                 std::thread::Builder::new()
                     .name(format!("fugue-generate-{device}"))
                     .spawn(move || {
                         // Models live and die on this thread: they are not Sync.
                         let worker = Worker {
                             device,
+                            labels,
                             cached: worker_cached,
                             cache: HashMap::new(),
                             cache_bytes,
@@ -419,8 +422,21 @@ struct Cached {
     last_used: Instant,
 }
 
+/// The values of [`super::metrics::WORKER_LABELS`] for one worker.
+struct WorkerLabels {
+    device: String,
+    worker: String,
+}
+
+impl WorkerLabels {
+    fn values(&self) -> [&str; 2] {
+        [&self.device, &self.worker]
+    }
+}
+
 struct Worker {
     device: DeviceName,
+    labels: WorkerLabels,
     cached: Arc<Mutex<Vec<String>>>,
     cache: HashMap<String, Cached>,
     cache_bytes: u64,
@@ -570,8 +586,10 @@ impl Worker {
         // What a round costs, all of it, is what a listener's share of the
         // device costs.
         self.load.record_round(rows, round.elapsed().as_secs_f64());
-        self.metrics.sessions.with_label_values(&["live"]).set(self.sessions.len() as i64);
-        self.metrics.sessions.with_label_values(&["parked"]).set((self.sessions.len() - stepped) as i64);
+        let worker = &self.labels.worker;
+        self.metrics.sessions.with_label_values(&[worker, "live"]).set(self.sessions.len() as i64);
+        let parked = (self.sessions.len() - stepped) as i64;
+        self.metrics.sessions.with_label_values(&[worker, "parked"]).set(parked);
         if stepped == 0 && !self.sessions.is_empty() {
             // Every session is ahead of its listener: wait for a new one, or a moment.
             if let Ok(start) = commands.recv_timeout(PARKED_POLL) {
@@ -632,8 +650,8 @@ impl Worker {
         tracing::error!(%device, %cause, sessions = self.sessions.len(), "a generation worker failed; restarting it");
         self.health.set(WorkerState::Restarting);
         self.health.restarts.fetch_add(1, Ordering::SeqCst);
-        self.metrics.worker_restarts.with_label_values(&[&device]).inc();
-        self.metrics.worker_up.with_label_values(&[&device]).set(0);
+        self.metrics.worker_restarts.with_label_values(&self.labels.values()).inc();
+        self.metrics.worker_up.with_label_values(&self.labels.values()).set(0);
         let failure = SessionFailure::WorkerFailed { device: device.clone(), cause };
         for session in self.sessions.drain(..) {
             let _ = session.events.send(SessionEvent::Failed(failure.clone()));
@@ -650,7 +668,7 @@ impl Worker {
             }
         }
         self.health.set(WorkerState::Running);
-        self.metrics.worker_up.with_label_values(&[&device]).set(1);
+        self.metrics.worker_up.with_label_values(&self.labels.values()).set(1);
     }
 
     fn admit(&mut self, start: Start) {
@@ -811,10 +829,9 @@ impl Worker {
     /// the metrics what is loaded.
     fn publish_cache(&self) {
         *self.cached.lock().unwrap_or_else(PoisonError::into_inner) = self.cache.keys().cloned().collect();
-        let device = self.device.to_string();
-        self.metrics.loaded_models.with_label_values(&[&device]).set(self.cache.len() as i64);
+        self.metrics.loaded_models.with_label_values(&self.labels.values()).set(self.cache.len() as i64);
         let bytes = self.cache.values().map(|cached| cached.bytes).sum::<u64>();
-        self.metrics.loaded_model_bytes.with_label_values(&[&device]).set(bytes as i64);
+        self.metrics.loaded_model_bytes.with_label_values(&self.labels.values()).set(bytes as i64);
     }
 
     /// Drops least recently used models until `incoming` more bytes fit. Sessions

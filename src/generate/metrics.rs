@@ -5,6 +5,10 @@
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Latency buckets, in seconds: from a millisecond to a minute.
+/// A generation worker's labels: its device, and its place among the workers
+/// (a CPU has several workers of one device).
+pub const WORKER_LABELS: [&str; 2] = ["device", "worker"];
+
 const LATENCY_BUCKETS: [f64; 14] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
 
@@ -81,19 +85,19 @@ impl EngineMetrics {
                 LATENCY_BUCKETS.to_vec(),
             )?,
             sessions: IntGaugeVec::new(
-                Opts::new("fugue_generate_sessions", "Generation sessions by state"),
-                &["state"],
+                Opts::new("fugue_generate_sessions", "Generation sessions by worker and state"),
+                &["worker", "state"],
             )?,
             loaded_models: IntGaugeVec::new(
                 Opts::new("fugue_generate_loaded_models", "Models loaded on a generation worker"),
-                &["device"],
+                &WORKER_LABELS,
             )?,
             loaded_model_bytes: IntGaugeVec::new(
                 Opts::new(
                     "fugue_generate_loaded_model_bytes",
                     "Parameter bytes loaded on a generation worker",
                 ),
-                &["device"],
+                &WORKER_LABELS,
             )?,
             refusals: IntCounterVec::new(
                 Opts::new(
@@ -107,11 +111,11 @@ impl EngineMetrics {
                     "fugue_generate_worker_restarts_total",
                     "Generation workers restarted after a failure",
                 ),
-                &["device"],
+                &WORKER_LABELS,
             )?,
             worker_up: IntGaugeVec::new(
                 Opts::new("fugue_generate_worker_up", "1 while a generation worker runs"),
-                &["device"],
+                &WORKER_LABELS,
             )?,
             load: prometheus::GaugeVec::new(
                 Opts::new(

@@ -289,8 +289,9 @@ async fn realtime_notes_that_sound_together_come_in_one_message() {
 #[tokio::test]
 async fn a_server_loads_its_default_model_as_it_starts_before_any_request() {
     let app = spawn_app(Options { with_default_model: true, ..Options::default() }).await;
-    let loaded =
-        |metrics: &str| metrics.lines().any(|line| line == r#"fugue_generate_loaded_models{device="cpu"} 1"#);
+    let loaded = |metrics: &str| {
+        metrics.lines().any(|line| line == r#"fugue_generate_loaded_models{device="cpu",worker="0"} 1"#)
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let metrics = app.get("/metrics").await.text().await.unwrap();
@@ -337,6 +338,22 @@ async fn one_model_s_sessions_spread_over_the_workers() {
         ready["workers"].as_array().unwrap().iter().map(|worker| worker["live"].as_u64().unwrap()).collect();
     live.sort_unstable();
     assert_eq!(live, [8, 32], "{ready}");
+    // The metrics count each worker's own, as /ready does: each has the default
+    // (preloaded) and this model, and their live sessions are the 40.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let value = |name: &str| -> u64 {
+        let line = metrics.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    for worker in ["0", "1"] {
+        assert_eq!(value(&format!(r#"fugue_generate_loaded_models{{device="cpu",worker="{worker}"}}"#)), 2);
+    }
+    let mut gauged: Vec<u64> = ["0", "1"]
+        .iter()
+        .map(|worker| value(&format!(r#"fugue_generate_sessions{{state="live",worker="{worker}"}}"#)))
+        .collect();
+    gauged.sort_unstable();
+    assert_eq!(gauged, live, "{metrics}");
 }
 
 #[tokio::test]

@@ -91,8 +91,11 @@ async fn a_failed_worker_fails_its_sessions_restarts_and_serves_again() {
     assert_eq!(two.unwrap().status(), StatusCode::CREATED);
     assert_eq!(composed(&app, &request).await["notes"].as_array().unwrap().len(), 16);
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains(r#"fugue_generate_worker_restarts_total{device="cpu"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"fugue_generate_worker_up{device="cpu"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"fugue_generate_worker_restarts_total{device="cpu",worker="0"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"fugue_generate_worker_up{device="cpu",worker="0"} 1"#), "{metrics}");
 
     // The failing model fails again, over REST too, and the server stays up.
     let response =
