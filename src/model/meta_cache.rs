@@ -98,4 +98,19 @@ mod tests {
         std::fs::remove_file(dir.path().join(META_FILE)).unwrap();
         assert!(cache.get(dir.path()).await.is_err(), "a removed file is an error, not the cached copy");
     }
+
+    #[tokio::test]
+    async fn the_cache_keeps_at_most_its_bound_of_models() {
+        let meta = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default").join(META_FILE);
+        let root = tempfile::tempdir().unwrap();
+        let cache = MetaCache::default();
+        for model in 0..=MAX_ENTRIES {
+            let dir = root.path().join(model.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::copy(&meta, dir.join(META_FILE)).unwrap();
+            cache.get(&dir).await.unwrap();
+            assert!(cache.entries().len() <= MAX_ENTRIES, "{} entries", cache.entries().len());
+        }
+        assert_eq!(cache.entries().len(), 1, "full, it started over with the newest");
+    }
 }
