@@ -203,6 +203,7 @@ fn engine_config(
     EngineConfig {
         devices,
         max_sessions_per_worker: args.max_sessions_per_worker.max(1),
+        max_fast_sessions_per_worker: args.max_fast_sessions_per_worker.max(1),
         queue: QueueLimits { max_waiting: args.queue_max_waiting, max_wait: args.queue_max_wait },
         cache_bytes: args.model_cache_bytes,
         realtime_lookahead: args.realtime_lookahead,

@@ -135,6 +135,9 @@ pub struct GenerationSettings {
     pub devices: Vec<DeviceName>,
     /// Live sessions per worker; more wait in the queue.
     pub max_sessions_per_worker: usize,
+    /// Live fast sessions per worker (of all the workers', in all); more wait in
+    /// the queue.
+    pub max_fast_sessions_per_worker: usize,
     /// Most requests waiting for a place at once; more answer 429.
     pub queue_max_waiting: usize,
     /// Longest a request waits for a place; then it answers 429.

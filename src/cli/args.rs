@@ -628,12 +628,19 @@ pub struct GenerationArgs {
     /// `FUGUE_TORCH_THREADS` cores).
     #[arg(long, env = "FUGUE_GENERATE_DEVICES", value_delimiter = ',')]
     pub generate_devices: Vec<crate::devices::DeviceName>,
-    /// Live generation sessions per worker (1 to 65,536); more wait in the queue. A
-    /// realtime stream holds its place while it plays, but is parked (costs nothing)
-    /// when ahead.
-    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 256,
+    /// Live generation sessions per worker (1 to 65,536); more wait in the queue.
+    /// This bounds memory (about 0.3 MB a session): a realtime stream holds its
+    /// place while it plays, but is parked (costs nothing) when ahead, and realtime
+    /// streams are admitted by projected load.
+    #[arg(long, env = "FUGUE_MAX_SESSIONS_PER_WORKER", default_value_t = 2048,
         value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_sessions_per_worker: u64,
+    /// Live fast sessions (REST, `"pacing": "fast"`) per worker (1 to 65,536),
+    /// counted over all the workers; more wait in the queue. Past a few full
+    /// batches, more fast sessions at once only make each slower.
+    #[arg(long, env = "FUGUE_MAX_FAST_SESSIONS_PER_WORKER", default_value_t = 256,
+        value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_fast_sessions_per_worker: u64,
     /// Most generation requests waiting for a place at once (0 to 100,000); more
     /// answer 429.
     #[arg(long, env = "FUGUE_GENERATE_QUEUE", default_value_t = 1024,
@@ -778,6 +785,7 @@ impl ServeArgs {
             generation: GenerationSettings {
                 devices: self.generation.generate_devices.clone(),
                 max_sessions_per_worker: self.generation.max_sessions_per_worker as usize,
+                max_fast_sessions_per_worker: self.generation.max_fast_sessions_per_worker as usize,
                 queue_max_waiting: self.generation.generate_queue as usize,
                 queue_max_wait: Duration::from_millis(self.generation.generate_queue_wait_ms),
                 model_cache_bytes: self.generation.model_cache_mb.saturating_mul(1024 * 1024),

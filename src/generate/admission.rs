@@ -2,9 +2,10 @@
 //! (a count of live sessions, held by each session for its whole life and
 //! released when it is dropped, on every path: finished, failed, cancelled, or
 //! its worker restarted), and the device has headroom (the engine says so: no
-//! realtime listener is falling behind). A request for which either fails waits
-//! in a bounded queue, first come first served, for a bounded time; a refusal
-//! says when to try again, from how fast sessions have lately ended.
+//! realtime listener is falling behind, and the session's kind has room: see
+//! [`Places`] and [`super::load`]). A request for which either fails waits in a
+//! bounded queue, first come first served, for a bounded time; a refusal says
+//! when to try again, from how fast sessions have lately ended.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,6 +89,38 @@ impl Drop for Permit {
     }
 }
 
+/// At most so many sessions of one kind at once, across the engine (the fast
+/// ones: more of them than fill a worker's rounds only make each slower).
+pub struct Places {
+    taken: AtomicUsize,
+    limit: usize,
+}
+
+/// One of the [`Places`], given back when dropped.
+pub struct Place(Arc<Places>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Places {
+    pub fn new(limit: usize) -> Arc<Places> {
+        Arc::new(Places { taken: AtomicUsize::new(0), limit })
+    }
+
+    /// A place, when fewer than the limit are taken.
+    pub fn try_take(self: &Arc<Self>) -> Option<Place> {
+        self.taken
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |taken| {
+                (taken < self.limit).then_some(taken + 1)
+            })
+            .ok()
+            .map(|_| Place(self.clone()))
+    }
+}
+
 /// A place in the queue, given up when dropped (admitted, refused, or abandoned
 /// by a client that left).
 struct InQueue<'a>(&'a Admission);
@@ -123,21 +156,29 @@ impl Admission {
     /// session, waiting in the queue (first come, first served) until both hold.
     ///
     /// `headroom` is asked last, once a permit is held, and admits the request when
-    /// it answers true (it may reserve something for the request then).
-    pub async fn admit(self: &Arc<Self>, headroom: impl Fn() -> bool) -> Result<Permit, Refused> {
-        match self.capacity.clone().try_acquire_owned().ok() {
+    /// it answers with what it reserved for the request (its share of the device).
+    pub async fn admit<S>(
+        self: &Arc<Self>,
+        headroom: impl Fn() -> Option<S>,
+    ) -> Result<(Permit, S), Refused> {
+        if self.waiting() == 0
+            && let Ok(permit) = self.capacity.clone().try_acquire_owned()
+        {
             // Nobody waits ahead of it.
-            Some(permit) if self.waiting() == 0 && headroom() => Ok(self.permit(permit)),
-            held => self.wait_in_queue(held, headroom).await,
+            return match headroom() {
+                Some(share) => Ok((self.permit(permit), share)),
+                None => self.wait_in_queue(Some(permit), headroom).await,
+            };
         }
+        self.wait_in_queue(None, headroom).await
     }
 
     /// Waits for a permit (unless `held`), then for headroom, within the queue's bounds.
-    async fn wait_in_queue(
+    async fn wait_in_queue<S>(
         self: &Arc<Self>,
         held: Option<OwnedSemaphorePermit>,
-        headroom: impl Fn() -> bool,
-    ) -> Result<Permit, Refused> {
+        headroom: impl Fn() -> Option<S>,
+    ) -> Result<(Permit, S), Refused> {
         let in_queue = self.join_queue()?;
         let waited = Instant::now();
         let admitted = tokio::time::timeout(self.limits.max_wait, async {
@@ -148,16 +189,18 @@ impl Admission {
             // One request at a time looks for headroom, in the order they came: a
             // crowd polling at once would take the runtime from the sessions.
             let _head = self.head.lock().await;
-            while !headroom() {
-                tokio::time::sleep(HEADROOM_POLL).await;
+            loop {
+                match headroom() {
+                    Some(share) => return Some((permit, share)),
+                    None => tokio::time::sleep(HEADROOM_POLL).await,
+                }
             }
-            Some(permit)
         })
         .await;
         drop(in_queue);
         self.metrics.queue_seconds.observe(waited.elapsed().as_secs_f64());
         match admitted {
-            Ok(Some(permit)) => Ok(self.permit(permit)),
+            Ok(Some((permit, share))) => Ok((self.permit(permit), share)),
             _ => Err(self.refuse(Refusal::WaitedTooLong)),
         }
     }
@@ -220,10 +263,10 @@ mod tests {
     #[tokio::test]
     async fn a_queued_request_starts_once_a_permit_is_dropped() {
         let admission = admission(1, 4, 5_000);
-        let first = admission.admit(|| true).await.unwrap();
+        let first = admission.admit(|| Some(())).await.unwrap();
         let queued = tokio::spawn({
             let admission = admission.clone();
-            async move { admission.admit(|| true).await.map(|_| ()) }
+            async move { admission.admit(|| Some(())).await.map(|_| ()) }
         });
         while admission.waiting() == 0 {
             tokio::task::yield_now().await;
@@ -237,15 +280,15 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_a_long_wait_refuses_at_its_bound() {
         let admission = admission(1, 1, 200);
-        let _held = admission.admit(|| true).await.unwrap();
+        let _held = admission.admit(|| Some(())).await.unwrap();
         let waiter = tokio::spawn({
             let admission = admission.clone();
-            async move { admission.admit(|| true).await.map(|_| ()) }
+            async move { admission.admit(|| Some(())).await.map(|_| ()) }
         });
         while admission.waiting() == 0 {
             tokio::task::yield_now().await;
         }
-        let refused = admission.admit(|| true).await.map(|_| ()).unwrap_err();
+        let refused = admission.admit(|| Some(())).await.map(|_| ()).unwrap_err();
         assert_eq!(refused.reason, Refusal::QueueFull);
         let started = Instant::now();
         assert_eq!(waiter.await.unwrap().unwrap_err().reason, Refusal::WaitedTooLong);
@@ -259,13 +302,26 @@ mod tests {
         let headroom = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let queued = tokio::spawn({
             let (admission, headroom) = (admission.clone(), headroom.clone());
-            async move { admission.admit(|| headroom.load(Ordering::SeqCst)).await.map(|_| ()) }
+            async move { admission.admit(|| headroom.load(Ordering::SeqCst).then_some(())).await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(admission.waiting(), 1);
         assert!(!queued.is_finished());
         headroom.store(true, Ordering::SeqCst);
         assert_eq!(queued.await.unwrap(), Ok(()));
+    }
+
+    #[test]
+    fn places_are_taken_up_to_their_limit_and_given_back_when_dropped() {
+        let places = Places::new(2);
+        let (first, second) = (places.try_take(), places.try_take());
+        assert!(first.is_some() && second.is_some());
+        assert!(places.try_take().is_none(), "a third of two");
+        drop(first);
+        let third = places.try_take();
+        assert!(third.is_some(), "the first's place, given back");
+        drop((second, third));
+        assert_eq!(places.taken.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

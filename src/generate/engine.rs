@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tch::{Kind as TensorKind, Tensor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::admission::{Admission, Permit, QueueLimits, Refusal, Refused};
+use super::admission::{Admission, Permit, Place, Places, QueueLimits, Refusal, Refused};
 use super::decoder::{self, EventsDecoder, EventsGrammar, PlannedPart};
 use super::given::GivenPart;
 use super::line_state::{LineState, gather};
@@ -66,6 +66,9 @@ pub struct EngineConfig {
     pub devices: Vec<DeviceName>,
     /// Live sessions per device worker; past them, requests wait in the queue.
     pub max_sessions_per_worker: usize,
+    /// Live fast sessions per worker (of the engine's, in all); past them, fast
+    /// requests wait in the queue. Realtime ones are admitted by projected load.
+    pub max_fast_sessions_per_worker: usize,
     pub queue: QueueLimits,
     /// Parameter bytes each worker keeps loaded; least recently used models go first.
     pub cache_bytes: u64,
@@ -93,6 +96,7 @@ impl EngineConfig {
         EngineConfig {
             devices: vec![DeviceName(device)],
             max_sessions_per_worker: max_sessions,
+            max_fast_sessions_per_worker: max_sessions,
             queue: QueueLimits { max_waiting: 0, max_wait: Duration::ZERO },
             cache_bytes: 1 << 30,
             realtime_lookahead: REALTIME_LOOKAHEAD,
@@ -188,6 +192,8 @@ pub struct Engine {
     workers: Arc<Vec<WorkerHandle>>,
     admission: Arc<Admission>,
     load: Arc<LoadGauge>,
+    /// The fast sessions' places, in all.
+    fast: Arc<Places>,
     metrics: Arc<EngineMetrics>,
 }
 
@@ -255,8 +261,17 @@ impl Drop for MarkDeadOnPanic {
 struct SessionPermit {
     _worker: OwnedSemaphorePermit,
     _engine: Permit,
+    /// Its kind's share, for a session that came through the queue.
+    _kind: Option<KindShare>,
+}
+
+/// What a queued session holds of the room its kind has.
+#[expect(dead_code, reason = "held only for what dropping it gives back")]
+enum KindShare {
     /// A realtime session's place in the projected load.
-    _listener: Option<ListenerShare>,
+    Listener(ListenerShare),
+    /// A fast session's place among the fast ones.
+    Fast(Place),
 }
 
 struct Start {
@@ -319,7 +334,8 @@ impl Engine {
         let capacity =
             config.max_sessions_per_worker.saturating_mul(workers.len()).min(Semaphore::MAX_PERMITS);
         let admission = Admission::new(capacity, config.queue, config.metrics.clone());
-        Engine { workers: Arc::new(workers), admission, load, metrics: config.metrics.clone() }
+        let fast = Places::new(config.max_fast_sessions_per_worker.saturating_mul(workers.len()));
+        Engine { workers: Arc::new(workers), admission, load, fast, metrics: config.metrics.clone() }
     }
 
     /// Starts a session now, or refuses it when every worker is full.
@@ -337,21 +353,23 @@ impl Engine {
     ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let arrived = Instant::now();
         let realtime = request.validated.pacing == Pacing::Realtime;
-        let permit = self.admission.admit(|| self.has_headroom(realtime)).await?;
-        // A realtime session's reservation becomes its share before anything else
-        // can happen to this request.
-        let listener = realtime.then(|| self.load.share());
-        self.dispatch(request, permit, listener, arrived)
+        let (permit, share) = self.admission.admit(|| self.headroom(realtime)).await?;
+        self.dispatch(request, permit, Some(share), arrived)
     }
 
-    /// Whether a running worker keeps up with all its realtime listeners (a
-    /// session admitted while none does would make every listener later), and,
-    /// for a realtime session, whether the load projected with it fits (then its
-    /// place in that load is reserved).
-    fn has_headroom(&self, realtime: bool) -> bool {
+    /// A place for a session of its kind, when a running worker keeps up with all
+    /// its realtime listeners (a session admitted while none does would make every
+    /// listener later) and the kind has room: for a realtime session, the load
+    /// projected with it fits; for a fast one, fewer than the fast limit run.
+    fn headroom(&self, realtime: bool) -> Option<KindShare> {
         let running = self.workers.iter().filter(|worker| worker.health.state() == WorkerState::Running);
-        let keeping_up = running.clone().filter(|worker| !worker.health.saturated.load(Ordering::SeqCst));
-        keeping_up.count() > 0 && (!realtime || self.load.try_reserve(running.count()))
+        let mut keeping_up = running.clone().filter(|worker| !worker.health.saturated.load(Ordering::SeqCst));
+        keeping_up.next()?;
+        if realtime {
+            self.load.try_reserve(running.count()).map(KindShare::Listener)
+        } else {
+            self.fast.try_take().map(KindShare::Fast)
+        }
     }
 
     /// Each worker's state.
@@ -377,7 +395,7 @@ impl Engine {
         &self,
         request: SessionRequest,
         engine_permit: Permit,
-        listener: Option<ListenerShare>,
+        kind: Option<KindShare>,
         arrived: Instant,
     ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let has_model = |worker: &WorkerHandle| {
@@ -404,7 +422,7 @@ impl Engine {
             return Err(self.admission.refuse(Refusal::NoWorker));
         };
         let (events, receiver) = mpsc::unbounded_channel();
-        let permit = SessionPermit { _worker: worker_permit, _engine: engine_permit, _listener: listener };
+        let permit = SessionPermit { _worker: worker_permit, _engine: engine_permit, _kind: kind };
         let start = Start { request, events, permit, arrived };
         if worker.commands.send(start).is_err() {
             worker.health.set(WorkerState::Dead);

@@ -90,13 +90,12 @@ impl LoadGauge {
         self.rounds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).tokens_per_second(self.full_round)
     }
 
-    /// Reserves a place for one more listener when the load projected with it
-    /// fits under the ceiling of `workers` workers' capacity (before the first
-    /// round is measured, while each worker has fewer than [`UNMEASURED_LISTENERS`]:
-    /// a crowd arriving at a fresh server must not all be let in before the first
-    /// measurement); the caller turns a reservation into a
-    /// [`ListenerShare`] at once.
-    pub fn try_reserve(&self, workers: usize) -> bool {
+    /// A place for one more listener, when the load projected with it fits under
+    /// the ceiling of `workers` workers' capacity (before the first round is
+    /// measured, while each worker has fewer than [`UNMEASURED_LISTENERS`]: a crowd
+    /// arriving at a fresh server must not all be let in before the first
+    /// measurement).
+    pub fn try_reserve(self: &Arc<Self>, workers: usize) -> Option<ListenerShare> {
         let capacity = self.capacity() * workers as f64;
         let demand = match read(&self.demand) {
             measured if measured > 0.0 => measured,
@@ -111,12 +110,8 @@ impl LoadGauge {
                 };
                 fits.then_some(listeners + 1)
             })
-            .is_ok()
-    }
-
-    /// The share a reservation stands for.
-    pub fn share(self: &Arc<Self>) -> ListenerShare {
-        ListenerShare(self.clone())
+            .ok()
+            .map(|_| ListenerShare(self.clone()))
     }
 
     /// (tokens/s one worker writes at full rounds, tokens/s a listener needs,
@@ -202,29 +197,22 @@ mod tests {
     fn listeners_are_admitted_while_their_projected_need_fits_under_the_ceiling() {
         let gauge = Arc::new(LoadGauge::new(8));
         // Nothing measured yet: a few listeners per worker.
-        let unmeasured: Vec<ListenerShare> = (0..UNMEASURED_LISTENERS)
-            .map(|_| {
-                assert!(gauge.try_reserve(1));
-                gauge.share()
-            })
-            .collect();
-        assert!(!gauge.try_reserve(1), "too many before any measurement");
-        assert!(gauge.try_reserve(2), "a second worker has room for as many");
-        drop((unmeasured, gauge.share()));
-        assert!(gauge.try_reserve(1));
-        let first = gauge.share();
+        let unmeasured: Vec<ListenerShare> =
+            (0..UNMEASURED_LISTENERS).map(|_| gauge.try_reserve(1).expect("room")).collect();
+        assert!(gauge.try_reserve(1).is_none(), "too many before any measurement");
+        let second_worker = gauge.try_reserve(2);
+        assert!(second_worker.is_some(), "a second worker has room for as many");
+        drop((unmeasured, second_worker));
+        let first = gauge.try_reserve(1).expect("room again");
         gauge.record_round(8, 8.0 / 1000.0); // 1,000 tokens/s
         // 20 tokens/s of music in all (one that played half a second does not count).
         gauge.record_listeners([(80, 5.0), (120, 5.0), (100, 0.5)]);
         // 0.7 × 1,000 / 20 = 35 listeners fit; one plays already.
-        let mut held = Vec::new();
-        while gauge.try_reserve(1) {
-            held.push(gauge.share());
-        }
+        let mut held: Vec<ListenerShare> = std::iter::from_fn(|| gauge.try_reserve(1)).collect();
         assert_eq!((held.len(), gauge.figures().2), (34, 35));
         // A second worker doubles the room.
-        assert!(gauge.try_reserve(2));
-        held.push(gauge.share());
+        held.extend(gauge.try_reserve(2));
+        assert_eq!(held.len(), 35);
         drop(first);
         drop(held);
         assert_eq!(gauge.figures().2, 0, "every share given back");

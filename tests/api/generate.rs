@@ -418,6 +418,44 @@ async fn a_full_server_queues_a_request_until_a_place_frees_and_refuses_past_the
 }
 
 #[tokio::test]
+async fn fast_sessions_have_a_limit_of_their_own_that_realtime_listeners_do_not_take() {
+    let app = spawn_app(Options {
+        bundled_models: true,
+        max_sessions_per_worker: 64,
+        max_fast_sessions_per_worker: 1,
+        queue_max_waiting: 0,
+        ..Options::default()
+    })
+    .await;
+    // A long fast piece holds the one fast place while it is written.
+    let mut long = open_stream(&app, &json!({"length": {"notes": 2000}, "seed": 1})).await;
+    let first = long.next().await.unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(first.to_text().unwrap()).unwrap()["type"], "start");
+    // Another fast request finds no fast place (and no queue): refused, though
+    // 63 places are free.
+    let busy = generate(&app, &json!({"length": {"notes": 8}})).await;
+    assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A realtime listener is admitted by projected load, not by the fast places.
+    let endless = json!({"length": {"endless": true}, "pacing": "realtime", "seed": 2});
+    let mut listener = open_stream(&app, &endless).await;
+    let start = listener.next().await.unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(start.to_text().unwrap()).unwrap()["type"], "start");
+    // Once the long piece is written, its place serves the next fast request,
+    // while the listener plays on.
+    while let Some(Ok(Message::Text(text))) =
+        tokio::time::timeout(Duration::from_secs(60), long.next()).await.unwrap()
+    {
+        if serde_json::from_str::<Value>(&text).unwrap()["type"] != "notes" {
+            break;
+        }
+    }
+    composed(&app, &json!({"length": {"notes": 8}})).await;
+    let playing = listener.next().await.unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(playing.to_text().unwrap()).unwrap()["type"], "notes");
+    listener.close(None).await.unwrap();
+}
+
+#[tokio::test]
 async fn requests_a_model_cannot_honour_name_the_field() {
     let app = bundled(64).await;
     let cases = [

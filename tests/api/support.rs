@@ -102,6 +102,7 @@ pub struct Options {
     /// Serve the project's own `models/` (the bundled default and benchmark models).
     pub bundled_models: bool,
     pub max_sessions_per_worker: usize,
+    pub max_fast_sessions_per_worker: usize,
     /// CPU generation workers (the tests' capacities are per worker).
     pub generation_workers: usize,
     /// Generation requests that may wait for a place, and for how long.
@@ -125,6 +126,7 @@ impl Default for Options {
             max_queued_jobs: 100,
             bundled_models: false,
             max_sessions_per_worker: 64,
+            max_fast_sessions_per_worker: 64,
             generation_workers: 1,
             queue_max_waiting: 1024,
             queue_max_wait: Duration::from_secs(10),
@@ -261,6 +263,7 @@ fn settings(options: &Options, dir: &Path, models_dir: PathBuf) -> Settings {
             // serves the default, a worker per core.)
             devices: vec![fugue::devices::DeviceName(tch::Device::Cpu); options.generation_workers],
             max_sessions_per_worker: options.max_sessions_per_worker,
+            max_fast_sessions_per_worker: options.max_fast_sessions_per_worker,
             queue_max_waiting: options.queue_max_waiting,
             queue_max_wait: options.queue_max_wait,
             model_cache_bytes: 256 * 1024 * 1024,
