@@ -343,7 +343,8 @@ pub struct SearchRecord {
     /// Rungs in the schedule.
     pub rungs: u32,
     pub trials: Vec<TrialRecord>,
-    /// The trial whose model is registered, once the last rung has ended.
+    /// The trial whose model is registered, once the last rung has ended: its
+    /// trial, or, when that one diverged, the best of the others by validation loss.
     pub winner: Option<u32>,
 }
 

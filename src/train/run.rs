@@ -54,6 +54,9 @@ pub struct RungLimit {
     pub rungs: usize,
     /// The training time the trial may have spent by the rung's end, every rung's together.
     pub budget_seconds: f64,
+    /// Its model is the search's (the last rung's, or the one taken when that
+    /// trial diverged): it makes a whole artifact, and its hyperparameters are the job's.
+    pub registers: bool,
 }
 
 impl RungLimit {
@@ -145,9 +148,9 @@ pub fn train(run: &TrainingRun<'_>, control: &mut Control<'_>) -> anyhow::Result
     }
     let mut evaluation = serde_json::Map::new();
     evaluation.insert("valid_loss".to_owned(), fitted.outcome.best_valid_loss.into());
-    // A search's rung before the last makes no artifact: only the winner's is kept.
+    // Only the winner's rung makes a whole artifact: the others' are not kept.
     let held_out = match run.rung {
-        Some(rung) if !rung.is_last() => None,
+        Some(rung) if !rung.registers => None,
         _ => file_split(run.preset, hp, &scores, &run.data.file_bytes())
             .map(|split| HeldOut::of(&split, &scores, &run.data.piece_names())),
     };

@@ -125,7 +125,8 @@ type TrainRung<'t, M> =
     dyn FnMut(&TrainingRun<'_>, u32, &mut SearchControl<'_>) -> anyhow::Result<(RungResult, M)> + 't;
 
 /// The successive halving, each trial's rung trained by `train_rung`: the last
-/// rung's model and the finished record.
+/// rung's model (or, when that trial diverged, [`fallback`]'s) and the finished
+/// record.
 fn halve<M>(
     run: &TrainingRun<'_>,
     request: &SearchRequest,
@@ -140,16 +141,30 @@ fn halve<M>(
     commit(&record, run.checkpoints, control)?;
     // What the winner gets in all: the budget its recipe plans epochs for.
     let winner_minutes = rungs.iter().map(|rung| rung.seconds_each).sum::<f64>() / 60.0;
+    // Each rung's limit: every rung's share so far, together.
+    let limits: Vec<RungLimit> = rungs
+        .iter()
+        .scan(0.0, |budget_seconds, rung| {
+            *budget_seconds += rung.seconds_each;
+            Some(*budget_seconds)
+        })
+        .enumerate()
+        .map(|(rung, budget_seconds)| RungLimit {
+            rung,
+            rungs: rungs.len(),
+            budget_seconds,
+            registers: rung + 1 == rungs.len(),
+        })
+        .collect();
+    let trials = Trials { run, base: &base, winner_minutes };
     let mut standing: Vec<u32> = (0..request.trials).collect();
-    let mut budget_seconds = 0.0;
     let mut trained = None;
     for (index, rung) in rungs.iter().enumerate() {
         if index > 0 {
             standing = keep_the_best(&mut record, &standing, index, rung.trials);
             commit(&record, run.checkpoints, control)?;
         }
-        budget_seconds += rung.seconds_each;
-        let limit = RungLimit { rung: index, rungs: rungs.len(), budget_seconds };
+        let limit = limits[index];
         for &trial in &standing {
             let entry = &record.trials[trial as usize];
             // The last rung's trial trains again when it is done (and ends at
@@ -157,17 +172,7 @@ fn halve<M>(
             if entry.rungs.len() > index && !limit.is_last() {
                 continue;
             }
-            let drawn = search::with_drawn(&base, &entry.hyperparameters)?;
-            let overrides = HyperparameterOverrides { budget_minutes: Some(winner_minutes), ..drawn };
-            let dir = trial_dir(run.checkpoints, trial);
-            let trial_run = TrainingRun {
-                hyperparameters: overrides.apply_to(run.hyperparameters.clone()),
-                recipe: Some(overrides),
-                checkpoints: &dir,
-                rung: Some(limit),
-                ..run.clone()
-            };
-            let (result, error) = match train_rung(&trial_run, trial, control) {
+            let (result, error) = match trials.train(&record, trial, limit, control, train_rung) {
                 Ok((result, model)) => {
                     if limit.is_last() {
                         trained = Some(model);
@@ -184,12 +189,64 @@ fn halve<M>(
             commit(&record, run.checkpoints, control)?;
         }
     }
-    let [winner] = standing[..] else { anyhow::bail!("the last rung trains one trial, not {standing:?}") };
-    let trained = trained
-        .with_context(|| format!("trial {winner}, the last standing, diverged: no model to register"))?;
+    let (winner, trained) = match trained {
+        Some(model) => (standing[0], model),
+        None => {
+            let winner = fallback(&record).context("every trial diverged: no model to register")?;
+            let limit =
+                RungLimit { registers: true, ..limits[record.trials[winner as usize].rungs.len() - 1] };
+            (winner, trials.train(&record, winner, limit, control, train_rung)?.1)
+        }
+    };
     record.winner = Some(winner);
     commit(&record, run.checkpoints, control)?;
     Ok((trained, record))
+}
+
+/// The search's trials: how each is run.
+struct Trials<'r, 'a> {
+    run: &'r TrainingRun<'a>,
+    /// The recipe the space's draws override.
+    base: &'r HyperparameterOverrides,
+    /// Minutes of training the winner gets in all.
+    winner_minutes: f64,
+}
+
+impl Trials<'_, '_> {
+    /// Trains trial `trial`, from its checkpoint, to `limit`.
+    fn train<M>(
+        &self,
+        record: &SearchRecord,
+        trial: u32,
+        limit: RungLimit,
+        control: &mut SearchControl<'_>,
+        train_rung: &mut TrainRung<'_, M>,
+    ) -> anyhow::Result<(RungResult, M)> {
+        let drawn = search::with_drawn(self.base, &record.trials[trial as usize].hyperparameters)?;
+        let overrides = HyperparameterOverrides { budget_minutes: Some(self.winner_minutes), ..drawn };
+        let dir = trial_dir(self.run.checkpoints, trial);
+        let trial_run = TrainingRun {
+            hyperparameters: overrides.apply_to(self.run.hyperparameters.clone()),
+            recipe: Some(overrides),
+            checkpoints: &dir,
+            rung: Some(limit),
+            ..self.run.clone()
+        };
+        train_rung(&trial_run, trial, control)
+    }
+}
+
+/// When the last rung's trial diverged: the trial with the best validation loss
+/// of the others, whose model is taken as its last rung left it (it trains no
+/// further, so the search keeps to its budget); `None` when every trial diverged.
+fn fallback(record: &SearchRecord) -> Option<u32> {
+    let losses: Vec<(u32, Option<f64>)> = record
+        .trials
+        .iter()
+        .filter(|entry| entry.best_valid_loss.is_some())
+        .map(|entry| (entry.trial, entry.best_valid_loss))
+        .collect();
+    survivors(&losses, 1).first().copied()
 }
 
 /// The search's record from its checkpoint folder, or, on its first start, every
@@ -230,10 +287,10 @@ fn train_trial(
     control: &mut SearchControl<'_>,
 ) -> anyhow::Result<Trained> {
     let progress = &mut *control.progress;
-    let is_last = run.rung.is_some_and(RungLimit::is_last);
+    let registers = run.rung.is_some_and(|limit| limit.registers);
     // The winner's hyperparameters, as its last rung plans them, are the search's.
     let mut planned = |hyperparameters: &Hyperparameters| {
-        if is_last { (control.planned)(hyperparameters) } else { Ok(()) }
+        if registers { (control.planned)(hyperparameters) } else { Ok(()) }
     };
     let mut trial_progress = |metrics: &EpochMetrics| progress(trial, metrics);
     let step = &mut *control.step;
@@ -358,10 +415,25 @@ mod tests {
     }
 
     #[test]
-    fn a_last_trial_that_diverges_leaves_the_search_without_a_model() {
-        let (result, _) = halved(2, |trial, rung| (rung == 0 || trial != 0).then_some(f64::from(trial)));
+    fn when_the_last_trial_diverges_the_best_of_the_others_is_registered_as_it_stands() {
+        // Trial 0 leads every rung, then diverges in the last (rung 2); trial 1
+        // (0.9 after rung 1) is the best of the others, trial 2 (2.0) next.
+        let (result, trained) =
+            halved(4, |trial, rung| (trial != 0 || rung < 2).then(|| f64::from(trial) - rung as f64 * 0.1));
+        let (model, record) = result.unwrap();
+        assert_eq!((model, record.winner), (1, Some(1)), "{record:?}");
+        assert!(record.trials[0].error.as_deref().is_some_and(|error| error.contains("diverged")));
+        // Its model is taken where its last rung (1, 120 s in all) left it, and
+        // it registers: no trial trains past the budget.
+        let (trial, limit, _) = trained.last().unwrap();
+        assert_eq!((*trial, limit.rung, limit.budget_seconds, limit.registers), (1, 1, 120.0, true));
+        let registering: Vec<u32> =
+            trained.iter().filter(|(_, limit, _)| limit.registers).map(|(trial, ..)| *trial).collect();
+        assert_eq!(registering, [0, 1], "the last rung's trial, then the one taken instead");
+
+        let (result, _) = halved(2, |_, _| None);
         let error = format!("{:#}", result.unwrap_err());
-        assert!(error.contains("trial 0, the last standing, diverged: no model to register"), "{error}");
+        assert!(error.contains("every trial diverged: no model to register"), "{error}");
     }
 
     /// A rung the budget cuts short resumes in the next with the budget left: each
@@ -373,6 +445,8 @@ mod tests {
         // 480 s over three rungs of 160: 4 × 40 s, 2 × 80 s, 1 × 160 s.
         let limits: Vec<(usize, f64)> =
             trained.iter().map(|(_, limit, _)| (limit.rung, limit.budget_seconds)).collect();
+        let registering = trained.iter().filter(|(_, limit, _)| limit.registers).count();
+        assert_eq!(registering, 1, "only the last rung's trial registers: {trained:?}");
         let mut expected = vec![(0, 40.0); 4];
         expected.extend([(1, 120.0), (1, 120.0), (2, 280.0)]);
         assert_eq!(limits, expected);
