@@ -1,5 +1,5 @@
 //! Leaf types and helpers every layer may use: preset names, time stamps, content
-//! hashes, the shutdown signal. This module imports nothing from the rest of the crate.
+//! hashes, the shutdown signal, locks that outlive a panic. This module imports nothing from the rest of the crate.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,6 +14,20 @@ pub fn rfc3339(ms: i64) -> String {
 /// The SHA-256 of `bytes`, lowercase hex: the name of a blob, the identity of a corpus.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A mutex locked whether or not a thread panicked while holding it. For the
+/// process's small shared tables (caches, counters, lists of ids): each critical
+/// section leaves them whole, so a panic elsewhere in the holder (an engine
+/// worker's, say, which restarts) must not take every later caller down with it.
+pub trait LockSurvivingPanics<T> {
+    fn lock_surviving_panics(&self) -> std::sync::MutexGuard<'_, T>;
+}
+
+impl<T> LockSurvivingPanics<T> for std::sync::Mutex<T> {
+    fn lock_surviving_panics(&self) -> std::sync::MutexGuard<'_, T> {
+        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::shared::LockSurvivingPanics;
+
 pub use rustysynth::SoundFont;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -33,7 +35,7 @@ pub fn load_font(path: &Path) -> Result<Arc<SoundFont>, FontError> {
         .filter(|metadata| metadata.is_file())
         .ok_or_else(|| FontError::Missing { path: path.to_owned() })?;
     let (len, modified) = (metadata.len(), metadata.modified().ok());
-    let mut loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut loaded = LOADED.lock_surviving_panics();
     if let Some((p, l, m, font)) = loaded.as_ref()
         && p == path
         && *l == len

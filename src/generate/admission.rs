@@ -9,12 +9,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::metrics::EngineMetrics;
+use crate::shared::LockSurvivingPanics;
 
 /// How far back the rate of ended sessions is read, for `Retry-After`.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -81,7 +82,7 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         let now = Instant::now();
-        let mut ended = self.admission.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ended = self.admission.ended.lock_surviving_panics();
         ended.push_back(now);
         while ended.front().is_some_and(|&at| now.duration_since(at) > RATE_WINDOW) {
             ended.pop_front();
@@ -237,7 +238,7 @@ impl Admission {
     /// wait when none ended lately. Whole seconds, 1 to 60.
     fn retry_after(&self) -> Duration {
         let ended = {
-            let ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+            let ended = self.ended.lock_surviving_panics();
             ended.iter().filter(|at| at.elapsed() <= RATE_WINDOW).count()
         };
         let ahead = (self.waiting() + 1) as f64;

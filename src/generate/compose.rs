@@ -3,7 +3,7 @@
 //! The REST endpoint and the WebSocket stream both go through [`Composer`].
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -26,6 +26,7 @@ use crate::midi::{self, Note, Part, Score};
 use crate::model::artifact::{DataSource, Representation, read_originality};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
+use crate::shared::LockSurvivingPanics;
 use crate::shared::{rfc3339, sha256_hex};
 use crate::store::{CompositionDeletion, CompositionRow, Store};
 
@@ -169,7 +170,7 @@ impl Indexes {
             return Ok(None);
         };
         let index = Arc::new(index);
-        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut latest = self.latest.lock_surviving_panics();
         latest.retain(|(at, _)| at != dir);
         latest.insert(0, (dir.to_owned(), index.clone()));
         latest.truncate(Self::KEPT);
@@ -177,7 +178,7 @@ impl Indexes {
     }
 
     fn cached(&self, dir: &Path) -> Option<Arc<OriginalityIndex>> {
-        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        let latest = self.latest.lock_surviving_panics();
         latest.iter().find(|(at, _)| at == dir).map(|(_, index)| index.clone())
     }
 }

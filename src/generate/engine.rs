@@ -19,7 +19,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc as std_mpsc};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
 use tch::{Kind as TensorKind, Tensor};
@@ -46,6 +46,7 @@ use crate::model::sampling::{Rng, Sampling, sample};
 use crate::model::token_net::FrozenTokenNet;
 use crate::repr::events::{self, Token};
 use crate::repr::note_chord;
+use crate::shared::LockSurvivingPanics;
 
 /// Rows stepped together at most; more are stepped in chunks of this many.
 pub const MAX_BATCH_ROWS: usize = 128;
@@ -398,9 +399,8 @@ impl Engine {
         kind: Option<KindShare>,
         arrived: Instant,
     ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
-        let has_model = |worker: &WorkerHandle| {
-            worker.cached.lock().unwrap_or_else(PoisonError::into_inner).contains(&request.model_id)
-        };
+        let has_model =
+            |worker: &WorkerHandle| worker.cached.lock_surviving_panics().contains(&request.model_id);
         let mut candidates: Vec<&WorkerHandle> =
             self.workers.iter().filter(|worker| worker.health.state() != WorkerState::Dead).collect();
         // A worker that has the model loaded goes first among those about as busy
@@ -846,7 +846,7 @@ impl Worker {
     /// Tells the engine (which routes sessions to workers with their model) and
     /// the metrics what is loaded.
     fn publish_cache(&self) {
-        *self.cached.lock().unwrap_or_else(PoisonError::into_inner) = self.cache.keys().cloned().collect();
+        *self.cached.lock_surviving_panics() = self.cache.keys().cloned().collect();
         self.metrics.loaded_models.with_label_values(&self.labels.values()).set(self.cache.len() as i64);
         let bytes = self.cache.values().map(|cached| cached.bytes).sum::<u64>();
         self.metrics.loaded_model_bytes.with_label_values(&self.labels.values()).set(bytes as i64);

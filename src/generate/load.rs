@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::shared::LockSurvivingPanics;
+
 /// The share of the measured capacity realtime listeners may be projected to
 /// need; the rest absorbs a new listener's first lookahead and fast sessions.
 pub const LOAD_CEILING: f64 = 0.7;
@@ -68,7 +70,7 @@ impl LoadGauge {
     /// the work around them).
     pub fn record_round(&self, rows: usize, seconds: f64) {
         if rows > 0 && seconds > 0.0 {
-            self.rounds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(rows, seconds);
+            self.rounds.lock_surviving_panics().record(rows, seconds);
         }
     }
 
@@ -87,7 +89,7 @@ impl LoadGauge {
 
     /// Tokens per second one worker writes at full rounds; 0 until measured.
     fn capacity(&self) -> f64 {
-        self.rounds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).tokens_per_second(self.full_round)
+        self.rounds.lock_surviving_panics().tokens_per_second(self.full_round)
     }
 
     /// A place for one more listener, when the load projected with it fits under

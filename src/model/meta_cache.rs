@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::artifact::{ArtifactMeta, META_FILE, load_meta};
+use crate::shared::LockSurvivingPanics;
 
 /// Models whose metadata is kept; past it the cache starts over (each entry is
 /// one model's few kilobytes, and a server rarely serves more models than this).
@@ -65,7 +66,7 @@ impl MetaCache {
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock_surviving_panics()
     }
 }
 

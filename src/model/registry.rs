@@ -32,6 +32,7 @@ use super::training_record::EpochMetrics;
 use crate::analysis::statistics::SetStatistics;
 use crate::objects::{BundleCache, Objects};
 use crate::repr::events::CorpusPart;
+use crate::shared::LockSurvivingPanics;
 use crate::shared::Preset;
 use crate::store::{ModelDeletion, ModelRow, Store};
 
@@ -337,7 +338,7 @@ impl ModelRegistry {
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<ModelUse>>> {
-        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.held.lock_surviving_panics()
     }
 
     /// Deletes a trained model: not the default, not one in use on any node, never
