@@ -1132,11 +1132,12 @@ impl Line {
         }
     }
 
-    /// Seconds of music written so far (a note-chord line does not know: 0).
-    fn seconds_written(&self) -> f64 {
+    /// Seconds of music written so far; `None` for a note-chord line, which does
+    /// not know its time.
+    fn seconds_written(&self) -> Option<f64> {
         match &self.decoding {
-            Decoding::Events { grammar, decoder } => decoder.seconds_written(grammar),
-            Decoding::NoteChord { .. } => 0.0,
+            Decoding::Events { grammar, decoder } => Some(decoder.seconds_written(grammar)),
+            Decoding::NoteChord { .. } => None,
         }
     }
 
@@ -1162,7 +1163,7 @@ impl Session {
         }
         // Due until its playback begins (see [`Session::relay`]).
         let Some(playback) = self.playback else { return Some(0.0) };
-        let ahead = self.lines[0].seconds_written() - playback.seconds_played(now);
+        let ahead = self.lines[0].seconds_written().unwrap_or(0.0) - playback.seconds_played(now);
         (ahead < lookahead.as_secs_f64()).then_some(ahead)
     }
 
@@ -1170,15 +1171,15 @@ impl Session {
     /// first third of the lookahead (its time to start), it has less than a third
     /// of the lookahead written ahead. A device that keeps up with its listeners
     /// keeps each near the whole lookahead ahead; one that falls below a third has
-    /// no room for another session. (A note-chord line does not know its time, so
-    /// it never counts.)
+    /// no room for another session. (A line that does not know its time never
+    /// counts.)
     fn falling_behind(&self, lookahead: Duration, now: Instant) -> bool {
-        let (Some(playback), Decoding::Events { .. }) = (self.playback, &self.lines[0].decoding) else {
+        let (Some(playback), Some(written)) = (self.playback, self.lines[0].seconds_written()) else {
             return false;
         };
         let margin = starting_lead(lookahead);
         let playing = playback.seconds_played(now);
-        playing > margin && self.lines[0].seconds_written() - playing < margin
+        playing > margin && written - playing < margin
     }
 
     /// Applies what the listener sent: the newest settings for the rest of the
@@ -1215,9 +1216,7 @@ impl Session {
         if !self.realtime() || self.playback.is_some() {
             return self.send_notes(completed, metrics);
         }
-        let line = &self.lines[0];
-        let timed = matches!(line.decoding, Decoding::Events { .. });
-        if timed && line.seconds_written() < starting_lead(lookahead) {
+        if self.lines[0].seconds_written().is_some_and(|written| written < starting_lead(lookahead)) {
             return;
         }
         let unsent = self.unsent();
@@ -1230,8 +1229,8 @@ impl Session {
         if self.realtime() && self.playback.is_none() {
             // The listener's playback begins with its first notes.
             let line = &self.lines[0];
-            self.playback =
-                Some(Playback { began: now, steps: line.steps, seconds_written: line.seconds_written() });
+            let seconds_written = line.seconds_written().unwrap_or(0.0);
+            self.playback = Some(Playback { began: now, steps: line.steps, seconds_written });
         }
         match self.last_sent {
             None => {
