@@ -256,14 +256,15 @@ impl Drop for MarkDeadOnPanic {
     }
 }
 
-/// A session's shares of the capacity: its worker's and the engine's. Fields drop
-/// in order: the worker's share is free before a queued request, woken by the
-/// engine's, looks for a worker with room.
+/// A session's shares of the capacity: its worker's, its kind's and the
+/// engine's. Fields drop in order: the worker's and the kind's shares are free
+/// before a queued request, woken by the engine's, looks for headroom and a
+/// worker with room.
 struct SessionPermit {
     _worker: OwnedSemaphorePermit,
-    _engine: Permit,
     /// Its kind's share, for a session that came through the queue.
     _kind: Option<KindShare>,
+    _engine: Permit,
 }
 
 /// What a queued session holds of the room its kind has.
@@ -422,7 +423,7 @@ impl Engine {
             return Err(self.admission.refuse(Refusal::NoWorker));
         };
         let (events, receiver) = mpsc::unbounded_channel();
-        let permit = SessionPermit { _worker: worker_permit, _engine: engine_permit, _kind: kind };
+        let permit = SessionPermit { _worker: worker_permit, _kind: kind, _engine: engine_permit };
         let start = Start { request, events, permit, arrived };
         if worker.commands.send(start).is_err() {
             worker.health.set(WorkerState::Dead);
