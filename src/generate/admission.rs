@@ -90,11 +90,12 @@ impl Drop for Permit {
     }
 }
 
-/// At most so many sessions of one kind at once, across the engine (the fast
-/// ones: more of them than fill a worker's rounds only make each slower).
+/// The sessions of one kind holding a place, each given back when its [`Place`]
+/// drops. Whether one more fits is the caller's rule: a fixed limit for the fast
+/// sessions, the projected load for the realtime listeners ([`super::load`]).
+#[derive(Default)]
 pub struct Places {
     taken: AtomicUsize,
-    limit: usize,
 }
 
 /// One of the [`Places`], given back when dropped.
@@ -107,18 +108,17 @@ impl Drop for Place {
 }
 
 impl Places {
-    pub fn new(limit: usize) -> Arc<Places> {
-        Arc::new(Places { taken: AtomicUsize::new(0), limit })
-    }
-
-    /// A place, when fewer than the limit are taken.
-    pub fn try_take(self: &Arc<Self>) -> Option<Place> {
+    /// A place, when `fits(taken)` says one more fits beside the `taken` held now.
+    pub fn try_take(self: &Arc<Self>, fits: impl Fn(usize) -> bool) -> Option<Place> {
         self.taken
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |taken| {
-                (taken < self.limit).then_some(taken + 1)
-            })
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |taken| fits(taken).then_some(taken + 1))
             .ok()
             .map(|_| Place(self.clone()))
+    }
+
+    /// Places held now.
+    pub fn taken(&self) -> usize {
+        self.taken.load(Ordering::SeqCst)
     }
 }
 
@@ -314,15 +314,16 @@ mod tests {
 
     #[test]
     fn places_are_taken_up_to_their_limit_and_given_back_when_dropped() {
-        let places = Places::new(2);
-        let (first, second) = (places.try_take(), places.try_take());
+        let places = Arc::new(Places::default());
+        let under_two = |taken: usize| taken < 2;
+        let (first, second) = (places.try_take(under_two), places.try_take(under_two));
         assert!(first.is_some() && second.is_some());
-        assert!(places.try_take().is_none(), "a third of two");
+        assert!(places.try_take(under_two).is_none(), "a third of two");
         drop(first);
-        let third = places.try_take();
+        let third = places.try_take(under_two);
         assert!(third.is_some(), "the first's place, given back");
         drop((second, third));
-        assert_eq!(places.taken.load(Ordering::SeqCst), 0);
+        assert_eq!(places.taken(), 0);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ use super::admission::{Admission, Permit, Place, Places, QueueLimits, Refusal, R
 use super::decoder::{self, EventsDecoder, EventsGrammar, PlannedPart};
 use super::given::GivenPart;
 use super::line_state::{LineState, gather};
-use super::load::{ListenerShare, LoadGauge};
+use super::load::LoadGauge;
 use super::lookahead::{CANDIDATES, Lookahead, settled};
 use super::metrics::EngineMetrics;
 use super::parts::primer_in_parts;
@@ -193,8 +193,9 @@ pub struct Engine {
     workers: Arc<Vec<WorkerHandle>>,
     admission: Arc<Admission>,
     load: Arc<LoadGauge>,
-    /// The fast sessions' places, in all.
+    /// The fast sessions' places, and how many there are in all.
     fast: Arc<Places>,
+    max_fast_sessions: usize,
     metrics: Arc<EngineMetrics>,
 }
 
@@ -262,18 +263,10 @@ impl Drop for MarkDeadOnPanic {
 /// worker with room.
 struct SessionPermit {
     _worker: OwnedSemaphorePermit,
-    /// Its kind's share, for a session that came through the queue.
-    _kind: Option<KindShare>,
+    /// Its kind's place (a realtime listener's in the projected load, a fast
+    /// session's among the fast ones), for a session that came through the queue.
+    _kind: Option<Place>,
     _engine: Permit,
-}
-
-/// What a queued session holds of the room its kind has.
-#[expect(dead_code, reason = "held only for what dropping it gives back")]
-enum KindShare {
-    /// A realtime session's place in the projected load.
-    Listener(ListenerShare),
-    /// A fast session's place among the fast ones.
-    Fast(Place),
 }
 
 struct Start {
@@ -336,8 +329,15 @@ impl Engine {
         let capacity =
             config.max_sessions_per_worker.saturating_mul(workers.len()).min(Semaphore::MAX_PERMITS);
         let admission = Admission::new(capacity, config.queue, config.metrics.clone());
-        let fast = Places::new(config.max_fast_sessions_per_worker.saturating_mul(workers.len()));
-        Engine { workers: Arc::new(workers), admission, load, fast, metrics: config.metrics.clone() }
+        let max_fast_sessions = config.max_fast_sessions_per_worker.saturating_mul(workers.len());
+        Engine {
+            workers: Arc::new(workers),
+            admission,
+            load,
+            fast: Arc::default(),
+            max_fast_sessions,
+            metrics: config.metrics.clone(),
+        }
     }
 
     /// Starts a session now, or refuses it when every worker is full.
@@ -363,14 +363,14 @@ impl Engine {
     /// its realtime listeners (a session admitted while none does would make every
     /// listener later) and the kind has room: for a realtime session, the load
     /// projected with it fits; for a fast one, fewer than the fast limit run.
-    fn headroom(&self, realtime: bool) -> Option<KindShare> {
+    fn headroom(&self, realtime: bool) -> Option<Place> {
         let running = self.workers.iter().filter(|worker| worker.health.state() == WorkerState::Running);
         let mut keeping_up = running.clone().filter(|worker| !worker.health.saturated.load(Ordering::SeqCst));
         keeping_up.next()?;
         if realtime {
-            self.load.try_reserve(running.count()).map(KindShare::Listener)
+            self.load.try_reserve(running.count())
         } else {
-            self.fast.try_take().map(KindShare::Fast)
+            self.fast.try_take(|taken| taken < self.max_fast_sessions)
         }
     }
 
@@ -397,7 +397,7 @@ impl Engine {
         &self,
         request: SessionRequest,
         engine_permit: Permit,
-        kind: Option<KindShare>,
+        kind: Option<Place>,
         arrived: Instant,
     ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, Refused> {
         let has_model =

@@ -4,9 +4,10 @@
 //! admitted only while the listeners already playing, and it, would need at most
 //! [`LOAD_CEILING`] of what the running workers write.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::admission::{Place, Places};
 use crate::shared::LockSurvivingPanics;
 
 /// The share of the measured capacity realtime listeners may be projected to
@@ -43,16 +44,7 @@ pub struct LoadGauge {
     /// Tokens per second of music a listener needs (f64 bits; 0 until measured).
     demand: AtomicU64,
     /// Realtime sessions admitted and not yet ended.
-    listeners: AtomicUsize,
-}
-
-/// A realtime session's place in the projected load, given back when dropped.
-pub struct ListenerShare(Arc<LoadGauge>);
-
-impl Drop for ListenerShare {
-    fn drop(&mut self) {
-        self.0.listeners.fetch_sub(1, Ordering::SeqCst);
-    }
+    listeners: Arc<Places>,
 }
 
 impl LoadGauge {
@@ -62,7 +54,7 @@ impl LoadGauge {
             full_round,
             rounds: Mutex::new(RoundCost::default()),
             demand: AtomicU64::new(0),
-            listeners: AtomicUsize::new(0),
+            listeners: Arc::default(),
         }
     }
 
@@ -97,29 +89,25 @@ impl LoadGauge {
     /// measured, while each worker has fewer than [`UNMEASURED_LISTENERS`]: a crowd
     /// arriving at a fresh server must not all be let in before the first
     /// measurement).
-    pub fn try_reserve(self: &Arc<Self>, workers: usize) -> Option<ListenerShare> {
+    pub fn try_reserve(&self, workers: usize) -> Option<Place> {
         let capacity = self.capacity() * workers as f64;
         let demand = match read(&self.demand) {
             measured if measured > 0.0 => measured,
             _ => DEFAULT_DEMAND,
         };
-        self.listeners
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |listeners| {
-                let fits = if capacity == 0.0 {
-                    listeners < UNMEASURED_LISTENERS * workers
-                } else {
-                    (listeners + 1) as f64 * demand <= LOAD_CEILING * capacity
-                };
-                fits.then_some(listeners + 1)
-            })
-            .ok()
-            .map(|_| ListenerShare(self.clone()))
+        self.listeners.try_take(|listeners| {
+            if capacity == 0.0 {
+                listeners < UNMEASURED_LISTENERS * workers
+            } else {
+                (listeners + 1) as f64 * demand <= LOAD_CEILING * capacity
+            }
+        })
     }
 
     /// (tokens/s one worker writes at full rounds, tokens/s a listener needs,
     /// listeners playing).
     pub fn figures(&self) -> (f64, f64, usize) {
-        (self.capacity(), read(&self.demand), self.listeners.load(Ordering::SeqCst))
+        (self.capacity(), read(&self.demand), self.listeners.taken())
     }
 }
 
@@ -199,7 +187,7 @@ mod tests {
     fn listeners_are_admitted_while_their_projected_need_fits_under_the_ceiling() {
         let gauge = Arc::new(LoadGauge::new(8));
         // Nothing measured yet: a few listeners per worker.
-        let unmeasured: Vec<ListenerShare> =
+        let unmeasured: Vec<Place> =
             (0..UNMEASURED_LISTENERS).map(|_| gauge.try_reserve(1).expect("room")).collect();
         assert!(gauge.try_reserve(1).is_none(), "too many before any measurement");
         let second_worker = gauge.try_reserve(2);
@@ -210,7 +198,7 @@ mod tests {
         // 20 tokens/s of music in all (one that played half a second does not count).
         gauge.record_listeners([(80, 5.0), (120, 5.0), (100, 0.5)]);
         // 0.7 × 1,000 / 20 = 35 listeners fit; one plays already.
-        let mut held: Vec<ListenerShare> = std::iter::from_fn(|| gauge.try_reserve(1)).collect();
+        let mut held: Vec<Place> = std::iter::from_fn(|| gauge.try_reserve(1)).collect();
         assert_eq!((held.len(), gauge.figures().2), (34, 35));
         // A second worker doubles the room.
         held.extend(gauge.try_reserve(2));
