@@ -26,8 +26,7 @@ use crate::midi::{self, Note, Part, Score};
 use crate::model::artifact::{DataSource, Representation, read_originality};
 use crate::model::registry::{ModelRegistry, ModelUse};
 use crate::model::sampling::Rng;
-use crate::shared::LockSurvivingPanics;
-use crate::shared::{rfc3339, sha256_hex};
+use crate::shared::{LockSurvivingPanics, rfc3339, sha256_hex};
 use crate::store::{CompositionDeletion, CompositionRow, Store};
 
 /// A generated piece, as stored and served.

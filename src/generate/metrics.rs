@@ -4,11 +4,11 @@
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-/// Latency buckets, in seconds: from a millisecond to a minute.
 /// A generation worker's labels: its device, and its place among the workers
 /// (a CPU has several workers of one device).
 pub const WORKER_LABELS: [&str; 2] = ["device", "worker"];
 
+/// Latency buckets, in seconds: from a millisecond to a minute.
 const LATENCY_BUCKETS: [f64; 14] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
 

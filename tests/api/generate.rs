@@ -429,8 +429,7 @@ async fn fast_sessions_have_a_limit_of_their_own_that_realtime_listeners_do_not_
     .await;
     // A long fast piece holds the one fast place while it is written.
     let mut long = open_stream(&app, &json!({"length": {"notes": 2000}, "seed": 1})).await;
-    let first = long.next().await.unwrap().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(first.to_text().unwrap()).unwrap()["type"], "start");
+    assert_eq!(next(&mut long).await["type"], "start");
     // Another fast request finds no fast place (and no queue): refused, though
     // 63 places are free.
     let busy = generate(&app, &json!({"length": {"notes": 8}})).await;
@@ -438,8 +437,7 @@ async fn fast_sessions_have_a_limit_of_their_own_that_realtime_listeners_do_not_
     // A realtime listener is admitted by projected load, not by the fast places.
     let endless = json!({"length": {"endless": true}, "pacing": "realtime", "seed": 2});
     let mut listener = open_stream(&app, &endless).await;
-    let start = listener.next().await.unwrap().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(start.to_text().unwrap()).unwrap()["type"], "start");
+    assert_eq!(next(&mut listener).await["type"], "start");
     // Once the long piece is written, its place serves the next fast request,
     // while the listener plays on.
     while let Some(Ok(Message::Text(text))) =
@@ -450,8 +448,7 @@ async fn fast_sessions_have_a_limit_of_their_own_that_realtime_listeners_do_not_
         }
     }
     composed(&app, &json!({"length": {"notes": 8}})).await;
-    let playing = listener.next().await.unwrap().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(playing.to_text().unwrap()).unwrap()["type"], "notes");
+    assert_eq!(next(&mut listener).await["type"], "notes");
     listener.close(None).await.unwrap();
 }
 
