@@ -249,6 +249,33 @@ async fn realtime_pacing_sends_notes_when_they_sound() {
     assert!(elapsed >= seconds - 0.05, "the stream took {elapsed:.2} s for {seconds:.2} s of music");
 }
 
+/// After a fast piece and a realtime one, every engine histogram the README
+/// lists has observed them, and the loaded model's bytes are reported.
+#[tokio::test]
+async fn the_engine_metrics_observe_the_sessions_it_ran() {
+    let app = bundled(64).await;
+    composed(&app, &json!({"length": {"notes": 8}, "seed": 3})).await;
+    let realtime = json!({"length": {"seconds": 1.0}, "tempo_bpm": 120, "seed": 4, "pacing": "realtime"});
+    assert_eq!(messages(&app, &realtime).await.last().unwrap()["type"], "end");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        let line =
+            metrics.lines().find(|line| line.starts_with(series)).unwrap_or_else(|| panic!("no {series}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    for counted in [
+        "fugue_generate_batch_size_count",
+        "fugue_generate_step_seconds_count",
+        r#"fugue_generate_time_to_first_note_seconds_count{pacing="fast"}"#,
+        r#"fugue_generate_time_to_first_note_seconds_count{pacing="realtime"}"#,
+        "fugue_generate_inter_note_seconds_count",
+        "fugue_generate_realtime_lateness_seconds_count",
+        r#"fugue_generate_loaded_model_bytes{device="cpu",worker="0"}"#,
+    ] {
+        assert!(value(counted) >= 1.0, "{counted}: {metrics}");
+    }
+}
+
 /// A realtime stream relays the notes that sound together (a chord of the
 /// four parts) in one message, not a message each, from its first chord on.
 #[tokio::test]
