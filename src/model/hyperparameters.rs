@@ -58,6 +58,10 @@ macro_rules! for_each_hyperparameter {
             transpose: u8,
                 "Transpose each training sequence by a random shift of up to this many semitones every epoch (piano-roll presets).",
                 Some($crate::model::hyperparameters::Range::from(0.0, 12.0));
+            #[serde(default)]
+            key_input: bool,
+                "The piano-roll LSTM also reads how far its sequence was transposed (one-hot over the 12 pitch classes), so transposed copies add music without blurring the written keys; scoring and generation read no shift (piano-roll presets).",
+                None;
             teacher_forcing: f64, "Share of batches that start with teacher forcing (piano-roll seq2seq).",
                 Some($crate::model::hyperparameters::Range::from(0.0, 1.0));
             teacher_forcing_decay: f64, "Multiplies the teacher-forcing share after every epoch.",

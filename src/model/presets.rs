@@ -40,6 +40,7 @@ impl Preset {
             recurrent_dropout: 0.0,
             position_period: 0,
             transpose: 0,
+            key_input: false,
             teacher_forcing: 1.0,
             teacher_forcing_decay: 0.95,
             focal_gamma: 0.0,
@@ -188,6 +189,7 @@ impl Preset {
             dropout: hp.dropout,
             recurrent_dropout: hp.recurrent_dropout,
             position_period: hp.position_period,
+            key_input: hp.key_input,
             output,
         }
     }

@@ -37,6 +37,14 @@ pub struct RollNetConfig {
     /// times as often as into the 5th.
     #[serde(default)]
     pub position_period: i64,
+    /// Besides the keys, the LSTM reads how far its sequence was transposed, as a
+    /// pitch class (one-hot). Training moves copies of the pieces by random shifts
+    /// and says by how much, so the model learns what transposition keeps without
+    /// mistaking a moved piece for one written in that key. Scoring and generation
+    /// read shift 0: the corpus's own keys, so the benchmark score stays the exact
+    /// likelihood of the music as written.
+    #[serde(default)]
+    pub key_input: bool,
     pub output: RollOutput,
 }
 
@@ -59,6 +67,9 @@ struct Nade {
     c: nn::Linear,
     b: nn::Linear,
 }
+
+/// The shift input's width: transpositions by pitch class.
+const PITCH_CLASSES: i64 = 12;
 
 /// The NADE's per-key hidden layer takes frames × 88 × hidden floats per tensor,
 /// and training makes several such tensors each step (108 MB each for 8 sequences
@@ -85,13 +96,22 @@ impl Nade {
 impl RollNetConfig {
     /// A network without dropout or position inputs.
     pub fn plain(hidden: i64, layers: i64, output: RollOutput) -> RollNetConfig {
-        RollNetConfig { hidden, layers, dropout: 0.0, recurrent_dropout: 0.0, position_period: 0, output }
+        RollNetConfig {
+            hidden,
+            layers,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            position_period: 0,
+            key_input: false,
+            output,
+        }
     }
 }
 
 impl RollNet {
     pub fn new(vs: &Path, config: RollNetConfig) -> RollNet {
-        let inputs = KEYS as i64 + config.position_period;
+        let shift_inputs = if config.key_input { PITCH_CLASSES } else { 0 };
+        let inputs = KEYS as i64 + config.position_period + shift_inputs;
         let lstm = Lstm::new(&(vs / "lstm"), inputs, config.hidden, config.layers)
             .with_recurrent_dropout(config.recurrent_dropout);
         let head = match config.output {
@@ -119,12 +139,13 @@ impl RollNet {
     /// Summed negative log-likelihood (nats) of each sequence's frames 2..T given
     /// the frames before them, and the number of frames predicted.
     ///
-    /// `frames`: (batch, time, 88) zeros and ones; `lengths`: frames per sequence.
-    pub fn nll(&self, frames: &Tensor, lengths: &[i64], train: bool) -> (Tensor, i64) {
+    /// `frames`: (batch, time, 88) zeros and ones; `lengths`: frames per sequence;
+    /// `shifts`: semitones each sequence was transposed by (read with `key_input`).
+    pub fn nll(&self, frames: &Tensor, lengths: &[i64], shifts: &[i64], train: bool) -> (Tensor, i64) {
         let (batch, time) = (frames.size()[0], frames.size()[1]);
         let device = frames.device();
         let keys = frames.narrow(1, 0, time - 1).dropout(self.config.dropout, train);
-        let inputs = self.with_positions(&keys, 0);
+        let inputs = self.inputs(&keys, 0, shifts);
         let state = self.lstm.zero_state(batch, device);
         let (hidden, _) = self.lstm.forward(&inputs, &state, self.config.dropout, train);
         let hidden = hidden.dropout(self.config.dropout, train);
@@ -141,18 +162,24 @@ impl RollNet {
         (nll, hidden.size()[0])
     }
 
-    /// Appends the one-hot position of each frame, (batch, time, 88) whose frames
-    /// are numbered from `first` → (batch, time, 88 + period); the keys alone
-    /// without a period.
-    fn with_positions(&self, keys: &Tensor, first: i64) -> Tensor {
-        let period = self.config.position_period;
-        if period == 0 {
-            return keys.shallow_clone();
-        }
+    /// What the LSTM reads: the keys (batch, time, 88) of frames numbered from
+    /// `first`, then each frame's one-hot position when there is a period, then its
+    /// sequence's one-hot shift (of `shifts`, one per sequence) with `key_input`.
+    fn inputs(&self, keys: &Tensor, first: i64, shifts: &[i64]) -> Tensor {
         let (batch, time) = (keys.size()[0], keys.size()[1]);
-        let positions = Tensor::arange_start(first, first + time, (Kind::Int64, keys.device()));
-        let one_hot = positions.remainder(period).one_hot(period).to_kind(keys.kind());
-        Tensor::cat(&[keys, &one_hot.unsqueeze(0).expand([batch, time, period], false)], 2)
+        let mut inputs = vec![keys.shallow_clone()];
+        let period = self.config.position_period;
+        if period > 0 {
+            let positions = Tensor::arange_start(first, first + time, (Kind::Int64, keys.device()));
+            let one_hot = positions.remainder(period).one_hot(period).to_kind(keys.kind());
+            inputs.push(one_hot.unsqueeze(0).expand([batch, time, period], false));
+        }
+        if self.config.key_input {
+            let shifts = Tensor::from_slice(shifts).to_device(keys.device());
+            let one_hot = shifts.remainder(PITCH_CLASSES).one_hot(PITCH_CLASSES).to_kind(keys.kind());
+            inputs.push(one_hot.unsqueeze(1).expand([batch, time, PITCH_CLASSES], false));
+        }
+        Tensor::cat(&inputs, 2)
     }
 
     /// Logits of each key given the LSTM state and, for NADE, the keys below it.
@@ -208,9 +235,10 @@ impl RollNet {
     }
 
     /// Feeds one frame (batch, 88) at frame number `position`: the LSTM's output and
-    /// next state, as training sees that frame.
+    /// next state, as training sees that frame of an untransposed sequence.
     fn step(&self, frame: &Tensor, position: i64, state: &LstmState) -> (Tensor, LstmState) {
-        let input = self.with_positions(&frame.unsqueeze(1), position).squeeze_dim(1);
+        let unshifted = vec![0; frame.size()[0] as usize];
+        let input = self.inputs(&frame.unsqueeze(1), position, &unshifted).squeeze_dim(1);
         self.lstm.step(&input, state)
     }
 
@@ -235,7 +263,7 @@ mod tests {
     fn an_untrained_independent_head_costs_about_88_ln2_per_frame() {
         let vs = VarStore::new(Device::Cpu);
         let net = RollNet::new(&vs.root(), RollNetConfig::plain(16, 1, RollOutput::Independent));
-        let (nll, count) = net.nll(&frames(), &[5, 3], false);
+        let (nll, count) = net.nll(&frames(), &[5, 3], &[0, 0], false);
         assert_eq!(count, 4 + 2, "frames 2..T of each sequence");
         let per_frame = f64::try_from(nll).unwrap() / count as f64;
         assert!((per_frame - 88.0 * std::f64::consts::LN_2).abs() < 5.0, "{per_frame}");
@@ -271,13 +299,16 @@ mod tests {
     }
 
     #[test]
-    fn generation_steps_see_the_positions_training_saw() {
+    fn generation_steps_see_the_positions_and_the_unshifted_key_training_saw() {
         let vs = VarStore::new(Device::Cpu);
-        let config =
-            RollNetConfig { position_period: 4, ..RollNetConfig::plain(8, 1, RollOutput::Independent) };
+        let config = RollNetConfig {
+            position_period: 4,
+            key_input: true,
+            ..RollNetConfig::plain(8, 1, RollOutput::Independent)
+        };
         let net = RollNet::new(&vs.root(), config);
         let frames = frames().narrow(0, 0, 1);
-        let (batched, count) = net.nll(&frames, &[5], false);
+        let (batched, count) = net.nll(&frames, &[5], &[0], false);
 
         let mut state = net.zero_state(Device::Cpu);
         let mut stepped = 0.0;
@@ -299,10 +330,30 @@ mod tests {
         }
         assert!((f64::try_from(batched).unwrap() - stepped).abs() < 1e-3);
 
-        let shifted = net.with_positions(&frames.narrow(1, 0, 1), 5);
+        let later = net.inputs(&frames.narrow(1, 0, 1), 5, &[0]);
         assert_eq!(
-            Vec::<f32>::try_from(shifted.flatten(0, -1).narrow(0, KEYS as i64, 4)).unwrap(),
+            Vec::<f32>::try_from(later.flatten(0, -1).narrow(0, KEYS as i64, 4)).unwrap(),
             [0., 1., 0., 0.]
         );
+    }
+
+    #[test]
+    fn the_network_reads_a_sequences_shift_by_pitch_class() {
+        let vs = VarStore::new(Device::Cpu);
+        let config = RollNetConfig { key_input: true, ..RollNetConfig::plain(8, 1, RollOutput::Independent) };
+        let net = RollNet::new(&vs.root(), config);
+        let frames = frames();
+        let nll = |shifts: [i64; 2]| f64::try_from(net.nll(&frames, &[5, 3], &shifts, false).0).unwrap();
+        let unshifted = nll([0, 0]);
+        assert_ne!(nll([3, 0]), unshifted, "a shift changes what the network predicts");
+        assert_eq!(nll([12, -12]), unshifted, "an octave is no shift of pitch class");
+        assert_eq!(nll([-9, 0]), nll([3, 0]), "down 9 is up 3");
+
+        let inputs = net.inputs(&frames.narrow(1, 0, 1), 0, &[2, -1]);
+        let shift_of = |row: i64| {
+            let one_hot = Vec::<f32>::try_from(inputs.get(row).get(0).narrow(0, KEYS as i64, 12)).unwrap();
+            one_hot.iter().position(|&x| x == 1.0)
+        };
+        assert_eq!((shift_of(0), shift_of(1)), (Some(2), Some(11)));
     }
 }

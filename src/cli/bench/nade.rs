@@ -40,8 +40,9 @@ pub fn run(args: &TrainBenchArgs) -> anyhow::Result<()> {
             .lt(KEY_DENSITY)
             .to_kind(Kind::Float);
         let lengths = vec![args.seq; args.batch as usize];
+        let unshifted = vec![0; lengths.len()];
         let mut step = || {
-            let (nll, count) = net.nll(&frames, &lengths, true);
+            let (nll, count) = net.nll(&frames, &lengths, &unshifted, true);
             optimizer.backward_step(&(nll / count as f64));
             count
         };
