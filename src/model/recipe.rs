@@ -204,8 +204,14 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         format!(
             "the preset's: {}, kept per epoch whatever the budget",
             match defaults.learning_rate_schedule {
-                LearningRateSchedule::Exponential =>
-                    format!("exponential, × {} after every epoch", defaults.learning_rate_decay),
+                LearningRateSchedule::Exponential => {
+                    let whose = if overrides.learning_rate_decay.is_some() {
+                        "the request's"
+                    } else {
+                        "the preset's"
+                    };
+                    format!("exponential, × {} after every epoch ({whose} decay)", hp.learning_rate_decay)
+                }
                 LearningRateSchedule::WarmupCosine => "warm-up and cosine".to_owned(),
             }
         ),
@@ -351,8 +357,17 @@ mod tests {
             let preset = Preset::PianorollLstm.defaults();
             assert_eq!(chosen.learning_rate_schedule, LearningRateSchedule::Exponential);
             assert_eq!(chosen.learning_rate_decay, preset.learning_rate_decay);
-            assert!(chosen.recipe.unwrap()["learning_rate_schedule"].contains("× 0.99 after every epoch"));
+            let reason = &chosen.recipe.unwrap()["learning_rate_schedule"];
+            assert!(reason.contains("× 0.99 after every epoch (the preset's decay)"), "{reason}");
         }
+    }
+
+    #[test]
+    fn the_schedules_reason_names_the_decay_in_force() {
+        let overrides = HyperparameterOverrides { learning_rate_decay: Some(0.997), ..none() };
+        let chosen = choose(Preset::PianorollNade, &overrides, JSB_12_KEYS);
+        let reason = &chosen.recipe.unwrap()["learning_rate_schedule"];
+        assert!(reason.contains("× 0.997 after every epoch (the request's decay)"), "{reason}");
     }
 
     #[test]
