@@ -442,6 +442,13 @@ async fn a_full_server_queues_a_request_until_a_place_frees_and_refuses_past_the
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"fugue_generate_refusals_total{reason="queue_full"} 2"#), "{metrics}");
     assert!(metrics.contains(r#"fugue_generate_refusals_total{reason="queue_timeout"} 1"#), "{metrics}");
+    let queued_seconds: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("fugue_generate_queue_seconds_sum "))
+        .unwrap_or_else(|| panic!("no queue time in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(queued_seconds >= 4.0, "the refused request's wait of 4 s is counted: {queued_seconds}");
 }
 
 #[tokio::test]
