@@ -16,7 +16,7 @@
 //! The default is the `default_model` setting (`PUT /v1/models/{id}/default`),
 //! else `FUGUE_DEFAULT_MODEL`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -155,11 +155,13 @@ pub struct ModelRegistry {
     node: String,
     /// Holds to release, for the task that also renews them.
     release: tokio::sync::mpsc::UnboundedSender<String>,
-    /// This node's live hold of each model in use: every session of a model
-    /// shares it, so a session adds no database write once its model is held.
-    held: Arc<Mutex<HashMap<String, Weak<ModelUse>>>>,
+    held: Held,
     metas: MetaCache,
 }
+
+/// This node's live hold of each model in use, by model: every session of a
+/// model shares it, so a session adds no database write once its model is held.
+type Held = Arc<Mutex<HashMap<String, Weak<ModelUse>>>>;
 
 /// How long a hold lasts unless renewed; renewed every third of it.
 pub const HOLD_TTL: Duration = Duration::from_secs(30);
@@ -195,7 +197,8 @@ impl ModelRegistry {
     ) -> ModelRegistry {
         let (release, released) = tokio::sync::mpsc::unbounded_channel();
         let node = format!("{}:{}", uuid::Uuid::new_v4().simple(), std::process::id());
-        tokio::spawn(keep_holds(store.clone(), node.clone(), released));
+        let held = Held::default();
+        tokio::spawn(keep_holds(store.clone(), node.clone(), released, held.clone()));
         ModelRegistry {
             store,
             bundled_dir: bundled_dir.to_owned(),
@@ -204,7 +207,7 @@ impl ModelRegistry {
             fallback_default: fallback_default.to_owned(),
             node,
             release,
-            held: Arc::default(),
+            held,
             metas: MetaCache::default(),
         }
     }
@@ -407,7 +410,12 @@ fn default_conflict(id: &str) -> RegistryError {
 /// Renews this node's holds every third of [`HOLD_TTL`] and releases the ones
 /// dropped; a failed write is retried at the next turn (a hold that cannot be
 /// released expires).
-async fn keep_holds(store: Store, node: String, mut released: tokio::sync::mpsc::UnboundedReceiver<String>) {
+async fn keep_holds(
+    store: Store,
+    node: String,
+    mut released: tokio::sync::mpsc::UnboundedReceiver<String>,
+    held: Held,
+) {
     let mut renew = tokio::time::interval(HOLD_TTL / 3);
     loop {
         tokio::select! {
@@ -421,12 +429,32 @@ async fn keep_holds(store: Store, node: String, mut released: tokio::sync::mpsc:
             },
             _ = renew.tick() => {
                 let expires_at = crate::store::now_ms() + HOLD_TTL.as_millis() as i64;
-                if let Err(error) = store.renew_holds(&node, expires_at).await {
-                    tracing::warn!(error = format!("{error:#}"), "could not renew model holds");
+                match store.renew_holds(&node, expires_at).await {
+                    Ok(renewed) => forget_lapsed(&held, &renewed),
+                    Err(error) => tracing::warn!(error = format!("{error:#}"), "could not renew model holds"),
                 }
             }
         }
     }
+}
+
+/// Forgets the holds of `held` that are not among those just `renewed`: another
+/// node cleared them as lapsed (this one could not renew them in time), so they
+/// keep nothing from deletion and the model's next session must write a new one
+/// rather than share them. The sessions already under way play on from memory.
+/// A hold written between the renewal and this is forgotten too; its model's
+/// next session then writes one more hold, which is released as any other.
+fn forget_lapsed(held: &Held, renewed: &HashSet<String>) {
+    held.lock_surviving_panics().retain(|model, hold| {
+        let live = hold.upgrade().is_some_and(|hold| renewed.contains(&hold.hold));
+        if !live && hold.strong_count() > 0 {
+            tracing::warn!(
+                model,
+                "a model hold lapsed and was cleared; the next session holds the model anew"
+            );
+        }
+        live
+    });
 }
 
 /// Ids are directory names: no separators, no leading dot, bounded length.
@@ -495,5 +523,20 @@ mod tests {
         for id in ["", "..", ".hidden", "a/b", "a\\b", "ümlaut", &"x".repeat(129)] {
             assert!(!valid_id(id), "{id}");
         }
+    }
+
+    #[test]
+    fn a_hold_that_was_not_renewed_is_no_longer_shared() {
+        let (release, _released) = tokio::sync::mpsc::unbounded_channel();
+        let hold = |id: &str| Arc::new(ModelUse { hold: id.to_owned(), release: release.clone() });
+        let (kept, lapsed) = (hold("h1"), hold("h2"));
+        let held = Held::default();
+        held.lock_surviving_panics().extend([
+            ("bach".to_owned(), Arc::downgrade(&kept)),
+            ("folk".to_owned(), Arc::downgrade(&lapsed)),
+        ]);
+        forget_lapsed(&held, &HashSet::from(["h1".to_owned()]));
+        let models: Vec<String> = held.lock_surviving_panics().keys().cloned().collect();
+        assert_eq!(models, ["bach"]);
     }
 }

@@ -1,6 +1,8 @@
 //! Registered (trained) models. A row is written only together with its job's
 //! success (see `complete_job`), after the artifact is in place on disk.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -200,17 +202,19 @@ impl Store {
         Ok(())
     }
 
-    /// Extends every hold of `node`, and clears holds that lapsed (their node died).
-    pub async fn renew_holds(&self, node: &str, expires_at: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE model_holds SET expires_at = $1 WHERE node = $2")
+    /// Extends every hold of `node`, and clears holds that lapsed (their node died,
+    /// or could not renew in time). Returns the holds of `node` it extended: one
+    /// of its holds missing here was cleared as lapsed by some node.
+    pub async fn renew_holds(&self, node: &str, expires_at: i64) -> anyhow::Result<HashSet<String>> {
+        let renewed = sqlx::query("UPDATE model_holds SET expires_at = $1 WHERE node = $2 RETURNING id")
             .bind(expires_at)
             .bind(node)
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
         sqlx::query("DELETE FROM model_holds WHERE expires_at < $1")
             .bind(super::now_ms())
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(renewed.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>()?)
     }
 }

@@ -1,5 +1,7 @@
 //! One storage suite, run against both databases.
 
+use std::collections::HashSet;
+
 use fugue::store::{Backend, DatasetDeletion, DatasetFileRow, DatasetRow, Store};
 
 use crate::support::TestDatabase;
@@ -385,6 +387,23 @@ async fn a_training_job_from_before_job_kinds_survives_the_migration() {
         let epochs: Vec<(i64, i64)> =
             store.job_epochs("old").await.unwrap().iter().map(|epoch| (epoch.trial, epoch.epoch)).collect();
         assert_eq!(epochs, [(0, 1), (0, 2)]);
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_renewal_names_the_holds_of_its_node_that_are_still_there() {
+    each_backend(|database| async move {
+        let store = Store::open(database.url()).await.unwrap();
+        let (now, later) = (fugue::store::now_ms(), fugue::store::now_ms() + 30_000);
+        // Node a holds two bundled models; one of its holds lapsed (a could not
+        // renew it in time), and node b's renewal clears it.
+        assert!(store.hold_model("h1", "bach", "a", later, false).await.unwrap());
+        assert!(store.hold_model("h2", "folk", "a", now - 1_000, false).await.unwrap());
+        assert!(store.hold_model("h3", "bach", "b", later, false).await.unwrap());
+        assert_eq!(store.renew_holds("b", later).await.unwrap(), HashSet::from(["h3".to_owned()]));
+        assert_eq!(store.renew_holds("a", later).await.unwrap(), HashSet::from(["h1".to_owned()]));
         store.close().await;
     })
     .await;
