@@ -27,8 +27,9 @@ pub struct Shifted {
 
 impl Shifted {
     /// The sequences as the corpus has them.
-    pub fn unmoved(sequences: &[Vec<Frame>]) -> Shifted {
-        Shifted { sequences: sequences.to_vec(), shifts: vec![0; sequences.len()] }
+    pub fn unmoved(sequences: Vec<Vec<Frame>>) -> Shifted {
+        let shifts = vec![0; sequences.len()];
+        Shifted { sequences, shifts }
     }
 }
 
@@ -92,7 +93,7 @@ pub fn loss(net: &RollNet, batch: &RollBatch, train: bool) -> BatchLoss {
 
 /// The benchmark score of `net` on `sequences`.
 pub fn frame_nll(net: &RollNet, sequences: &[Vec<Frame>], device: Device) -> anyhow::Result<f64> {
-    let sequences = Shifted::unmoved(&usable(sequences));
+    let sequences = Shifted::unmoved(usable(sequences));
     let order: Vec<usize> = (0..sequences.shifts.len()).collect();
     let batches = batches(&sequences, &order, 16, device);
     crate::train::evaluate(&batches, &|batch, train| loss(net, batch, train))

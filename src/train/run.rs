@@ -257,19 +257,16 @@ fn train_roll(
     let (hp, device) = (&run.hyperparameters, run.device);
     let vs = VarStore::new(device);
     let net = RollNet::new(&vs.root(), run.preset.roll_network(hp));
-    let valid_batches = roll_training::batches(
-        &roll_training::Shifted::unmoved(&valid_set),
-        &in_order(valid_set.len()),
-        hp.batch_size,
-        device,
-    );
-    let unmoved = roll_training::Shifted::unmoved(&train_set);
+    let valid_order = in_order(valid_set.len());
+    let valid_set = roll_training::Shifted::unmoved(valid_set);
+    let valid_batches = roll_training::batches(&valid_set, &valid_order, hp.batch_size, device);
+    let train_set = roll_training::Shifted::unmoved(train_set);
     let train_batches = |_epoch: u32| {
-        let order = super::shuffled(train_set.len());
+        let order = super::shuffled(train_set.sequences.len());
         match hp.transpose {
-            0 => roll_training::batches(&unmoved, &order, hp.batch_size, device),
+            0 => roll_training::batches(&train_set, &order, hp.batch_size, device),
             semitones => {
-                let moved = roll_training::transposed(&train_set, semitones);
+                let moved = roll_training::transposed(&train_set.sequences, semitones);
                 roll_training::batches(&moved, &order, hp.batch_size, device)
             }
         }
