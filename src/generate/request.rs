@@ -294,8 +294,43 @@ impl GenerateRequest {
         request.max_polyphony = control.max_polyphony.or(request.max_polyphony);
         request.tempo_bpm = control.tempo_bpm.or(request.tempo_bpm);
         request.program = control.program.or(request.program);
-        let validated = request.check(seed)?;
+        let validated =
+            request.check(seed).map_err(|refused| as_the_control_wrote(refused, control, &request))?;
         Ok((request, validated))
+    }
+}
+
+/// A refusal of the merged request (`merged`), named by the field the control
+/// wrote: the merged request lists every part in the stream's order, and a part's
+/// range left without a pitch is the fault of the control's own `parts[i]`, or of
+/// its new key, scale or range when the control did not touch that part.
+fn as_the_control_wrote(refused: Invalid, control: &Control, merged: &GenerateRequest) -> Invalid {
+    let Some((index, rest)) = refused
+        .field
+        .strip_prefix("parts[")
+        .and_then(|tail| tail.split_once(']'))
+        .and_then(|(index, rest)| Some((index.parse::<usize>().ok()?, rest)))
+    else {
+        return refused;
+    };
+    let Some(part) = merged.parts.as_deref().and_then(|parts| parts.get(index)) else {
+        return refused;
+    };
+    let controlled = control.parts.as_deref().unwrap_or_default();
+    if let Some(at) = controlled.iter().position(|c| c.name.trim().eq_ignore_ascii_case(&part.name)) {
+        return Invalid { field: format!("parts[{at}]{rest}"), ..refused };
+    }
+    let changed = [
+        ("key", control.key.is_some()),
+        ("scale", control.scale.is_some()),
+        ("pitch_range", control.pitch_range.is_some()),
+    ];
+    match changed.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Invalid {
+            field: (*field).to_owned(),
+            message: format!("leaves the {} part no pitch in its range: {}", part.name, refused.message),
+        },
+        None => refused,
     }
 }
 
@@ -731,6 +766,27 @@ mod tests {
         assert_eq!(checked.seed, 42);
         assert!(checked.pitches.iter().all(|&allowed| allowed));
         assert!(checked.constrained.is_empty());
+    }
+
+    #[test]
+    fn a_refused_control_names_the_field_the_control_wrote() {
+        let request: GenerateRequest = serde_json::from_value(
+            json!({"key": "C", "scale": "major", "parts": [{"name": "Bass", "pitch_range": [60, 60]}]}),
+        )
+        .unwrap();
+        let stream = ["Soprano", "Alto", "Tenor", "Bass"].map(String::from);
+        let refused = |control: serde_json::Value| {
+            let control: Control = serde_json::from_value(control).unwrap();
+            request.controlled(&control, 1, &stream).unwrap_err()
+        };
+        // The soprano is the stream's first part and this control's second; C# is not in C major.
+        let soprano =
+            refused(json!({"parts": [{"name": "Tenor"}, {"name": "soprano", "pitch_range": [61, 61]}]}));
+        assert_eq!(soprano.field, "parts[1].pitch_range", "{soprano:?}");
+        // D major leaves the bass's C, set by the request, no pitch: the key is at fault.
+        let key = refused(json!({"key": "D"}));
+        assert_eq!(key.field, "key", "{key:?}");
+        assert!(key.message.contains("Bass part"), "{key:?}");
     }
 
     #[test]
