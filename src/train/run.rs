@@ -3,8 +3,9 @@
 //! [`train`]; they differ only in where progress goes and what stops a run.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use tch::Device;
 use tch::nn::VarStore;
 
@@ -20,10 +21,11 @@ use crate::model::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use crate::model::melody_net::{MelodyNet, frame_id};
 use crate::model::optim::Optimizer;
 use crate::model::presets::{Family, Preset, TokenRepresentation};
-use crate::model::recipe::{self, CorpusSize};
+use crate::model::recipe::{self, CorpusSize, Pace};
 use crate::model::roll_net::RollNet;
 use crate::model::seq2seq_net::Seq2Seq;
 use crate::model::token_net::TokenNet;
+use crate::model::weights::write_atomically;
 use crate::repr::melody_chords::{self, MelodyChordsConfig};
 use crate::repr::pianoroll::{self, Frame};
 use crate::repr::{Vocabulary, events, note_chord};
@@ -74,16 +76,95 @@ pub struct Trained {
     pub originality: Option<IndexedCorpus>,
 }
 
+/// Trains a run (from its checkpoints, when it has some) and hands back its
+/// outcome; a family's trainer gives one to [`TrainingRun::planned`], which may
+/// train a short run with it first to measure the pace.
+type Probe<'p> = dyn Fn(&TrainingRun<'_>, &mut Control<'_>) -> anyhow::Result<FitOutcome> + 'p;
+
+/// The training seconds a run spends measuring its pace before it trains, when
+/// the recipe fits its regularisation to the budget (at most one epoch). They
+/// are not the budget's.
+const PROBE_SECONDS: f64 = 10.0;
+/// Where a run keeps the pace it measured, beside its checkpoints, so that a
+/// resumed run plans as its first attempt did.
+pub const PACE_FILE: &str = "pace.json";
+
 impl<'a> TrainingRun<'a> {
     /// This run with the hyperparameters it trains with on a training split of
-    /// `corpus`'s size, which `control.planned` sees first.
-    fn planned(&self, corpus: CorpusSize, control: &mut Control<'_>) -> anyhow::Result<TrainingRun<'a>> {
+    /// `corpus`'s size, which `control.planned` sees first. When the recipe fits
+    /// them to the budget, `probe` measures the pace first ([`TrainingRun::pace`]).
+    fn planned(
+        &self,
+        corpus: CorpusSize,
+        control: &mut Control<'_>,
+        probe: &Probe<'_>,
+    ) -> anyhow::Result<TrainingRun<'a>> {
         let hyperparameters = match &self.recipe {
-            Some(overrides) => recipe::choose(self.preset, overrides, corpus),
+            Some(overrides) => {
+                let mut hp = recipe::choose(self.preset, overrides, corpus);
+                // A search's trials draw their own values, rung by rung.
+                if self.rung.is_none()
+                    && recipe::fits_to_budget(self.preset, overrides)
+                    && let Some(pace) = self.pace(&hp, control.stop, probe)?
+                {
+                    recipe::fit_to_budget(&mut hp, self.preset, overrides, corpus, pace);
+                }
+                hp
+            }
             None => self.hyperparameters.clone(),
         };
         (control.planned)(&hyperparameters)?;
         Ok(TrainingRun { hyperparameters, ..self.clone() })
+    }
+
+    /// The pace this run trains at: as recorded beside its checkpoints, or
+    /// measured by `probe` training `hp` for [`PROBE_SECONDS`] (at most an epoch)
+    /// in a folder of its own, then recorded. None when the probe took no step.
+    fn pace(
+        &self,
+        hp: &Hyperparameters,
+        stop: &AtomicBool,
+        probe: &Probe<'_>,
+    ) -> anyhow::Result<Option<Pace>> {
+        let path = self.checkpoints.join(PACE_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let pace =
+                    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
+                return Ok(Some(pace));
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        }
+        tracing::info!(seconds = PROBE_SECONDS, "measuring the training pace, for the recipe's budget");
+        let scratch = tempfile::tempdir()?;
+        let measuring = TrainingRun {
+            hyperparameters: Hyperparameters {
+                epochs: 1,
+                budget_minutes: PROBE_SECONDS / 60.0,
+                ..hp.clone()
+            },
+            recipe: None,
+            checkpoints: scratch.path(),
+            ..self.clone()
+        };
+        let (mut planned, mut progress, mut step) =
+            (|_: &Hyperparameters| Ok(()), |_: &_| Ok(()), |_: &_| Ok(()));
+        let mut muted = Control {
+            planned: &mut planned,
+            progress: &mut progress,
+            step: &mut step,
+            stop,
+            checkpointed: None,
+        };
+        let outcome = probe(&measuring, &mut muted)?;
+        // The probe drew on libtorch's generator: the run starts where its seed put it.
+        tch::manual_seed(hp.seed as i64);
+        let Some(first) = outcome.history.first() else { return Ok(None) };
+        let pace = Pace { items_per_second: first.samples_per_second };
+        std::fs::create_dir_all(self.checkpoints)?;
+        write_atomically(&path, &serde_json::to_vec(&pace)?)?;
+        Ok(Some(pace))
     }
 }
 
@@ -253,27 +334,32 @@ fn train_roll(
     if train_set.is_empty() || valid_set.is_empty() {
         bail!("needs sequences of two frames or more in both training and validation");
     }
-    let run = &run.planned(corpus_size(&train_set), control)?;
-    let (hp, device) = (&run.hyperparameters, run.device);
-    let vs = VarStore::new(device);
-    let net = RollNet::new(&vs.root(), run.preset.roll_network(hp));
+    let corpus = corpus_size(&train_set);
     let valid_order = in_order(valid_set.len());
     let valid_set = roll_training::Shifted::unmoved(valid_set);
-    let valid_batches = roll_training::batches(&valid_set, &valid_order, hp.batch_size, device);
     let train_set = roll_training::Shifted::unmoved(train_set);
-    let train_batches = |_epoch: u32| {
-        let order = super::shuffled(train_set.sequences.len());
-        match hp.transpose {
-            0 => roll_training::batches(&train_set, &order, hp.batch_size, device),
-            semitones => {
-                let moved = roll_training::transposed(&train_set.sequences, semitones);
-                roll_training::batches(&moved, &order, hp.batch_size, device)
+    let fit_roll = |run: &TrainingRun<'_>, control: &mut Control<'_>| {
+        let (hp, device) = (&run.hyperparameters, run.device);
+        let vs = VarStore::new(device);
+        let net = RollNet::new(&vs.root(), run.preset.roll_network(hp));
+        let valid_batches = roll_training::batches(&valid_set, &valid_order, hp.batch_size, device);
+        let train_batches = |_epoch: u32| {
+            let order = super::shuffled(train_set.sequences.len());
+            match hp.transpose {
+                0 => roll_training::batches(&train_set, &order, hp.batch_size, device),
+                semitones => {
+                    let moved = roll_training::transposed(&train_set.sequences, semitones);
+                    roll_training::batches(&moved, &order, hp.batch_size, device)
+                }
             }
-        }
+        };
+        let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
+        let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
+        anyhow::Ok((vs, net, outcome))
     };
-    let loss = |batch: &roll_training::RollBatch, train: bool| roll_training::loss(&net, batch, train);
-    let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
-    Ok(Fitted::pianoroll(hp, vs, Network::Roll(net.config().clone()), outcome))
+    let run = &run.planned(corpus, control, &|run, control| Ok(fit_roll(run, control)?.2))?;
+    let (vs, net, outcome) = fit_roll(run, control)?;
+    Ok(Fitted::pianoroll(&run.hyperparameters, vs, Network::Roll(net.config().clone()), outcome))
 }
 
 fn train_seq2seq(
@@ -281,28 +367,33 @@ fn train_seq2seq(
     (train_set, valid_set): Sequences,
     control: &mut Control<'_>,
 ) -> anyhow::Result<Fitted> {
-    let run = &run.planned(corpus_size(&train_set), control)?;
-    let (hp, device) = (&run.hyperparameters, run.device);
+    // The recipe leaves the window as the request has it.
+    let window = run.hyperparameters.window;
     let (train_pairs, valid_pairs) =
-        (seq2seq_training::pairs(&train_set, hp.window), seq2seq_training::pairs(&valid_set, hp.window));
+        (seq2seq_training::pairs(&train_set, window), seq2seq_training::pairs(&valid_set, window));
     if train_pairs.is_empty() || valid_pairs.is_empty() {
-        bail!(
-            "needs sequences of at least two windows ({} frames) in training and validation",
-            2 * hp.window
-        );
+        bail!("needs sequences of at least two windows ({} frames) in training and validation", 2 * window);
     }
-    let vs = VarStore::new(device);
-    let net = Seq2Seq::new(&vs.root(), run.preset.seq2seq_network(hp));
-    let valid_batches =
-        seq2seq_training::batches(&valid_pairs, &in_order(valid_pairs.len()), hp.batch_size, 0.0, device);
-    let train_batches = |epoch: u32| {
-        let ratio = hp.teacher_forcing * hp.teacher_forcing_decay.powi(epoch as i32 - 1);
-        let order = super::shuffled(train_pairs.len());
-        seq2seq_training::batches(&train_pairs, &order, hp.batch_size, ratio, device)
+    let fit_seq2seq = |run: &TrainingRun<'_>, control: &mut Control<'_>| {
+        let (hp, device) = (&run.hyperparameters, run.device);
+        let vs = VarStore::new(device);
+        let net = Seq2Seq::new(&vs.root(), run.preset.seq2seq_network(hp));
+        let valid_batches =
+            seq2seq_training::batches(&valid_pairs, &in_order(valid_pairs.len()), hp.batch_size, 0.0, device);
+        let train_batches = |epoch: u32| {
+            let ratio = hp.teacher_forcing * hp.teacher_forcing_decay.powi(epoch as i32 - 1);
+            let order = super::shuffled(train_pairs.len());
+            seq2seq_training::batches(&train_pairs, &order, hp.batch_size, ratio, device)
+        };
+        let loss =
+            |batch: &seq2seq_training::PairBatch, train: bool| seq2seq_training::loss(&net, batch, train);
+        let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
+        anyhow::Ok((vs, net, outcome))
     };
-    let loss = |batch: &seq2seq_training::PairBatch, train: bool| seq2seq_training::loss(&net, batch, train);
-    let outcome = fit(run, &vs, &train_batches, &valid_batches, &loss, control)?;
-    Ok(Fitted::pianoroll(hp, vs, Network::Seq2seq(net.config().clone()), outcome))
+    let probe = |run: &TrainingRun<'_>, control: &mut Control<'_>| Ok(fit_seq2seq(run, control)?.2);
+    let run = &run.planned(corpus_size(&train_set), control, &probe)?;
+    let (vs, net, outcome) = fit_seq2seq(run, control)?;
+    Ok(Fitted::pianoroll(&run.hyperparameters, vs, Network::Seq2seq(net.config().clone()), outcome))
 }
 
 fn train_tokens(
@@ -321,11 +412,16 @@ fn train_tokens(
         .map(|sequence| vocabulary.encode(sequence).map(|ids| ids.into_iter().map(i64::from).collect()))
         .collect::<Result<_, _>>()
         .map_err(|token| anyhow::anyhow!("token `{token}` missing from its own vocabulary"))?;
-    let (run, split) = &planned_on_ids(run, ids, control)?;
-    let vs = VarStore::new(run.device);
-    let net = TokenNet::new(&vs.root(), run.preset.token_network(&run.hyperparameters, vocabulary.len()));
-    let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
-    let outcome = fit_on_ids(run, split, &vs, &loss, control)?;
+    let fit_tokens = |run: &TrainingRun<'_>, split: &Sequences<i64>, control: &mut Control<'_>| {
+        let vs = VarStore::new(run.device);
+        let net = TokenNet::new(&vs.root(), run.preset.token_network(&run.hyperparameters, vocabulary.len()));
+        let loss = |batch: &token_training::TokenBatch, train: bool| token_training::loss(&net, batch, train);
+        let outcome = fit_on_ids(run, split, &vs, &loss, control)?;
+        anyhow::Ok((vs, net, outcome))
+    };
+    let (run, split) =
+        &planned_on_ids(run, ids, control, &|run, split, control| Ok(fit_tokens(run, split, control)?.2))?;
+    let (vs, net, outcome) = fit_tokens(run, split, control)?;
     let representation = match representation {
         TokenRepresentation::Events(config) => {
             let parts = if config.max_parts > 0 { events::corpus_parts(scores) } else { Vec::new() };
@@ -347,23 +443,34 @@ fn train_melody(
         .iter()
         .map(|score| melody_chords::encode(score, &config).into_iter().map(frame_id).collect())
         .collect();
-    let (run, split) = &planned_on_ids(run, ids, control)?;
-    let vs = VarStore::new(run.device);
-    let net = MelodyNet::new(&vs.root(), run.preset.melody_network(&run.hyperparameters));
-    let loss =
-        |batch: &token_training::TokenBatch, train: bool| token_training::melody_loss(&net, batch, train);
-    let outcome = fit_on_ids(run, split, &vs, &loss, control)?;
+    let fit_melody = |run: &TrainingRun<'_>, split: &Sequences<i64>, control: &mut Control<'_>| {
+        let vs = VarStore::new(run.device);
+        let net = MelodyNet::new(&vs.root(), run.preset.melody_network(&run.hyperparameters));
+        let loss =
+            |batch: &token_training::TokenBatch, train: bool| token_training::melody_loss(&net, batch, train);
+        let outcome = fit_on_ids(run, split, &vs, &loss, control)?;
+        anyhow::Ok((vs, net, outcome))
+    };
+    let (run, split) =
+        &planned_on_ids(run, ids, control, &|run, split, control| Ok(fit_melody(run, split, control)?.2))?;
+    let (vs, net, outcome) = fit_melody(run, split, control)?;
     let representation = Representation::MelodyChords { config };
     let network = Network::Melody(net.config().clone());
     Ok(Fitted { hyperparameters: run.hyperparameters.clone(), vs, representation, network, outcome })
 }
 
+/// A [`Probe`] of a trainer that trains on an id split.
+type SplitProbe<'p> =
+    dyn Fn(&TrainingRun<'_>, &Sequences<i64>, &mut Control<'_>) -> anyhow::Result<FitOutcome> + 'p;
+
 /// Splits id sequences by file (files of fewer than two ids left out), and plans
-/// the run on the training files' ids.
+/// the run on the training files' ids; `fit_split` trains a run on the split (the
+/// plan's probe).
 fn planned_on_ids<'a>(
     run: &TrainingRun<'a>,
     ids: Vec<Vec<i64>>,
     control: &mut Control<'_>,
+    fit_split: &SplitProbe<'_>,
 ) -> anyhow::Result<(TrainingRun<'a>, Sequences<i64>)> {
     let hp = &run.hyperparameters;
     let ids: Vec<Vec<i64>> = ids.into_iter().filter(|sequence| sequence.len() >= 2).collect();
@@ -371,7 +478,7 @@ fn planned_on_ids<'a>(
         bail!("needs at least two files with two tokens or more");
     }
     let split = split_by_file(ids, hp.validation_fraction, hp.seed);
-    let run = run.planned(corpus_size(&split.0), control)?;
+    let run = run.planned(corpus_size(&split.0), control, &|run, control| fit_split(run, &split, control))?;
     Ok((run, split))
 }
 
@@ -438,4 +545,55 @@ fn corpus_size<T>(sequences: &[Vec<T>]) -> CorpusSize {
 
 fn in_order(n: usize) -> Vec<usize> {
     (0..n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::train::EpochMetrics;
+
+    #[test]
+    fn a_run_measures_its_pace_once_elsewhere_and_a_resumed_run_reads_it() {
+        let checkpoints = tempfile::tempdir().unwrap();
+        let data = TrainingData::Benchmark(PathBuf::new());
+        let run = TrainingRun {
+            preset: Preset::PianorollLstm,
+            hyperparameters: Preset::PianorollLstm.defaults(),
+            recipe: Some(HyperparameterOverrides::default()),
+            data: &data,
+            device: Device::Cpu,
+            checkpoints: checkpoints.path(),
+            rung: None,
+        };
+        let probes = Cell::new(0);
+        let probe = |measuring: &TrainingRun<'_>, _: &mut Control<'_>| {
+            probes.set(probes.get() + 1);
+            assert_eq!(measuring.hyperparameters.epochs, 1, "at most an epoch");
+            assert_eq!(measuring.hyperparameters.budget_minutes * 60.0, PROBE_SECONDS);
+            assert!(measuring.recipe.is_none());
+            assert_ne!(
+                measuring.checkpoints,
+                checkpoints.path(),
+                "the probe's checkpoints are not the run's"
+            );
+            Ok(FitOutcome {
+                history: vec![EpochMetrics::timed(1, 10.0, 5_522.0)],
+                best_epoch: 1,
+                best_valid_loss: 9.0,
+                stopped_early: false,
+                budget_spent: true,
+                planned_epochs: None,
+            })
+        };
+        let stop = AtomicBool::new(false);
+        let measured = run.pace(&run.hyperparameters, &stop, &probe).unwrap();
+        assert_eq!(measured, Some(Pace { items_per_second: 5_522.0 }));
+        assert!(checkpoints.path().join(PACE_FILE).exists());
+        // Resumed (here, asked again): the recorded pace, not a new measurement.
+        assert_eq!(run.pace(&run.hyperparameters, &stop, &probe).unwrap(), measured);
+        assert_eq!(probes.get(), 1);
+    }
 }

@@ -239,6 +239,30 @@ fn a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one() {
     assert_eq!(weights(&resumed), weights(&whole), "the same weights, bit for bit");
 }
 
+/// The recipe measures a run's pace with a short run of its own, then scales the
+/// regularisation to the music the budget holds: three epochs of jsb-mini are
+/// little, so it regularises less. Measuring leaves the run exactly as it would
+/// have been with those values asked for.
+#[test]
+fn a_run_measures_its_pace_first_without_changing_how_it_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let planned = dir.path().join("planned");
+    run(train_command("pianoroll-lstm", &planned, 3));
+    let hyperparameters = &meta(&planned)["hyperparameters"];
+    let reason = hyperparameters["recipe"]["recurrent_dropout"].as_str().unwrap();
+    assert!(reason.contains("× 0.40 for the budget: 60 minutes hold 3 epochs"), "{reason}");
+    let value = |name: &str| hyperparameters[name].as_f64().unwrap();
+    // jsb-mini is small: the corpus asks 0.8 × 1.2, at most 0.9; three epochs, × 0.4.
+    assert_eq!((value("dropout"), value("recurrent_dropout")), (0.17, 0.36));
+
+    let asked = dir.path().join("asked");
+    let mut command = train_command("pianoroll-lstm", &asked, 3);
+    command.args(["--dropout", "0.17", "--recurrent-dropout", "0.36"]);
+    run(command);
+    assert!(meta(&asked)["hyperparameters"]["recipe"]["dropout"] == "set by the request");
+    assert_eq!(losses(&meta(&asked)), losses(&meta(&planned)));
+}
+
 #[test]
 fn bad_arguments_are_refused_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
