@@ -182,7 +182,7 @@ fn piano_roll_models_score_the_benchmark() {
 /// targets they were trained to meet.
 #[test]
 fn the_bundled_benchmark_models_score_what_the_readme_says() {
-    for (model, documented, target) in [("jsb-pianoroll", 7.93, 8.3), ("jsb-pianoroll-ar", 5.00, 6.0)] {
+    for (model, documented, target) in [("jsb-pianoroll", 7.93, 8.3), ("jsb-pianoroll-ar", 4.96, 6.0)] {
         let report = benchmark_score(&project_path("models").join(model));
         let nll = report["nll"].as_f64().unwrap();
         assert!((nll - documented).abs() < 0.005, "{model}: {report}");
