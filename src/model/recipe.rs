@@ -43,7 +43,7 @@
 //!   (2 × that share)^⅔, at least 0.4, from the pace the run measures on its
 //!   corpus before it trains. On JSB in 16th notes at 15 minutes (85 epochs of
 //!   the preset's 400), the preset's regularisation × 0.57 led the preset's own by
-//!   0.15 nats, and × 0.83 by 0.09 (`models/README.md`);
+//!   0.15 nats at the end, and × 0.83 by 0.09 at epoch 58 (`models/README.md`);
 //! - `epochs`: at most the preset's; after every epoch the run plans them from the
 //!   pace measured so far ([`planned_epochs`]): those done and what the rest of
 //!   the budget holds, rounded up, so the budget (or the preset's epochs, or

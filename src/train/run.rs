@@ -81,9 +81,9 @@ pub struct Trained {
 /// train a short run with it first to measure the pace.
 type Probe<'p> = dyn Fn(&TrainingRun<'_>, &mut Control<'_>) -> anyhow::Result<FitOutcome> + 'p;
 
-/// The training seconds a run spends measuring its pace before it trains, when
-/// the recipe fits its regularisation to the budget (at most one epoch). They
-/// are not the budget's.
+/// The most training seconds a run spends measuring its pace before it trains,
+/// when the recipe fits its regularisation to the budget (at most one epoch, and
+/// at most a tenth of the budget). They are not the budget's.
 const PROBE_SECONDS: f64 = 10.0;
 /// Where a run keeps the pace it measured, beside its checkpoints, so that a
 /// resumed run plans as its first attempt did.
@@ -136,14 +136,11 @@ impl<'a> TrainingRun<'a> {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
         }
-        tracing::info!(seconds = PROBE_SECONDS, "measuring the training pace, for the recipe's budget");
+        let seconds = PROBE_SECONDS.min(hp.budget_minutes * 6.0);
+        tracing::info!(seconds, "measuring the training pace, for the recipe's budget");
         let scratch = tempfile::tempdir()?;
         let measuring = TrainingRun {
-            hyperparameters: Hyperparameters {
-                epochs: 1,
-                budget_minutes: PROBE_SECONDS / 60.0,
-                ..hp.clone()
-            },
+            hyperparameters: Hyperparameters { epochs: 1, budget_minutes: seconds / 60.0, ..hp.clone() },
             recipe: None,
             checkpoints: scratch.path(),
             ..self.clone()
@@ -569,10 +566,11 @@ mod tests {
             rung: None,
         };
         let probes = Cell::new(0);
+        let probe_seconds = Cell::new(0.0);
         let probe = |measuring: &TrainingRun<'_>, _: &mut Control<'_>| {
             probes.set(probes.get() + 1);
+            probe_seconds.set(measuring.hyperparameters.budget_minutes * 60.0);
             assert_eq!(measuring.hyperparameters.epochs, 1, "at most an epoch");
-            assert_eq!(measuring.hyperparameters.budget_minutes * 60.0, PROBE_SECONDS);
             assert!(measuring.recipe.is_none());
             assert_ne!(
                 measuring.checkpoints,
@@ -591,9 +589,16 @@ mod tests {
         let stop = AtomicBool::new(false);
         let measured = run.pace(&run.hyperparameters, &stop, &probe).unwrap();
         assert_eq!(measured, Some(Pace { items_per_second: 5_522.0 }));
+        assert_eq!(probe_seconds.get(), PROBE_SECONDS, "an hour's budget");
         assert!(checkpoints.path().join(PACE_FILE).exists());
         // Resumed (here, asked again): the recorded pace, not a new measurement.
         assert_eq!(run.pace(&run.hyperparameters, &stop, &probe).unwrap(), measured);
         assert_eq!(probes.get(), 1);
+        // A budget of a minute is probed for a tenth of it.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let minute = Hyperparameters { budget_minutes: 1.0, ..run.hyperparameters.clone() };
+        let short = TrainingRun { checkpoints: elsewhere.path(), ..run.clone() };
+        short.pace(&minute, &stop, &probe).unwrap();
+        assert!((probe_seconds.get() - 6.0).abs() < 1e-9, "{}", probe_seconds.get());
     }
 }
