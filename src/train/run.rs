@@ -145,12 +145,10 @@ impl<'a> TrainingRun<'a> {
             checkpoints: scratch.path(),
             ..self.clone()
         };
-        let (mut planned, mut progress, mut step) =
-            (|_: &Hyperparameters| Ok(()), |_: &_| Ok(()), |_: &_| Ok(()));
         let mut muted = Control {
-            planned: &mut planned,
-            progress: &mut progress,
-            step: &mut step,
+            planned: &mut |_| Ok(()),
+            progress: &mut |_| Ok(()),
+            step: &mut |_| Ok(()),
             stop,
             checkpointed: None,
         };
