@@ -113,6 +113,16 @@ impl Optimizer {
         });
     }
 
+    /// Starts the moving average afresh from the weights as they are (after a
+    /// run went back to its best ones, which are already an average).
+    pub fn restart_average(&mut self) {
+        tch::no_grad(|| {
+            for ((_, param), averaged) in self.params.iter().zip(&mut self.averaged) {
+                averaged.copy_(param);
+            }
+        });
+    }
+
     fn clip(&self) {
         let Some(max) = self.config.clip_grad_norm else { return };
         let norms: Vec<Tensor> =

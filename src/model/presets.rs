@@ -46,6 +46,8 @@ impl Preset {
             focal_gamma: 0.0,
             focal_alpha: 0.25,
             patience: 20,
+            learning_rate_drops: 0,
+            learning_rate_anneal: 0.0,
             validation_fraction: 0.15,
             budget_minutes: DEFAULT_BUDGET_MINUTES,
             seed: 1,

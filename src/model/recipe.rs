@@ -35,7 +35,8 @@
 //!   (`models/README.md`) the validation loss was still falling at the end, and
 //!   lowering the rate sooner lost (with `fugue`, where the schedule was all that
 //!   differed, the cosine led while its rate was high and fell behind once it
-//!   fell below the exponential's); a compressed decay lowers it sooner too;
+//!   fell below the exponential's); a compressed decay lowers it sooner too.
+//!   The anneal below lowers it in the budget's last fifth only;
 //! - the budget: a run whose budget holds less than half the music the preset's
 //!   run sees (its epochs × `r`, against the preset's epochs over its own corpus)
 //!   overfits less in the time it has, and learns faster with less holding it
@@ -44,13 +45,25 @@
 //!   corpus before it trains. On JSB in 16th notes at 15 minutes (85 epochs of
 //!   the preset's 400), the preset's regularisation × 0.57 led the preset's own by
 //!   0.15 nats at the end, and × 0.83 by 0.09 at epoch 58 (`models/README.md`);
+//! - `learning_rate_drops` = 2 (the presets' 0 stops at once): a run whose
+//!   patience runs out before its budget does goes back to its best epoch's
+//!   weights at 0.3× the rate and waits its patience again, at most twice. It
+//!   spends budget the preset's run leaves unused, and costs nothing where the
+//!   budget ends the run first;
+//! - `learning_rate_anneal` = 0.2 (the presets' 0 train at their schedule's
+//!   rate to the end): the last fifth of the budget brings the rate linearly down
+//!   to 0, by the time left, so a run the budget ends is annealed rather than cut
+//!   at full rate, and a run that ends sooner is not touched. Unlike a cosine over
+//!   planned steps, the rate stays the preset's for four fifths of the budget;
 //! - `epochs`: at most the preset's; after every epoch the run plans them from the
 //!   pace measured so far ([`planned_epochs`]): those done and what the rest of
 //!   the budget holds, rounded up, so the budget (or the preset's epochs, or
 //!   patience), never a stale estimate, ends the run. `meta.json` records the plan
 //!   (`training.planned_epochs`) and `hyperparameters.epochs` is set to it.
 //!
-//! At the reference size the rules give the preset's own defaults back.
+//! At the reference size the rules give the preset's own defaults back, but for
+//! `learning_rate_drops` and `learning_rate_anneal`, which act only at the ends
+//! of a run: after its patience, or in the last of its budget.
 
 use std::collections::BTreeMap;
 
@@ -58,7 +71,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hyperparameters::{HyperparameterOverrides, Hyperparameters};
 use super::presets::Preset;
-use super::training_record::{EpochMetrics, LearningRateSchedule};
+use super::training_record::{EpochMetrics, LEARNING_RATE_DROP, LearningRateSchedule};
 
 /// A corpus's training split, as the recipe reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -128,6 +141,12 @@ pub type Reasons = BTreeMap<String, String>;
 /// Fewest epochs without improvement before stopping, once scaled.
 const MIN_PATIENCE: u32 = 2;
 
+/// Returns to the best weights at a lower rate the recipe allows a run.
+const LEARNING_RATE_DROPS: u32 = 2;
+
+/// Share of the budget, at its end, over which the recipe anneals the rate to 0.
+const LEARNING_RATE_ANNEAL: f64 = 0.2;
+
 /// The preset's hyperparameters (with the request's `overrides` in place) fitted to
 /// `corpus`; [`Hyperparameters::recipe`] says why. `epochs` is the most the run
 /// may train: unless the request sets it, the run plans them as it goes
@@ -194,6 +213,31 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         format!(
             "the preset's {} ÷ {information:.2}, the music an epoch holds, at least {MIN_PATIENCE}",
             defaults.patience
+        ),
+    );
+
+    if overrides.learning_rate_drops.is_none() {
+        hp.learning_rate_drops = LEARNING_RATE_DROPS;
+    }
+    decide(
+        "learning_rate_drops",
+        overrides.learning_rate_drops.is_some(),
+        format!(
+            "{LEARNING_RATE_DROPS} (the preset stops at once): a run whose patience runs out with budget left goes \
+             on from its best epoch at {LEARNING_RATE_DROP}× the rate"
+        ),
+    );
+
+    if overrides.learning_rate_anneal.is_none() {
+        hp.learning_rate_anneal = LEARNING_RATE_ANNEAL;
+    }
+    decide(
+        "learning_rate_anneal",
+        overrides.learning_rate_anneal.is_some(),
+        format!(
+            "{LEARNING_RATE_ANNEAL} (the preset's is 0): when the budget ends the run, its last {:.0}% brings the \
+             rate down to 0 instead of cutting the run at full rate",
+            LEARNING_RATE_ANNEAL * 100.0
         ),
     );
 
@@ -343,6 +387,13 @@ mod tests {
         Preset::FolkRnn,
     ];
 
+    /// What the recipe chose for the corpus, without its reasons and with the
+    /// preset's drops and anneal (the choices the recipe makes for the budget
+    /// on every corpus).
+    fn for_the_corpus(chosen: &Hyperparameters) -> Hyperparameters {
+        Hyperparameters { recipe: None, learning_rate_drops: 0, learning_rate_anneal: 0.0, ..chosen.clone() }
+    }
+
     /// JSB quarter's training split with every chorale in 12 keys.
     const JSB_12_KEYS: CorpusSize = CorpusSize { items: 12 * 13_807, pieces: 12 * 229 };
 
@@ -353,8 +404,10 @@ mod tests {
                 let overrides = HyperparameterOverrides { budget_minutes, ..none() };
                 let chosen = choose(preset, &overrides, Reference::of(preset).corpus);
                 let defaults = overrides.apply_to(preset.defaults());
-                assert_eq!(Hyperparameters { recipe: None, ..chosen.clone() }, defaults, "{preset:?}");
-                assert_eq!(chosen.recipe.unwrap().len(), 6);
+                assert_eq!(for_the_corpus(&chosen), defaults, "{preset:?}");
+                assert_eq!(chosen.learning_rate_drops, LEARNING_RATE_DROPS, "{preset:?}");
+                assert_eq!(chosen.learning_rate_anneal, LEARNING_RATE_ANNEAL, "{preset:?}");
+                assert_eq!(chosen.recipe.unwrap().len(), 8);
             }
         }
     }
@@ -364,7 +417,7 @@ mod tests {
         // The 410 chorales' training files as play-bach reads them (models/README.md).
         let chorales = CorpusSize { items: 111_147, pieces: 348 };
         let chosen = choose(Preset::PlayBach, &none(), chorales);
-        assert_eq!(Hyperparameters { recipe: None, ..chosen }, Preset::PlayBach.defaults());
+        assert_eq!(for_the_corpus(&chosen), Preset::PlayBach.defaults());
     }
 
     #[test]
@@ -403,7 +456,7 @@ mod tests {
         // JSB's 229 training chorales in 8th and 16th notes: 2× and 4× the frames.
         for frames in [27_614, 55_228] {
             let finer = choose(Preset::PianorollLstm, &none(), CorpusSize { items: frames, pieces: 229 });
-            assert_eq!(Hyperparameters { recipe: None, ..finer.clone() }, preset, "{frames} frames");
+            assert_eq!(for_the_corpus(&finer), preset, "{frames} frames");
             assert!(finer.recipe.unwrap()["batch_size"].contains("1.00× the pieces"));
         }
         // Shorter pieces are less music: the same chorales cut to half their length.
@@ -513,14 +566,19 @@ mod tests {
             recurrent_dropout: Some(0.1),
             epochs: Some(7),
             learning_rate_schedule: Some(LearningRateSchedule::WarmupCosine),
+            learning_rate_drops: Some(0),
+            learning_rate_anneal: Some(0.0),
             ..none()
         };
         let chosen =
             choose(Preset::PianorollLstm, &overrides, CorpusSize { items: 1_380_700, pieces: 22_900 });
         assert_eq!((chosen.batch_size, chosen.recurrent_dropout, chosen.epochs), (3, 0.1, 7));
         assert_eq!(chosen.learning_rate_schedule, LearningRateSchedule::WarmupCosine);
+        assert_eq!((chosen.learning_rate_drops, chosen.learning_rate_anneal), (0, 0.0));
         let reasons = chosen.recipe.unwrap();
-        for name in ["batch_size", "recurrent_dropout", "epochs", "learning_rate_schedule"] {
+        let set =
+            ["batch_size", "recurrent_dropout", "epochs", "learning_rate_schedule", "learning_rate_drops"];
+        for name in set.into_iter().chain(["learning_rate_anneal"]) {
             assert_eq!(reasons[name], "set by the request", "{name}");
         }
         assert_ne!(reasons["dropout"], "set by the request");

@@ -26,6 +26,22 @@ pub struct FitConfig {
     /// ([`crate::model::recipe::planned_epochs`]).
     #[serde(default)]
     pub plan_epochs: bool,
+    /// Times the run may go back to its best weights at [`LEARNING_RATE_DROP`]×
+    /// the rate when its patience runs out, instead of stopping.
+    #[serde(default)]
+    pub learning_rate_drops: u32,
+    /// Share of `budget_seconds`, at its end, over which the learning rate falls
+    /// linearly to 0 (time left, not steps: only a run the budget ends gets there).
+    #[serde(default)]
+    pub learning_rate_anneal: f64,
+}
+
+impl FitConfig {
+    /// What the schedule's rate is multiplied by with `seconds_left` of the budget.
+    pub fn annealing(&self, seconds_left: f64) -> f64 {
+        let span = self.learning_rate_anneal * self.budget_seconds;
+        if span > 0.0 { (seconds_left / span).clamp(0.0, 1.0) } else { 1.0 }
+    }
 }
 
 /// How the learning rate moves over a run.
@@ -42,6 +58,9 @@ pub enum LearningRateSchedule {
 
 /// Share of a warm-up-and-cosine run's planned steps spent warming up.
 pub const WARMUP_SHARE: f64 = 0.05;
+
+/// What a drop multiplies the learning rate by ([`FitConfig::learning_rate_drops`]).
+pub const LEARNING_RATE_DROP: f64 = 0.3;
 
 impl LearningRateSchedule {
     /// The rate after `done` of `planned` steps, from the preset's `base` (the

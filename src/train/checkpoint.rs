@@ -30,6 +30,9 @@ pub struct Checkpoint {
     pub best_valid_loss: f64,
     pub epochs_since_best: u32,
     pub learning_rate: f64,
+    /// Times the run went back to its best weights at a lower rate.
+    #[serde(default)]
+    pub learning_rate_drops: u32,
 }
 
 impl Checkpoint {
@@ -41,6 +44,7 @@ impl Checkpoint {
             best_valid_loss: f64::INFINITY,
             epochs_since_best: 0,
             learning_rate,
+            learning_rate_drops: 0,
         }
     }
 

@@ -27,7 +27,9 @@ use self::progress::StepProgress;
 use crate::model::hyperparameters::Hyperparameters;
 use crate::model::optim::Optimizer;
 use crate::model::recipe;
-pub use crate::model::training_record::{EpochMetrics, FitConfig, FitOutcome, LearningRateSchedule};
+pub use crate::model::training_record::{
+    EpochMetrics, FitConfig, FitOutcome, LEARNING_RATE_DROP, LearningRateSchedule,
+};
 
 /// A batch's summed loss, how many items it covers, and how many of them the
 /// model predicted right (for models with a notion of accuracy).
@@ -123,7 +125,8 @@ impl Tally {
 
 /// Trains until `config.epochs` (with `config.plan_epochs`, the epochs planned
 /// from the pace after every epoch, at most those), until validation stops
-/// improving, or until the epochs' training time reaches `config.budget_seconds`
+/// improving (after `config.learning_rate_drops` returns to the best weights at a
+/// lower rate), or until the epochs' training time reaches `config.budget_seconds`
 /// (the epoch running then ends at once, and is validated and recorded), keeping
 /// the best weights in `vs` at the end. With a checkpoint in `dir`, resumes from it.
 #[allow(clippy::too_many_arguments, reason = "each argument is one independent part of a run")]
@@ -178,9 +181,15 @@ pub fn fit<B>(
                 break;
             }
             let done = u64::from(epoch - 1) * steps as u64 + step as u64;
-            if config.schedule == LearningRateSchedule::WarmupCosine {
-                optimizer.set_learning_rate(config.schedule.rate(config.learning_rate, done, planned_steps));
-            }
+            let scheduled = match config.schedule {
+                LearningRateSchedule::Exponential => state.learning_rate,
+                LearningRateSchedule::WarmupCosine => {
+                    let dropped = LEARNING_RATE_DROP.powi(state.learning_rate_drops as i32);
+                    config.schedule.rate(config.learning_rate, done, planned_steps) * dropped
+                }
+            };
+            let seconds_left = budget_left - started.elapsed().as_secs_f64();
+            optimizer.set_learning_rate(scheduled * config.annealing(seconds_left));
             let batch_loss = loss(&batch, true);
             if batch_loss.items == 0 {
                 continue;
@@ -220,9 +229,18 @@ pub fn fit<B>(
         }
         optimizer.swap_averaged();
         if config.schedule == LearningRateSchedule::Exponential {
-            optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
+            state.learning_rate *= config.learning_rate_decay;
         }
-        state.learning_rate = optimizer.learning_rate();
+        if state.epochs_since_best >= config.patience.max(1)
+            && state.learning_rate_drops < config.learning_rate_drops
+        {
+            // Patience ran out: go on from the best weights, slower, rather than stop.
+            state.restore_best(dir, vs)?;
+            optimizer.restart_average();
+            state.learning_rate *= LEARNING_RATE_DROP;
+            state.learning_rate_drops += 1;
+            state.epochs_since_best = 0;
+        }
         state.save(dir, vs, optimizer)?;
         if let Some(checkpointed) = control.checkpointed.as_mut() {
             checkpointed(dir)?;
@@ -271,14 +289,20 @@ mod tests {
     use super::*;
     use crate::model::optim::{OptimizerConfig, OptimizerKind};
 
-    /// One weight pulled towards 3; each batch takes `pause`.
+    /// One weight pulled towards 3, and validated against `valid_target`; each
+    /// batch takes `pause`.
     struct Toy {
         vs: VarStore,
         optimizer: Optimizer,
+        valid_target: f64,
     }
 
     impl Toy {
         fn new() -> Toy {
+            Toy::validated_against(3.0)
+        }
+
+        fn validated_against(valid_target: f64) -> Toy {
             let vs = VarStore::new(Device::Cpu);
             let _weight = vs.root().var("w", &[1], nn::Init::Const(0.0));
             let config = OptimizerConfig {
@@ -289,7 +313,7 @@ mod tests {
                 weight_averaging: 0.0,
             };
             let optimizer = Optimizer::new(&vs, config);
-            Toy { vs, optimizer }
+            Toy { vs, optimizer, valid_target }
         }
 
         fn fit(&mut self, config: &FitConfig, pause: Duration) -> FitOutcome {
@@ -300,9 +324,11 @@ mod tests {
         /// Trains with its checkpoints in `dir`, resuming from one there.
         fn fit_in(&mut self, dir: &Path, config: &FitConfig, pause: Duration) -> FitOutcome {
             let weight = self.vs.variables()["w"].shallow_clone();
-            let loss = |_: &(), _train: bool| {
+            let valid_target = self.valid_target;
+            let loss = |_: &(), train: bool| {
                 std::thread::sleep(pause);
-                let sum = (&weight - 3.0).square().sum(Kind::Float);
+                let target = if train { 3.0 } else { valid_target };
+                let sum = (&weight - target).square().sum(Kind::Float);
                 BatchLoss { sum, items: 1, correct: None, keys: None }
             };
             let never = AtomicBool::new(false);
@@ -329,6 +355,8 @@ mod tests {
             budget_seconds,
             pause_after: None,
             plan_epochs: false,
+            learning_rate_drops: 0,
+            learning_rate_anneal: 0.0,
         }
     }
 
@@ -403,5 +431,66 @@ mod tests {
             .collect();
         assert_eq!(cosine, expected);
         assert!(cosine.windows(2).all(|pair| pair[1] < pair[0]) && cosine[4] < 1e-3, "{cosine:?}");
+    }
+
+    /// Training overshoots what validation wants, so patience runs out: the run
+    /// goes back to its best weights at 0.3× the rate, and stops once its drops
+    /// are spent; a run resumed across the drops ends as one that never paused.
+    #[test]
+    fn a_run_out_of_patience_goes_back_to_its_best_weights_at_a_lower_rate() {
+        let overshooting = FitConfig {
+            epochs: 100,
+            patience: 2,
+            learning_rate: 0.1,
+            learning_rate_decay: 1.0,
+            learning_rate_drops: 2,
+            ..config(LearningRateSchedule::Exponential, 1e9)
+        };
+        let whole = Toy::validated_against(1.0).fit(&overshooting, Duration::ZERO);
+        let rates: Vec<String> = whole.history.iter().map(|m| format!("{:.4}", m.learning_rate)).collect();
+        // The best is epoch 1; two epochs worse, a drop; twice; then the end.
+        assert_eq!(rates, ["0.1000", "0.1000", "0.1000", "0.0300", "0.0300", "0.0090", "0.0090"]);
+        assert_eq!((whole.best_epoch, whole.stopped_early), (1, true));
+        let train: Vec<f64> = whole.history.iter().map(|m| m.train_loss).collect();
+        assert!(
+            train[3] > train[2] && train[5] > train[4],
+            "each drop starts from epoch 1's weights: {train:?}"
+        );
+
+        let without = FitConfig { learning_rate_drops: 0, ..overshooting.clone() };
+        assert_eq!(Toy::validated_against(1.0).fit(&without, Duration::ZERO).history.len(), 3);
+
+        let dir = tempfile::tempdir().unwrap();
+        let paused = FitConfig { pause_after: Some(3), ..overshooting.clone() };
+        Toy::validated_against(1.0).fit_in(dir.path(), &paused, Duration::ZERO);
+        let resumed = Toy::validated_against(1.0).fit_in(dir.path(), &overshooting, Duration::ZERO);
+        let losses = |outcome: &FitOutcome| -> Vec<String> {
+            outcome.history.iter().map(|m| format!("{:.9} {:.9}", m.train_loss, m.valid_loss)).collect()
+        };
+        assert_eq!(losses(&resumed), losses(&whole));
+    }
+
+    /// The rate falls to 0 over the budget's last quarter, by the time left.
+    #[test]
+    fn the_budgets_last_share_anneals_the_rate_to_nothing() {
+        // 20 batches of 10 ms an epoch, some 0.2 s; the last 0.5 s of 2 s anneal.
+        let annealed = FitConfig {
+            epochs: 100,
+            patience: 100,
+            learning_rate_decay: 1.0,
+            learning_rate_anneal: 0.25,
+            ..config(LearningRateSchedule::Exponential, 2.0)
+        };
+        let outcome = Toy::new().fit(&annealed, Duration::from_millis(10));
+        assert!(outcome.budget_spent);
+        let rates: Vec<f64> = outcome.history.iter().map(|m| m.learning_rate).collect();
+        assert_eq!(rates[..3], [0.1; 3], "full rate before the last 0.5 s: {rates:?}");
+        assert!(rates.windows(2).all(|pair| pair[1] <= pair[0]), "{rates:?}");
+        let last = rates[rates.len() - 1];
+        assert!(last < 0.1 * 0.1, "{last}: the last step's rate, 0.1 × at most 0.05 s ÷ 0.5 s");
+
+        let unannealed = FitConfig { learning_rate_anneal: 0.0, ..annealed };
+        let rates = Toy::new().fit(&unannealed, Duration::from_millis(10)).history;
+        assert!(rates.iter().all(|m| m.learning_rate == 0.1));
     }
 }
