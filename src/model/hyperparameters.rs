@@ -76,10 +76,6 @@ macro_rules! for_each_hyperparameter {
             learning_rate_drops: u32,
                 "Times training goes back to its best epoch's weights at 0.3× the learning rate when its patience runs out, and waits its patience again, before it stops.",
                 Some($crate::model::hyperparameters::Range::from(0.0, 10.0));
-            #[serde(default)]
-            learning_rate_anneal: f64,
-                "Share of the time budget, at its end, over which the learning rate falls linearly to 0; only a run the budget ends gets there. 0 for none.",
-                Some($crate::model::hyperparameters::Range::from(0.0, 0.5));
             validation_fraction: f64, "Share of the files held out for validation.",
                 Some($crate::model::hyperparameters::Range::above(0.0, 0.5));
             #[serde(default = "crate::model::hyperparameters::default_budget_minutes")]
@@ -258,7 +254,6 @@ impl Hyperparameters {
             pause_after: None,
             plan_epochs: false,
             learning_rate_drops: self.learning_rate_drops,
-            learning_rate_anneal: self.learning_rate_anneal,
         }
     }
 }

@@ -47,7 +47,6 @@ impl Preset {
             focal_alpha: 0.25,
             patience: 20,
             learning_rate_drops: 0,
-            learning_rate_anneal: 0.0,
             validation_fraction: 0.15,
             budget_minutes: DEFAULT_BUDGET_MINUTES,
             seed: 1,

@@ -35,8 +35,8 @@
 //!   (`models/README.md`) the validation loss was still falling at the end, and
 //!   lowering the rate sooner lost (with `fugue`, where the schedule was all that
 //!   differed, the cosine led while its rate was high and fell behind once it
-//!   fell below the exponential's); a compressed decay lowers it sooner too.
-//!   The anneal below lowers it in the budget's last fifth only;
+//!   fell below the exponential's); a compressed decay lowers it sooner too,
+//!   and an anneal over the budget's last fifth alone did not win either;
 //! - the budget: a run whose budget holds less than half the music the preset's
 //!   run sees (its epochs × `r`, against the preset's epochs over its own corpus)
 //!   overfits less in the time it has, and learns faster with less holding it
@@ -50,11 +50,6 @@
 //!   weights at 0.3× the rate and waits its patience again, at most twice. It
 //!   spends budget the preset's run leaves unused, and costs nothing where the
 //!   budget ends the run first;
-//! - `learning_rate_anneal` = 0.2 (the presets' 0 train at their schedule's
-//!   rate to the end): the last fifth of the budget brings the rate linearly down
-//!   to 0, by the time left, so a run the budget ends is annealed rather than cut
-//!   at full rate, and a run that ends sooner is not touched. Unlike a cosine over
-//!   planned steps, the rate stays the preset's for four fifths of the budget;
 //! - `epochs`: at most the preset's; after every epoch the run plans them from the
 //!   pace measured so far ([`planned_epochs`]): those done and what the rest of
 //!   the budget holds, rounded up, so the budget (or the preset's epochs, or
@@ -62,8 +57,7 @@
 //!   (`training.planned_epochs`) and `hyperparameters.epochs` is set to it.
 //!
 //! At the reference size the rules give the preset's own defaults back, but for
-//! `learning_rate_drops` and `learning_rate_anneal`, which act only at the ends
-//! of a run: after its patience, or in the last of its budget.
+//! `learning_rate_drops`, which only spends budget the preset's run leaves.
 
 use std::collections::BTreeMap;
 
@@ -144,9 +138,6 @@ const MIN_PATIENCE: u32 = 2;
 /// Returns to the best weights at a lower rate the recipe allows a run.
 const LEARNING_RATE_DROPS: u32 = 2;
 
-/// Share of the budget, at its end, over which the recipe anneals the rate to 0.
-const LEARNING_RATE_ANNEAL: f64 = 0.2;
-
 /// The preset's hyperparameters (with the request's `overrides` in place) fitted to
 /// `corpus`; [`Hyperparameters::recipe`] says why. `epochs` is the most the run
 /// may train: unless the request sets it, the run plans them as it goes
@@ -225,19 +216,6 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         format!(
             "{LEARNING_RATE_DROPS} (the preset stops at once): a run whose patience runs out with budget left goes \
              on from its best epoch at {LEARNING_RATE_DROP}× the rate"
-        ),
-    );
-
-    if overrides.learning_rate_anneal.is_none() {
-        hp.learning_rate_anneal = LEARNING_RATE_ANNEAL;
-    }
-    decide(
-        "learning_rate_anneal",
-        overrides.learning_rate_anneal.is_some(),
-        format!(
-            "{LEARNING_RATE_ANNEAL} (the preset's is 0): when the budget ends the run, its last {:.0}% brings the \
-             rate down to 0 instead of cutting the run at full rate",
-            LEARNING_RATE_ANNEAL * 100.0
         ),
     );
 
@@ -388,10 +366,9 @@ mod tests {
     ];
 
     /// What the recipe chose for the corpus, without its reasons and with the
-    /// preset's drops and anneal (the choices the recipe makes for the budget
-    /// on every corpus).
+    /// preset's drops (the one choice the recipe makes on every corpus).
     fn for_the_corpus(chosen: &Hyperparameters) -> Hyperparameters {
-        Hyperparameters { recipe: None, learning_rate_drops: 0, learning_rate_anneal: 0.0, ..chosen.clone() }
+        Hyperparameters { recipe: None, learning_rate_drops: 0, ..chosen.clone() }
     }
 
     /// JSB quarter's training split with every chorale in 12 keys.
@@ -406,8 +383,7 @@ mod tests {
                 let defaults = overrides.apply_to(preset.defaults());
                 assert_eq!(for_the_corpus(&chosen), defaults, "{preset:?}");
                 assert_eq!(chosen.learning_rate_drops, LEARNING_RATE_DROPS, "{preset:?}");
-                assert_eq!(chosen.learning_rate_anneal, LEARNING_RATE_ANNEAL, "{preset:?}");
-                assert_eq!(chosen.recipe.unwrap().len(), 8);
+                assert_eq!(chosen.recipe.unwrap().len(), 7);
             }
         }
     }
@@ -567,18 +543,17 @@ mod tests {
             epochs: Some(7),
             learning_rate_schedule: Some(LearningRateSchedule::WarmupCosine),
             learning_rate_drops: Some(0),
-            learning_rate_anneal: Some(0.0),
             ..none()
         };
         let chosen =
             choose(Preset::PianorollLstm, &overrides, CorpusSize { items: 1_380_700, pieces: 22_900 });
         assert_eq!((chosen.batch_size, chosen.recurrent_dropout, chosen.epochs), (3, 0.1, 7));
         assert_eq!(chosen.learning_rate_schedule, LearningRateSchedule::WarmupCosine);
-        assert_eq!((chosen.learning_rate_drops, chosen.learning_rate_anneal), (0, 0.0));
+        assert_eq!(chosen.learning_rate_drops, 0);
         let reasons = chosen.recipe.unwrap();
-        let set =
-            ["batch_size", "recurrent_dropout", "epochs", "learning_rate_schedule", "learning_rate_drops"];
-        for name in set.into_iter().chain(["learning_rate_anneal"]) {
+        for name in
+            ["batch_size", "recurrent_dropout", "epochs", "learning_rate_schedule", "learning_rate_drops"]
+        {
             assert_eq!(reasons[name], "set by the request", "{name}");
         }
         assert_ne!(reasons["dropout"], "set by the request");

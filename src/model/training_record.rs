@@ -30,18 +30,6 @@ pub struct FitConfig {
     /// the rate when its patience runs out, instead of stopping.
     #[serde(default)]
     pub learning_rate_drops: u32,
-    /// Share of `budget_seconds`, at its end, over which the learning rate falls
-    /// linearly to 0 (time left, not steps: only a run the budget ends gets there).
-    #[serde(default)]
-    pub learning_rate_anneal: f64,
-}
-
-impl FitConfig {
-    /// What the schedule's rate is multiplied by with `seconds_left` of the budget.
-    pub fn annealing(&self, seconds_left: f64) -> f64 {
-        let span = self.learning_rate_anneal * self.budget_seconds;
-        if span > 0.0 { (seconds_left / span).clamp(0.0, 1.0) } else { 1.0 }
-    }
 }
 
 /// How the learning rate moves over a run.

@@ -27,9 +27,8 @@ use self::progress::StepProgress;
 use crate::model::hyperparameters::Hyperparameters;
 use crate::model::optim::Optimizer;
 use crate::model::recipe;
-pub use crate::model::training_record::{
-    EpochMetrics, FitConfig, FitOutcome, LEARNING_RATE_DROP, LearningRateSchedule,
-};
+use crate::model::training_record::LEARNING_RATE_DROP;
+pub use crate::model::training_record::{EpochMetrics, FitConfig, FitOutcome, LearningRateSchedule};
 
 /// A batch's summed loss, how many items it covers, and how many of them the
 /// model predicted right (for models with a notion of accuracy).
@@ -181,15 +180,12 @@ pub fn fit<B>(
                 break;
             }
             let done = u64::from(epoch - 1) * steps as u64 + step as u64;
-            let scheduled = match config.schedule {
-                LearningRateSchedule::Exponential => state.learning_rate,
-                LearningRateSchedule::WarmupCosine => {
-                    let dropped = LEARNING_RATE_DROP.powi(state.learning_rate_drops as i32);
-                    config.schedule.rate(config.learning_rate, done, planned_steps) * dropped
-                }
-            };
-            let seconds_left = budget_left - started.elapsed().as_secs_f64();
-            optimizer.set_learning_rate(scheduled * config.annealing(seconds_left));
+            if config.schedule == LearningRateSchedule::WarmupCosine {
+                let dropped = LEARNING_RATE_DROP.powi(state.learning_rate_drops as i32);
+                optimizer.set_learning_rate(
+                    config.schedule.rate(config.learning_rate, done, planned_steps) * dropped,
+                );
+            }
             let batch_loss = loss(&batch, true);
             if batch_loss.items == 0 {
                 continue;
@@ -229,7 +225,7 @@ pub fn fit<B>(
         }
         optimizer.swap_averaged();
         if config.schedule == LearningRateSchedule::Exponential {
-            state.learning_rate *= config.learning_rate_decay;
+            optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
         }
         if state.epochs_since_best >= config.patience.max(1)
             && state.learning_rate_drops < config.learning_rate_drops
@@ -237,10 +233,11 @@ pub fn fit<B>(
             // Patience ran out: go on from the best weights, slower, rather than stop.
             state.restore_best(dir, vs)?;
             optimizer.restart_average();
-            state.learning_rate *= LEARNING_RATE_DROP;
+            optimizer.set_learning_rate(optimizer.learning_rate() * LEARNING_RATE_DROP);
             state.learning_rate_drops += 1;
             state.epochs_since_best = 0;
         }
+        state.learning_rate = optimizer.learning_rate();
         state.save(dir, vs, optimizer)?;
         if let Some(checkpointed) = control.checkpointed.as_mut() {
             checkpointed(dir)?;
@@ -356,7 +353,6 @@ mod tests {
             pause_after: None,
             plan_epochs: false,
             learning_rate_drops: 0,
-            learning_rate_anneal: 0.0,
         }
     }
 
@@ -468,29 +464,5 @@ mod tests {
             outcome.history.iter().map(|m| format!("{:.9} {:.9}", m.train_loss, m.valid_loss)).collect()
         };
         assert_eq!(losses(&resumed), losses(&whole));
-    }
-
-    /// The rate falls to 0 over the budget's last quarter, by the time left.
-    #[test]
-    fn the_budgets_last_share_anneals_the_rate_to_nothing() {
-        // 20 batches of 10 ms an epoch, some 0.2 s; the last 0.5 s of 2 s anneal.
-        let annealed = FitConfig {
-            epochs: 100,
-            patience: 100,
-            learning_rate_decay: 1.0,
-            learning_rate_anneal: 0.25,
-            ..config(LearningRateSchedule::Exponential, 2.0)
-        };
-        let outcome = Toy::new().fit(&annealed, Duration::from_millis(10));
-        assert!(outcome.budget_spent);
-        let rates: Vec<f64> = outcome.history.iter().map(|m| m.learning_rate).collect();
-        assert_eq!(rates[..3], [0.1; 3], "full rate before the last 0.5 s: {rates:?}");
-        assert!(rates.windows(2).all(|pair| pair[1] <= pair[0]), "{rates:?}");
-        let last = rates[rates.len() - 1];
-        assert!(last < 0.1 * 0.1, "{last}: the last step's rate, 0.1 × at most 0.05 s ÷ 0.5 s");
-
-        let unannealed = FitConfig { learning_rate_anneal: 0.0, ..annealed };
-        let rates = Toy::new().fit(&unannealed, Duration::from_millis(10)).history;
-        assert!(rates.iter().all(|m| m.learning_rate == 0.1));
     }
 }
