@@ -227,6 +227,15 @@ impl HyperparameterOverrides {
                 });
             }
         }
+        // Every preset's `transpose` is 0, so the request must set it.
+        if self.key_input == Some(true) && self.transpose.unwrap_or(0) == 0 {
+            return Err(OutOfRange {
+                field: "key_input",
+                message:
+                    "needs transpose of 1 or more: without transposed copies the shift it reads is always 0"
+                        .to_owned(),
+            });
+        }
         Ok(())
     }
 }
@@ -294,6 +303,20 @@ mod tests {
         }
         let not_finite = HyperparameterOverrides { learning_rate: Some(f64::NAN), ..Default::default() };
         assert_eq!(not_finite.validate().unwrap_err().field, "learning_rate");
+    }
+
+    #[test]
+    fn the_key_input_needs_transposed_copies_to_read() {
+        let alone = HyperparameterOverrides { key_input: Some(true), ..Default::default() };
+        let refused = alone.validate().unwrap_err();
+        assert_eq!(refused.field, "key_input");
+        assert!(refused.message.contains("transpose of 1 or more"), "{}", refused.message);
+        let not_moved = HyperparameterOverrides { transpose: Some(0), ..alone.clone() };
+        assert_eq!(not_moved.validate().unwrap_err().field, "key_input");
+        assert_eq!(HyperparameterOverrides { transpose: Some(2), ..alone }.validate(), Ok(()));
+        for preset in <crate::shared::Preset as clap::ValueEnum>::value_variants() {
+            assert_eq!(preset.defaults().transpose, 0, "{preset:?}: the check above reads the request alone");
+        }
     }
 
     #[test]

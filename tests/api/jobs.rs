@@ -364,6 +364,10 @@ async fn bad_submissions_name_the_field_at_fault() {
             "hyperparameters.dropout",
         ),
         (
+            json!({"dataset_id": dataset, "preset": "pianoroll-lstm", "hyperparameters": {"key_input": true}}),
+            "hyperparameters.key_input",
+        ),
+        (
             json!({"dataset_id": dataset, "preset": "pianoroll-nade", "hyperparameters": {"budget_minutes": 0.5}}),
             "hyperparameters.budget_minutes",
         ),
