@@ -85,6 +85,8 @@ type Probe<'p> = dyn Fn(&TrainingRun<'_>, &mut Control<'_>) -> anyhow::Result<Fi
 /// when the recipe fits its regularisation to the budget (at most one epoch, and
 /// at most a tenth of the budget). They are not the budget's.
 const PROBE_SECONDS: f64 = 10.0;
+/// The most of the budget's seconds a probe may take, on a short budget.
+const PROBE_SHARE_OF_BUDGET: f64 = 0.1;
 /// Where a run keeps the pace it measured, beside its checkpoints, so that a
 /// resumed run plans as its first attempt did.
 pub const PACE_FILE: &str = "pace.json";
@@ -136,7 +138,7 @@ impl<'a> TrainingRun<'a> {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
         }
-        let seconds = PROBE_SECONDS.min(hp.budget_minutes * 6.0);
+        let seconds = PROBE_SECONDS.min(hp.budget_minutes * 60.0 * PROBE_SHARE_OF_BUDGET);
         tracing::info!(seconds, "measuring the training pace, for the recipe's budget");
         let scratch = tempfile::tempdir()?;
         let measuring = TrainingRun {
