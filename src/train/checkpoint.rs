@@ -77,6 +77,12 @@ impl Checkpoint {
         best
     }
 
+    /// Whether `patience` epochs (at least one) have passed without a better
+    /// validation loss.
+    pub fn out_of_patience(&self, patience: u32) -> bool {
+        self.epochs_since_best >= patience.max(1)
+    }
+
     /// Keeps `vs`'s weights as the best so far (after [`Checkpoint::record`] made
     /// its epoch the best; [`Checkpoint::save`] then commits it).
     pub fn save_best(&self, dir: &Path, vs: &VarStore) -> anyhow::Result<()> {

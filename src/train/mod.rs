@@ -159,10 +159,7 @@ pub fn fit<B>(
     };
     let mut epochs = plan(&state);
     let last_epoch = |epochs: u32| config.pause_after.map_or(epochs, |pause| pause.min(epochs));
-    while state.next_epoch <= last_epoch(epochs)
-        && state.epochs_since_best < config.patience.max(1)
-        && !budget_spent
-    {
+    while state.next_epoch <= last_epoch(epochs) && !state.out_of_patience(config.patience) && !budget_spent {
         let epoch = state.next_epoch;
         tch::manual_seed((config.seed + u64::from(epoch)) as i64);
         let started = Instant::now();
@@ -227,9 +224,7 @@ pub fn fit<B>(
         if config.schedule == LearningRateSchedule::Exponential {
             optimizer.set_learning_rate(optimizer.learning_rate() * config.learning_rate_decay);
         }
-        if state.epochs_since_best >= config.patience.max(1)
-            && state.learning_rate_drops < config.learning_rate_drops
-        {
+        if state.out_of_patience(config.patience) && state.learning_rate_drops < config.learning_rate_drops {
             // Patience ran out: go on from the best weights, slower, rather than stop.
             state.restore_best(dir, vs)?;
             optimizer.restart_average();
