@@ -37,9 +37,9 @@
 //!   differed, the cosine led while its rate was high and fell behind once it
 //!   fell below the exponential's); a compressed decay lowers it sooner too,
 //!   and an anneal over the budget's last fifth alone did not win either;
-//! - the budget: a run whose budget holds less than half the music the preset's
-//!   run sees (its epochs × `r`, against the preset's epochs over its own corpus)
-//!   overfits less in the time it has, and learns faster with less holding it
+//! - the budget: a run whose budget holds less than half the preset's run (its
+//!   epochs × `r`, at least 1: a smaller corpus repeats its music as often each
+//!   epoch, against the preset's epochs over its own corpus) overfits less in the time it has, and learns faster with less holding it
 //!   back. [`fit_to_budget`] scales `dropout` and `recurrent_dropout` by
 //!   (2 × that share)^⅔, at least 0.4, from the pace the run measures on its
 //!   corpus before it trains. On JSB in 16th notes at 15 minutes (85 epochs of
@@ -270,11 +270,16 @@ pub fn fits_to_budget(preset: Preset, overrides: &HyperparameterOverrides) -> bo
         || (overrides.recurrent_dropout.is_none() && defaults.recurrent_dropout > 0.0)
 }
 
-/// Scales the regularisation [`choose`] gave `hp` for `corpus` to the music its
-/// budget holds at `pace`: the epochs the budget holds (at most `hp.epochs`) × the
-/// corpus's information ratio, against the preset's epochs. Half the preset's
-/// run or more leaves it as it is; less scales it by (2 × the share)^⅔, at least
-/// [`MIN_BUDGET_SCALE`]. What the request set stays.
+/// Scales the regularisation [`choose`] gave `hp` for `corpus` to the share of the
+/// preset's run its budget holds at `pace`: the epochs the budget holds (at most
+/// `hp.epochs`) × the corpus's information ratio, at least 1, against the
+/// preset's epochs. A corpus with more music than the reference's sees as much
+/// in fewer epochs; a smaller one repeats its music as often each epoch, so its
+/// epochs count whole (its size already raised its regularisation, and at a
+/// ratio below 1 a budget that holds all the preset's epochs would otherwise
+/// count as a short run and undo that). Half the preset's run or more leaves it
+/// as it is; less scales it by (2 × the share)^⅔, at least [`MIN_BUDGET_SCALE`].
+/// What the request set stays.
 pub fn fit_to_budget(
     hp: &mut Hyperparameters,
     preset: Preset,
@@ -285,12 +290,12 @@ pub fn fit_to_budget(
     let preset_epochs = f64::from(preset.defaults().epochs.max(1));
     let seconds = hp.budget_minutes * 60.0;
     let epochs = (seconds * pace.items_per_second / corpus.items.max(1) as f64).min(f64::from(hp.epochs));
-    let music = epochs * Reference::of(preset).information_ratio(corpus);
-    let share = music / preset_epochs;
+    let run = epochs * Reference::of(preset).information_ratio(corpus).max(1.0);
+    let share = run / preset_epochs;
     let scale = (2.0 * share).min(1.0).powf(BUDGET_SCALE_POWER).max(MIN_BUDGET_SCALE);
     let why = format!(
         "; × {scale:.2} for the budget: {} minutes hold {epochs:.0} epochs at the {:.0} items/s measured, \
-         {music:.0} passes over the preset's music against its {preset_epochs} epochs",
+         as much training as {run:.0} of the preset's {preset_epochs} epochs on its own corpus",
         hp.budget_minutes, pace.items_per_second
     );
     for (name, set, value) in [
@@ -482,6 +487,27 @@ mod tests {
             &HyperparameterOverrides { dropout: Some(0.1), recurrent_dropout: Some(0.2), ..none() }
         ));
         assert!(fits_to_budget(Preset::Fugue, &none()), "fugue's dropout, though no recurrent dropout");
+    }
+
+    #[test]
+    fn a_small_corpus_the_budget_holds_all_the_presets_epochs_of_keeps_its_raised_regularisation() {
+        let budget = HyperparameterOverrides { budget_minutes: Some(15.0), ..none() };
+        // `classical-piano` on the 410 chorales: 1,493 tokens in 3 files, 0.01× the
+        // music it was tuned on, at the 482 tokens/s measured: the budget holds all
+        // 200 epochs, each repeating the corpus as one of the preset's does.
+        let corpus = CorpusSize { items: 1_493, pieces: 3 };
+        let fitted = |items_per_second: f64| {
+            let mut hp = choose(Preset::ClassicalPiano, &budget, corpus);
+            assert_eq!(hp.dropout, 0.36, "0.3 × 1.2 for the small corpus");
+            fit_to_budget(&mut hp, Preset::ClassicalPiano, &budget, corpus, Pace { items_per_second });
+            (hp.dropout, hp.recipe.unwrap()["dropout"].clone())
+        };
+        let (dropout, reason) = fitted(482.0);
+        assert_eq!(dropout, 0.36, "{reason}");
+        assert!(reason.contains("× 1.00 for the budget: 15 minutes hold 200 epochs"), "{reason}");
+        // At 83 tokens/s, 50 of its 200 epochs: a short run all the same.
+        let (dropout, reason) = fitted(83.0);
+        assert_eq!(dropout, 0.23, "0.36 × (2 × 50/200)^⅔ = 0.36 × 0.63: {reason}");
     }
 
     #[test]
