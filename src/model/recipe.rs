@@ -20,7 +20,11 @@
 //!   of fewer pieces than the reference (`p` < 1), and the preset's otherwise. It
 //!   follows the pieces only: a piano-roll batch is padded to its longest
 //!   sequence, so a batch that grows with the frames per piece adds padding, not
-//!   speed. And it does not grow with more pieces either: at a time budget on one
+//!   speed. The other presets batch windows of a fixed length cut from every
+//!   file, as many as the items allow, so theirs follows the items ratio in
+//!   place of `p` (`classical-piano` on 3 files, 17 windows, shrunk by `p` to
+//!   16 took a second step of one window each epoch, and lost by 0.18).
+//!   And it does not grow with more pieces either: at a time budget on one
 //!   CPU thread, batches 2–4× the preset's ran 0.92–1.37× as fast per frame, took
 //!   a half to a quarter of the steps, and lost each time (`models/README.md`: 8th
 //!   and 16th notes, and 12 keys twice);
@@ -64,7 +68,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::hyperparameters::{HyperparameterOverrides, Hyperparameters};
-use super::presets::Preset;
+use super::presets::{Family, Preset};
 use super::training_record::{EpochMetrics, LEARNING_RATE_DROP, LearningRateSchedule};
 
 /// A corpus's training split, as the recipe reads it.
@@ -109,6 +113,11 @@ impl Reference {
     /// `corpus`'s pieces ÷ the reference's.
     pub fn pieces_ratio(self, corpus: CorpusSize) -> f64 {
         corpus.pieces.max(1) as f64 / self.corpus.pieces.max(1) as f64
+    }
+
+    /// `corpus`'s items ÷ the reference's.
+    pub fn items_ratio(self, corpus: CorpusSize) -> f64 {
+        corpus.items.max(1) as f64 / self.corpus.items.max(1) as f64
     }
 
     /// `corpus`'s information ÷ the reference's: its pieces times their mean
@@ -175,20 +184,24 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         decide(name, set, format!("{preset_value:.2} × {scale:.2} for {size}"));
     }
 
+    let (rows, what) = match preset.family() {
+        Family::Pianoroll => (pieces, "the pieces (not their length)"),
+        _ => (
+            reference.items_ratio(corpus),
+            "the windows (cut from the items at a fixed length, whatever the files)",
+        ),
+    };
     if overrides.batch_size.is_none() {
-        hp.batch_size = batch_for(defaults.batch_size, pieces);
+        hp.batch_size = batch_for(defaults.batch_size, rows);
     }
     decide(
         "batch_size",
         overrides.batch_size.is_some(),
-        if pieces < 1.0 {
-            format!(
-                "{} × √{pieces:.2}, the pieces (not their length), to a power of two",
-                defaults.batch_size
-            )
+        if rows < 1.0 {
+            format!("{} × √{rows:.2}, {what}, to a power of two", defaults.batch_size)
         } else {
             format!(
-                "the preset's {}: {pieces:.2}× the pieces, and a larger batch takes fewer steps in the budget",
+                "the preset's {}: {rows:.2}× {what}, and a larger batch takes fewer steps in the budget",
                 defaults.batch_size
             )
         },
@@ -399,6 +412,21 @@ mod tests {
         let chorales = CorpusSize { items: 111_147, pieces: 348 };
         let chosen = choose(Preset::PlayBach, &none(), chorales);
         assert_eq!(for_the_corpus(&chosen), Preset::PlayBach.defaults());
+    }
+
+    #[test]
+    fn a_window_presets_batch_follows_its_items_not_its_files() {
+        // `fugue`'s own tokens in 3 files instead of 348: as many windows, the preset's batch.
+        let few_files = choose(Preset::Fugue, &none(), CorpusSize { items: FUGUE_TOKENS, pieces: 3 });
+        assert_eq!(few_files.batch_size, Preset::Fugue.defaults().batch_size);
+        assert!(few_files.recipe.unwrap()["batch_size"].contains("1.00× the windows"));
+        // `classical-piano` on the 410 chorales: 1,493 tokens, 0.04× its reference's:
+        // 128 × √0.04 = 24.7, to 32 (its 17 windows in one step, as the preset's 128).
+        let chorales = choose(Preset::ClassicalPiano, &none(), CorpusSize { items: 1_493, pieces: 3 });
+        assert_eq!(chorales.batch_size, 32, "{}", chorales.recipe.unwrap()["batch_size"]);
+        // A piano roll batches whole pieces: fewer of them, smaller batches.
+        let rolls = choose(Preset::PianorollLstm, &none(), CorpusSize { items: 13_807, pieces: 57 });
+        assert_eq!(rolls.batch_size, 2, "4 × √0.25");
     }
 
     #[test]
