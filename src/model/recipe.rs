@@ -23,7 +23,7 @@
 //!   speed. The other presets batch windows of a fixed length cut from every
 //!   file, as many as the items allow, so theirs follows the items ratio in
 //!   place of `p` (`classical-piano` on 3 files, 17 windows, shrunk by `p` to
-//!   16 took a second step of one window each epoch, and lost by 0.18).
+//!   16 took a second step of one window each epoch, and lost by 0.21).
 //!   And it does not grow with more pieces either: at a time budget on one
 //!   CPU thread, batches 2–4× the preset's ran 0.92–1.37× as fast per frame, took
 //!   a half to a quarter of the steps, and lost each time (`models/README.md`: 8th
@@ -42,11 +42,12 @@
 //!   fell below the exponential's); a compressed decay lowers it sooner too,
 //!   and an anneal over the budget's last fifth alone did not win either;
 //! - the budget: a run whose budget holds less than half the preset's run (its
-//!   epochs × `r`, at least 1: a smaller corpus repeats its music as often each
-//!   epoch, against the preset's epochs over its own corpus) overfits less in the time it has, and learns faster with less holding it
-//!   back. [`fit_to_budget`] scales `dropout` and `recurrent_dropout` by
-//!   (2 × that share)^⅔, at least 0.4, from the pace the run measures on its
-//!   corpus before it trains. On JSB in 16th notes at 15 minutes (85 epochs of
+//!   epochs × `r`, at least 1 since a smaller corpus repeats its music as often
+//!   each epoch, against the preset's epochs over its own corpus) overfits less
+//!   in the time it has, and learns faster with less holding it back.
+//!   [`fit_to_budget`] scales `dropout` and `recurrent_dropout` by (2 × that
+//!   share)^⅔, at least 0.4, from the pace the run measures on its corpus before
+//!   it trains. On JSB in 16th notes at 15 minutes (85 epochs of
 //!   the preset's 400), the preset's regularisation × 0.57 led the preset's own by
 //!   0.15 nats at the end, and × 0.83 by 0.09 at epoch 58 (`models/README.md`);
 //! - `learning_rate_drops` = 2 (the presets' 0 stops at once): a run whose
