@@ -121,6 +121,8 @@ pub struct EventsDecoder {
     tempos: Vec<(u64, f64)>,
     meters: Vec<(u64, u8, u8)>,
     notes: u32,
+    /// `notes` when the bar being written began.
+    notes_before_bar: u32,
     tokens: u32,
     /// The budget is spent: finish the note and, when asked, reach a bar line.
     closing: bool,
@@ -161,6 +163,7 @@ impl EventsDecoder {
             tempos: vec![(0, tempo)],
             meters: vec![(0, meter.0, meter.1)],
             notes: 0,
+            notes_before_bar: 0,
             tokens: 0,
             closing: false,
             done: false,
@@ -277,10 +280,22 @@ impl EventsDecoder {
     }
 
     /// Ends the piece at the next bar line: the note being written is finished,
-    /// then only a bar line may come.
+    /// then only a bar line may come. When no note of the bar being written has
+    /// begun, the line that opened it is that next line: the piece ends there at
+    /// once, not after an empty bar (a realtime stream writes ahead of its
+    /// listener, so a stop often lands just past a bar line).
     pub fn stop(&mut self) {
         self.closing = true;
         self.request.end_on_bar = true;
+        let bar_is_empty = self.notes == self.notes_before_bar && self.pending.is_none();
+        if self.bars > 1 && bar_is_empty {
+            self.done = true;
+            self.position = None;
+            // A tempo or meter from that line on would change nothing that sounds.
+            let end = self.bar_start;
+            self.tempos.retain(|&(at, _)| at < end);
+            self.meters.retain(|&(at, ..)| at < end);
+        }
     }
 
     /// The grid position `bars` bars before the bar being written (0 at the earliest).
@@ -446,6 +461,7 @@ impl EventsDecoder {
                     self.bar_start += self.bar_units;
                 }
                 self.bars += 1;
+                self.notes_before_bar = self.notes;
                 self.position = None;
                 self.part = None;
             }
@@ -637,12 +653,31 @@ mod tests {
         request: serde_json::Value,
         choose: impl Fn(&[Token]) -> Token,
     ) -> (Vec<Token>, Vec<GeneratedNote>) {
+        let (tokens, notes, _) = run_stopped(request, choose, |_| false);
+        (tokens, notes)
+    }
+
+    /// As `run`, with the listener's stop sent once `stop_now` holds for the
+    /// tokens written so far; also returns the tempo changes in beats.
+    fn run_stopped(
+        request: serde_json::Value,
+        choose: impl Fn(&[Token]) -> Token,
+        stop_now: impl Fn(&[Token]) -> bool,
+    ) -> (Vec<Token>, Vec<GeneratedNote>, Vec<f64>) {
         let grammar = grammar();
         let request = serde_json::from_value::<GenerateRequest>(request).unwrap().check(1).unwrap();
         let mut decoder = EventsDecoder::new(request, Vec::new(), None, &grammar);
         let (mut tokens, mut notes) = (vec![Token::Bar], Vec::new());
         notes.extend(decoder.accept(Token::Bar, &grammar));
-        while !decoder.done() && tokens.len() < 500 {
+        let mut stopped = false;
+        loop {
+            if !stopped && stop_now(&tokens) {
+                decoder.stop();
+                stopped = true;
+            }
+            if decoder.done() || tokens.len() >= 500 {
+                break;
+            }
             let mask = decoder.mask(&grammar);
             let allowed: Vec<Token> =
                 (0..mask.len()).filter(|&i| mask[i] == 0.0).filter_map(|i| grammar.token(i as i64)).collect();
@@ -651,7 +686,8 @@ mod tests {
             notes.extend(decoder.accept(token, &grammar));
         }
         notes.extend(decoder.finish(&grammar));
-        (tokens, decoder.closed(notes, &grammar))
+        let tempos = decoder.tempos().iter().map(|&(at, _)| at as f64 / grammar.grid_per_beat()).collect();
+        (tokens, decoder.closed(notes, &grammar), tempos)
     }
 
     /// A chooser that picks uniformly among the allowed tokens, seeded.
@@ -728,6 +764,66 @@ mod tests {
         let (tokens, _) = run(serde_json::json!({"length": {"tokens": 30}, "end_on_bar": false}), random(3));
         assert!((30..=33).contains(&tokens.len()), "stops once the note is whole: {}", tokens.len());
         assert!(!matches!(tokens.last(), Some(Token::Pitch(_) | Token::Vel(_))), "no note left half-written");
+    }
+
+    #[test]
+    fn a_stop_ends_the_piece_on_the_line_of_a_bar_with_no_note_yet_else_the_next() {
+        let bars = |tokens: &[Token]| tokens.iter().filter(|t| **t == Token::Bar).count();
+        let since_bar = |tokens: &[Token]| tokens.iter().rev().take_while(|t| **t != Token::Bar).count();
+        let request = serde_json::json!({"length": {"bars": 8}, "time_signature": [4, 4]});
+        // Where it stops, from the second bar on: just past a bar line; on the bar's
+        // first position, or its tempo, before any note; inside a bar, after a note
+        // has begun.
+        let just_past_a_line = |tokens: &[Token]| tokens.last() == Some(&Token::Bar);
+        let on_a_first_position =
+            |tokens: &[Token]| matches!(tokens.last(), Some(Token::Pos(_))) && since_bar(tokens) == 1;
+        let on_a_first_tempo =
+            |tokens: &[Token]| matches!(tokens.last(), Some(Token::Tempo(_))) && since_bar(tokens) == 2;
+        let after_a_note = |tokens: &[Token]| matches!(tokens.last(), Some(Token::Dur(_)));
+        for seed in 0..20 {
+            // The model marks a tempo wherever it may (so that the tempo case comes),
+            // and else picks at random.
+            let pick = random(seed);
+            let marks_tempos = |allowed: &[Token]| {
+                allowed
+                    .iter()
+                    .copied()
+                    .find(|t| matches!(t, Token::Tempo(_)))
+                    .unwrap_or_else(|| pick(allowed))
+            };
+            for (stop_here, ends_after_it) in [
+                (&just_past_a_line as &dyn Fn(&[Token]) -> bool, false),
+                (&on_a_first_position, false),
+                (&on_a_first_tempo, false),
+                (&after_a_note, true),
+            ] {
+                let stopped_in = std::cell::Cell::new(0);
+                let (tokens, notes, tempos) = run_stopped(request.clone(), marks_tempos, |tokens| {
+                    let now = bars(tokens) >= 2 && stop_here(tokens);
+                    if now {
+                        stopped_in.set(bars(tokens));
+                    }
+                    now
+                });
+                // Bar lines are at beats 0, 4, 8…: the one opening the bar stopped in
+                // is at 4 × (its number − 1).
+                let line = if ends_after_it { stopped_in.get() } else { stopped_in.get() - 1 };
+                assert_eq!(bars(&tokens), line + 1, "seed {seed}: {tokens:?}");
+                let end = line as f64 * 4.0;
+                assert!(notes.iter().all(|n| n.start_beat < end), "seed {seed}: {notes:?}");
+                assert!(notes.iter().all(|n| n.start_beat + n.duration_beats <= end + 1e-9), "{notes:?}");
+                assert!(
+                    tempos.iter().all(|&at| at < end),
+                    "seed {seed}: no tempo from the end on: {tempos:?}"
+                );
+                if ends_after_it {
+                    assert!(
+                        notes.iter().any(|n| n.start_beat >= end - 4.0),
+                        "seed {seed}: the note begun is kept"
+                    );
+                }
+            }
+        }
     }
 }
 
