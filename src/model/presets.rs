@@ -204,6 +204,15 @@ pub enum Family {
     PianorollSeq2seq,
 }
 
+impl Family {
+    /// A row of a training batch is a whole piece (`train_roll`), not a window of
+    /// fixed length cut from every file, as in every other family: the number of
+    /// rows an epoch has follows the pieces, not the music's length.
+    pub fn batches_whole_pieces(&self) -> bool {
+        matches!(self, Family::Pianoroll)
+    }
+}
+
 /// How a token preset turns scores into tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TokenRepresentation {

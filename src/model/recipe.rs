@@ -69,7 +69,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::hyperparameters::{HyperparameterOverrides, Hyperparameters};
-use super::presets::{Family, Preset};
+use super::presets::Preset;
 use super::training_record::{EpochMetrics, LEARNING_RATE_DROP, LearningRateSchedule};
 
 /// A corpus's training split, as the recipe reads it.
@@ -185,12 +185,13 @@ pub fn choose(preset: Preset, overrides: &HyperparameterOverrides, corpus: Corpu
         decide(name, set, format!("{preset_value:.2} × {scale:.2} for {size}"));
     }
 
-    let (rows, what) = match preset.family() {
-        Family::Pianoroll => (pieces, "the pieces (not their length)"),
-        _ => (
+    let (rows, what) = if preset.family().batches_whole_pieces() {
+        (pieces, "the pieces (not their length)")
+    } else {
+        (
             reference.items_ratio(corpus),
             "the windows (cut from the items at a fixed length, whatever the files)",
-        ),
+        )
     };
     if overrides.batch_size.is_none() {
         hp.batch_size = batch_for(defaults.batch_size, rows);
