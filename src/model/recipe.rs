@@ -310,7 +310,7 @@ pub fn fit_to_budget(
     let scale = (2.0 * share).min(1.0).powf(BUDGET_SCALE_POWER).max(MIN_BUDGET_SCALE);
     let why = format!(
         "; × {scale:.2} for the budget: {} minutes hold {epochs:.0} epochs at the {:.0} items/s measured, \
-         as much training as {run:.0} of the preset's {preset_epochs} epochs on its own corpus",
+         as much training as {run:.0} epochs on the preset's own corpus, against its {preset_epochs}",
         hp.budget_minutes, pace.items_per_second
     );
     for (name, set, value) in [
