@@ -658,7 +658,8 @@ mod tests {
     }
 
     /// As `run`, with the listener's stop sent once `stop_now` holds for the
-    /// tokens written so far; also returns the tempo changes in beats.
+    /// tokens written so far; also returns where tempo and meter changes are, in
+    /// beats.
     fn run_stopped(
         request: serde_json::Value,
         choose: impl Fn(&[Token]) -> Token,
@@ -686,8 +687,10 @@ mod tests {
             notes.extend(decoder.accept(token, &grammar));
         }
         notes.extend(decoder.finish(&grammar));
-        let tempos = decoder.tempos().iter().map(|&(at, _)| at as f64 / grammar.grid_per_beat()).collect();
-        (tokens, decoder.closed(notes, &grammar), tempos)
+        let changes =
+            decoder.tempos().iter().map(|&(at, _)| at).chain(decoder.meters().iter().map(|&(at, ..)| at));
+        let changes = changes.map(|at| at as f64 / grammar.grid_per_beat()).collect();
+        (tokens, decoder.closed(notes, &grammar), changes)
     }
 
     /// A chooser that picks uniformly among the allowed tokens, seeded.
@@ -769,36 +772,43 @@ mod tests {
     #[test]
     fn a_stop_ends_the_piece_on_the_line_of_a_bar_with_no_note_yet_else_the_next() {
         let bars = |tokens: &[Token]| tokens.iter().filter(|t| **t == Token::Bar).count();
-        let since_bar = |tokens: &[Token]| tokens.iter().rev().take_while(|t| **t != Token::Bar).count();
-        let request = serde_json::json!({"length": {"bars": 8}, "time_signature": [4, 4]});
+        let no_note_since_the_line = |tokens: &[Token]| {
+            tokens.iter().rev().take_while(|t| **t != Token::Bar).all(|t| !matches!(t, Token::Pitch(_)))
+        };
+        // No meter is fixed, so that every bar may mark one (the model below marks
+        // 4/4, keeping bar lines 4 beats apart).
+        let request = serde_json::json!({"length": {"bars": 8}});
         // Where it stops, from the second bar on: just past a bar line; on the bar's
-        // first position, or its tempo, before any note; inside a bar, after a note
-        // has begun.
+        // meter, first position, or tempo, before any note; inside a bar, after a
+        // note has begun.
         let just_past_a_line = |tokens: &[Token]| tokens.last() == Some(&Token::Bar);
+        let on_a_meter = |tokens: &[Token]| matches!(tokens.last(), Some(Token::TimeSig(..)));
         let on_a_first_position =
-            |tokens: &[Token]| matches!(tokens.last(), Some(Token::Pos(_))) && since_bar(tokens) == 1;
-        let on_a_first_tempo =
-            |tokens: &[Token]| matches!(tokens.last(), Some(Token::Tempo(_))) && since_bar(tokens) == 2;
+            |tokens: &[Token]| matches!(tokens.last(), Some(Token::Pos(_))) && no_note_since_the_line(tokens);
+        let on_a_first_tempo = |tokens: &[Token]| {
+            matches!(tokens.last(), Some(Token::Tempo(_))) && no_note_since_the_line(tokens)
+        };
         let after_a_note = |tokens: &[Token]| matches!(tokens.last(), Some(Token::Dur(_)));
         for seed in 0..20 {
-            // The model marks a tempo wherever it may (so that the tempo case comes),
-            // and else picks at random.
+            // The model marks 4/4 and a tempo wherever it may (so that those cases
+            // come), and else picks at random.
             let pick = random(seed);
-            let marks_tempos = |allowed: &[Token]| {
+            let marks = |allowed: &[Token]| {
                 allowed
                     .iter()
                     .copied()
-                    .find(|t| matches!(t, Token::Tempo(_)))
+                    .find(|t| matches!(t, Token::Tempo(_) | Token::TimeSig(4, 4)))
                     .unwrap_or_else(|| pick(allowed))
             };
             for (stop_here, ends_after_it) in [
                 (&just_past_a_line as &dyn Fn(&[Token]) -> bool, false),
+                (&on_a_meter, false),
                 (&on_a_first_position, false),
                 (&on_a_first_tempo, false),
                 (&after_a_note, true),
             ] {
                 let stopped_in = std::cell::Cell::new(0);
-                let (tokens, notes, tempos) = run_stopped(request.clone(), marks_tempos, |tokens| {
+                let (tokens, notes, changes) = run_stopped(request.clone(), marks, |tokens| {
                     let now = bars(tokens) >= 2 && stop_here(tokens);
                     if now {
                         stopped_in.set(bars(tokens));
@@ -813,8 +823,8 @@ mod tests {
                 assert!(notes.iter().all(|n| n.start_beat < end), "seed {seed}: {notes:?}");
                 assert!(notes.iter().all(|n| n.start_beat + n.duration_beats <= end + 1e-9), "{notes:?}");
                 assert!(
-                    tempos.iter().all(|&at| at < end),
-                    "seed {seed}: no tempo from the end on: {tempos:?}"
+                    changes.iter().all(|&at| at < end),
+                    "seed {seed}: no tempo or meter from the end on: {changes:?}"
                 );
                 if ends_after_it {
                     assert!(
