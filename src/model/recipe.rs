@@ -43,12 +43,15 @@
 //!   and an anneal over the budget's last fifth alone did not win either;
 //! - the budget: a run whose budget holds less than half the preset's run (its
 //!   epochs × `r`, at least 1 since a smaller corpus repeats its music as often
-//!   each epoch, against the preset's epochs over its own corpus) overfits less
-//!   in the time it has, and learns faster with less holding it back.
+//!   each epoch, against the epochs the preset's run trains on its own corpus
+//!   before its patience ends it, [`Reference::epochs`]) overfits less in the
+//!   time it has, and learns faster with less holding it back. Against the
+//!   preset's most epochs instead, `fugue` at 17 of 40 lost: its own run stops
+//!   at 26, so 17 was no short run, and less dropout only overfitted sooner.
 //!   [`fit_to_budget`] scales `dropout` and `recurrent_dropout` by (2 × that
 //!   share)^⅔, at least 0.4, from the pace the run measures on its corpus before
 //!   it trains. On JSB in 16th notes at 15 minutes (85 epochs of
-//!   the preset's 400), the preset's regularisation × 0.57 led the preset's own by
+//!   the preset run's 344), the preset's regularisation × 0.57 led the preset's own by
 //!   0.15 nats at the end, and × 0.83 by 0.09 at epoch 58 (`models/README.md`);
 //! - `learning_rate_drops` = 2 (the presets' 0 stops at once): a run whose
 //!   patience runs out before its budget does goes back to its best epoch's
@@ -82,10 +85,16 @@ pub struct CorpusSize {
 }
 
 /// The corpus a preset's defaults were tuned on: its training split as the
-/// preset reads it (the same numbers its runs print and record).
+/// preset reads it (the same numbers its runs print and record), and how long
+/// the preset's own run on it trains.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reference {
     pub corpus: CorpusSize,
+    /// The epochs the preset's run trains on `corpus` (seed 1) before its
+    /// patience ends it, as measured; its most where it trains them all or no
+    /// run could be measured. A budget is short against these, not the most:
+    /// a run that stops by its patience at 26 of 40 epochs is whole at 26.
+    pub epochs: u32,
 }
 
 impl Reference {
@@ -96,14 +105,18 @@ impl Reference {
         // `CLASSICAL_PIANO_TOKENS`).
         let jsb = CorpusSize { items: 13_807, pieces: 229 };
         let chorales = |items| CorpusSize { items, pieces: 348 };
-        let corpus = match preset {
-            Preset::PianorollLstm | Preset::PianorollNade | Preset::PianorollSeq2seq => jsb,
-            Preset::Fugue => chorales(FUGUE_TOKENS),
-            Preset::PlayBach => chorales(PLAY_BACH_TOKENS),
-            Preset::ClassicalPiano => chorales(CLASSICAL_PIANO_TOKENS),
-            Preset::FolkRnn => chorales(FOLK_RNN_TOKENS),
+        // The epochs: the runs of `models/README.md` ("Recipes at a 15-minute
+        // budget", the fixed runs, and "The bundled default model").
+        let (corpus, epochs) = match preset {
+            Preset::PianorollLstm => (jsb, PIANOROLL_LSTM_EPOCHS),
+            Preset::PianorollNade => (jsb, PIANOROLL_NADE_EPOCHS),
+            Preset::PianorollSeq2seq => (jsb, 37),
+            Preset::Fugue => (chorales(FUGUE_TOKENS), 26),
+            Preset::PlayBach => (chorales(PLAY_BACH_TOKENS), 23),
+            Preset::ClassicalPiano => (chorales(CLASSICAL_PIANO_TOKENS), preset.defaults().epochs),
+            Preset::FolkRnn => (chorales(FOLK_RNN_TOKENS), 33),
         };
-        Reference { corpus }
+        Reference { corpus, epochs }
     }
 
     /// The reference's mean piece length, in items.
@@ -138,6 +151,12 @@ const FOLK_RNN_TOKENS: u64 = 45_179;
 /// piano MIDI files, which are not here to count, and of the chorales only 3
 /// training files give it tokens (1,493).
 const CLASSICAL_PIANO_TOKENS: u64 = 40_000;
+
+/// Epochs of the piano-roll presets' runs on JSB quarter notes, seed 1, the
+/// preset's values (2026-12-07, seventh session): `pianoroll-lstm` stopped by its
+/// patience at 344 of 400 (best 314), `pianoroll-nade` at 171 of 200 (best 151).
+const PIANOROLL_LSTM_EPOCHS: u32 = 344;
+const PIANOROLL_NADE_EPOCHS: u32 = 171;
 
 /// Why each hyperparameter the recipe decides has its value, by name.
 pub type Reasons = BTreeMap<String, String>;
@@ -288,11 +307,12 @@ pub fn fits_to_budget(preset: Preset, overrides: &HyperparameterOverrides) -> bo
 /// Scales the regularisation [`choose`] gave `hp` for `corpus` to the share of the
 /// preset's run its budget holds at `pace`: the epochs the budget holds (at most
 /// `hp.epochs`) × the corpus's information ratio, at least 1, against the
-/// preset's epochs. A corpus with more music than the reference's sees as much
-/// in fewer epochs; a smaller one repeats its music as often each epoch, so its
-/// epochs count whole (its size already raised its regularisation, and at a
-/// ratio below 1 a budget that holds all the preset's epochs would otherwise
-/// count as a short run and undo that). Half the preset's run or more leaves it
+/// epochs the preset's run trains on its own corpus ([`Reference::epochs`]). A
+/// corpus with more music than the reference's sees as much in fewer epochs; a
+/// smaller one repeats its music as often each epoch, so its epochs count whole
+/// (its size already raised its regularisation, and at a ratio below 1 a budget
+/// that holds all the preset's run would otherwise count as a short run and
+/// undo that). Half the preset's run or more leaves it
 /// as it is; less scales it by (2 × the share)^⅔, at least [`MIN_BUDGET_SCALE`].
 /// What the request set stays.
 pub fn fit_to_budget(
@@ -302,15 +322,16 @@ pub fn fit_to_budget(
     corpus: CorpusSize,
     pace: Pace,
 ) {
-    let preset_epochs = f64::from(preset.defaults().epochs.max(1));
+    let reference_epochs = f64::from(Reference::of(preset).epochs.max(1));
     let seconds = hp.budget_minutes * 60.0;
     let epochs = (seconds * pace.items_per_second / corpus.items.max(1) as f64).min(f64::from(hp.epochs));
     let run = epochs * Reference::of(preset).information_ratio(corpus).max(1.0);
-    let share = run / preset_epochs;
+    let share = run / reference_epochs;
     let scale = (2.0 * share).min(1.0).powf(BUDGET_SCALE_POWER).max(MIN_BUDGET_SCALE);
     let why = format!(
         "; × {scale:.2} for the budget: {} minutes hold {epochs:.0} epochs at the {:.0} items/s measured, \
-         as much training as {run:.0} epochs on the preset's own corpus, against its {preset_epochs}",
+         as much training as {run:.0} epochs on the preset's own corpus, against the {reference_epochs} \
+         its run trains there",
         hp.budget_minutes, pace.items_per_second
     );
     for (name, set, value) in [
@@ -491,17 +512,17 @@ mod tests {
             fit_to_budget(&mut hp, Preset::PianorollLstm, overrides, corpus, Pace { items_per_second });
             hp
         };
-        // 900 s × 5,522 frames/s ÷ 55,228 frames = 90 epochs: 2 × 90/400 = 0.45, ^⅔ = 0.59.
+        // 900 s × 5,522 frames/s ÷ 55,228 frames = 90 epochs: 2 × 90/344 = 0.52, ^⅔ = 0.65.
         let short = fitted(&budget, sixteenths, 5_522.0);
-        assert_eq!((short.dropout, short.recurrent_dropout), (0.21, 0.47));
+        assert_eq!((short.dropout, short.recurrent_dropout), (0.23, 0.52));
         let reason = &short.recipe.unwrap()["recurrent_dropout"];
-        assert!(reason.contains("× 0.59 for the budget: 15 minutes hold 90 epochs"), "{reason}");
-        // An hour holds 360 epochs, more than half the preset's 400: the preset's.
+        assert!(reason.contains("× 0.65 for the budget: 15 minutes hold 90 epochs"), "{reason}");
+        // An hour holds 360 epochs, more than half the 344 the preset's run trains: the preset's.
         let hour = fitted(&none(), sixteenths, 5_522.0);
         assert_eq!((hour.dropout, hour.recurrent_dropout), (preset.dropout, preset.recurrent_dropout));
         assert!(hour.recipe.unwrap()["dropout"].contains("× 1.00 for the budget"));
         // 12 keys at its measured 3,135 frames/s: 17 epochs are 204 passes over
-        // the reference's music, more than half the preset's 400.
+        // the reference's music, more than half the 344 the preset's run trains.
         let twelve_keys = fitted(&budget, JSB_12_KEYS, 3_135.0);
         assert_eq!((twelve_keys.dropout, twelve_keys.recurrent_dropout), (0.26, 0.58));
         // A crawl: at least 0.4 of the corpus's regularisation.
@@ -511,12 +532,41 @@ mod tests {
         let set = HyperparameterOverrides { recurrent_dropout: Some(0.7), epochs: Some(20), ..budget };
         let kept = fitted(&set, Reference::of(Preset::PianorollLstm).corpus, 5_522.0);
         assert_eq!(kept.recurrent_dropout, 0.7);
-        assert!(kept.dropout < preset.dropout, "20 epochs of 400: {}", kept.dropout);
+        assert!(kept.dropout < preset.dropout, "20 epochs of 344: {}", kept.dropout);
         assert!(!fits_to_budget(
             Preset::PianorollLstm,
             &HyperparameterOverrides { dropout: Some(0.1), recurrent_dropout: Some(0.2), ..none() }
         ));
         assert!(fits_to_budget(Preset::Fugue, &none()), "fugue's dropout, though no recurrent dropout");
+    }
+
+    #[test]
+    fn the_budgets_share_counts_the_epochs_the_presets_run_trains_before_its_patience_ends_it() {
+        for preset in PRESETS {
+            let (reference, defaults) = (Reference::of(preset), preset.defaults());
+            assert!(
+                reference.epochs > defaults.patience,
+                "{preset:?}: at least its patience and a best epoch"
+            );
+            assert!(reference.epochs <= defaults.epochs, "{preset:?}: at most its epochs");
+        }
+        // `fugue`'s own run stops by its patience at epoch 26 of its 40.
+        let budget = HyperparameterOverrides { budget_minutes: Some(15.0), ..none() };
+        let corpus = Reference::of(Preset::Fugue).corpus;
+        let fitted = |items_per_second: f64| {
+            let mut hp = choose(Preset::Fugue, &budget, corpus);
+            fit_to_budget(&mut hp, Preset::Fugue, &budget, corpus, Pace { items_per_second });
+            (hp.dropout, hp.recipe.unwrap()["dropout"].clone())
+        };
+        // 15 minutes at 8,895 tokens/s hold 17 epochs: more than half of 26, so
+        // the preset's 0.3 (against its 40 epochs it was a short run: × 0.91).
+        let (dropout, reason) = fitted(8_895.0);
+        assert_eq!(dropout, 0.3, "{reason}");
+        assert!(reason.contains("hold 17 epochs"), "{reason}");
+        assert!(reason.contains("against the 26 its run trains there"), "{reason}");
+        // At 5,479 tokens/s, 10 epochs: 2 × 10.4/26 = 0.80, ^⅔ = 0.86.
+        let (dropout, reason) = fitted(5_479.0);
+        assert_eq!(dropout, 0.26, "{reason}");
     }
 
     #[test]
