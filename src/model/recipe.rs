@@ -105,11 +105,14 @@ impl Reference {
         // `CLASSICAL_PIANO_TOKENS`).
         let jsb = CorpusSize { items: 13_807, pieces: 229 };
         let chorales = |items| CorpusSize { items, pieces: 348 };
-        // The epochs: the runs of `models/README.md` ("Recipes at a 15-minute
-        // budget", the fixed runs, and "The bundled default model").
+        // The epochs: the preset's runs in `models/README.md` ("Recipes at a
+        // 15-minute budget", round 7), each ended by its patience; another CPU's
+        // kernels move them by a few epochs (`pianoroll-seq2seq`: 37 on an AMD
+        // EPYC, 41 on an Intel Xeon). `classical-piano`'s piano corpus is not
+        // here to train on, so it counts its most.
         let (corpus, epochs) = match preset {
-            Preset::PianorollLstm => (jsb, PIANOROLL_LSTM_EPOCHS),
-            Preset::PianorollNade => (jsb, PIANOROLL_NADE_EPOCHS),
+            Preset::PianorollLstm => (jsb, 344),
+            Preset::PianorollNade => (jsb, 171),
             Preset::PianorollSeq2seq => (jsb, 37),
             Preset::Fugue => (chorales(FUGUE_TOKENS), 26),
             Preset::PlayBach => (chorales(PLAY_BACH_TOKENS), 23),
@@ -151,12 +154,6 @@ const FOLK_RNN_TOKENS: u64 = 45_179;
 /// piano MIDI files, which are not here to count, and of the chorales only 3
 /// training files give it tokens (1,493).
 const CLASSICAL_PIANO_TOKENS: u64 = 40_000;
-
-/// Epochs of the piano-roll presets' runs on JSB quarter notes, seed 1, the
-/// preset's values (2026-12-07, seventh session): `pianoroll-lstm` stopped by its
-/// patience at 344 of 400 (best 314), `pianoroll-nade` at 171 of 200 (best 151).
-const PIANOROLL_LSTM_EPOCHS: u32 = 344;
-const PIANOROLL_NADE_EPOCHS: u32 = 171;
 
 /// Why each hyperparameter the recipe decides has its value, by name.
 pub type Reasons = BTreeMap<String, String>;
@@ -312,8 +309,8 @@ pub fn fits_to_budget(preset: Preset, overrides: &HyperparameterOverrides) -> bo
 /// smaller one repeats its music as often each epoch, so its epochs count whole
 /// (its size already raised its regularisation, and at a ratio below 1 a budget
 /// that holds all the preset's run would otherwise count as a short run and
-/// undo that). Half the preset's run or more leaves it
-/// as it is; less scales it by (2 × the share)^⅔, at least [`MIN_BUDGET_SCALE`].
+/// undo that). Half the preset's run or more leaves it as it is; less scales it
+/// by (2 × the share)^⅔, at least [`MIN_BUDGET_SCALE`].
 /// What the request set stays.
 pub fn fit_to_budget(
     hp: &mut Hyperparameters,
@@ -322,10 +319,11 @@ pub fn fit_to_budget(
     corpus: CorpusSize,
     pace: Pace,
 ) {
-    let reference_epochs = f64::from(Reference::of(preset).epochs.max(1));
+    let reference = Reference::of(preset);
+    let reference_epochs = f64::from(reference.epochs.max(1));
     let seconds = hp.budget_minutes * 60.0;
     let epochs = (seconds * pace.items_per_second / corpus.items.max(1) as f64).min(f64::from(hp.epochs));
-    let run = epochs * Reference::of(preset).information_ratio(corpus).max(1.0);
+    let run = epochs * reference.information_ratio(corpus).max(1.0);
     let share = run / reference_epochs;
     let scale = (2.0 * share).min(1.0).powf(BUDGET_SCALE_POWER).max(MIN_BUDGET_SCALE);
     let why = format!(
