@@ -410,6 +410,23 @@ mod tests {
         Hyperparameters { recipe: None, learning_rate_drops: 0, ..chosen.clone() }
     }
 
+    /// What the recipe chooses for `corpus`, fitted to its budget at the pace given.
+    fn fitted(
+        preset: Preset,
+        overrides: &HyperparameterOverrides,
+        corpus: CorpusSize,
+        items_per_second: f64,
+    ) -> Hyperparameters {
+        let mut hp = choose(preset, overrides, corpus);
+        fit_to_budget(&mut hp, preset, overrides, corpus, Pace { items_per_second });
+        hp
+    }
+
+    /// The dropout chosen, and why.
+    fn dropout_and_why(hp: Hyperparameters) -> (f64, String) {
+        (hp.dropout, hp.recipe.unwrap()["dropout"].clone())
+    }
+
     /// JSB quarter's training split with every chorale in 12 keys.
     const JSB_12_KEYS: CorpusSize = CorpusSize { items: 12 * 13_807, pieces: 12 * 229 };
 
@@ -505,30 +522,28 @@ mod tests {
         let budget = HyperparameterOverrides { budget_minutes: Some(15.0), ..none() };
         // JSB in 16th notes: 55,228 frames, the same music as the reference.
         let sixteenths = CorpusSize { items: 55_228, pieces: 229 };
-        let fitted = |overrides: &HyperparameterOverrides, corpus: CorpusSize, items_per_second: f64| {
-            let mut hp = choose(Preset::PianorollLstm, overrides, corpus);
-            fit_to_budget(&mut hp, Preset::PianorollLstm, overrides, corpus, Pace { items_per_second });
-            hp
+        let lstm = |overrides: &HyperparameterOverrides, corpus: CorpusSize, items_per_second: f64| {
+            fitted(Preset::PianorollLstm, overrides, corpus, items_per_second)
         };
         // 900 s × 5,522 frames/s ÷ 55,228 frames = 90 epochs: 2 × 90/344 = 0.52, ^⅔ = 0.65.
-        let short = fitted(&budget, sixteenths, 5_522.0);
+        let short = lstm(&budget, sixteenths, 5_522.0);
         assert_eq!((short.dropout, short.recurrent_dropout), (0.23, 0.52));
         let reason = &short.recipe.unwrap()["recurrent_dropout"];
         assert!(reason.contains("× 0.65 for the budget: 15 minutes hold 90 epochs"), "{reason}");
         // An hour holds 360 epochs, more than half the 344 the preset's run trains: the preset's.
-        let hour = fitted(&none(), sixteenths, 5_522.0);
+        let hour = lstm(&none(), sixteenths, 5_522.0);
         assert_eq!((hour.dropout, hour.recurrent_dropout), (preset.dropout, preset.recurrent_dropout));
         assert!(hour.recipe.unwrap()["dropout"].contains("× 1.00 for the budget"));
         // 12 keys at its measured 3,135 frames/s: 17 epochs are 204 passes over
         // the reference's music, more than half the 344 the preset's run trains.
-        let twelve_keys = fitted(&budget, JSB_12_KEYS, 3_135.0);
+        let twelve_keys = lstm(&budget, JSB_12_KEYS, 3_135.0);
         assert_eq!((twelve_keys.dropout, twelve_keys.recurrent_dropout), (0.26, 0.58));
         // A crawl: at least 0.4 of the corpus's regularisation.
-        let crawl = fitted(&budget, sixteenths, 10.0);
+        let crawl = lstm(&budget, sixteenths, 10.0);
         assert_eq!((crawl.dropout, crawl.recurrent_dropout), (0.14, 0.32));
         // What the request sets stays; the epochs it allows bound what the budget holds.
         let set = HyperparameterOverrides { recurrent_dropout: Some(0.7), epochs: Some(20), ..budget };
-        let kept = fitted(&set, Reference::of(Preset::PianorollLstm).corpus, 5_522.0);
+        let kept = lstm(&set, Reference::of(Preset::PianorollLstm).corpus, 5_522.0);
         assert_eq!(kept.recurrent_dropout, 0.7);
         assert!(kept.dropout < preset.dropout, "20 epochs of 344: {}", kept.dropout);
         assert!(!fits_to_budget(
@@ -551,19 +566,16 @@ mod tests {
         // `fugue`'s own run stops by its patience at epoch 26 of its 40.
         let budget = HyperparameterOverrides { budget_minutes: Some(15.0), ..none() };
         let corpus = Reference::of(Preset::Fugue).corpus;
-        let fitted = |items_per_second: f64| {
-            let mut hp = choose(Preset::Fugue, &budget, corpus);
-            fit_to_budget(&mut hp, Preset::Fugue, &budget, corpus, Pace { items_per_second });
-            (hp.dropout, hp.recipe.unwrap()["dropout"].clone())
-        };
+        let fugue_dropout =
+            |items_per_second: f64| dropout_and_why(fitted(Preset::Fugue, &budget, corpus, items_per_second));
         // 15 minutes at 8,895 tokens/s hold 17 epochs: more than half of 26, so
         // the preset's 0.3 (against its 40 epochs it was a short run: × 0.91).
-        let (dropout, reason) = fitted(8_895.0);
+        let (dropout, reason) = fugue_dropout(8_895.0);
         assert_eq!(dropout, 0.3, "{reason}");
         assert!(reason.contains("hold 17 epochs"), "{reason}");
         assert!(reason.contains("against the 26 its run trains there"), "{reason}");
         // At 5,479 tokens/s, 10 epochs: 2 × 10.4/26 = 0.80, ^⅔ = 0.86.
-        let (dropout, reason) = fitted(5_479.0);
+        let (dropout, reason) = fugue_dropout(5_479.0);
         assert_eq!(dropout, 0.26, "{reason}");
     }
 
@@ -574,17 +586,19 @@ mod tests {
         // music it was tuned on, at the 482 tokens/s measured: the budget holds all
         // 200 epochs, each repeating the corpus as one of the preset's does.
         let corpus = CorpusSize { items: 1_493, pieces: 3 };
-        let fitted = |items_per_second: f64| {
-            let mut hp = choose(Preset::ClassicalPiano, &budget, corpus);
-            assert_eq!(hp.dropout, 0.36, "0.3 × 1.2 for the small corpus");
-            fit_to_budget(&mut hp, Preset::ClassicalPiano, &budget, corpus, Pace { items_per_second });
-            (hp.dropout, hp.recipe.unwrap()["dropout"].clone())
+        assert_eq!(
+            choose(Preset::ClassicalPiano, &budget, corpus).dropout,
+            0.36,
+            "0.3 × 1.2 for the small corpus"
+        );
+        let piano_dropout = |items_per_second: f64| {
+            dropout_and_why(fitted(Preset::ClassicalPiano, &budget, corpus, items_per_second))
         };
-        let (dropout, reason) = fitted(482.0);
+        let (dropout, reason) = piano_dropout(482.0);
         assert_eq!(dropout, 0.36, "{reason}");
         assert!(reason.contains("× 1.00 for the budget: 15 minutes hold 200 epochs"), "{reason}");
         // At 83 tokens/s, 50 of its 200 epochs: a short run all the same.
-        let (dropout, reason) = fitted(83.0);
+        let (dropout, reason) = piano_dropout(83.0);
         assert_eq!(dropout, 0.23, "0.36 × (2 × 50/200)^⅔ = 0.36 × 0.63: {reason}");
     }
 
