@@ -28,7 +28,7 @@ const PLAIN_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let device = args.torch.apply();
     let overrides = args.hyperparameters.overrides();
-    overrides.validate()?;
+    overrides.validate(args.preset)?;
     let search = args.search();
     if let Some(search) = &search {
         search.check(args.preset, &overrides)?;

@@ -386,7 +386,7 @@ fn check(request: &TrainingJobRequest) -> Result<(), SubmitError> {
         return Err(SubmitError::Invalid { field: "name".to_owned(), message });
     }
     if let Some(overrides) = &request.hyperparameters {
-        overrides.validate().map_err(|out_of_range| SubmitError::Invalid {
+        overrides.validate(request.preset).map_err(|out_of_range| SubmitError::Invalid {
             field: format!("hyperparameters.{}", out_of_range.field),
             message: out_of_range.message,
         })?;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::OptimizerConfig;
 use super::training_record::FitConfig;
+use crate::shared::Preset;
 
 /// Calls `$then! { … }` with every overridable hyperparameter as
 /// `#[attributes of the full struct's field] name: Type, "meaning", Option<Range>;`.
@@ -62,6 +63,10 @@ macro_rules! for_each_hyperparameter {
             key_input: bool,
                 "The piano-roll LSTM also reads how far its sequence was transposed (one-hot over the 12 pitch classes), so transposed copies add music without blurring the written keys; scoring and generation read no shift (piano-roll presets).",
                 None;
+            #[serde(default = "crate::model::hyperparameters::one_member")]
+            members: i64,
+                "Networks trained side by side on the same batches, each with its own weights and dropout; each key's probability is their mean, an ensemble in one model. Training and generation take this many times as long (piano-roll LSTM and NADE).",
+                Some($crate::model::hyperparameters::Range::from(1.0, 8.0));
             teacher_forcing: f64, "Share of batches that start with teacher forcing (piano-roll seq2seq).",
                 Some($crate::model::hyperparameters::Range::from(0.0, 1.0));
             teacher_forcing_decay: f64, "Multiplies the teacher-forcing share after every epoch.",
@@ -188,6 +193,11 @@ pub fn default_budget_minutes() -> f64 {
     DEFAULT_BUDGET_MINUTES
 }
 
+/// Runs recorded before members were one network.
+pub fn one_member() -> i64 {
+    1
+}
+
 /// The overridable hyperparameters that are numbers, with their ranges.
 pub fn ranges() -> impl Iterator<Item = (&'static str, Range)> {
     DECLARED.iter().filter_map(|declared| Some((declared.name, declared.range?)))
@@ -207,8 +217,8 @@ pub struct OutOfRange {
 }
 
 impl HyperparameterOverrides {
-    /// The first value outside its range, if any.
-    pub fn validate(&self) -> Result<(), OutOfRange> {
+    /// The first value outside its range or not for `preset`, if any.
+    pub fn validate(&self, preset: Preset) -> Result<(), OutOfRange> {
         // By name, as the request and the table spell them. A float that is not
         // finite serializes as null: present but not a number, so refused.
         let values = serde_json::to_value(self).unwrap_or_default();
@@ -234,6 +244,16 @@ impl HyperparameterOverrides {
                 message:
                     "needs transpose of 1 or more: without transposed copies the shift it reads is always 0"
                         .to_owned(),
+            });
+        }
+        let has_members = matches!(preset, Preset::PianorollLstm | Preset::PianorollNade);
+        if self.members.is_some_and(|members| members > 1) && !has_members {
+            return Err(OutOfRange {
+                field: "members",
+                message: format!(
+                    "must be 1 for {}: only the piano-roll LSTM and NADE presets average members",
+                    preset.name()
+                ),
             });
         }
         Ok(())
@@ -289,7 +309,11 @@ mod tests {
             };
             let number = |value: f64| if integral { json!(value as i64) } else { json!(value) };
             for allowed in [lowest, range.high] {
-                assert_eq!(overrides(field, number(allowed)).validate(), Ok(()), "{field} = {allowed}");
+                assert_eq!(
+                    overrides(field, number(allowed)).validate(Preset::PianorollLstm),
+                    Ok(()),
+                    "{field} = {allowed}"
+                );
             }
             for refused in [below, range.high + step] {
                 // Unsigned fields cannot even hold -1: serde refuses it before validation.
@@ -298,22 +322,29 @@ mod tests {
                 else {
                     continue;
                 };
-                assert_eq!(parsed.validate().unwrap_err().field, field, "{field} = {refused}");
+                assert_eq!(
+                    parsed.validate(Preset::PianorollLstm).unwrap_err().field,
+                    field,
+                    "{field} = {refused}"
+                );
             }
         }
         let not_finite = HyperparameterOverrides { learning_rate: Some(f64::NAN), ..Default::default() };
-        assert_eq!(not_finite.validate().unwrap_err().field, "learning_rate");
+        assert_eq!(not_finite.validate(Preset::PianorollLstm).unwrap_err().field, "learning_rate");
     }
 
     #[test]
     fn the_key_input_needs_transposed_copies_to_read() {
         let alone = HyperparameterOverrides { key_input: Some(true), ..Default::default() };
-        let refused = alone.validate().unwrap_err();
+        let refused = alone.validate(Preset::PianorollLstm).unwrap_err();
         assert_eq!(refused.field, "key_input");
         assert!(refused.message.contains("transpose of 1 or more"), "{}", refused.message);
         let not_moved = HyperparameterOverrides { transpose: Some(0), ..alone.clone() };
-        assert_eq!(not_moved.validate().unwrap_err().field, "key_input");
-        assert_eq!(HyperparameterOverrides { transpose: Some(2), ..alone }.validate(), Ok(()));
+        assert_eq!(not_moved.validate(Preset::PianorollLstm).unwrap_err().field, "key_input");
+        assert_eq!(
+            HyperparameterOverrides { transpose: Some(2), ..alone }.validate(Preset::PianorollLstm),
+            Ok(())
+        );
         for preset in <crate::shared::Preset as clap::ValueEnum>::value_variants() {
             assert_eq!(preset.defaults().transpose, 0, "{preset:?}: the check above reads the request alone");
         }
@@ -326,5 +357,16 @@ mod tests {
             .apply_to(preset.clone());
         assert_eq!((changed.hidden_size, changed.seed), (7, 9));
         assert_eq!(Hyperparameters { hidden_size: preset.hidden_size, seed: preset.seed, ..changed }, preset);
+    }
+
+    #[test]
+    fn members_are_refused_where_the_network_has_none() {
+        let ensemble = HyperparameterOverrides { members: Some(4), ..Default::default() };
+        assert_eq!(ensemble.validate(Preset::PianorollNade), Ok(()));
+        let refused = ensemble.validate(Preset::Fugue).unwrap_err();
+        assert_eq!(refused.field, "members");
+        assert!(refused.message.contains("must be 1 for fugue"), "{}", refused.message);
+        let single = HyperparameterOverrides { members: Some(1), ..Default::default() };
+        assert_eq!(single.validate(Preset::PianorollSeq2seq), Ok(()));
     }
 }

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::VarStore;
 
+use super::roll_net::MEMBER_SCOPE;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
@@ -21,7 +23,8 @@ pub struct OptimizerConfig {
     pub kind: OptimizerKind,
     pub learning_rate: f64,
     pub weight_decay: f64,
-    /// Largest L2 norm of all gradients together; `None` leaves them as they are.
+    /// Largest L2 norm of all gradients together (of each member's on its own,
+    /// for a network of members); `None` leaves them as they are.
     pub clip_grad_norm: Option<f64>,
     /// Keep an exponential moving average of the weights with this decay (0: none).
     /// Validation and the saved model use the average: on small corpora it scores
@@ -44,7 +47,15 @@ pub struct Optimizer {
     second: Vec<Tensor>,
     /// Moving average of each parameter (empty when averaging is off).
     averaged: Vec<Tensor>,
+    /// Indices into `params` whose gradients are clipped together.
+    clip_groups: Vec<Vec<usize>>,
     steps: i64,
+}
+
+/// The member whose variable `name` is (`member<i>.…`), or None outside members.
+fn member_of(name: &str) -> Option<&str> {
+    let (scope, _) = name.split_once('.')?;
+    scope.strip_prefix(MEMBER_SCOPE)?.parse::<u32>().ok().map(|_| scope)
 }
 
 impl Optimizer {
@@ -62,7 +73,20 @@ impl Optimizer {
         } else {
             Vec::new()
         };
-        Optimizer { first: zeros(&params), second: zeros(&params), averaged, params, config, steps: 0 }
+        let mut clip_groups: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+        for (index, (name, _)) in params.iter().enumerate() {
+            clip_groups.entry(member_of(name)).or_default().push(index);
+        }
+        let clip_groups = clip_groups.into_values().collect();
+        Optimizer {
+            first: zeros(&params),
+            second: zeros(&params),
+            averaged,
+            clip_groups,
+            params,
+            config,
+            steps: 0,
+        }
     }
 
     pub fn set_learning_rate(&mut self, learning_rate: f64) {
@@ -123,18 +147,23 @@ impl Optimizer {
         });
     }
 
+    /// Scales gradients down to the clipping norm, each group's on its own. A
+    /// network's members learn from the mean of their losses, so each member's
+    /// gradient is its own divided by their number, and so is its norm's limit:
+    /// each clips as it would alone.
     fn clip(&self) {
         let Some(max) = self.config.clip_grad_norm else { return };
-        let norms: Vec<Tensor> =
-            self.params.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).map(|g| g.norm()).collect();
-        if norms.is_empty() {
-            return;
-        }
-        let total = f64::try_from(Tensor::stack(&norms, 0).norm()).unwrap_or(0.0);
-        if total > max {
-            for (_, param) in &self.params {
-                let mut grad = param.grad();
-                if grad.defined() {
+        let max = max / self.clip_groups.len() as f64;
+        for group in &self.clip_groups {
+            let grads: Vec<Tensor> =
+                group.iter().map(|&index| self.params[index].1.grad()).filter(Tensor::defined).collect();
+            if grads.is_empty() {
+                continue;
+            }
+            let norms: Vec<Tensor> = grads.iter().map(Tensor::norm).collect();
+            let total = f64::try_from(Tensor::stack(&norms, 0).norm()).unwrap_or(0.0);
+            if total > max {
+                for mut grad in grads {
                     let _ = grad.g_mul_scalar_(max / (total + 1e-6));
                 }
             }
@@ -274,5 +303,29 @@ mod tests {
         assert!(average > 0.0 && average < weight, "the average ({average}) trails the weight ({weight})");
         optimizer.swap_averaged();
         assert_eq!(f64::try_from(&w).unwrap(), weight, "swapping twice restores the weights");
+    }
+
+    #[test]
+    fn each_member_of_a_network_clips_its_own_gradient() {
+        let vs = VarStore::new(Device::Cpu);
+        let big = (vs.root() / "member0").var("w", &[1], Init::Const(0.0));
+        let small = (vs.root() / "member1").var("w", &[1], Init::Const(0.0));
+        let config = OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            learning_rate: 0.1,
+            weight_decay: 0.0,
+            clip_grad_norm: Some(1.0),
+            weight_averaging: 0.0,
+        };
+        let optimizer = Optimizer::new(&vs, config);
+        assert_eq!(optimizer.clip_groups.len(), 2);
+        // The members' mean loss: gradients 500 and 0.2, each half its member's own.
+        (((&big * 1000.0) + (&small * 0.4)) / 2.0).sum(Kind::Float).backward();
+        optimizer.clip();
+        let grad = |w: &Tensor| f64::try_from(w.grad()).unwrap();
+        assert!((grad(&big) - 0.5).abs() < 1e-4, "clipped to half the norm: {}", grad(&big));
+        assert!((grad(&small) - 0.2).abs() < 1e-6, "untouched by the other member: {}", grad(&small));
+        assert_eq!(member_of("lstm.weight_hh_l0"), None);
+        assert_eq!(member_of("member12.out.bias"), Some("member12"));
     }
 }

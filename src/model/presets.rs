@@ -41,6 +41,7 @@ impl Preset {
             position_period: 0,
             transpose: 0,
             key_input: false,
+            members: 1,
             teacher_forcing: 1.0,
             teacher_forcing_decay: 0.95,
             focal_gamma: 0.0,
@@ -191,6 +192,7 @@ impl Preset {
             recurrent_dropout: hp.recurrent_dropout,
             position_period: hp.position_period,
             key_input: hp.key_input,
+            members: hp.members,
             output,
         }
     }

@@ -368,6 +368,14 @@ async fn bad_submissions_name_the_field_at_fault() {
             "hyperparameters.key_input",
         ),
         (
+            json!({"dataset_id": dataset, "preset": "fugue", "hyperparameters": {"members": 2}}),
+            "hyperparameters.members",
+        ),
+        (
+            json!({"dataset_id": dataset, "preset": "pianoroll-lstm", "hyperparameters": {"members": 9}}),
+            "hyperparameters.members",
+        ),
+        (
             json!({"dataset_id": dataset, "preset": "pianoroll-nade", "hyperparameters": {"budget_minutes": 0.5}}),
             "hyperparameters.budget_minutes",
         ),
