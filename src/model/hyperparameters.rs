@@ -193,7 +193,7 @@ pub fn default_budget_minutes() -> f64 {
     DEFAULT_BUDGET_MINUTES
 }
 
-/// Runs recorded before members were one network.
+/// Members of runs and artifacts recorded before `members` existed: one network.
 pub fn one_member() -> i64 {
     1
 }
